@@ -1,0 +1,32 @@
+"""Late fusion by concatenation: the vanilla multimodal reference.
+
+loss = CE(W [z_1; ...; z_M] + b, y), features of absent modalities set to zero.
+No hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from rambench.batch import Batch
+from rambench.methods import Method, MethodContext, methods
+from rambench.models.fusion import ConcatFusion
+
+
+@methods.register("late_fusion")
+class LateFusion(Method):
+    """Concatenate unimodal features, one linear classifier (the vanilla baseline)."""
+
+    family = "vanilla"
+    citation = "late fusion by concatenation (standard baseline)"
+
+    def __init__(self, ctx: MethodContext, params=None):
+        super().__init__(ctx, params)
+        self.fusion = ConcatFusion(ctx.modalities, ctx.feature_dim, ctx.num_classes)
+
+    def forward(self, batch: Batch) -> Tensor:
+        return self.fusion(self.encode(batch), batch.present)
+
+    def training_loss(self, batch: Batch) -> dict[str, Tensor]:
+        return {"loss": F.cross_entropy(self(batch), batch.y)}

@@ -1,0 +1,40 @@
+"""The batch every method sees: inputs and a presence mask per modality, labels, sample ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Batch:
+    inputs: dict[str, Tensor]  # modality -> float tensor; an absent input is zero-filled
+    present: dict[str, Tensor]  # modality -> bool (B,): False where the modality is missing
+    y: Tensor  # long (B,)
+    index: Tensor  # long (B,): sample ids within the split, for per-sample randomness
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.inputs)
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(
+            inputs={m: x.to(device, non_blocking=True) for m, x in self.inputs.items()},
+            present={m: p.to(device, non_blocking=True) for m, p in self.present.items()},
+            y=self.y.to(device, non_blocking=True),
+            index=self.index.to(device, non_blocking=True),
+        )
+
+    def with_missing(self, missing: dict[str, Tensor]) -> Batch:
+        """A copy where `missing[m]` (bool (B,)) marks samples whose modality m is dropped."""
+        inputs, present = dict(self.inputs), dict(self.present)
+        for m, drop in missing.items():
+            keep = (~drop).to(inputs[m].dtype).view(-1, *([1] * (inputs[m].dim() - 1)))
+            inputs[m] = inputs[m] * keep
+            present[m] = present[m] & ~drop
+        return Batch(inputs, present, self.y, self.index)

@@ -1,0 +1,239 @@
+"""The `rambench` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from rambench.errors import UsageError
+
+SEEDS_HELP = "comma-separated seeds, e.g. 0,1,2 (default: the grid's, else 0)"
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds expects comma-separated integers, e.g. 0,1,2; got {text!r}")
+
+
+def _overrides(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    from rambench.params import parse_assignments
+
+    return parse_assignments(items)
+
+
+out_option = click.option("--out", default="results", show_default=True,
+                          help="results root folder")
+study_option = click.option("--study", default="default", show_default=True,
+                            help="study folder under --out")
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="auto | cpu | cuda | cuda:N")
+set_option = click.option("--set", "assignments", multiple=True, metavar="SCOPE.KEY=VALUE",
+                          help="override a hyper-parameter, e.g. raml.alpha=0.5 or train.lr=1e-3")
+dataset_option = click.option("--dataset", default="avdigits", show_default=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rambench")
+def cli() -> None:
+    """rambench: robustness benchmarking for multimodal learning (RAML and baselines)."""
+
+
+@cli.command()
+@click.option("--method", required=True, help="registered name or path/to/file.py:ClassName")
+@dataset_option
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", type=int, default=None, help="override train.epochs")
+@device_option
+@set_option
+@out_option
+@study_option
+def train(method, dataset, seed, epochs, device, assignments, out, study) -> None:
+    """Train one method once and print its clean test accuracy."""
+    from rambench.grid import parse_grid
+    from rambench.run import execute, make_plan
+    from rambench.store import Store
+
+    grid = parse_grid({"conditions": {"clean": True}}, "clean", "train")
+    store = Store(out, study)
+    plan = make_plan(dataset, [method], [seed], grid, _overrides(assignments), epochs, store,
+                     force=True)
+    record = execute(plan, device, force=True)[0]
+    training = record["provenance"]["training"]
+    click.echo(f"{record['method']} on {dataset} (seed {seed}): clean test accuracy "
+               f"{100 * record['metrics']['accuracy']:.2f}% "
+               f"(best val {100 * training['best_val_accuracy']:.2f}% at epoch "
+               f"{training['best_epoch'] + 1}/{training['epochs_run']}, "
+               f"{training['seconds']:.0f}s)")
+    click.echo(f"checkpoint: {store.checkpoint_path(record['provenance']['job_key'])}")
+
+
+@cli.command()
+@click.option("--method", "method_names", multiple=True, required=True,
+              help="repeatable; 'all' for every registered method")
+@click.option("--grid", "grid_spec", default="smoke", show_default=True,
+              help="preset name (rambench ls grids) or path to a grid YAML")
+@dataset_option
+@click.option("--seeds", default=None, help=SEEDS_HELP)
+@click.option("--epochs", type=int, default=None, help="override train.epochs")
+@device_option
+@set_option
+@out_option
+@study_option
+@click.option("--force", is_flag=True, help="recompute cells (and retrain) even if stored")
+@click.option("--dry-run", is_flag=True, help="print the plan and exit")
+def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, out, study,
+        force, dry_run) -> None:
+    """Train each method once per seed and evaluate it on every cell of a grid.
+
+    Finished cells are skipped, so an interrupted run resumes where it stopped.
+    """
+    from rambench.grid import load_grid
+    from rambench.report.tables import accuracy_table, to_markdown
+    from rambench.run import execute, make_plan
+    from rambench.store import Store
+
+    grid = load_grid(grid_spec)
+    seed_list = _seeds(seeds) or grid.seeds or [0]
+    store = Store(out, study)
+    plan = make_plan(dataset, method_names, seed_list, grid, _overrides(assignments), epochs,
+                     store, force)
+    _report_invalid(store)
+    if dry_run:
+        click.echo(plan.describe())
+        return
+    click.echo(f"study {study!r}: {len(plan.cells)} cells, {len(plan.cells) - len(plan.todo)} "
+               f"already done, {len(plan.todo)} to run", err=True)
+    execute(plan, device, force=force)
+    wanted = {c.key for c in plan.cells}
+    tidy = store.tidy()
+    click.echo(to_markdown(accuracy_table(tidy[tidy["key"].isin(wanted)])))
+
+
+def _report_invalid(store) -> None:
+    for path, why in store.invalid:
+        click.echo(f"warning: ignoring unreadable record {path} ({why}); it will be recomputed",
+                   err=True)
+
+
+@cli.command("ls")
+@click.argument("what", type=click.Choice(["methods", "datasets", "corruptions", "grids"]))
+def ls(what: str) -> None:
+    """List registered methods, datasets, corruptions or grid presets."""
+    if what == "methods":
+        from rambench.methods import methods
+
+        for name in methods.names():
+            cls = methods.get(name)
+            click.echo(f"{name:<14} {cls.family:<13} {cls.summary()}")
+    elif what == "datasets":
+        from rambench.datasets import datasets
+
+        for name in datasets.names():
+            cls = datasets.get(name)
+            mods = ", ".join(f"{m} ({s.kind})" for m, s in cls.modalities.items())
+            click.echo(f"{name:<10} {len(cls.class_names)} classes; {mods}; {cls.description}")
+    elif what == "corruptions":
+        from corruptions import registry
+
+        for name in registry.names():
+            c = registry.get(name)
+            click.echo(f"{name:<18} {c.kind:<6} {c.family:<10} severities 1-5: "
+                       f"{' | '.join(c.severity_table)}")
+    else:
+        from rambench.grid import load_grid, preset_names
+
+        for name in preset_names():
+            grid = load_grid(name)
+            click.echo(f"{name:<8} {grid.raw.get('description', '')}")
+
+
+@cli.command()
+@study_option
+@out_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+              show_default=True)
+@click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
+              help="output file (default: <out>/<study>/export.<format>)")
+def export(study, out, fmt, target) -> None:
+    """Write the study's tidy results table (one row per cell and metric)."""
+    from rambench.store import Store
+
+    store = _existing_store(out, study)
+    tidy = store.tidy()
+    _report_invalid(store)
+    path = Path(target) if target else store.root / f"export.{fmt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        tidy.to_csv(path, index=False)
+    else:
+        try:
+            tidy.to_parquet(path, index=False)
+        except ImportError:
+            raise UsageError("parquet export needs pyarrow: pip install 'rambench[parquet]'")
+    click.echo(f"wrote {len(tidy)} rows to {path}")
+
+
+@cli.command()
+@study_option
+@out_option
+def table(study, out) -> None:
+    """Print a Markdown table: test condition x method, accuracy (%) averaged over seeds."""
+    from rambench.report.tables import accuracy_table, to_markdown
+
+    store = _existing_store(out, study)
+    click.echo(to_markdown(accuracy_table(store.tidy())))
+    _report_invalid(store)
+
+
+@cli.command()
+@study_option
+@out_option
+def plot(study, out) -> None:
+    """Draw accuracy vs severity per corruption (PNG and PDF under <out>/<study>/plots)."""
+    from rambench.report.figures import severity_curves
+
+    store = _existing_store(out, study)
+    paths = severity_curves(store.tidy(), store.root / "plots")
+    if not paths:
+        raise UsageError(f"study {study!r} has no corruption results to plot")
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+def _existing_store(out: str, study: str):
+    from rambench.store import Store
+
+    store = Store(out, study)
+    if not store.records_dir.is_dir():
+        existing = sorted(p.parent.name for p in Path(out).glob("*/records"))
+        raise UsageError(f"no study {study!r} under {out}/"
+                         + (f"; studies there: {', '.join(existing)}" if existing else ""))
+    return store
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except UsageError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: finished cells are stored; run the same command to resume",
+                   err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Grids: which test conditions to evaluate, as YAML presets or a user's own file.
+
+Schema (every key optional except `conditions`):
+
+    seeds: [0, 1, 2]              # default seeds for `rambench run`
+    epochs: 30                    # overrides train.epochs
+    set: {raml.alpha: 0.5}        # like --set
+    conditions:
+      clean: true
+      corruptions:                # modality -> list of corruption names, or "all"
+        visual: all
+        audio: [gaussian_noise, reverb]
+      severities: [1, 2, 3, 4, 5]
+      missing_modalities: all     # each listed modality dropped for every sample
+      missing_rates: [0.1, 0.5, 0.9]
+      mixed:                      # each modality of each sample corrupted w.p. probability
+        corruptions: {visual: gaussian_noise, audio: gaussian_noise}
+        severities: [1, 3, 5]
+        probability: 0.5
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from corruptions import registry as corruption_registry
+from corruptions.registry import SEVERITIES, unknown_name_message
+from rambench.errors import UsageError
+from rambench.plan import CLEAN, Condition
+
+TOP_KEYS = ("seeds", "epochs", "set", "conditions", "description")
+CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "missing_rates",
+                  "mixed")
+MIXED_KEYS = ("corruptions", "severities", "probability")
+
+
+@dataclass
+class Grid:
+    name: str
+    source: str  # where it came from (preset name or file path), for error messages
+    raw: dict[str, Any]
+    seeds: list[int] | None = None
+    epochs: int | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(yaml.safe_dump(self.raw, sort_keys=True).encode()).hexdigest()[:12]
+
+    def conditions(self, modality_kinds: dict[str, str]) -> list[Condition]:
+        """The grid's test conditions for a dataset with these modalities (name -> kind)."""
+        return expand_conditions(self.raw.get("conditions") or {}, modality_kinds, self.source)
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("rambench") / "grids"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_grid(spec: str) -> Grid:
+    """A preset name (see `rambench ls grids`) or a path to a YAML file."""
+    if spec in preset_names():
+        text = (resources.files("rambench") / "grids" / f"{spec}.yaml").read_text()
+        name, source = spec, f"grid preset {spec!r}"
+    elif spec.endswith((".yaml", ".yml")) or Path(spec).exists():
+        path = Path(spec)
+        if not path.is_file():
+            raise UsageError(f"grid file {spec} does not exist")
+        text, name, source = path.read_text(), path.stem, str(path)
+    else:
+        raise UsageError(unknown_name_message("grid", spec, preset_names())
+                         + " (or give a path to a .yaml file)")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise UsageError(f"{source}: not valid YAML: {err}") from None
+    return parse_grid(raw, name, source)
+
+
+def _fail(source: str, key: str, message: str):
+    raise UsageError(f"{source}: key '{key}': {message}")
+
+
+def _check_keys(d: Any, allowed: tuple[str, ...], source: str, where: str) -> dict:
+    if not isinstance(d, dict):
+        _fail(source, where, f"expected a mapping with keys {', '.join(allowed)}")
+    for key in d:
+        if key not in allowed:
+            _fail(source, f"{where}.{key}".lstrip("."),
+                  unknown_name_message("key", str(key), allowed))
+    return d
+
+
+def _int_list(value: Any, source: str, key: str, allowed=None) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        _fail(source, key, f"expected a list of integers; got {value!r}")
+    if allowed is not None and any(v not in allowed for v in value):
+        _fail(source, key, f"allowed values are {list(allowed)}; got {value!r}")
+    return list(value)
+
+
+def parse_grid(raw: Any, name: str, source: str) -> Grid:
+    raw = _check_keys(raw if raw is not None else {}, TOP_KEYS, source, "")
+    if "conditions" not in raw:
+        _fail(source, "conditions", "missing: a grid must list its test conditions")
+    grid = Grid(name=name, source=source, raw=raw)
+    if "seeds" in raw:
+        grid.seeds = _int_list(raw["seeds"], source, "seeds")
+    if "epochs" in raw:
+        epochs = raw["epochs"]
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            _fail(source, "epochs", f"expected a positive integer; got {epochs!r}")
+        grid.epochs = epochs
+    if "set" in raw:
+        overrides = raw["set"]
+        if not isinstance(overrides, dict):
+            _fail(source, "set", "expected a mapping of scope.key: value")
+        for key in overrides:
+            if "." not in str(key):
+                _fail(source, f"set.{key}", "expected scope.key, e.g. raml.alpha")
+        grid.overrides = {str(k): str(v).lower() if isinstance(v, bool) else str(v)
+                          for k, v in overrides.items()}
+    return grid
+
+
+def _modality_list(value: Any, kinds: dict[str, str], source: str, key: str) -> list[str]:
+    if value == "all":
+        return list(kinds)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        _fail(source, key, f"expected 'all' or a list of modalities ({', '.join(kinds)})")
+    for m in value:
+        if m not in kinds:
+            _fail(source, key, unknown_name_message("modality", str(m), kinds))
+    return list(value)
+
+
+def _corruption_names(value: Any, kind: str, source: str, key: str) -> list[str]:
+    valid = corruption_registry.names(kind)
+    if value == "all":
+        return valid
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        _fail(source, key, f"expected 'all' or a list of {kind} corruptions")
+    for name in value:
+        if name not in valid:
+            _fail(source, key, unknown_name_message(f"{kind} corruption", str(name), valid))
+    return list(value)
+
+
+def expand_conditions(
+    spec: Any, kinds: dict[str, str], source: str
+) -> list[Condition]:
+    spec = _check_keys(spec, CONDITION_KEYS, source, "conditions")
+    out: list[Condition] = []
+    if spec.get("clean", True):
+        out.append(CLEAN)
+    severities = _int_list(spec.get("severities", list(SEVERITIES)), source,
+                           "conditions.severities", SEVERITIES)
+    corruptions = spec.get("corruptions") or {}
+    if not isinstance(corruptions, dict):
+        _fail(source, "conditions.corruptions", "expected a mapping modality -> corruptions")
+    for modality, names in corruptions.items():
+        key = f"conditions.corruptions.{modality}"
+        if modality not in kinds:
+            _fail(source, key, unknown_name_message("modality", str(modality), kinds))
+        for name in _corruption_names(names, kinds[modality], source, key):
+            out += [Condition("corruption", modality, name, s) for s in severities]
+    for modality in _modality_list(spec.get("missing_modalities", []), kinds, source,
+                                   "conditions.missing_modalities"):
+        out.append(Condition("missing", modality, missing_pattern="drop"))
+    rates = spec.get("missing_rates", [])
+    if not isinstance(rates, list) or not all(
+        isinstance(r, (int, float)) and 0 < r < 1 for r in rates
+    ):
+        _fail(source, "conditions.missing_rates", f"expected rates in (0, 1); got {rates!r}")
+    out += [Condition("missing", missing_pattern="random", missing_rate=float(r)) for r in rates]
+    if "mixed" in spec:
+        out += _mixed_conditions(spec["mixed"], kinds, source)
+    return out
+
+
+def _mixed_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condition]:
+    spec = _check_keys(spec, MIXED_KEYS, source, "conditions.mixed")
+    default = {m: "gaussian_noise" for m in kinds}
+    chosen = spec.get("corruptions", default)
+    if not isinstance(chosen, dict):
+        _fail(source, "conditions.mixed.corruptions", "expected a mapping modality -> name")
+    pairs = []
+    for modality, name in chosen.items():
+        key = f"conditions.mixed.corruptions.{modality}"
+        if modality not in kinds:
+            _fail(source, key, unknown_name_message("modality", str(modality), kinds))
+        pairs.append((modality, _corruption_names(name, kinds[modality], source, key)[0]))
+    probability = spec.get("probability", 0.5)
+    if not isinstance(probability, (int, float)) or not 0 < probability <= 1:
+        _fail(source, "conditions.mixed.probability", f"expected (0, 1]; got {probability!r}")
+    severities = _int_list(spec.get("severities", list(SEVERITIES)), source,
+                           "conditions.mixed.severities", SEVERITIES)
+    label = "+".join(name for _, name in pairs)
+    return [
+        Condition("mixed", "all", label, s, mixed=tuple(pairs),
+                  mixed_probability=float(probability))
+        for s in severities
+    ]

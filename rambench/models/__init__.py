@@ -1,0 +1,3 @@
+from rambench.models.encoders import encoders
+
+__all__ = ["encoders"]

@@ -1,0 +1,177 @@
+"""The one training pipeline: every method is trained and evaluated by this code.
+
+The harness owns the optimiser, schedule, epochs, early stopping on validation accuracy,
+seeding and device; methods only provide `training_loss` and `forward`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rambench.batch import Batch
+from rambench.datasets import Dataset, Split, to_batch
+from rambench.methods import Method, MethodContext
+from rambench.models import encoders
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 10  # stop after this many epochs without a better validation accuracy
+    feature_dim: int = 128
+    eval_batch_size: int = 256
+
+
+@dataclass
+class TrainResult:
+    state_dict: dict[str, torch.Tensor]
+    best_epoch: int
+    best_val_accuracy: float
+    epochs_run: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from rambench.errors import UsageError
+
+        raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def modality_kinds(dataset: Dataset) -> dict[str, str]:
+    return {m: spec.kind for m, spec in dataset.modalities.items()}
+
+
+def build_method(
+    method_cls: type[Method], dataset: Dataset, params: Any, cfg: TrainConfig, seed: int
+) -> Method:
+    """Construct a method with freshly initialised, seed-determined weights."""
+    torch.manual_seed(seed)
+    specs = dataset.modalities
+    ctx = MethodContext(
+        modalities=tuple(specs),
+        num_classes=dataset.num_classes,
+        feature_dim=cfg.feature_dim,
+        make_encoder=lambda m: encoders.get(specs[m].encoder)(specs[m], cfg.feature_dim),
+    )
+    return method_cls(ctx, params)
+
+
+def _autocast(device: torch.device):
+    # bf16 autocast on CUDA; full precision on CPU so that CPU results are exact.
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _prepare(batch: Batch, device: torch.device) -> Batch:
+    batch = batch.to(device)
+    if device.type == "cuda":
+        for m, x in batch.inputs.items():
+            if x.dim() == 4:
+                batch.inputs[m] = x.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
+@torch.no_grad()
+def predict(
+    method: Method,
+    split: Split,
+    kinds: dict[str, str],
+    device: torch.device,
+    batch_size: int = 256,
+    inputs: dict[str, np.ndarray] | None = None,
+    missing: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Predicted labels for every sample of `split`, optionally with replaced inputs
+    (corrupted arrays) and `missing` masks (bool (N,) per modality, True = absent)."""
+    method.eval()
+    preds = []
+    for start in range(0, len(split), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(split)))
+        batch = to_batch(split, kinds, idx, inputs)
+        if missing:
+            batch = batch.with_missing({m: torch.from_numpy(v[idx]) for m, v in missing.items()})
+        with _autocast(device):
+            logits = method(_prepare(batch, device))
+        preds.append(logits.argmax(dim=1).cpu().numpy())
+    return np.concatenate(preds)
+
+
+def accuracy(method: Method, split: Split, kinds: dict[str, str], device, batch_size=256) -> float:
+    return float((predict(method, split, kinds, device, batch_size) == split.y).mean())
+
+
+def train(
+    method: Method,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    seed: int,
+    device: torch.device,
+    progress: bool = True,
+) -> TrainResult:
+    """Train with AdamW and a cosine schedule; keep the weights of the best validation epoch."""
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    order_rng = np.random.default_rng(seed)
+    train_split, val_split = dataset.split("train"), dataset.split("val")
+    kinds = modality_kinds(dataset)
+    method.to(device)
+    optimiser = torch.optim.AdamW(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = -(-len(train_split) // cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+    )
+    best = (-1.0, 0, copy.deepcopy(method.state_dict()))
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(cfg.epochs), desc=f"train {type(method).__name__}", disable=not progress,
+               unit="epoch", leave=False)
+    epoch = 0
+    for epoch in bar:
+        method.train()
+        method.start_epoch(epoch, cfg.epochs)
+        totals: dict[str, float] = {}
+        order = order_rng.permutation(len(train_split))
+        for start_i in range(0, len(order), cfg.batch_size):
+            batch = _prepare(to_batch(train_split, kinds, order[start_i:start_i + cfg.batch_size]),
+                             device)
+            with _autocast(device):
+                losses = method.training_loss(batch)
+            optimiser.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            optimiser.step()
+            schedule.step()
+            for name, value in losses.items():
+                totals[name] = totals.get(name, 0.0) + float(value.detach()) / steps_per_epoch
+        val_acc = accuracy(method, val_split, kinds, device, cfg.eval_batch_size)
+        history.append({"epoch": epoch, "val_accuracy": val_acc, **totals})
+        if val_acc > best[0]:
+            best = (val_acc, epoch, copy.deepcopy(method.state_dict()))
+        bar.set_postfix(loss=f"{totals['loss']:.3f}", val=f"{val_acc:.3f}", best=f"{best[0]:.3f}")
+        if epoch - best[1] >= cfg.patience:
+            break
+    method.load_state_dict(best[2])
+    return TrainResult(
+        state_dict={k: v.detach().cpu() for k, v in best[2].items()},
+        best_epoch=best[1],
+        best_val_accuracy=best[0],
+        epochs_run=epoch + 1,
+        seconds=time.perf_counter() - start,
+        history=history,
+    )
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return asdict(cfg)
