@@ -12,6 +12,10 @@ on current dependencies without editing site-packages and without changing its r
   glass_blur keeps its exact pixel-shuffling behaviour (made faster, bit-identical);
 * `fog`'s `plasma_fractal` used `np.float_` (removed in numpy 2): re-implemented with
   `np.float64`;
+* `spatter` (water, severities 1-3) divides its liquid mask by the mask's maximum, 0 when no
+  liquid survives the threshold (about 2% of seeds for 32x32 images at severity 1): the
+  reference then returns NaN, cast to an all-black image. A guard makes that case "no
+  spatter"; all other outputs are unchanged;
 * determinism: the reference draws from numpy's global RNG, so each call runs under a context
   that seeds it (and Python's `random`) from `seed` and restores the previous state; the
   result is the reference's after `np.random.seed(seed)`. `impulse_noise` used
@@ -122,9 +126,10 @@ def _severity_table(name: str) -> tuple[str, ...]:
         elif name == "spatter":
             kind = "mud" if values[5] else "water"
             rows.append(f"{kind}: " + ", ".join(
-                f"{k}={_format_number(v)}" for k, v in zip(keys[:5], values[:5])))
+                f"{k}={_format_number(v)}" for k, v in zip(keys[:5], values[:5], strict=True)))
         else:
-            rows.append(", ".join(f"{k}={_format_number(v)}" for k, v in zip(keys, values)))
+            rows.append(", ".join(
+                f"{k}={_format_number(v)}" for k, v in zip(keys, values, strict=True)))
     return tuple(rows)
 
 

@@ -1,0 +1,79 @@
+import pytest
+
+from rambench.errors import UsageError
+from rambench.grid import load_grid, parse_grid, preset_names
+from rambench.plan import Condition
+
+KINDS = {"visual": "image", "audio": "audio"}
+
+
+def write(tmp_path, text):
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_presets_exist_and_expand():
+    assert {"smoke", "quick", "full"} <= set(preset_names())
+    full = load_grid("full").conditions(KINDS)
+    labels = [c.label for c in full]
+    assert labels[0] == "clean"
+    assert len(labels) == len(set(labels))
+    image = [c for c in full if c.kind == "corruption" and c.modality == "visual"]
+    assert len(image) == 19 * 5
+    assert {c.missing_rate for c in full if c.missing_pattern == "random"} == {
+        round(0.1 * i, 1) for i in range(1, 10)}
+    assert {c.modality for c in full if c.missing_pattern == "drop"} == {"visual", "audio"}
+    assert sum(c.kind == "mixed" for c in full) == 5
+
+
+def test_user_grid_with_seeds_epochs_and_overrides(tmp_path):
+    grid = load_grid(write(tmp_path, """
+seeds: [3, 4]
+epochs: 2
+set: {raml.alpha: 0.5, raml.unimodal_heads: false}
+conditions:
+  clean: false
+  corruptions: {audio: [reverb]}
+  severities: [2]
+"""))
+    assert grid.seeds == [3, 4] and grid.epochs == 2
+    assert grid.overrides == {"raml.alpha": "0.5", "raml.unimodal_heads": "false"}
+    assert grid.conditions(KINDS) == [Condition("corruption", "audio", "reverb", 2)]
+
+
+@pytest.mark.parametrize("text, key, hint", [
+    ("conditions: {corruptions: {visual: [gausian_noise]}}", "conditions.corruptions.visual",
+     "did you mean 'gaussian_noise'"),
+    ("conditions: {corruptions: {visual: [reverb]}}", "conditions.corruptions.visual",
+     "unknown image corruption 'reverb'"),
+    ("conditions: {severities: [0, 6]}", "conditions.severities", "allowed values are"),
+    ("conditions: {missing_rates: [1.5]}", "conditions.missing_rates", "in (0, 1)"),
+    ("conditions: {missing_modalities: [depth]}", "conditions.missing_modalities",
+     "unknown modality 'depth'"),
+    ("conditions: {clena: true}", "conditions.clena", "did you mean 'clean'"),
+    ("seeds: [a]\nconditions: {}", "seeds", "list of integers"),
+    ("epochs: 0\nconditions: {}", "epochs", "positive integer"),
+    ("set: {alpha: 1}\nconditions: {}", "set.alpha", "scope.key"),
+    ("seeds: [0]", "conditions", "missing"),
+])
+def test_bad_grid_files_name_file_and_key(tmp_path, text, key, hint):
+    path = write(tmp_path, text)
+    with pytest.raises(UsageError) as err:
+        load_grid(path).conditions(KINDS)
+    message = str(err.value)
+    assert path in message and f"key '{key}'" in message and hint in message
+
+
+def test_invalid_yaml_and_unknown_preset(tmp_path):
+    with pytest.raises(UsageError, match="not valid YAML"):
+        load_grid(write(tmp_path, "conditions: [unclosed"))
+    with pytest.raises(UsageError, match="did you mean 'smoke'"):
+        load_grid("smok")
+
+
+def test_grid_hash_depends_on_content():
+    a = parse_grid({"conditions": {"clean": True}}, "a", "a")
+    b = parse_grid({"conditions": {"clean": True}}, "b", "b")
+    c = parse_grid({"conditions": {"clean": False}}, "a", "a")
+    assert a.hash == b.hash != c.hash
