@@ -37,13 +37,15 @@ class Corruption:
         return self.apply(sample, severity, seed, **context)
 
 
-_REGISTRY: dict[str, Corruption] = {}
+# Keyed by (kind, name): image and audio may share a name (gaussian_noise).
+_REGISTRY: dict[tuple[str, str], Corruption] = {}
 
 
 def register(corruption: Corruption) -> Corruption:
-    if corruption.name in _REGISTRY:
-        raise ValueError(f"corruption {corruption.name!r} is already registered")
-    _REGISTRY[corruption.name] = corruption
+    key = (corruption.kind, corruption.name)
+    if key in _REGISTRY:
+        raise ValueError(f"{corruption.kind} corruption {corruption.name!r} is already registered")
+    _REGISTRY[key] = corruption
     return corruption
 
 
@@ -52,17 +54,23 @@ def _load_builtin() -> None:
     from corruptions import audio, image  # noqa: F401
 
 
-def get(name: str) -> Corruption:
+def get(name: str, kind: str) -> Corruption:
     _load_builtin()
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[(kind, name)]
     except KeyError:
-        raise KeyError(unknown_name_message("corruption", name, _REGISTRY)) from None
+        raise KeyError(unknown_name_message(f"{kind} corruption", name, names(kind))) from None
 
 
 def names(kind: str | None = None) -> list[str]:
+    """Registered names (of one kind, or of all kinds), in registration order."""
     _load_builtin()
-    return [n for n, c in _REGISTRY.items() if kind is None or c.kind == kind]
+    return list(dict.fromkeys(n for k, n in _REGISTRY if kind is None or k == kind))
+
+
+def all_corruptions() -> list[Corruption]:
+    _load_builtin()
+    return list(_REGISTRY.values())
 
 
 def unknown_name_message(what: str, name: str, valid: Sequence[str]) -> str:

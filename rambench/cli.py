@@ -18,7 +18,8 @@ def _seeds(text: str | None) -> list[int] | None:
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise UsageError(f"--seeds expects comma-separated integers, e.g. 0,1,2; got {text!r}")
+        raise UsageError(
+            f"--seeds expects comma-separated integers, e.g. 0,1,2; got {text!r}") from None
 
 
 def _overrides(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -141,9 +142,8 @@ def ls(what: str) -> None:
     elif what == "corruptions":
         from corruptions import registry
 
-        for name in registry.names():
-            c = registry.get(name)
-            click.echo(f"{name:<18} {c.kind:<6} {c.family:<10} severities 1-5: "
+        for c in registry.all_corruptions():
+            click.echo(f"{c.name:<18} {c.kind:<6} {c.family:<10} severities 1-5: "
                        f"{' | '.join(c.severity_table)}")
     else:
         from rambench.grid import load_grid, preset_names
@@ -162,8 +162,6 @@ def ls(what: str) -> None:
               help="output file (default: <out>/<study>/export.<format>)")
 def export(study, out, fmt, target) -> None:
     """Write the study's tidy results table (one row per cell and metric)."""
-    from rambench.store import Store
-
     store = _existing_store(out, study)
     tidy = store.tidy()
     _report_invalid(store)
@@ -175,7 +173,8 @@ def export(study, out, fmt, target) -> None:
         try:
             tidy.to_parquet(path, index=False)
         except ImportError:
-            raise UsageError("parquet export needs pyarrow: pip install 'rambench[parquet]'")
+            raise UsageError(
+                "parquet export needs pyarrow: pip install 'rambench[parquet]'") from None
     click.echo(f"wrote {len(tidy)} rows to {path}")
 
 

@@ -37,8 +37,8 @@ def _corrupt_array(
     dataset: Dataset, modality: str, array: np.ndarray, name: str, severity: int,
     seeds: np.ndarray, selected: np.ndarray | None = None, progress: bool = False,
 ) -> np.ndarray:
-    corruption = corruption_registry.get(name)
     spec = dataset.modalities[modality]
+    corruption = corruption_registry.get(name, spec.kind)
     context = {"sample_rate": spec.sample_rate} if spec.kind == "audio" else {}
     out = array.copy()
     rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))

@@ -74,10 +74,11 @@ def make_job(dataset: Dataset, spec: MethodSpec, cfg: TrainConfig, seed: int) ->
                params_dict(spec.params), params_dict(cfg), seed)
 
 
-def condition_backends(condition: Condition) -> dict[str, str]:
-    names = [condition.corruption] if condition.kind == "corruption" else [
-        name for _, name in condition.mixed]
-    return {name: corruption_registry.get(name).backend for name in names}
+def condition_backends(condition: Condition, kinds: dict[str, str]) -> dict[str, str]:
+    """The backend (library and version) of each corruption a condition applies."""
+    pairs = [(condition.modality, condition.corruption)] if condition.kind == "corruption" \
+        else list(condition.mixed)
+    return {name: corruption_registry.get(name, kinds[m]).backend for m, name in pairs}
 
 
 @dataclass
@@ -114,9 +115,10 @@ def make_plan(
     cfg = resolve_train_config(grid_overrides.pop("train", {}),
                                epochs if epochs is not None else grid.epochs)
     specs = resolve_methods(method_names, grid_overrides)
-    conditions = grid.conditions(modality_kinds(dataset))
+    kinds = modality_kinds(dataset)
+    conditions = grid.conditions(kinds)
     cells = [
-        Cell(make_job(dataset, spec, cfg, seed), cond, condition_backends(cond))
+        Cell(make_job(dataset, spec, cfg, seed), cond, condition_backends(cond, kinds))
         for seed in seeds for spec in specs for cond in conditions
     ]
     todo = cells if force else [c for c in cells if not store.has(c.key)]

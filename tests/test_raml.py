@@ -17,8 +17,9 @@ def test_norm_penalty_matches_hand_computation():
     z = {"audio": torch.tensor([[3.0, 4.0], [0.0, 1.0]]),  # norms 5 and 1
          "visual": torch.tensor([[0.0, 2.0], [6.0, 8.0]])}  # norms 2 and 10
     present = {"audio": torch.tensor([True, True]), "visual": torch.tensor([True, False])}
-    # audio: ((5-2)^2 + (1-2)^2) / 2 = 5; visual (only the present sample): (2-2)^2 = 0
-    assert raml.norm_penalty(z, present).item() == pytest.approx((5.0 + 0.0) / 2)
+    # audio: ((5/2-1)^2 + (1/2-1)^2) / 2 = (2.25 + 0.25) / 2 = 1.25
+    # visual, only the present sample: (2/2-1)^2 = 0;  mean over modalities: 0.625
+    assert raml.norm_penalty(z, present).item() == pytest.approx(0.625)
 
 
 def test_default_radius_is_sqrt_dim():

@@ -7,14 +7,22 @@ This is a reimplementation from the published description, not the authors' code
 (github.com/mxchen-mc/RAML). Every component can be switched off to ablate it:
 
 1. unimodal heads g_m with  L_uni = sum_m CE(g_m(z_m), y)               (weight alpha)
-2. a norm constraint on each feature z_m:  soft  L_norm = mean_m E[(|z_m| - r)^2]
+2. a norm constraint on each feature z_m:  soft  L_norm = mean_m E[(|z_m| - r)^2] / r^2
    (weight beta), hard  z_m <- r z_m / |z_m|, or none; r defaults to sqrt(d)
 3. token fusion: z_m cut into K tokens, projected to the transformer width (a deviation:
    the paper does not give the width; default 64), plus modality and position
    embeddings, fused by a transformer; an absent modality uses learned missing tokens.
    Training adds a corrupted view: with probability p_c a sample gets one modality's
    tokens (a fraction rho ~ U(rho_min, 1)) replaced, and
-   L_cons = |h(corrupted) - stopgrad(h(clean))|^2 on the pooled representation h.
+   L_cons = |h(corrupted) - stopgrad(h(clean))|^2 / width on the pooled representation h.
+
+Two deviations from the written description, both rescalings that keep a term's size
+independent of the feature dimension d and the width: the soft norm penalty is divided by
+r^2 = d, and L_cons is averaged (not summed) over the width. Unscaled, with the published
+defaults (beta = 0.1, gamma = 1), the norm term is about 0.1 d at initialisation and
+dominates Adam's step sizes, and the summed consistency term is minimised by collapsing h
+to a constant: on avdigits either one alone kept RAML at chance accuracy (10-12 %) after
+15 epochs, while late fusion reached 96 %.
 Total:  CE(clean) + CE(corrupted) + alpha L_uni + beta L_norm + gamma L_cons.
 At test time only the clean path runs. With every switch off RAML is concat late fusion.
 """
@@ -94,9 +102,9 @@ class RAML(Method):
         return z
 
     def norm_penalty(self, z: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
-        """mean over modalities of E[(|z_m| - r)^2], over the samples where m is present."""
+        """mean over modalities of E[(|z_m| - r)^2] / r^2, over samples where m is present."""
         terms = [
-            (f[present[m]].norm(dim=1) - self.radius).square().mean()
+            (f[present[m]].norm(dim=1) / self.radius - 1.0).square().mean()
             for m, f in z.items()
             if present[m].any()
         ]
@@ -148,7 +156,7 @@ class RAML(Method):
             if p.token_corruption > 0:
                 logits_c, h_c = self.fusion.fuse(*self.corrupt_tokens(tokens, missing))
                 out["ce_corrupted"] = F.cross_entropy(logits_c, batch.y)
-                out["consistency"] = (h_c - h.detach()).square().sum(dim=1).mean()
+                out["consistency"] = F.mse_loss(h_c, h.detach())
         if p.unimodal_heads:
             out["unimodal"] = self.unimodal_loss(z, batch)
         if p.norm == "soft":

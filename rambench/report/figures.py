@@ -17,7 +17,8 @@ def severity_curves(tidy: pd.DataFrame, out_dir: Path) -> list[Path]:
     acc = tidy[(tidy["metric"] == "accuracy") & (tidy["missing_pattern"] == "none")]
     clean = acc[acc["corruption"] == "none"].groupby("method")["value"].mean()
     corrupted = acc[(acc["corruption"] != "none") & (acc["test_modality"] != "all")]
-    panels = list(dict.fromkeys(zip(corrupted["test_modality"], corrupted["corruption"])))
+    panels = list(dict.fromkeys(
+        zip(corrupted["test_modality"], corrupted["corruption"], strict=True)))
     if not panels:
         return []
     cols = min(5, len(panels))
@@ -26,7 +27,7 @@ def severity_curves(tidy: pd.DataFrame, out_dir: Path) -> list[Path]:
                              squeeze=False)
     methods = sorted(corrupted["method"].unique())
     colours = plt.get_cmap("tab10")
-    for ax, (modality, corruption) in zip(axes.flat, panels):
+    for ax, (modality, corruption) in zip(axes.flat, panels, strict=False):
         sub = corrupted[(corrupted["test_modality"] == modality)
                         & (corrupted["corruption"] == corruption)]
         for i, method in enumerate(methods):

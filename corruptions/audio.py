@@ -1,0 +1,450 @@
+"""Audio corruptions for speech, built on audiomentations.
+
+Every corruption is one audiomentations transform (time_mask: one TimeMask per quarter of
+the clip) with ``p=1.0`` whose random parameter range is collapsed to a single value per
+severity (``min == max``), so audiomentations' draw of the *parameter* is degenerate and
+only the corruption's own randomness (the noise waveform, where a mask sits) depends on
+the seed. The tables are SEVERITY_TABLES (units in UNITS); ``severity_table(name)`` is
+their human-readable form, as registered.
+
+How the tables were chosen
+--------------------------
+The target data is short speech (spoken digits, 16 kHz, ~1 s, most energy between
+100 Hz and 4 kHz). Severity 1 is meant to be a mild degradation, 5 a severe one under
+which speech is hard but not impossible to recognise. Every table is strictly monotone in
+its physical parameter, with roughly geometric steps (equal steps in dB, octaves,
+semitones, log-rate or clipping level), since perception is roughly logarithmic in all
+of them. Checks made while choosing them: on a synthetic vowel a log-spectral distance to
+the clean clip grows strictly with severity for all eleven (tests/test_audio_corruptions.py);
+on clean espeak-ng digits (8 voices, MFCC/DTW template matching) accuracy fell with
+severity, give or take one clip in 40 (DTW hardly notices time_stretch, time_mask or
+mp3_compression). On rambench's avdigits test split, a quickly trained AudioCNN (no
+augmentation) lost accuracy steadily with severity under the noises, pitch_shift,
+clipping, low_pass and reverb, but dropped sharply already at severity 1-2 of band_stop,
+time_mask, time_stretch and mp3_compression: it has only seen clips with a broadband noise
+floor, and digital silence (masks, the zero-padded end of a sped-up clip) or a gap in the
+floor (a notch, the encoder's lowpass) is far outside that. That is the model's
+brittleness, not a severe severity 1.
+
+- gaussian_noise (AddGaussianSNR, white), pink_noise: SNR 20/10/5/0/-5
+  dB, audiomentations' SNR (relative to the RMS of the whole input clip). Not 30..0 dB:
+  the avdigits clips already carry background noise (speech SNR -4..12 dB), so 30 dB
+  changed nothing there and 0 dB was only moderate; 20 dB is still mild on clean speech
+  and -5 dB severe.
+- pink_noise uses ``n_fft=2048``: audiomentations shapes noise with an n_fft-point
+  random-phase FIR whose DC gain is random, and with the default ``n_fft=128`` most of the
+  power lands below 100 Hz and the speech-band share varies by +-2.5 dB between seeds
+  (2048: exact -3 dB/octave, +-0.9 dB).
+- brown_noise (-6 dB/octave, ``n_fft=256``: exact slope, +-1.3 dB spread) puts ~90 % of
+  its power below 100 Hz, ~9 dB less in the speech band than white noise at equal SNR,
+  so its SNRs are 10 dB lower: 10/0/-5/-10/-15 dB. The output then exceeds [-1, 1] far
+  more than for the other noises (large low-frequency rumble).
+- pitch_shift: +1/+2/+4/+7/+12 semitones (up to an octave; signalsmith-stretch, formants
+  move with the pitch).
+- time_stretch: rate 1.1/1.2/1.4/1.7/2.0 (speed-up, pitch kept). Speeding up keeps the
+  whole utterance in the clip; the freed end (1 - 1/rate of the clip) is digital silence.
+- clipping: ClippingDistortion, 4/8/14/22/30 % of the samples clipped (half at each end of
+  the amplitude distribution; for Gaussian-like audio the clip level falls by ~15 % per
+  step, 2.05 -> 1.04 standard deviations). Even values only: audiomentations uses
+  int(p / 2) per side. Capped at 30 %: the threshold is a percentile of the whole clip,
+  and a clean clip that is more than 1 - p digital silence would be clipped to all zeros.
+- mp3_compression: 64/32/24/16/8 kbps (LAME via fast-mp3-augment, MPEG-2 layer III at
+  16 kHz; its lowpass is ~7.3/7.3/5.8/5.5/3.0 kHz; delay-compensated, length kept; clips
+  under 100 ms, which the encoder refuses, are padded with silence and cropped back).
+- low_pass: cutoff 4000/2000/1000/500/250 Hz, 24 dB/octave Butterworth (one octave per
+  step; 4 kHz only removes fricative energy, 250 Hz leaves little more than f0).
+- band_stop: a notch geometrically centred on 1 kHz (F1/F2 region) that widens from 1/2
+  to 4 octaves: 841-1189, 707-1414, 500-2000, 354-2828, 250-4000 Hz, 24 dB/octave.
+- time_mask: 5/10/20/35/50 % of the clip silenced, as 4 masks, one at a random position
+  inside each quarter of the clip (so the masks cannot all fall into leading or trailing
+  silence), each with 2 ms fades.
+- reverb: RoomSimulator (pyroomacoustics: image sources up to order 3 plus ray tracing)
+  with a fixed shoebox room, wall absorption and source-microphone distance per severity.
+  Measured on the simulated impulse responses at 16 kHz: RT60 0.16/0.34/0.65/0.98/1.60 s,
+  direct-to-reverberant ratio +4.6/-5.1/-6.6/-7.9/-9.4 dB, C50 24.9/14.0/7.3/4.5/1.8 dB.
+  The impulse response is scaled to unit energy so that reverb does not also change the
+  level (RoomSimulator's raw output is 1/(4 pi r) quieter); the tail past the clip end is
+  cut off.
+
+Determinism
+-----------
+audiomentations draws from the global ``random`` and ``np.random`` states. Each call
+runs its transform inside ``_seeded_global_rngs``, which saves both states, seeds them
+from ``(seed, corruption name)`` and restores them afterwards, under a module lock (so
+concurrent threads in this module do not interleave; other code must not use the
+global RNGs from another thread meanwhile). The seed does not depend on the severity:
+a sample sees the same noise waveform / mask positions at every severity, only scaled.
+Other RNGs: signalsmith-stretch (pitch_shift, time_stretch) and LAME/minimp3
+(mp3_compression) were checked to be deterministic, also across processes.
+pyroomacoustics has its own numpy Generator and a C++ engine (used by ray tracing), and
+its impulse-response builder sums per-thread blocks; the room impulse response is
+therefore computed once per (severity, sample rate) with both pyroomacoustics RNGs
+seeded from the severity and one thread, then frozen, so reverb is a fixed linear
+filter per severity that does not depend on the seed or on the machine's core count.
+pyroomacoustics' numpy Generator is restored afterwards; its C++ engine cannot be
+saved and is left seeded.
+
+Outputs are float32 with the input's length. They are not clipped: low-SNR additive
+noise can exceed [-1, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import random
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import audiomentations as am
+import numpy as np
+
+from corruptions.registry import SEVERITIES, Corruption, register
+
+BACKEND = f"audiomentations=={am.__version__}"
+
+# name -> the parameter for severities 1..5. Units are in UNITS.
+SEVERITY_TABLES: dict[str, tuple[Any, ...]] = {
+    "gaussian_noise": (20.0, 10.0, 5.0, 0.0, -5.0),
+    "pink_noise": (20.0, 10.0, 5.0, 0.0, -5.0),
+    "brown_noise": (10.0, 0.0, -5.0, -10.0, -15.0),
+    "pitch_shift": (1.0, 2.0, 4.0, 7.0, 12.0),
+    "time_stretch": (1.1, 1.2, 1.4, 1.7, 2.0),
+    "clipping": (4, 8, 14, 22, 30),
+    "mp3_compression": (64, 32, 24, 16, 8),
+    "low_pass": (4000.0, 2000.0, 1000.0, 500.0, 250.0),
+    "band_stop": (
+        (841.0, 1189.0),
+        (707.0, 1414.0),
+        (500.0, 2000.0),
+        (354.0, 2828.0),
+        (250.0, 4000.0),
+    ),
+    "time_mask": (0.05, 0.10, 0.20, 0.35, 0.50),
+    # ((room x, y, z) in m, wall energy absorption, source-microphone distance in m)
+    "reverb": (
+        ((4.0, 3.5, 2.7), 0.45, 0.5),
+        ((5.0, 4.0, 3.0), 0.30, 1.0),
+        ((7.0, 5.0, 3.0), 0.22, 1.5),
+        ((9.0, 6.0, 3.5), 0.18, 2.0),
+        ((12.0, 8.0, 4.0), 0.16, 3.0),
+    ),
+}
+
+UNITS: dict[str, str] = {
+    "gaussian_noise": "SNR dB (white Gaussian)",
+    "pink_noise": "SNR dB (pink, -3 dB/octave)",
+    "brown_noise": "SNR dB (brown, -6 dB/octave)",
+    "pitch_shift": "semitones up",
+    "time_stretch": "speed-up rate (length kept)",
+    "clipping": "percent of samples clipped",
+    "mp3_compression": "kbps",
+    "low_pass": "cutoff Hz (24 dB/octave)",
+    "band_stop": "stop band Hz (24 dB/octave)",
+    "time_mask": "fraction of the clip silenced (4 masks)",
+    "reverb": "room m, absorption, mic distance m",
+}
+
+FAMILIES: dict[str, str] = {
+    "gaussian_noise": "noise",
+    "pink_noise": "noise",
+    "brown_noise": "noise",
+    "pitch_shift": "pitch_time",
+    "time_stretch": "pitch_time",
+    "clipping": "distortion",
+    "mp3_compression": "distortion",
+    "low_pass": "filter",
+    "band_stop": "filter",
+    "time_mask": "dropout",
+    "reverb": "room",
+}
+
+FILTER_ROLLOFF_DB_PER_OCTAVE = 24
+TIME_MASK_COUNT = 4
+TIME_MASK_FADE_S = 0.002
+# AddColorNoise shapes white noise with an n_fft-point random-phase FIR; these sizes give
+# the nominal slope with the least seed-to-seed spread of the speech-band noise power.
+COLOR_NOISE_N_FFT = {"pink_noise": 2048, "brown_noise": 256}
+ROOM_MAX_ORDER = 3  # image-source order; ray tracing models the rest of the tail
+# RT60 of each severity's simulated room at 16 kHz (measured, for the table; tested).
+REVERB_RT60_S = (0.16, 0.34, 0.65, 0.98, 1.60)
+
+_LOCK = threading.RLock()
+_TRANSFORMS: dict[tuple[str, int, int | None], Any] = {}
+
+
+def _describe(name: str, value: Any) -> str:
+    if name.endswith("_noise"):
+        return f"SNR {value:g} dB"
+    if name == "pitch_shift":
+        return f"{value:+g} semitones"
+    if name == "time_stretch":
+        return f"rate {value:g}x"
+    if name == "clipping":
+        return f"{value}% of samples clipped"
+    if name == "mp3_compression":
+        return f"{value} kbps"
+    if name == "low_pass":
+        return f"cutoff {value:g} Hz"
+    if name == "band_stop":
+        return f"stop {value[0]:g}-{value[1]:g} Hz"
+    if name == "time_mask":
+        return f"{value:.0%} masked ({TIME_MASK_COUNT} masks)"
+    if name == "reverb":
+        (x, y, z), absorption, distance = value
+        return f"room {x:g}x{y:g}x{z:g} m, absorption {absorption:g}, mic {distance:g} m"
+    raise KeyError(name)
+
+
+def severity_table(name: str) -> tuple[str, ...]:
+    rows = tuple(_describe(name, v) for v in SEVERITY_TABLES[name])
+    if name == "reverb":
+        rows = tuple(f"{r} (RT60 {t:g} s)" for r, t in zip(rows, REVERB_RT60_S, strict=True))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# RNG handling
+
+
+def _derive_seed(name: str, seed: int) -> int:
+    """A 32-bit seed for `random` / `np.random` from the caller's seed and the name."""
+    entropy = [operator.index(seed) & (2**64 - 1), zlib.crc32(name.encode())]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint32)[0])
+
+
+@contextlib.contextmanager
+def _seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seed the global `random` and `np.random` from `seed`; restore both afterwards."""
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    try:
+        random.seed(seed)
+        np.random.seed(seed)
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+@contextlib.contextmanager
+def _seeded_pyroomacoustics(seed: int) -> Iterator[None]:
+    """Seed both pyroomacoustics RNGs and use one thread (bit-reproducible impulse
+    responses); restore its numpy Generator and thread count afterwards."""
+    import pyroomacoustics as pra
+    from pyroomacoustics.random import generator as pra_generator
+
+    saved_rng = pra_generator._rng
+    saved_threads = pra.constants.get("num_threads")
+    try:
+        pra.constants.set("num_threads", 1)
+        pra.random.seed(numpy=seed, libroom=seed)
+        yield
+    finally:
+        pra_generator._rng = saved_rng
+        pra.constants.set("num_threads", saved_threads)
+
+
+# ---------------------------------------------------------------------------------------
+# Transform builders: one object per (name, severity[, sample rate]), cached.
+
+
+def _band_stop(edges: tuple[float, float]) -> am.BandStopFilter:
+    low, high = edges
+    centre = (low + high) / 2
+    fraction = (high - low) / centre
+    return am.BandStopFilter(
+        min_center_freq=centre,
+        max_center_freq=centre,
+        min_bandwidth_fraction=fraction,
+        max_bandwidth_fraction=fraction,
+        min_rolloff=FILTER_ROLLOFF_DB_PER_OCTAVE,
+        max_rolloff=FILTER_ROLLOFF_DB_PER_OCTAVE,
+        zero_phase=False,
+        p=1.0,
+    )
+
+
+def _color_noise(snr: float, f_decay: float, n_fft: int) -> am.AddColorNoise:
+    return am.AddColorNoise(
+        min_snr_db=snr,
+        max_snr_db=snr,
+        min_f_decay=f_decay,
+        max_f_decay=f_decay,
+        p_apply_a_weighting=0.0,
+        n_fft=n_fft,
+        p=1.0,
+    )
+
+
+def _room(value: Any, severity: int, sample_rate: int) -> am.RoomSimulator:
+    (size_x, size_y, size_z), absorption, distance = value
+    # Source off-centre (avoids symmetric flutter), 1.5 m high; the microphone is
+    # `distance` away along -x at the same height (azimuth pi/2, elevation 0).
+    source = (0.6 * size_x, 0.45 * size_y, 1.5)
+    transform = am.RoomSimulator(
+        min_size_x=size_x,
+        max_size_x=size_x,
+        min_size_y=size_y,
+        max_size_y=size_y,
+        min_size_z=size_z,
+        max_size_z=size_z,
+        min_absorption_value=absorption,
+        max_absorption_value=absorption,
+        min_source_x=source[0],
+        max_source_x=source[0],
+        min_source_y=source[1],
+        max_source_y=source[1],
+        min_source_z=source[2],
+        max_source_z=source[2],
+        min_mic_distance=distance,
+        max_mic_distance=distance,
+        min_mic_azimuth=np.pi / 2,
+        max_mic_azimuth=np.pi / 2,
+        min_mic_elevation=0.0,
+        max_mic_elevation=0.0,
+        calculation_mode="absorption",
+        use_ray_tracing=True,
+        max_order=ROOM_MAX_ORDER,
+        leave_length_unchanged=True,
+        p=1.0,
+    )
+    # The room (and its impulse response) is built in randomize_parameters; do it once
+    # with fixed seeds, then freeze so that later calls only convolve.
+    rir_seed = 1000 + severity
+    with _seeded_pyroomacoustics(rir_seed), _seeded_global_rngs(rir_seed):
+        transform.randomize_parameters(np.zeros(16, dtype=np.float32), sample_rate)
+    transform.freeze_parameters()
+    rir = np.asarray(transform.room.rir[0][0], dtype=np.float64)
+    transform.room.rir[0][0] = rir / np.sqrt(np.sum(rir**2))
+    return transform
+
+
+_BUILDERS: dict[str, Callable[[Any], Any]] = {
+    "gaussian_noise": lambda v: am.AddGaussianSNR(min_snr_db=v, max_snr_db=v, p=1.0),
+    "pink_noise": lambda v: _color_noise(v, -10 * np.log10(2), COLOR_NOISE_N_FFT["pink_noise"]),
+    "brown_noise": lambda v: _color_noise(
+        v, -20 * np.log10(2), COLOR_NOISE_N_FFT["brown_noise"]
+    ),
+    "pitch_shift": lambda v: am.PitchShift(
+        min_semitones=v, max_semitones=v, method="signalsmith_stretch", p=1.0
+    ),
+    "time_stretch": lambda v: am.TimeStretch(
+        min_rate=v,
+        max_rate=v,
+        leave_length_unchanged=True,
+        method="signalsmith_stretch",
+        p=1.0,
+    ),
+    "clipping": lambda v: am.ClippingDistortion(
+        min_percentile_threshold=v, max_percentile_threshold=v, p=1.0
+    ),
+    "mp3_compression": lambda v: am.Mp3Compression(
+        min_bitrate=v, max_bitrate=v, backend="fast-mp3-augment", preserve_delay=False, p=1.0
+    ),
+    "low_pass": lambda v: am.LowPassFilter(
+        min_cutoff_freq=v,
+        max_cutoff_freq=v,
+        min_rolloff=FILTER_ROLLOFF_DB_PER_OCTAVE,
+        max_rolloff=FILTER_ROLLOFF_DB_PER_OCTAVE,
+        zero_phase=False,
+        p=1.0,
+    ),
+    "band_stop": _band_stop,
+    "time_mask": lambda v: am.TimeMask(
+        min_band_part=v, max_band_part=v, fade_duration=TIME_MASK_FADE_S, p=1.0
+    ),
+}
+
+
+def _transform(name: str, severity: int, sample_rate: int) -> Any:
+    """The cached transform for (name, severity); reverb also keys on the sample rate
+    because its frozen impulse response depends on it. Call with _LOCK held."""
+    key = (name, severity, sample_rate if name == "reverb" else None)
+    transform = _TRANSFORMS.get(key)
+    if transform is None:
+        value = SEVERITY_TABLES[name][severity - 1]
+        if name == "reverb":
+            transform = _room(value, severity, sample_rate)
+        else:
+            transform = _BUILDERS[name](value)
+        _TRANSFORMS[key] = transform
+    return transform
+
+
+def _time_mask(transform: am.TimeMask, x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """One mask of the table's fraction inside each of TIME_MASK_COUNT equal parts."""
+    out = x.copy()
+    bounds = np.linspace(0, len(x), TIME_MASK_COUNT + 1).round().astype(int)
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        if stop > start:
+            out[start:stop] = transform(x[start:stop].copy(), sample_rate)
+    return out
+
+
+def _mp3(transform: am.Mp3Compression, x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """fast-mp3-augment refuses clips under 100 ms: pad those with silence, then crop."""
+    min_len = -(-sample_rate // 10)
+    if len(x) >= min_len:
+        return transform(x.copy(), sample_rate)
+    padded = np.zeros(min_len, dtype=np.float32)
+    padded[: len(x)] = x
+    return transform(padded, sample_rate)[: len(x)]
+
+
+# ---------------------------------------------------------------------------------------
+# The corruptions
+
+
+def _check_input(sample: np.ndarray) -> np.ndarray:
+    x = np.asarray(sample)
+    if x.ndim != 1:
+        raise ValueError(f"audio samples must be 1-D (T,), got shape {x.shape}")
+    if x.dtype != np.float32:
+        raise ValueError(f"audio samples must be float32, got {x.dtype}")
+    return np.ascontiguousarray(x)
+
+
+def _make_apply(name: str) -> Callable[..., np.ndarray]:
+    def apply(sample: np.ndarray, severity: int, seed: int, sample_rate: int) -> np.ndarray:
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+        x = _check_input(sample)
+        sample_rate = operator.index(sample_rate)
+        if len(x) == 0:
+            return x.copy()
+        with _LOCK:
+            transform = _transform(name, severity, sample_rate)
+            with _seeded_global_rngs(_derive_seed(name, seed)):
+                if name == "time_mask":
+                    y = _time_mask(transform, x, sample_rate)
+                elif name == "mp3_compression":
+                    y = _mp3(transform, x, sample_rate)
+                else:
+                    y = transform(x.copy(), sample_rate)
+        y = np.asarray(y, dtype=np.float32)
+        if y.shape != x.shape:  # every transform is configured to keep the length
+            raise RuntimeError(f"{name} changed the shape {x.shape} -> {y.shape}")
+        return y
+
+    apply.__name__ = f"apply_{name}"
+    apply.__qualname__ = apply.__name__
+    apply.__doc__ = f"{name}: {UNITS[name]}, severities 1..5 = {SEVERITY_TABLES[name]}."
+    return apply
+
+
+CORRUPTIONS: dict[str, Corruption] = {
+    name: register(
+        Corruption(
+            name=name,
+            kind="audio",
+            family=FAMILIES[name],
+            apply=_make_apply(name),
+            severity_table=severity_table(name),
+            backend=BACKEND,
+        )
+    )
+    for name in SEVERITY_TABLES
+}

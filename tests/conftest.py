@@ -1,0 +1,27 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RAMBENCH = str(Path(sys.executable).with_name("rambench"))
+
+
+def run_cli(*args: str, cwd: Path, check: bool = True, timeout: int = 600):
+    """Run the installed `rambench` console script as a user would."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    result = subprocess.run([RAMBENCH, *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"rambench {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def cli(tmp_path):
+    def call(*args, check=True):
+        return run_cli(*args, cwd=tmp_path, check=check)
+
+    return call

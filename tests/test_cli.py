@@ -1,0 +1,143 @@
+"""The CLI as a user calls it: the installed console script, in a fresh folder."""
+
+import csv
+import signal
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+from tests.conftest import RAMBENCH
+
+
+def assert_usage_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["train", "--method", "ramll"], ["unknown method 'ramll'", "did you mean 'raml'",
+                                      "late_fusion"]),
+    (["train", "--method", "raml", "--dataset", "avdigit"], ["did you mean 'avdigits'"]),
+    (["train", "--method", "raml", "--set", "raml.alpah=1"], ["did you mean 'alpha'"]),
+    (["train", "--method", "raml", "--set", "raml.alpha=big"], ["raml.alpha expects a float"]),
+    (["train", "--method", "raml", "--set", "raml.norm=l1"], ["norm must be one of soft"]),
+    (["train", "--method", "raml", "--set", "alpha"], ["scope.key=value"]),
+    (["train", "--method", "raml", "--set", "late_fusion.x=1"], ["match no selected method"]),
+    (["train", "--method", "nofile.py:Mine"], ["no such file 'nofile.py'"]),
+    (["run", "--method", "raml", "--grid", "bigg"], ["unknown grid 'bigg'"]),
+    (["run", "--method", "raml", "--seeds", "a,b"], ["--seeds expects"]),
+    (["table", "--study", "nothing"], ["no study 'nothing'"]),
+    (["ls", "things"], ["'things' is not one of"]),
+])
+def test_usage_errors_exit_2_without_traceback(cli, args, fragments):
+    assert_usage_error(cli(*args, check=False), *fragments)
+
+
+def test_bad_grid_file_names_file_and_key(cli, tmp_path):
+    grid = tmp_path / "mine.yaml"
+    grid.write_text("conditions:\n  corruptions:\n    visual: [fogg]\n")
+    result = cli("run", "--method", "raml", "--grid", str(grid), check=False)
+    assert_usage_error(result, str(grid), "conditions.corruptions.visual", "did you mean 'fog'")
+
+
+def test_ls_lists_methods_with_family_and_corruptions_with_tables(cli):
+    methods = cli("ls", "methods").stdout
+    for name, family in [("raml", "reference"), ("late_fusion", "vanilla"),
+                         ("audio_only", "vanilla"), ("visual_only", "vanilla")]:
+        line = next(ln for ln in methods.splitlines() if ln.startswith(name + " "))
+        assert family in line
+    corruptions = cli("ls", "corruptions").stdout.splitlines()
+    assert len([ln for ln in corruptions if " image " in ln]) == 19
+    assert any(ln.startswith("reverb ") for ln in corruptions)
+    assert "smoke" in cli("ls", "grids").stdout
+
+
+PLUGIN = textwrap.dedent('''
+    import torch.nn.functional as F
+    from torch import nn
+
+    from rambench.methods import Method
+
+
+    class MeanFusion(Method):
+        """Average of per-modality linear classifiers (a user's own method)."""
+
+        family = "vanilla"
+
+        def __init__(self, ctx, params=None):
+            super().__init__(ctx, params)
+            self.heads = nn.ModuleDict(
+                {m: nn.Linear(ctx.feature_dim, ctx.num_classes) for m in ctx.modalities})
+
+        def forward(self, batch):
+            logits = [self.heads[m](z) for m, z in self.encode(batch).items()]
+            return sum(logits) / len(logits)
+
+        def training_loss(self, batch):
+            return {"loss": F.cross_entropy(self(batch), batch.y)}
+''')
+
+
+def test_plugin_method_from_a_file_outside_the_package_trains(cli, tmp_path):
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "mine.py").write_text(PLUGIN)
+    out = cli("train", "--method", "outside/mine.py:MeanFusion", "--epochs", "2").stdout
+    accuracy = float(out.split("clean test accuracy ")[1].split("%")[0])
+    assert accuracy > 30.0  # well above chance (10 %) after two epochs
+    assert (tmp_path / "results" / "default" / "checkpoints").is_dir()
+    missing = cli("train", "--method", "outside/mine.py:Nope", check=False)
+    assert_usage_error(missing, "did you mean 'MeanFusion'")
+
+
+def export_rows(cli, tmp_path, study):
+    target = tmp_path / f"{study}.csv"
+    cli("export", "--study", study, "--to", str(target))
+    with open(target) as f:
+        return [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
+
+
+SMOKE = ["run", "--method", "raml", "--method", "late_fusion", "--grid", "smoke",
+         "--epochs", "1"]
+
+
+def test_smoke_run_prints_table_resumes_and_exports(cli, tmp_path):
+    out = cli(*SMOKE, "--study", "a").stdout
+    header = out.splitlines()[0]
+    assert "raml" in header and "late_fusion" in header
+    for condition in ("clean", "visual gaussian_noise s5", "audio gaussian_noise s1",
+                      "missing audio", "missing rate 0.5"):
+        assert any(line.startswith(f"| {condition} |") for line in out.splitlines())
+    again = cli(*SMOKE, "--study", "a", "--dry-run").stdout
+    assert ", 0 to do" in again
+    rows = export_rows(cli, tmp_path, "a")
+    assert {r["method"] for r in rows} == {"raml", "late_fusion"}
+    assert len(rows) == 2 * 13
+    columns = set(rows[0])
+    assert {"dataset", "family", "seed", "train_condition", "test_modality", "corruption",
+            "severity", "missing_pattern", "missing_rate", "metric", "value", "n",
+            "higher_is_better", "key", "code_version"} <= columns
+
+
+def test_killed_run_resumes_without_recomputing_and_matches_uninterrupted(cli, tmp_path):
+    records = tmp_path / "results" / "killed" / "records"
+    proc = subprocess.Popen([RAMBENCH, *SMOKE, "--study", "killed"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(records.glob("*.json"))) < 5:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
+    assert 5 <= len(done_before) < 26
+    dry = cli(*SMOKE, "--study", "killed", "--dry-run").stdout
+    assert f"{len(done_before)} done, {26 - len(done_before)} to do" in dry
+    cli(*SMOKE, "--study", "killed")
+    after = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
+    assert len(after) == 26
+    assert all(after[name] == mtime for name, mtime in done_before.items())  # not recomputed
+    cli(*SMOKE, "--study", "straight")
+    assert export_rows(cli, tmp_path, "killed") == export_rows(cli, tmp_path, "straight")
