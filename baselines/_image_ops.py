@@ -1,0 +1,127 @@
+"""AugMix's image operations in torch, applied per image to a batch (B, C, H, W) in [0, 1].
+
+Shared by `corrupt_aug` and `augmix`. The operation set is AugMix's (Hendrycks et al.,
+ICLR 2020, Sec. 3): autocontrast, equalize, posterize, solarize, rotate, shear_x/y and
+translate_x/y. AugMix chose it to exclude operations that overlap ImageNet-C (contrast,
+colour, brightness, sharpness), so it is disjoint from the evaluation grid's corruptions.
+
+Magnitudes follow AugMix's `augmentations.py` convention: a severity on a 0-10 scale
+(default 3), a level drawn per image from U(0.1, severity), m = level / 10, and
+    rotate: +-30 m degrees            shear: +-0.3 m              translate: +-(W/3) m px
+    posterize: 4 - floor(4 m) bits    solarize: threshold 1 - m   (auto-, equalize: none)
+with a random sign for the geometric ones. Geometric operations resample bilinearly and
+fill with 0, like PIL's affine transform. Translations are not rounded to whole pixels
+(AugMix rounds them): a harmless difference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+OPS = ("autocontrast", "equalize", "posterize", "solarize", "rotate", "shear_x", "shear_y",
+       "translate_x", "translate_y")
+IDENTITY = -1  # an op index meaning "leave this image unchanged"
+
+
+def autocontrast(x: Tensor) -> Tensor:
+    """Stretch each channel of each image to the full [0, 1] range (constant ones: kept)."""
+    lo = x.amin(dim=(2, 3), keepdim=True)
+    hi = x.amax(dim=(2, 3), keepdim=True)
+    span = hi - lo
+    return torch.where(span > 0, (x - lo) / span.clamp_min(1e-12), x)
+
+
+def equalize(x: Tensor) -> Tensor:
+    """Histogram equalisation per channel on 256 grey levels: level v -> (cdf(v) - cdf_min) /
+    (N - cdf_min), cdf_min being the count of the darkest level; constant channels are kept."""
+    n, c, h, w = x.shape
+    q = (x * 255.0).round().clamp(0, 255).long().flatten(2)  # (n, c, hw)
+    hist = torch.zeros(n, c, 256, device=x.device, dtype=x.dtype)
+    hist.scatter_add_(2, q, torch.ones_like(q, dtype=x.dtype))
+    cdf = hist.cumsum(dim=2)
+    cdf_min = torch.where(hist > 0, cdf, torch.full_like(cdf, float("inf"))).amin(dim=2)
+    denom = (h * w - cdf_min).unsqueeze(2)
+    lut = ((cdf - cdf_min.unsqueeze(2)) / denom.clamp_min(1.0)).clamp(0.0, 1.0)
+    out = lut.gather(2, q).view_as(x)
+    return torch.where(denom.unsqueeze(3) > 0, out, x)
+
+
+def posterize(x: Tensor, bits: Tensor) -> Tensor:
+    """Keep the `bits` (long (B,), 1..8) most significant bits of each 8-bit value."""
+    step = (2.0 ** (8 - bits.to(x.dtype))).view(-1, 1, 1, 1)
+    return torch.floor((x * 255.0).round() / step) * step / 255.0
+
+
+def solarize(x: Tensor, threshold: Tensor) -> Tensor:
+    """Invert the values at or above `threshold` (B,) in [0, 1]."""
+    return torch.where(x >= threshold.view(-1, 1, 1, 1), 1.0 - x, x)
+
+
+def affine(x: Tensor, theta: Tensor) -> Tensor:
+    """Resample each image with its (2, 3) affine map in normalised coordinates."""
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def geometric_theta(op: Tensor, m: Tensor, sign: Tensor, width: int) -> Tensor:
+    """(B, 2, 3) affine maps for the geometric ops (identity for every other op index)."""
+    n = op.shape[0]
+    theta = torch.eye(2, 3, device=m.device, dtype=m.dtype).repeat(n, 1, 1)
+    angle = sign * math.radians(30.0) * m
+    rot = op == OPS.index("rotate")
+    theta[rot, 0, 0] = theta[rot, 1, 1] = torch.cos(angle[rot])
+    theta[rot, 0, 1] = -torch.sin(angle[rot])
+    theta[rot, 1, 0] = torch.sin(angle[rot])
+    shear = sign * 0.3 * m
+    theta[op == OPS.index("shear_x"), 0, 1] = shear[op == OPS.index("shear_x")]
+    theta[op == OPS.index("shear_y"), 1, 0] = shear[op == OPS.index("shear_y")]
+    shift = sign * (width / 3.0) * m * 2.0 / width  # pixels -> normalised units
+    theta[op == OPS.index("translate_x"), 0, 2] = shift[op == OPS.index("translate_x")]
+    theta[op == OPS.index("translate_y"), 1, 2] = shift[op == OPS.index("translate_y")]
+    return theta
+
+
+@torch.no_grad()
+def apply_ops(x: Tensor, op: Tensor, severity: float = 3.0) -> Tensor:
+    """Apply OPS[op[i]] to image i with a random magnitude; op[i] == IDENTITY keeps it."""
+    n = x.shape[0]
+    dev = x.device
+    m = (0.1 + (severity - 0.1) * torch.rand(n, device=dev)) / 10.0
+    sign = torch.where(torch.rand(n, device=dev) < 0.5, -1.0, 1.0)
+    out = x.clone()
+
+    def chosen(name: str) -> Tensor:
+        return op == OPS.index(name)
+
+    for name, fn in (("autocontrast", autocontrast), ("equalize", equalize)):
+        sel = chosen(name)
+        if sel.any():
+            out[sel] = fn(x[sel])
+    sel = chosen("posterize")
+    if sel.any():
+        bits = (4 - torch.floor(4 * m[sel])).long().clamp(1, 8)
+        out[sel] = posterize(x[sel], bits)
+    sel = chosen("solarize")
+    if sel.any():
+        out[sel] = solarize(x[sel], 1.0 - m[sel])
+    geometric = op >= OPS.index("rotate")
+    if geometric.any():
+        theta = geometric_theta(op, m, sign, x.shape[-1])
+        out[geometric] = affine(x[geometric], theta[geometric])
+    return out
+
+
+@torch.no_grad()
+def random_chain(x: Tensor, max_depth: int = 3, severity: float = 3.0) -> Tensor:
+    """AugMix's augmentation chain: per image a depth U{1..max_depth} and that many
+    operations drawn uniformly (with replacement) from OPS, applied in sequence."""
+    n = x.shape[0]
+    depth = torch.randint(1, max_depth + 1, (n,), device=x.device)
+    for k in range(max_depth):
+        op = torch.randint(len(OPS), (n,), device=x.device)
+        x = apply_ops(x, torch.where(depth > k, op, IDENTITY), severity)
+    return x

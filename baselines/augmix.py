@@ -1,0 +1,119 @@
+"""AugMix on the image modalities, with concat late fusion.
+
+D. Hendrycks, N. Mu, E. D. Cubuk, B. Zoph, J. Gilmer, B. Lakshminarayanan, "AugMix: A
+Simple Data Processing Method to Improve Robustness and Uncertainty", ICLR 2020.
+
+For each image x two augmented views are made, each
+    x_aug = (1 - b) x + b sum_{i=1..width} w_i chain_i(x),
+    w ~ Dirichlet(alpha, ..., alpha), b ~ Beta(alpha, alpha),
+with width = 3 chains, each of depth U{1, 2, 3}, of AugMix's operations
+(baselines/_image_ops.py). Non-image modalities stay clean in every view. Then
+    loss = CE(p_clean, y) + lambda JS(p_clean, p_aug1, p_aug2),
+    JS(p_1, p_2, p_3) = 1/3 sum_k KL(p_k || M),  M = (p_1 + p_2 + p_3) / 3,
+where p are the fused classifier's softmax outputs, averaged over the batch. As in the
+paper's code, the three views go through the image encoders as one batch (batch-norm
+statistics are shared), and M is clamped to [1e-7, 1] before the log.
+
+Hyper-parameters: lam = 12, width = 3, depth = 3 (maximum chain depth; depths drawn from
+1..depth), severity = 3 (0-10), alpha = 1.
+
+Deviations: AugMix augments the single image input of an image classifier; here it acts
+on every image modality (4-D input) of a multimodal sample and only there, while the
+other modalities' features are computed once and shared by the three views. Image
+modalities absent from a sample (zero-filled) are not augmented. Without any image
+modality the method is late fusion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from baselines._image_ops import random_chain
+from baselines.late_fusion import LateFusion
+from rambench.batch import Batch
+from rambench.methods import methods
+
+
+def js_divergence(logits: list[Tensor], eps: float = 1e-7) -> Tensor:
+    """Batch mean of 1/K sum_k KL(p_k || M), M = mean_k p_k, p_k = softmax(logits[k])."""
+    probs = [F.softmax(z.float(), dim=1) for z in logits]
+    log_mixture = (sum(probs) / len(probs)).clamp(eps, 1.0).log()
+    kls = [F.kl_div(log_mixture, p, reduction="batchmean") for p in probs]
+    return sum(kls) / len(kls)
+
+
+def mix(x: Tensor, chains: list[Tensor], w: Tensor, b: Tensor) -> Tensor:
+    """(1 - b) x + b sum_i w_i chains[i]: w (B, width) rows summing to 1, b (B,)."""
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    mixed = sum(w[:, i].view(shape) * c for i, c in enumerate(chains))
+    return (1.0 - b.view(shape)) * x + b.view(shape) * mixed
+
+
+def mixing_weights(n: int, width: int, alpha: float, device) -> tuple[Tensor, Tensor]:
+    """w ~ Dirichlet(alpha 1_width) (n, width) and b ~ Beta(alpha, alpha) (n,)."""
+    conc = torch.full((width,), float(alpha), device=device)
+    w = torch.distributions.Dirichlet(conc).sample((n,))
+    a = torch.tensor(float(alpha), device=device)
+    b = torch.distributions.Beta(a, a).sample((n,))
+    return w, b
+
+
+@torch.no_grad()
+def augmix_view(x: Tensor, width: int = 3, depth: int = 3, severity: float = 3.0,
+                alpha: float = 1.0) -> Tensor:
+    """One AugMix view of each image of x (B, C, H, W) in [0, 1]."""
+    chains = [random_chain(x, depth, severity) for _ in range(width)]
+    w, b = mixing_weights(x.shape[0], width, alpha, x.device)
+    return mix(x, chains, w.to(x.dtype), b.to(x.dtype))
+
+
+@dataclass
+class AugMixParams:
+    lam: float = 12.0  # weight of the Jensen-Shannon consistency term
+    width: int = 3  # chains per view
+    depth: int = 3  # maximum chain depth (each chain's depth is drawn from 1..depth)
+    severity: float = 3.0  # operation severity, 0-10
+    alpha: float = 1.0  # Dirichlet and Beta concentration
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.depth < 1:
+            raise ValueError("augmix.width and augmix.depth must be at least 1")
+        if self.alpha <= 0 or self.lam < 0:
+            raise ValueError("augmix.alpha must be positive and augmix.lam non-negative")
+        if not 0.1 <= self.severity <= 10.0:
+            raise ValueError(f"augmix.severity must lie in [0.1, 10]; got {self.severity}")
+
+
+@methods.register("augmix")
+class AugMix(LateFusion):
+    """AugMix (Hendrycks et al., ICLR 2020) on image modalities, JS consistency, late fusion."""
+
+    family = "augmentation"
+    citation = ("Hendrycks et al., AugMix: A Simple Data Processing Method to Improve "
+                "Robustness and Uncertainty, ICLR 2020")
+    Params = AugMixParams
+
+    def training_loss(self, batch: Batch) -> dict[str, Tensor]:
+        p = self.params
+        images = [m for m in self.encoders if batch.inputs[m].dim() == 4]
+        if not images:
+            return {"loss": F.cross_entropy(self(batch), batch.y)}
+        z = {}
+        for m, encoder in self.encoders.items():
+            x = batch.inputs[m]
+            if m in images:
+                keep = batch.present[m].view(-1, 1, 1, 1)
+                views = [torch.where(keep, augmix_view(x, p.width, p.depth, p.severity,
+                                                       p.alpha), x) for _ in range(2)]
+                z[m] = encoder(torch.cat([x, *views]))
+            else:
+                z[m] = encoder(x).repeat(3, 1)
+        present = {m: v.repeat(3) for m, v in batch.present.items()}
+        clean, aug1, aug2 = self.fusion(z, present).chunk(3)
+        out = {"ce": F.cross_entropy(clean, batch.y), "js": js_divergence([clean, aug1, aug2])}
+        out["loss"] = out["ce"] + p.lam * out["js"]
+        return out

@@ -1,0 +1,74 @@
+"""Test inputs: deterministic per sample, independent of batching and of the other cells."""
+
+import numpy as np
+import pytest
+
+from corruptions import registry
+from rambench.datasets import Split, datasets
+from rambench.evaluate import build_test_inputs, sample_seeds
+from rambench.plan import Condition
+
+
+@pytest.fixture(scope="module")
+def avdigits():
+    dataset = datasets.get("avdigits")()
+    test = dataset.split("test")
+    small = Split({m: a[:24] for m, a in test.inputs.items()}, test.y[:24])
+    return dataset, small
+
+
+def test_sample_seeds_depend_on_seed_key_and_index_only():
+    a = sample_seeds(0, "ab" * 10, 50)
+    assert np.array_equal(a[:20], sample_seeds(0, "ab" * 10, 20))  # prefix = smaller batch
+    assert len(set(a.tolist())) == 50
+    assert not np.array_equal(a, sample_seeds(1, "ab" * 10, 50))
+    assert not np.array_equal(a, sample_seeds(0, "cd" * 10, 50))
+
+
+@pytest.mark.parametrize("modality, corruption", [("visual", "glass_blur"),
+                                                  ("audio", "gaussian_noise")])
+def test_corrupted_inputs_are_per_sample_and_reproducible(avdigits, modality, corruption):
+    dataset, split = avdigits
+    cond = Condition("corruption", modality, corruption, 3)
+    first = build_test_inputs(dataset, split, cond, 0, "1f" * 10).inputs[modality]
+    # another condition in between must not change anything (no global RNG leaks)
+    build_test_inputs(dataset, split, Condition("corruption", "visual", "shot_noise", 5), 0,
+                      "2e" * 10)
+    again = build_test_inputs(dataset, split, cond, 0, "1f" * 10).inputs[modality]
+    assert np.array_equal(first, again)
+    # sample i alone, with its own seed, gives the same result as in the whole set
+    seeds = sample_seeds(0, "1f" * 10, len(split))
+    kind = dataset.modalities[modality].kind
+    context = {"sample_rate": 16000} if kind == "audio" else {}
+    single = registry.get(corruption, kind)(split.inputs[modality][7], 3, int(seeds[7]),
+                                            **context)
+    assert np.array_equal(first[7], single)
+    # the other modality is untouched, and the split itself is not modified
+    other = "audio" if modality == "visual" else "visual"
+    out = build_test_inputs(dataset, split, cond, 0, "1f" * 10)
+    assert out.inputs[other] is split.inputs[other]
+    assert not np.array_equal(first, split.inputs[modality])
+
+
+def test_drop_and_random_missing_masks(avdigits):
+    dataset, split = avdigits
+    drop = build_test_inputs(dataset, split, Condition("missing", "audio",
+                                                       missing_pattern="drop"), 0, "aa" * 10)
+    assert drop.missing["audio"].all() and "visual" not in drop.missing
+    rate = build_test_inputs(dataset, split, Condition("missing", missing_pattern="random",
+                                                       missing_rate=0.9), 0, "bb" * 10)
+    both = np.stack([rate.missing["visual"], rate.missing["audio"]], 1)
+    assert not both.all(axis=1).any() and both.any()
+
+
+def test_mixed_protocol_corrupts_each_modality_of_each_sample_independently(avdigits):
+    dataset, split = avdigits
+    cond = Condition("mixed", "all", "gaussian_noise+gaussian_noise", 5,
+                     mixed=(("visual", "gaussian_noise"), ("audio", "gaussian_noise")),
+                     mixed_probability=0.5)
+    out = build_test_inputs(dataset, split, cond, 0, "cc" * 10)
+    changed = {m: np.array([not np.array_equal(out.inputs[m][i], split.inputs[m][i])
+                            for i in range(len(split))]) for m in ("visual", "audio")}
+    for m in changed:
+        assert 0 < changed[m].sum() < len(split)
+    assert not np.array_equal(changed["visual"], changed["audio"])
