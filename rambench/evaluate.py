@@ -42,7 +42,7 @@ def _corrupt_array(
     context = {"sample_rate": spec.sample_rate} if spec.kind == "audio" else {}
     out = array.copy()
     rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))
-    for i in tqdm(rows, desc=f"{name}@{severity}", disable=not progress, leave=False):
+    for i in tqdm(rows, desc=f"{name}@{severity}", disable=None if progress else True, leave=False):
         out[i] = corruption(array[i], severity, int(seeds[i]), **context)
     return out
 
