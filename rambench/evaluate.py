@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from corruptions import registry as corruption_registry
 from corruptions.missing import random_missing_mask
 from rambench.datasets import Dataset, Split
@@ -35,21 +33,20 @@ class TestInputs:
 
 def _corrupt_array(
     dataset: Dataset, modality: str, array: np.ndarray, name: str, severity: int,
-    seeds: np.ndarray, selected: np.ndarray | None = None, progress: bool = False,
+    seeds: np.ndarray, selected: np.ndarray | None = None,
 ) -> np.ndarray:
     spec = dataset.modalities[modality]
     corruption = corruption_registry.get(name, spec.kind)
     context = {"sample_rate": spec.sample_rate} if spec.kind == "audio" else {}
     out = array.copy()
     rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))
-    for i in tqdm(rows, desc=f"{name}@{severity}", disable=None if progress else True, leave=False):
+    for i in rows:
         out[i] = corruption(array[i], severity, int(seeds[i]), **context)
     return out
 
 
 def build_test_inputs(
     dataset: Dataset, split: Split, condition: Condition, seed: int, data_key: str,
-    progress: bool = False,
 ) -> TestInputs:
     inputs, missing = dict(split.inputs), {}
     n = len(split)
@@ -57,7 +54,7 @@ def build_test_inputs(
         seeds = sample_seeds(seed, data_key, n)
         inputs[condition.modality] = _corrupt_array(
             dataset, condition.modality, split.inputs[condition.modality],
-            condition.corruption, condition.severity, seeds, progress=progress)
+            condition.corruption, condition.severity, seeds)
     elif condition.kind == "missing":
         modalities = tuple(dataset.modalities)
         if condition.missing_pattern == "drop":
@@ -75,5 +72,5 @@ def build_test_inputs(
                                  for s in seeds])
             inputs[modality] = _corrupt_array(
                 dataset, modality, split.inputs[modality], name, condition.severity,
-                seeds, selected, progress)
+                seeds, selected)
     return TestInputs(inputs, missing)

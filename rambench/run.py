@@ -153,7 +153,8 @@ def execute(plan: Plan, device_name: str = "auto", progress: bool = True,
     test = plan.dataset.split("test")
     spec_of = {s.name: s for s in plan.specs}
     written: list[dict[str, Any]] = []
-    bar = tqdm(total=len(plan.todo), desc="grid", unit="cell", disable=None if progress else True)
+    bar = tqdm(total=len(plan.todo), desc="grid", unit="cell",
+               disable=None if progress else True)  # None: only on a terminal
     for seed in sorted({c.job.seed for c in plan.todo}):
         seed_cells = [c for c in plan.todo if c.job.seed == seed]
         models: dict[str, tuple[Method, dict[str, Any]]] = {}

@@ -136,8 +136,8 @@ def train(
     )
     best = (-1.0, 0, copy.deepcopy(method.state_dict()))
     history: list[dict[str, float]] = []
-    bar = tqdm(range(cfg.epochs), desc=f"train {type(method).__name__}", disable=None if progress else True,
-               unit="epoch", leave=False)
+    bar = tqdm(range(cfg.epochs), desc=f"train {type(method).__name__}", unit="epoch",
+               disable=None if progress else True, leave=False)
     epoch = 0
     for epoch in bar:
         method.train()
