@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from corruptions import registry as corruption_registry
 from corruptions.missing import random_missing_mask
 from rambench.datasets import Dataset, Split
