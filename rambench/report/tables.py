@@ -17,20 +17,27 @@ def condition_label(row: pd.Series) -> str:
     return f"{row['test_modality']} {row['corruption']} s{row['severity']}"
 
 
+def condition_group(row: pd.Series) -> int:
+    """Row order of a table: clean, single-modality corruptions, missing, mixed."""
+    if row["missing_pattern"] != "none":
+        return 2 if row["missing_pattern"] == "drop" else 3
+    if row["corruption"] == "none":
+        return 0
+    return 4 if row["test_modality"] == "all" else 1
+
+
 def accuracy_table(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Rows: test conditions (clean first, in grid order); columns: methods; mean over seeds."""
+    """Rows: test conditions (clean first); columns: methods; mean accuracy over seeds."""
     acc = tidy[tidy["metric"] == "accuracy"].copy()
     if acc.empty:
         return pd.DataFrame()
     acc["condition"] = acc.apply(condition_label, axis=1)
-    order = list(dict.fromkeys(
-        acc.sort_values(["missing_pattern", "test_modality", "corruption", "severity",
-                         "missing_rate"], kind="stable")["condition"]))
-    if "clean" in order:
-        order.remove("clean")
-        order.insert(0, "clean")
+    acc["group"] = acc.apply(condition_group, axis=1)
+    ordered = acc.sort_values(["group", "test_modality", "corruption", "severity",
+                               "missing_rate"], ascending=[True, False, True, True, True],
+                              kind="stable")
     table = acc.pivot_table(index="condition", columns="method", values="value", aggfunc="mean")
-    return table.reindex(order)
+    return table.reindex(list(dict.fromkeys(ordered["condition"])))
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
