@@ -133,31 +133,26 @@ def parse_grid(raw: Any, name: str, source: str) -> Grid:
     return grid
 
 
-def _modality_list(value: Any, kinds: dict[str, str], source: str, key: str) -> list[str]:
+def _names(value: Any, valid: list[str], what: str, source: str, key: str) -> list[str]:
+    """'all', one name or a list of names, each checked against `valid`."""
     if value == "all":
-        return list(kinds)
+        return list(valid)
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        _fail(source, key, f"expected 'all' or a list of modalities ({', '.join(kinds)})")
-    for m in value:
-        if m not in kinds:
-            _fail(source, key, unknown_name_message("modality", str(m), kinds))
+        _fail(source, key, f"expected 'all' or a list of {what}s ({', '.join(valid)})")
+    for name in value:
+        if name not in valid:
+            _fail(source, key, unknown_name_message(what, str(name), valid))
     return list(value)
+
+
+def _modality_list(value: Any, kinds: dict[str, str], source: str, key: str) -> list[str]:
+    return _names(value, list(kinds), "modality", source, key)
 
 
 def _corruption_names(value: Any, kind: str, source: str, key: str) -> list[str]:
-    valid = corruption_registry.names(kind)
-    if value == "all":
-        return valid
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        _fail(source, key, f"expected 'all' or a list of {kind} corruptions")
-    for name in value:
-        if name not in valid:
-            _fail(source, key, unknown_name_message(f"{kind} corruption", str(name), valid))
-    return list(value)
+    return _names(value, corruption_registry.names(kind), f"{kind} corruption", source, key)
 
 
 def expand_conditions(

@@ -1,57 +1,329 @@
-"""Figures: accuracy vs severity per corruption, one small panel per (modality, corruption)."""
+"""Figures for the paper, each returned as a matplotlib Figure and saved as PNG and PDF.
+
+* severity: accuracy vs severity, one small panel per (modality, corruption);
+* heatmap: method x corruption, accuracy drop from clean (percentage points);
+* missing: accuracy vs random missing rate;
+* families: accuracy per corruption family, with bootstrap 95 % CIs over test samples;
+* compare: per-corruption paired differences of two methods, with 95 % CIs.
+
+Figures are built with the object-oriented API (`matplotlib.figure.Figure`), so nothing
+touches pyplot's global state; the look comes from `rambench.report.style`. Every value is
+computed per seed and then averaged over seeds, as in `rambench.metrics`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from rambench import metrics
+from rambench.report import style
+
+KINDS = ("severity", "heatmap", "missing", "families")
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(style.RC):
+        return Figure(figsize=(width, height), layout="constrained")
+
+
+def _methods_in_order(methods: Sequence[str]) -> list[str]:
+    """Sorted names, raml last (drawn on top and listed last in legends)."""
+    return sorted(set(methods), key=lambda m: (m == style.FEATURED, m))
+
+
+def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
+    """Writes <out_dir>/<name>.png and .pdf; returns their paths."""
+    import matplotlib
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    with matplotlib.rc_context(style.RC):
+        for path in paths:
+            fig.savefig(path, dpi=style.DPI)
+    return paths
+
+
+def _mean_curve(frame: pd.DataFrame, x: str) -> pd.Series:
+    """Mean over seeds of the per-seed score at each x."""
+    return frame.groupby(x)["score"].mean().sort_index()
+
+
+def _with_rc(build):
+    """Runs a figure builder inside the style's rc context (artists read rc when made)."""
+    import functools
+
+    import matplotlib
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(style.RC):
+            return build(*args, **kwargs)
+
+    return wrapper
+
+
+def _legend(fig, axes_with_handles, methods: int) -> None:
+    handles, labels = axes_with_handles.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside upper center", ncol=min(methods, 8),
+                   handlelength=1.8, columnspacing=1.2)
+
+
+@_with_rc
+def severity_figure(tidy: pd.DataFrame):
+    """Accuracy (%) vs severity (0 = clean), one panel per single-modality corruption and
+    one line per method; None if the study has no corruption results."""
+    rows = metrics.scores(tidy)
+    corrupted = rows[rows["group"] == "corruption"]
+    if corrupted.empty:
+        return None
+    clean = rows[rows["group"] == "clean"]
+    panels = corrupted[metrics.CORRUPTION].drop_duplicates()
+    panels = sorted(map(tuple, panels.to_numpy()), key=lambda p: (p[0] != "visual", p))
+    cols = min(6, len(panels))
+    n_rows = -(-len(panels) // cols)
+    width = style.DOUBLE_COLUMN if cols > 2 else style.SINGLE_COLUMN
+    fig = _figure(width, 0.35 + 1.05 * n_rows)
+    axes = fig.subplots(n_rows, cols, sharex=True, sharey=True, squeeze=False)
+    methods = _methods_in_order(corrupted["method"])
+    styles = style.method_styles(methods)
+    severities = sorted(corrupted["severity"].unique())
+    for ax, (modality, corruption) in zip(axes.flat, panels, strict=False):
+        sub = corrupted[(corrupted["test_modality"] == modality)
+                        & (corrupted["corruption"] == corruption)]
+        for method in methods:
+            curve = _mean_curve(sub[sub["method"] == method], "severity")
+            base = clean[clean["method"] == method]
+            if not base.empty:
+                curve = pd.concat([pd.Series({0: base["score"].mean()}), curve])
+            if curve.empty:
+                continue
+            ax.plot(curve.index, 100 * curve.to_numpy(), label=method, **styles[method])
+        ax.set_title(f"{_modality_name(modality)}: {corruption.replace('_', ' ')}", pad=2)
+        ax.set_xticks([0, *severities])
+    for ax in axes.flat[len(panels):]:
+        fig.delaxes(ax)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy (%)")
+    for ax in axes.flat[:len(panels)]:
+        if ax.get_subplotspec().is_last_row() or not _below_exists(ax, len(panels), cols):
+            ax.set_xlabel("severity")
+            ax.tick_params(labelbottom=True)
+    _legend(fig, axes.flat[0], len(methods))
+    return fig
+
+
+def _below_exists(ax, panels: int, cols: int) -> bool:
+    spec = ax.get_subplotspec()
+    index = spec.rowspan.start * cols + spec.colspan.start
+    return index + cols < panels
+
+
+def _modality_name(modality: str) -> str:
+    return metrics.KIND_OF_MODALITY.get(modality, modality)
+
+
+def corruption_drops(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Per method and corruption: clean minus mean-over-severities accuracy, in percentage
+    points, computed per seed then averaged (columns method, test_modality, corruption,
+    drop)."""
+    per = metrics.mpc(tidy, by="corruption")
+    clean = metrics.clean_accuracy(tidy)[metrics.UNIT + ["value"]].rename(
+        columns={"value": "clean"})
+    merged = per.merge(clean, on=metrics.UNIT, how="inner")
+    merged["drop"] = 100 * (merged["clean"] - merged["value"])
+    return merged.groupby(["method", *metrics.CORRUPTION], as_index=False)["drop"].mean()
+
+
+@_with_rc
+def heatmap_figure(tidy: pd.DataFrame):
+    """Method x corruption heatmap of the accuracy drop from clean (percentage points);
+    None without corruption results."""
+    import matplotlib
+
+    drops = corruption_drops(tidy)
+    if drops.empty:
+        return None
+    methods = _methods_in_order(drops["method"])
+    keys = drops[metrics.CORRUPTION].drop_duplicates()
+    keys = sorted(map(tuple, keys.to_numpy()), key=lambda p: (p[0] != "visual", p))
+    grid = drops.pivot_table(index="method", columns=metrics.CORRUPTION, values="drop")
+    grid = grid.reindex(index=methods, columns=pd.MultiIndex.from_tuples(keys))
+    values = grid.to_numpy(dtype=float)
+    width = style.DOUBLE_COLUMN if len(keys) > 8 else style.SINGLE_COLUMN
+    fig = _figure(width, 0.9 + 0.16 * len(methods))
+    ax = fig.subplots()
+    ax.grid(False)
+    cmap = matplotlib.colormaps[style.HEATMAP_CMAP]
+    finite = values[np.isfinite(values)]
+    vmax = max(float(finite.max()) if finite.size else 1.0, 1e-9)
+    vmin = min(0.0, float(finite.min()) if finite.size else 0.0)
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
+                      interpolation="nearest")
+    ax.set_yticks(range(len(methods)), methods)
+    ax.set_xticks(range(len(keys)), [c.replace("_", " ") for _, c in keys], rotation=60,
+                  ha="right", rotation_mode="anchor")
+    for i, (modality, _) in enumerate(keys):
+        ax.get_xticklabels()[i].set_color(style.MODALITY_COLOURS.get(modality, "black"))
+    if values.size <= 400:
+        for (r, c), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                dark = (v - vmin) / (vmax - vmin or 1) > 0.55
+                ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=4.5,
+                        color="white" if dark else "black")
+    bounds = [i for i in range(1, len(keys)) if keys[i][0] != keys[i - 1][0]]
+    for b in bounds:
+        ax.axvline(b - 0.5, color="white", linewidth=1.2)
+    ax.spines[:].set_visible(False)
+    ax.tick_params(length=0)
+    bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.01, aspect=15)
+    bar.set_label("drop from clean (pp)")
+    bar.outline.set_linewidth(0.4)
+    return fig
+
+
+@_with_rc
+def missing_figure(tidy: pd.DataFrame):
+    """Accuracy (%) vs random missing rate (0 = clean), one line per method; None without
+    random-missing results."""
+    rows = metrics.scores(tidy)
+    missing = rows[(rows["group"] == "missing") & (rows["missing_pattern"] == "random")]
+    if missing.empty:
+        return None
+    clean = rows[rows["group"] == "clean"]
+    methods = _methods_in_order(missing["method"])
+    styles = style.method_styles(methods)
+    fig = _figure(style.SINGLE_COLUMN, 2.3)
+    ax = fig.subplots()
+    for method in methods:
+        curve = _mean_curve(missing[missing["method"] == method], "missing_rate")
+        base = clean[clean["method"] == method]
+        if not base.empty:
+            curve = pd.concat([pd.Series({0.0: base["score"].mean()}), curve])
+        ax.plot(curve.index, 100 * curve.to_numpy(), label=method, **styles[method])
+    ax.set_xlabel("missing rate (0 = clean)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xlim(left=0)
+    ax.legend(loc="lower left", ncol=2 if len(methods) > 4 else 1)
+    return fig
+
+
+def family_accuracies(tidy: pd.DataFrame, corr: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per method and (modality, family): mPC over the family's corruptions (mean over
+    seeds) and, given per-sample correctness, a bootstrap 95 % CI over test samples.
+
+    Columns: method, test_modality, family, value, low, high (fractions)."""
+    from rambench import stats
+
+    per = metrics.summarise(metrics.mpc(tidy, by="family"),
+                            ["method", "test_modality", "family"])
+    out = per.rename(columns={"mean": "value"})[["method", "test_modality", "family", "value"]]
+    out["low"], out["high"] = np.nan, np.nan
+    if corr is None or corr.empty:
+        return out
+    cells = metrics.add_family(corr[corr["group"] == "corruption"])
+    for i, row in out.iterrows():
+        part = cells[(cells["test_modality"] == row["test_modality"])
+                     & (cells["family"] == row["family"])]
+        estimate = stats.bootstrap_cells_ci(part, row["method"])
+        out.loc[i, ["low", "high"]] = estimate.low, estimate.high
+    return out
+
+
+@_with_rc
+def families_figure(tidy: pd.DataFrame, corr: pd.DataFrame | None = None):
+    """Grouped bars: accuracy (%) per corruption family (x) and method (bars), with
+    bootstrap 95 % CIs as error bars when `corr` is given; None without corruptions."""
+    fam = family_accuracies(tidy, corr)
+    if fam.empty:
+        return None
+    groups = fam[["test_modality", "family"]].drop_duplicates()
+    groups = sorted(map(tuple, groups.to_numpy()), key=lambda p: (p[0] != "visual", p))
+    methods = _methods_in_order(fam["method"])
+    styles = style.method_styles(methods)
+    width = style.DOUBLE_COLUMN if len(groups) * len(methods) > 16 else style.SINGLE_COLUMN
+    fig = _figure(width, 2.2)
+    ax = fig.subplots()
+    ax.grid(axis="x", visible=False)
+    bar_width = 0.8 / len(methods)
+    x = np.arange(len(groups))
+    for j, method in enumerate(methods):
+        part = fam[fam["method"] == method].set_index(["test_modality", "family"])
+        part = part.reindex(pd.MultiIndex.from_tuples(groups))
+        value = 100 * part["value"].to_numpy(dtype=float)
+        err = None
+        if part["low"].notna().any():
+            err = np.vstack([value - 100 * part["low"].to_numpy(dtype=float),
+                             100 * part["high"].to_numpy(dtype=float) - value])
+        ax.bar(x - 0.4 + (j + 0.5) * bar_width, value, bar_width * 0.92, yerr=err,
+               color=styles[method]["color"], label=method,
+               error_kw={"elinewidth": 0.5, "ecolor": "0.2"})
+    ax.set_xticks(x, [f"{_modality_name(m)}\n{f}" for m, f in groups])
+    ax.set_ylabel("accuracy (%)")
+    finite = fam["value"].dropna()
+    if not finite.empty:
+        ax.set_ylim(max(0.0, 100 * finite.min() - 10), min(100.0, 100 * fam["high"].max()
+                                                           + 3 if fam["high"].notna().any()
+                                                           else 100.0))
+    _legend(fig, ax, len(methods))
+    return fig
+
+
+@_with_rc
+def compare_figure(diffs: pd.DataFrame, method: str, against: str):
+    """Per-corruption paired difference (method - against, percentage points) with 95 % CIs;
+    `diffs` has test_modality, corruption, diff, low, high (fractions)."""
+    diffs = diffs.sort_values("diff", kind="stable").reset_index(drop=True)
+    fig = _figure(style.SINGLE_COLUMN, 0.7 + 0.13 * max(len(diffs), 1))
+    ax = fig.subplots()
+    ax.grid(axis="y", visible=False)
+    y = np.arange(len(diffs))
+    for modality in diffs["test_modality"].unique():
+        part = diffs[diffs["test_modality"] == modality]
+        idx = part.index.to_numpy()
+        value = 100 * part["diff"].to_numpy(dtype=float)
+        err = np.vstack([value - 100 * part["low"].to_numpy(dtype=float),
+                         100 * part["high"].to_numpy(dtype=float) - value])
+        ax.errorbar(value, y[idx], xerr=err, fmt="o", markersize=2.5, elinewidth=0.8,
+                    color=style.MODALITY_COLOURS.get(modality, "black"),
+                    label=_modality_name(modality))
+    ax.axvline(0, color="0.3", linewidth=0.6)
+    ambiguous = diffs.groupby("corruption")["test_modality"].transform("nunique") > 1
+    ax.set_yticks(y, [f"{c.replace('_', ' ')} ({_modality_name(m)})" if twice
+                      else c.replace("_", " ")
+                      for c, m, twice in zip(diffs["corruption"], diffs["test_modality"],
+                                             ambiguous, strict=True)])
+    ax.set_ylim(-0.7, len(diffs) - 0.3)
+    ax.set_xlabel(f"accuracy difference, {method} − {against} (pp)")
+    if diffs["test_modality"].nunique() > 1:
+        ax.legend(loc="lower right")
+    return fig
+
+
+def make_figures(tidy: pd.DataFrame, out_dir: Path, kinds: Sequence[str] = KINDS,
+                 corr: pd.DataFrame | None = None) -> dict[str, list[Path]]:
+    """Builds and saves the figures of `kinds`; returns kind -> paths (kinds with nothing to
+    draw are left out)."""
+    builders = {"severity": lambda: severity_figure(tidy), "heatmap": lambda: heatmap_figure(tidy),
+                "missing": lambda: missing_figure(tidy),
+                "families": lambda: families_figure(tidy, corr)}
+    written = {}
+    for kind in kinds:
+        if kind not in builders:
+            raise ValueError(f"unknown figure kind {kind!r}; choose from {', '.join(KINDS)}")
+        fig = builders[kind]()
+        if fig is not None:
+            written[kind] = save_figure(fig, out_dir, kind)
+    return written
 
 
 def severity_curves(tidy: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Writes severity.png and severity.pdf; returns their paths (empty if nothing to draw)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    acc = tidy[(tidy["metric"] == "accuracy") & (tidy["missing_pattern"] == "none")]
-    clean = acc[acc["corruption"] == "none"].groupby("method")["value"].mean()
-    corrupted = acc[(acc["corruption"] != "none") & (acc["test_modality"] != "all")]
-    panels = list(dict.fromkeys(
-        zip(corrupted["test_modality"], corrupted["corruption"], strict=True)))
-    if not panels:
-        return []
-    cols = min(5, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.9 * rows), sharey=True,
-                             squeeze=False)
-    methods = sorted(corrupted["method"].unique())
-    colours = plt.get_cmap("tab10")
-    for ax, (modality, corruption) in zip(axes.flat, panels, strict=False):
-        sub = corrupted[(corrupted["test_modality"] == modality)
-                        & (corrupted["corruption"] == corruption)]
-        for i, method in enumerate(methods):
-            curve = sub[sub["method"] == method].groupby("severity")["value"].mean()
-            if method in clean:
-                curve = pd.concat([pd.Series({0: clean[method]}), curve])
-            ax.plot(curve.index, 100 * curve.values, marker="os^vDP*Xhp"[i % 10],
-                    color=colours(i % 10), label=method, lw=1.2, ms=3)
-        ax.set_title(f"{modality}: {corruption}", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.set_xticks(range(0, 6))
-    for ax in axes.flat[len(panels):]:
-        ax.axis("off")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("accuracy (%)", fontsize=7)
-    for ax in axes[-1]:
-        ax.set_xlabel("severity (0 = clean)", fontsize=7)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(6, len(methods)), fontsize=7,
-               frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / rows))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "severity.png", out_dir / "severity.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return paths
+    return make_figures(tidy, out_dir, ["severity"]).get("severity", [])

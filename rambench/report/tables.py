@@ -1,8 +1,47 @@
-"""Tables from the tidy results: mean accuracy over seeds per method and test condition."""
+"""Paper tables from the tidy results: methods x metrics, mean ± std over seeds.
+
+Views (`build_table`):
+
+* main: clean accuracy, mPC under image and under audio corruptions, accuracy with missing
+  modalities (every missing cell alike) and mCE (normalised by the reference method);
+* corruption: accuracy per corruption (mean over severities);
+* severity: accuracy per severity (mean over corruptions; 0 = clean) and the area under it;
+* missing: accuracy per dropped modality and per random missing rate, and the area under
+  accuracy vs missing rate;
+* conditions: test condition x method (the table `rambench run` prints);
+* leaderboard: every summary metric, sorted by one of them.
+
+Given the per-sample correctness (`rambench.stats.correctness`), each cell is compared
+with the same cells of `against` (default raml) by a paired bootstrap over test samples
+and marked when p < 0.05. Renderers: `render(table, 'md' | 'latex' | 'csv' | 'html')`.
+"""
 
 from __future__ import annotations
 
+import html
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
 import pandas as pd
+
+from rambench import metrics
+from rambench import stats as st
+
+VIEWS = ("main", "corruption", "severity", "missing", "conditions", "leaderboard")
+FORMATS = ("md", "latex", "csv", "html")
+AGAINST = "raml"
+ALPHA = 0.05
+MARK_TEXT = {"md": {"win": "▲", "loss": "▼"}, "html": {"win": "▲", "loss": "▼"},
+             "latex": {"win": r"^{\blacktriangle}", "loss": r"^{\blacktriangledown}"}}
+LEADERBOARD_METRICS = {  # --metric name -> leaderboard column
+    "clean": "clean", "mpc": "mPC", "rpc": "rPC", "mce": "mCE", "rmce": "rel. mCE",
+    "auc": "severity AUC", "missing": "missing", "missing_auc": "missing AUC",
+    "er": "eff. robustness", "mixed": "mixed",
+}
+
+Test = Callable[[str, str, str], "st.Paired | None"]  # (dataset, method, against)
 
 
 def condition_label(row: pd.Series) -> str:
@@ -26,17 +65,22 @@ def condition_group(row: pd.Series) -> int:
     return 4 if row["test_modality"] == "all" else 1
 
 
+def _ordered_conditions(acc: pd.DataFrame) -> pd.DataFrame:
+    acc = acc.copy()
+    acc["condition"] = acc.apply(condition_label, axis=1)
+    acc["order"] = acc.apply(condition_group, axis=1)
+    return acc.sort_values(["order", "test_modality", "corruption", "severity", "missing_rate"],
+                           ascending=[True, False, True, True, True], kind="stable")
+
+
 def accuracy_table(tidy: pd.DataFrame) -> pd.DataFrame:
     """Rows: test conditions (clean first); columns: methods; mean accuracy over seeds."""
-    acc = tidy[tidy["metric"] == "accuracy"].copy()
+    acc = tidy[tidy["metric"] == "accuracy"]
     if acc.empty:
         return pd.DataFrame()
-    acc["condition"] = acc.apply(condition_label, axis=1)
-    acc["group"] = acc.apply(condition_group, axis=1)
-    ordered = acc.sort_values(["group", "test_modality", "corruption", "severity",
-                               "missing_rate"], ascending=[True, False, True, True, True],
-                              kind="stable")
-    table = acc.pivot_table(index="condition", columns="method", values="value", aggfunc="mean")
+    ordered = _ordered_conditions(acc)
+    table = ordered.pivot_table(index="condition", columns="method", values="value",
+                                aggfunc="mean")
     return table.reindex(list(dict.fromkeys(ordered["condition"])))
 
 
@@ -50,3 +94,547 @@ def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
         cells = ["" if pd.isna(v) else f"{100 * v:.{digits}f}" for v in row]
         lines.append("| " + " | ".join([str(condition), *cells]) + " |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+@dataclass
+class Column:
+    """One column of a methods x metrics table."""
+
+    name: str
+    per_seed: pd.DataFrame  # dataset, method, seed, value, note (from rambench.metrics)
+    higher_is_better: bool = True
+    scale: float = 100.0  # display factor: accuracies in %
+    test: Test | None = None  # paired comparison with `against` on this column's statistic
+
+
+@dataclass
+class Table:
+    """Cells as mean, std over seeds and significance marks; rendered by `render`."""
+
+    title: str
+    row_header: str
+    mean: pd.DataFrame  # rows x columns, display units
+    std: pd.DataFrame
+    seeds: pd.DataFrame
+    p: pd.DataFrame  # paired bootstrap p-value vs `against` (NaN: not tested)
+    mark: pd.DataFrame  # "win" | "loss" | ""
+    higher_is_better: dict[str, bool]
+    against: str | None = None
+    best_axis: str = "column"  # highlight the best per column, or per row
+    notes: list[str] = field(default_factory=list)
+    unit: str = "%"
+    digits: int = 1
+
+    @property
+    def rows(self) -> list[str]:
+        return list(self.mean.index)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.mean.columns)
+
+    @property
+    def tested(self) -> bool:
+        return bool(self.p.notna().to_numpy().any())
+
+
+def _row_order(methods: list[str], reference: str, against: str | None) -> list[str]:
+    def key(m: str) -> tuple[int, str]:
+        return (0 if m == reference else 2 if m == against else 1, m)
+
+    return sorted(methods, key=key)
+
+
+def _label(dataset: str, method: str, multi: bool) -> str:
+    return f"{dataset}: {method}" if multi else method
+
+
+def columns_table(title: str, columns: list[Column], reference: str, against: str | None,
+                  alpha: float = ALPHA, notes: list[str] | None = None) -> Table:
+    """A methods x columns Table: summarises each column over seeds and, where the column
+    has a test, marks significant differences from `against`."""
+    columns = [c for c in columns if not c.per_seed.empty]
+    units = pd.concat([c.per_seed[["dataset", "method"]] for c in columns]).drop_duplicates() \
+        if columns else pd.DataFrame(columns=["dataset", "method"])
+    multi = units["dataset"].nunique() > 1
+    units = units.assign(label=[_label(d, m, multi) for d, m in
+                                zip(units["dataset"], units["method"], strict=True)])
+    order = []
+    for dataset in sorted(units["dataset"].unique()):
+        names = _row_order(list(units[units["dataset"] == dataset]["method"]), reference,
+                           against)
+        order += [(dataset, m) for m in names]
+    labels = [_label(d, m, multi) for d, m in order]
+    frames = {k: pd.DataFrame(np.nan, index=labels, columns=[c.name for c in columns])
+              for k in ("mean", "std", "seeds", "p")}
+    mark = pd.DataFrame("", index=labels, columns=[c.name for c in columns])
+    all_notes = list(notes or [])
+    for col in columns:
+        summary = metrics.summarise(col.per_seed, ["dataset", "method"])
+        for row in summary.itertuples(index=False):
+            label = _label(row.dataset, row.method, multi)
+            frames["mean"].loc[label, col.name] = row.mean * col.scale
+            frames["std"].loc[label, col.name] = row.std * col.scale
+            frames["seeds"].loc[label, col.name] = row.seeds
+        all_notes += [f"{col.name}: {n}" for n in metrics.notes(col.per_seed)]
+        if col.test is None or against is None:
+            continue
+        for dataset, method in order:
+            if method == against or not (units["method"] == against).any():
+                continue
+            result = col.test(dataset, method, against)
+            if result is None or not np.isfinite(result.p):
+                continue
+            label = _label(dataset, method, multi)
+            frames["p"].loc[label, col.name] = result.p
+            if result.p < alpha and result.diff != 0:
+                better = (result.diff > 0) == col.higher_is_better
+                mark.loc[label, col.name] = "win" if better else "loss"
+    return Table(title, "method", frames["mean"], frames["std"], frames["seeds"], frames["p"],
+                 mark, {c.name: c.higher_is_better for c in columns}, against,
+                 notes=list(dict.fromkeys(all_notes)))
+
+
+# ---------------------------------------------------------------------------- the views
+
+
+def modality_label(modality: str) -> str:
+    """'image' for visual, 'audio' for audio: the kind of data a modality carries."""
+    return metrics.KIND_OF_MODALITY.get(modality, modality)
+
+
+def _select(dataset: str, base: Callable[[pd.DataFrame], pd.Series]):
+    return lambda f: (f["dataset"] == dataset) & base(f)
+
+
+def _paired(corr: pd.DataFrame | None, base: Callable[[pd.DataFrame], pd.Series],
+            weighting: st.Weighting = "mpc") -> Test | None:
+    if corr is None or corr.empty:
+        return None
+    return lambda d, m, a: st.paired_bootstrap(corr, m, a, _select(d, base), weighting)
+
+
+def severity_auc_weights(cells: pd.DataFrame) -> np.ndarray:
+    """Weights making a weighted mean of one seed's clean + corruption cells the severity AUC
+    (the mean over corruptions of each corruption's trapezoid area, clean as severity 0)."""
+    w = np.zeros(len(cells))
+    clean = np.flatnonzero((cells["group"] == "clean").to_numpy())
+    corrupt = cells[cells["group"] == "corruption"]
+    groups = corrupt.groupby(metrics.CORRUPTION, sort=False).indices
+    if len(clean) != 1 or not groups:
+        return np.full(len(cells), np.nan)
+    positions = {label: i for i, label in enumerate(cells.index)}
+    for idx in groups.values():
+        sub = corrupt.iloc[idx]
+        tw = metrics.trapezoid_weights([0.0, *sub["severity"].astype(float)])
+        w[clean[0]] += tw[0] / len(groups)
+        for label, weight in zip(sub.index, tw[1:], strict=True):
+            w[positions[label]] += weight / len(groups)
+    return w
+
+
+def missing_auc_weights(cells: pd.DataFrame) -> np.ndarray:
+    """Weights making a weighted mean of one seed's clean + random-missing cells the area
+    under accuracy vs missing rate (clean as rate 0)."""
+    x = np.where(cells["group"] == "clean", 0.0, cells["missing_rate"].astype(float))
+    return metrics.trapezoid_weights(x)
+
+
+def _is(group: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda f: f["group"] == group
+
+
+def main_columns(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
+                 notes: list[str]) -> list[Column]:
+    columns = [Column("clean", metrics.clean_accuracy(tidy), test=_paired(corr, _is("clean")))]
+    by_modality = metrics.mpc(tidy, by="modality")
+    for modality in sorted(by_modality["test_modality"].unique(),
+                           key=lambda m: (m != "visual", m)):
+        def is_modality(f, modality=modality):
+            return (f["group"] == "corruption") & (f["test_modality"] == modality)
+
+        columns.append(Column(f"{modality_label(modality)} mPC",
+                              by_modality[by_modality["test_modality"] == modality],
+                              test=_paired(corr, is_modality)))
+    columns.append(Column("missing", metrics.group_score(tidy, "missing"),
+                          test=_paired(corr, _is("missing"), "equal")))
+    columns.append(_mce_column(tidy, corr, reference, notes, relative=False))
+    return [c for c in columns if c is not None]
+
+
+def _has_method(tidy: pd.DataFrame, method: str) -> bool:
+    return bool((metrics.scores(tidy)["method"] == method).any())
+
+
+def _mce_column(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
+                notes: list[str], relative: bool) -> Column | None:
+    name = "rel. mCE" if relative else "mCE"
+    if not _has_method(tidy, reference):
+        notes.append(f"{name} left out: the reference method {reference!r} is not in the "
+                     "results (choose another with --reference)")
+        return None
+    per_seed = metrics.mce(tidy, reference, relative=relative)
+    test = None
+    if corr is not None and not corr.empty and not relative:
+        def test(d, m, a):
+            return st.paired_bootstrap_mce(corr, m, a, reference,
+                                           lambda f: f["dataset"] == d)
+    return Column(name, per_seed, higher_is_better=False, test=test)
+
+
+def main_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
+               reference: str = metrics.DEFAULT_REFERENCE, against: str | None = AGAINST
+               ) -> Table:
+    notes: list[str] = []
+    columns = main_columns(tidy, corr, reference, notes)
+    table = columns_table("Accuracy (%) under clean, corrupted and missing inputs; mCE "
+                          f"(%) relative to {reference}", columns, reference, against,
+                          notes=notes)
+    return table
+
+
+def corruption_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
+                     reference: str = metrics.DEFAULT_REFERENCE,
+                     against: str | None = AGAINST) -> Table:
+    per = metrics.mpc(tidy, by="corruption")
+    columns = []
+    keys = per[metrics.CORRUPTION].drop_duplicates()
+    keys = keys.sort_values(metrics.CORRUPTION, key=lambda s: s.map(
+        lambda v: (v != "visual", v)) if s.name == "test_modality" else s)
+    for modality, corruption in keys.itertuples(index=False):
+        def is_it(f, modality=modality, corruption=corruption):
+            return ((f["group"] == "corruption") & (f["test_modality"] == modality)
+                    & (f["corruption"] == corruption))
+
+        part = per[(per["test_modality"] == modality) & (per["corruption"] == corruption)]
+        columns.append(Column(f"{modality_label(modality)}: {corruption}", part,
+                              test=_paired(corr, is_it)))
+    return columns_table("Accuracy (%) per corruption, mean over severities", columns,
+                         reference, against)
+
+
+def severity_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
+                   reference: str = metrics.DEFAULT_REFERENCE,
+                   against: str | None = AGAINST) -> Table:
+    columns = [Column("0 (clean)", metrics.clean_accuracy(tidy),
+                      test=_paired(corr, _is("clean")))]
+    rows = metrics.scores(tidy)
+    severities = sorted(rows[rows["group"] == "corruption"]["severity"].unique())
+    for severity in severities:
+        def at(f, severity=severity):
+            return (f["group"] == "corruption") & (f["severity"] == severity)
+
+        keep = (tidy["severity"] == severity) | (tidy["corruption"] == "none")
+        columns.append(Column(str(severity), metrics.mpc(tidy[keep]), test=_paired(corr, at)))
+    if severities:
+        def clean_or_corrupt(f):
+            return f["group"].isin(["clean", "corruption"])
+
+        columns.append(Column("AUC", metrics.severity_auc(tidy),
+                              test=_paired(corr, clean_or_corrupt, severity_auc_weights)))
+    return columns_table("Accuracy (%) per severity, mean over corruptions; AUC: normalised "
+                         "area under accuracy vs severity", columns, reference, against)
+
+
+def missing_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
+                  reference: str = metrics.DEFAULT_REFERENCE,
+                  against: str | None = AGAINST) -> Table:
+    rows = metrics.scores(tidy)
+    missing = rows[rows["group"] == "missing"]
+    columns = []
+    for modality in sorted(missing[missing["missing_pattern"] == "drop"]["test_modality"]
+                           .unique(), key=lambda m: (m != "visual", m)):
+        def dropped(f, modality=modality):
+            return (f["missing_pattern"] == "drop") & (f["test_modality"] == modality)
+
+        columns.append(Column(f"no {modality_label(modality)}",
+                              metrics.group_score(tidy, "missing", select=dropped),
+                              test=_paired(corr, dropped)))
+    rates = sorted(missing[missing["missing_pattern"] == "random"]["missing_rate"].unique())
+    for rate in rates:
+        def at(f, rate=rate):
+            return (f["missing_pattern"] == "random") & np.isclose(f["missing_rate"], rate)
+
+        columns.append(Column(f"rate {rate:g}",
+                              metrics.group_score(tidy, "missing", select=at),
+                              test=_paired(corr, at)))
+    if rates:
+        def clean_or_random(f):
+            return (f["group"] == "clean") | (f["missing_pattern"] == "random")
+
+        columns.append(Column("AUC", metrics.missing_rate_auc(tidy),
+                              test=_paired(corr, clean_or_random, missing_auc_weights)))
+    return columns_table("Accuracy (%) with a dropped modality and at random missing rates; "
+                         "AUC: normalised area under accuracy vs missing rate", columns,
+                         reference, against)
+
+
+def leaderboard_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
+                      reference: str = metrics.DEFAULT_REFERENCE,
+                      against: str | None = AGAINST, sort_by: str = "mpc") -> Table:
+    """Every summary metric per method, rows sorted by `sort_by` (a LEADERBOARD_METRICS key)."""
+    if sort_by not in LEADERBOARD_METRICS:
+        raise ValueError(f"unknown metric {sort_by!r}; choose from "
+                         f"{', '.join(LEADERBOARD_METRICS)}")
+    notes: list[str] = []
+    corrupt = _is("corruption")
+    columns = [
+        Column("clean", metrics.clean_accuracy(tidy), test=_paired(corr, _is("clean"))),
+        Column("mPC", metrics.mpc(tidy), test=_paired(corr, corrupt)),
+        Column("rPC", metrics.rpc(tidy)),
+        _mce_column(tidy, corr, reference, notes, relative=False),
+        _mce_column(tidy, corr, reference, [], relative=True),
+        Column("severity AUC", metrics.severity_auc(tidy)),
+        Column("missing", metrics.group_score(tidy, "missing"),
+               test=_paired(corr, _is("missing"), "equal")),
+        Column("missing AUC", metrics.missing_rate_auc(tidy)),
+        Column("mixed", metrics.group_score(tidy, "mixed"),
+               test=_paired(corr, _is("mixed"), "equal")),
+    ]
+    if _has_method(tidy, reference):
+        columns.insert(-1, Column("eff. robustness", metrics.effective_robustness(tidy,
+                                                                                  reference)))
+    columns = [c for c in columns if c is not None]
+    table = columns_table(f"Leaderboard, sorted by {LEADERBOARD_METRICS[sort_by]}", columns,
+                          reference, against, notes=notes)
+    name = LEADERBOARD_METRICS[sort_by]
+    if name in table.columns:
+        values = table.mean[name]
+        ascending = not table.higher_is_better[name]
+        order = values.sort_values(ascending=ascending, na_position="last", kind="stable").index
+        for attr in ("mean", "std", "seeds", "p", "mark"):
+            setattr(table, attr, getattr(table, attr).loc[order])
+    else:
+        table.notes.append(f"cannot sort by {name}: not available for this study")
+    return table
+
+
+def conditions_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
+                     reference: str = metrics.DEFAULT_REFERENCE,
+                     against: str | None = AGAINST) -> Table:
+    """Test condition x method (mean ± std over seeds), best per row."""
+    rows = _ordered_conditions(metrics.scores(tidy))
+    if rows["dataset"].nunique() > 1:
+        rows["condition"] = rows["dataset"] + ": " + rows["condition"]
+    conditions = list(dict.fromkeys(rows["condition"]))
+    methods = _row_order(list(rows["method"].unique()), reference, against)
+    grouped = rows.groupby(["condition", "method"])["score"]
+    mean = grouped.mean().unstack().reindex(index=conditions, columns=methods) * 100
+    std = grouped.std(ddof=1).unstack().reindex(index=conditions, columns=methods) * 100
+    seeds = grouped.count().unstack().reindex(index=conditions, columns=methods)
+    p = pd.DataFrame(np.nan, index=conditions, columns=methods)
+    mark = pd.DataFrame("", index=conditions, columns=methods)
+    label = rows.drop_duplicates(["dataset", *metrics.CELL])[["dataset", *metrics.CELL,
+                                                              "condition"]]
+    if corr is not None and not corr.empty and against in methods:
+        for method in methods:
+            if method == against:
+                continue
+            tests = st.paired_bootstrap_by(corr, method, against, ["dataset", *metrics.CELL])
+            tests = tests.merge(label, on=["dataset", *metrics.CELL])
+            for t in tests.itertuples(index=False):
+                p.loc[t.condition, method] = t.p
+                if t.p < ALPHA and t.diff != 0:
+                    mark.loc[t.condition, method] = "win" if t.diff > 0 else "loss"
+    return Table("Accuracy (%) per test condition", "condition", mean, std, seeds, p, mark,
+                 dict.fromkeys(methods, True), against, best_axis="row")
+
+
+def build_table(view: str, tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
+                reference: str = metrics.DEFAULT_REFERENCE, against: str | None = AGAINST,
+                sort_by: str = "mpc") -> Table:
+    """The table of one view (see the module docstring)."""
+    builders = {"main": main_table, "corruption": corruption_table, "severity": severity_table,
+                "missing": missing_table, "conditions": conditions_table}
+    if view == "leaderboard":
+        return leaderboard_table(tidy, corr, reference, against, sort_by)
+    if view not in builders:
+        raise ValueError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
+    return builders[view](tidy, corr, reference, against)
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def _ranks(table: Table) -> pd.DataFrame:
+    """1 for the best value (as displayed) of each column (or row), 2 for the second."""
+    rank = pd.DataFrame(0, index=table.mean.index, columns=table.mean.columns)
+    shown = table.mean.round(table.digits)
+    lines = shown.items() if table.best_axis == "column" else shown.T.items()
+    for name, values in lines:
+        values = values.dropna()
+        if len(values) < 2:
+            continue
+        higher = table.higher_is_better.get(name, True) if table.best_axis == "column" \
+            else True
+        distinct = sorted(values.unique(), reverse=higher)
+        for place, target in enumerate(distinct[:2], start=1):
+            for label in values.index[values == target]:
+                if table.best_axis == "column":
+                    rank.loc[label, name] = place
+                else:
+                    rank.loc[name, label] = place
+    return rank
+
+
+def _number(table: Table, row: str, col: str) -> tuple[str, str] | None:
+    mean, std = table.mean.loc[row, col], table.std.loc[row, col]
+    if pd.isna(mean):
+        return None
+    d = table.digits
+    return f"{mean:.{d}f}", ("" if pd.isna(std) else f"{std:.{d}f}")
+
+
+def _arrow(table: Table, col: str, fmt: str) -> str:
+    if table.best_axis != "column":
+        return ""
+    up = table.higher_is_better.get(col, True)
+    if fmt == "latex":
+        return r" $\uparrow$" if up else r" $\downarrow$"
+    return " ↑" if up else " ↓"
+
+
+def legend(table: Table, fmt: str) -> list[str]:
+    """The lines explaining a table: what the numbers are, highlighting, marks, notes."""
+    esc = {"md": str, "html": html.escape, "latex": _latex_escape}[fmt]
+    latex = fmt == "latex"
+    seeds = table.seeds.to_numpy(dtype=float)
+    seeds = seeds[np.isfinite(seeds)]
+    span = "" if not len(seeds) else (f"{int(seeds.max())}" if seeds.min() == seeds.max()
+                                      else f"{int(seeds.min())}-{int(seeds.max())}")
+    bold, second = {"md": ("**bold**", "_italic_"), "html": ("<b>bold</b>", "<u>underlined</u>"),
+                    "latex": (r"\textbf{bold}", r"\underline{underlined}")}[fmt]
+    where = "per column" if table.best_axis == "column" else "per row"
+    pm = r"$\pm$" if latex else "±"
+    lines = [f"Mean {pm} std over {span} seed(s) (sample std; none for a single seed). "
+             f"{bold}: best {where}, {second}: second."]
+    if table.tested:
+        win, loss = MARK_TEXT[fmt]["win"], MARK_TEXT[fmt]["loss"]
+        if latex:
+            win, loss = f"${win}$", f"${loss}$"
+        lines.append(f"{win} / {loss}: significantly better / worse than "
+                     f"{esc(str(table.against))} (paired bootstrap over test samples, "
+                     f"{st.B_DEFAULT} resamples, p {'$<$' if latex else '<'} {ALPHA}).")
+    lines += [f"Note: {esc(n)}" for n in table.notes]
+    return lines
+
+
+LATEX_SPECIAL = {"_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "{": r"\{", "}": r"\}",
+                 "$": r"\$", "\\": r"\textbackslash{}", "~": r"\textasciitilde{}",
+                 "^": r"\^{}", "±": r"$\pm$", "<": r"$<$", ">": r"$>$", "↑": r"$\uparrow$",
+                 "↓": r"$\downarrow$"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_markdown_table(table: Table) -> str:
+    if table.mean.empty:
+        return "(no results)"
+    rank = _ranks(table)
+    header = [table.row_header, *(f"{c}{_arrow(table, c, 'md')}" for c in table.columns)]
+    lines = [f"**{table.title}**", "", "| " + " | ".join(header) + " |",
+             "|---|" + "---:|" * len(table.columns)]
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            number = _number(table, row, col)
+            if number is None:
+                cells.append("–")
+                continue
+            text = f"{number[0]} ± {number[1]}" if number[1] else number[0]
+            text = {1: f"**{text}**", 2: f"_{text}_"}.get(rank.loc[row, col], text)
+            cells.append(text + MARK_TEXT["md"].get(table.mark.loc[row, col], ""))
+        lines.append("| " + " | ".join([row, *cells]) + " |")
+    return "\n".join([*lines, "", *legend(table, "md")])
+
+
+def to_latex(table: Table, label: str = "tab:results") -> str:
+    """A booktabs table (needs \\usepackage{booktabs,amssymb}); values as $a \\pm b$."""
+    rank = _ranks(table)
+    ncols = len(table.columns)
+    env = "table*" if ncols > 6 else "table"
+    lines = [r"% needs \usepackage{booktabs} and \usepackage{amssymb}",
+             rf"\begin{{{env}}}[t]", r"\centering", r"\small" if ncols <= 6 else r"\scriptsize",
+             rf"\caption{{{_latex_escape(table.title)}}}", rf"\label{{{label}}}",
+             rf"\begin{{tabular}}{{l{'c' * ncols}}}", r"\toprule",
+             " & ".join([_latex_escape(table.row_header.capitalize()),
+                         *(_latex_escape(c) + _arrow(table, c, "latex")
+                           for c in table.columns)]) + r" \\", r"\midrule"]
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            number = _number(table, row, col)
+            if number is None:
+                cells.append("--")
+                continue
+            body = rf"{number[0]} \pm {number[1]}" if number[1] else number[0]
+            place = rank.loc[row, col]
+            mark = MARK_TEXT["latex"].get(table.mark.loc[row, col], "")
+            if place == 1:
+                cells.append(rf"$\mathbf{{{body}}}{mark}$")
+            elif place == 2:
+                cells.append(rf"\underline{{${body}$}}" + (f"${mark}$" if mark else ""))
+            else:
+                cells.append(f"${body}{mark}$")
+        lines.append(" & ".join([_latex_escape(row), *cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip",
+              r"\begin{minipage}{\linewidth}\footnotesize",
+              " \\\\\n".join(legend(table, "latex")),
+              r"\end{minipage}", rf"\end{{{env}}}"]
+    return "\n".join(lines)
+
+
+def to_csv(table: Table) -> str:
+    """Wide CSV in display units: per column its mean, `<col> std` and `<col> p`."""
+    out = pd.DataFrame(index=table.mean.index)
+    out.index.name = table.row_header
+    for col in table.columns:
+        out[col] = table.mean[col]
+        out[f"{col} std"] = table.std[col]
+        if table.tested:
+            out[f"{col} p vs {table.against}"] = table.p[col]
+    buffer = io.StringIO()
+    out.to_csv(buffer)
+    return buffer.getvalue()
+
+
+def to_html(table: Table) -> str:
+    rank = _ranks(table)
+    esc = html.escape
+    head = "".join(f"<th>{esc(c + _arrow(table, c, 'html'))}</th>" for c in table.columns)
+    body = []
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            number = _number(table, row, col)
+            if number is None:
+                cells.append("<td>–</td>")
+                continue
+            text = f"{number[0]} ± {number[1]}" if number[1] else number[0]
+            text = {1: f"<b>{text}</b>", 2: f"<u>{text}</u>"}.get(rank.loc[row, col], text)
+            mark = MARK_TEXT["html"].get(table.mark.loc[row, col], "")
+            p = table.p.loc[row, col]
+            title = f' title="p = {p:.3g} vs {esc(str(table.against))}"' if pd.notna(p) else ""
+            cells.append(f"<td{title}>{text}{mark}</td>")
+        body.append(f"<tr><th>{esc(row)}</th>{''.join(cells)}</tr>")
+    notes = "".join(f"<p class='legend'>{line}</p>" for line in legend(table, "html"))
+    return (f"<table><caption>{esc(table.title)}</caption><thead><tr>"
+            f"<th>{esc(table.row_header)}</th>{head}</tr></thead><tbody>{''.join(body)}"
+            f"</tbody></table>{notes}")
+
+
+def render(table: Table, fmt: str, label: str = "tab:results") -> str:
+    if fmt == "md":
+        return to_markdown_table(table)
+    if fmt == "latex":
+        return to_latex(table, label)
+    if fmt == "csv":
+        return to_csv(table)
+    if fmt == "html":
+        return to_html(table)
+    raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
