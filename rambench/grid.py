@@ -140,7 +140,7 @@ def _names(value: Any, valid: list[str], what: str, source: str, key: str) -> li
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        _fail(source, key, f"expected 'all' or a list of {what}s ({', '.join(valid)})")
+        _fail(source, key, f"expected 'all' or a list of {what} names ({', '.join(valid)})")
     for name in value:
         if name not in valid:
             _fail(source, key, unknown_name_message(what, str(name), valid))
