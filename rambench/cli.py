@@ -181,28 +181,117 @@ def export(study, out, fmt, target) -> None:
 @cli.command()
 @study_option
 @out_option
-def table(study, out) -> None:
-    """Print a Markdown table: test condition x method, accuracy (%) averaged over seeds."""
-    from rambench.report.tables import accuracy_table, to_markdown
+@click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv"]), default="md",
+              show_default=True)
+@click.option("--view", type=click.Choice(["main", "corruption", "severity", "missing",
+                                           "conditions", "leaderboard"]),
+              default="main", show_default=True,
+              help="main: methods x {clean, image mPC, audio mPC, missing, mCE}; "
+                   "conditions: test condition x method")
+@click.option("--reference", default=None,
+              help="method that normalises mCE  [default: late_fusion]")
+@click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
+              help="write to this file instead of printing")
+def table(study, out, fmt, view, reference, target) -> None:
+    """Print a results table: mean ± std over seeds, best bold, significance vs raml."""
+    from rambench.report import study as loader
+    from rambench.report.tables import build_table, render
 
     store = _existing_store(out, study)
-    click.echo(to_markdown(accuracy_table(store.tidy())))
+    data = loader.load(store)
+    with loader.user_errors():
+        result = build_table(view, data.tidy, data.correctness(),
+                             loader.reference_for(data, reference))
+    text = render(result, fmt, label=f"tab:{study}-{view}")
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text + "\n")
+        click.echo(f"wrote {target}")
+    else:
+        click.echo(text)
     _report_invalid(store)
 
 
 @cli.command()
 @study_option
 @out_option
-def plot(study, out) -> None:
-    """Draw accuracy vs severity per corruption (PNG and PDF under <out>/<study>/plots)."""
-    from rambench.report.figures import severity_curves
+@click.option("--kind", type=click.Choice(["severity", "heatmap", "missing", "families", "all"]),
+              default="all", show_default=True)
+def plot(study, out, kind) -> None:
+    """Draw figures (PNG and PDF under <out>/<study>/plots): accuracy vs severity, drop
+    heatmap, accuracy vs missing rate, per-family bars with bootstrap CIs."""
+    from rambench.report import study as loader
+    from rambench.report.figures import KINDS, make_figures
 
     store = _existing_store(out, study)
-    paths = severity_curves(store.tidy(), store.root / "plots")
-    if not paths:
-        raise UsageError(f"study {study!r} has no corruption results to plot")
-    for path in paths:
-        click.echo(f"wrote {path}")
+    data = loader.load(store)
+    kinds = KINDS if kind == "all" else (kind,)
+    corr = data.correctness() if "families" in kinds else None
+    written = make_figures(data.tidy, store.root / "plots", kinds, corr)
+    if not written:
+        raise UsageError(f"study {study!r} has no results to draw a {kind} figure from")
+    for paths in written.values():
+        for path in paths:
+            click.echo(f"wrote {path}")
+    _report_invalid(store)
+
+
+@cli.command()
+@study_option
+@out_option
+@click.option("--metric", type=click.Choice(["mpc", "clean", "rpc", "mce", "rmce", "auc",
+                                             "missing", "missing_auc", "er", "mixed"]),
+              default="mpc", show_default=True, help="leaderboard order")
+@click.option("--reference", default=None,
+              help="method that normalises mCE  [default: late_fusion]")
+def report(study, out, metric, reference) -> None:
+    """Write every table, every figure and a self-contained report.html to
+    <out>/<study>/report."""
+    from rambench.report import study as loader
+    from rambench.report.document import write_report
+
+    store = _existing_store(out, study)
+    data = loader.load(store)
+    with loader.user_errors():
+        written = write_report(data.tidy, data.records, store.root / "report", study, metric,
+                               loader.reference_for(data, reference))
+    for note in written["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"wrote {len(written['tables'])} tables and {len(written['figures'])} figure "
+               f"files; open {written['html']}")
+    _report_invalid(store)
+
+
+@cli.command()
+@study_option
+@out_option
+@click.option("--method", required=True, help="the method to compare")
+@click.option("--against", default="raml", show_default=True, help="the method compared with")
+def compare(study, out, method, against) -> None:
+    """Paired comparison per condition group (bootstrap CI and p, Wilcoxon) and a figure of
+    the per-corruption differences."""
+    from rambench.report import study as loader
+    from rambench.report.compare import compare_groups, format_comparison, per_corruption
+    from rambench.report.figures import compare_figure, save_figure
+
+    store = _existing_store(out, study)
+    data = loader.load(store)
+    loader.check_method(data, method, "--method")
+    loader.check_method(data, against, "--against")
+    if method == against:
+        raise UsageError("--method and --against name the same method")
+    corr = data.correctness()
+    result = compare_groups(data.tidy, corr, method, against)
+    if result.empty:
+        raise UsageError(f"{method!r} and {against!r} share no test cell in study {study!r}")
+    click.echo(format_comparison(result, method, against))
+    diffs = per_corruption(corr, method, against)
+    if not diffs.empty:
+        paths = save_figure(compare_figure(diffs, method, against), store.root / "plots",
+                            f"compare_{method}_vs_{against}")
+        for path in paths:
+            click.echo(f"wrote {path}")
+    _report_invalid(store)
 
 
 def _existing_store(out: str, study: str):

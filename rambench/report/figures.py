@@ -79,23 +79,35 @@ def _legend(fig, axes_with_handles, methods: int) -> None:
 @_with_rc
 def severity_figure(tidy: pd.DataFrame):
     """Accuracy (%) vs severity (0 = clean), one panel per single-modality corruption and
-    one line per method; None if the study has no corruption results."""
+    one line per method; each modality starts a new row of panels. None if the study has
+    no corruption results."""
     rows = metrics.scores(tidy)
     corrupted = rows[rows["group"] == "corruption"]
     if corrupted.empty:
         return None
     clean = rows[rows["group"] == "clean"]
-    panels = corrupted[metrics.CORRUPTION].drop_duplicates()
-    panels = sorted(map(tuple, panels.to_numpy()), key=lambda p: (p[0] != "visual", p))
-    cols = min(6, len(panels))
-    n_rows = -(-len(panels) // cols)
+    by_modality: dict[str, list[str]] = {}
+    for modality, corruption in sorted(
+            map(tuple, corrupted[metrics.CORRUPTION].drop_duplicates().to_numpy()),
+            key=lambda p: (p[0] != "visual", p)):
+        by_modality.setdefault(modality, []).append(corruption)
+    cols = min(6, max(len(v) for v in by_modality.values()))
+    slots: list[tuple[str, str] | None] = []
+    for modality, names in by_modality.items():
+        slots += [(modality, name) for name in names]
+        slots += [None] * (-len(names) % cols)
+    n_rows = len(slots) // cols
     width = style.DOUBLE_COLUMN if cols > 2 else style.SINGLE_COLUMN
     fig = _figure(width, 0.35 + 1.05 * n_rows)
     axes = fig.subplots(n_rows, cols, sharex=True, sharey=True, squeeze=False)
     methods = _methods_in_order(corrupted["method"])
     styles = style.method_styles(methods)
     severities = sorted(corrupted["severity"].unique())
-    for ax, (modality, corruption) in zip(axes.flat, panels, strict=False):
+    for ax, slot in zip(axes.flat, slots, strict=True):
+        if slot is None:
+            fig.delaxes(ax)
+            continue
+        modality, corruption = slot
         sub = corrupted[(corrupted["test_modality"] == modality)
                         & (corrupted["corruption"] == corruption)]
         for method in methods:
@@ -106,24 +118,21 @@ def severity_figure(tidy: pd.DataFrame):
             if curve.empty:
                 continue
             ax.plot(curve.index, 100 * curve.to_numpy(), label=method, **styles[method])
-        ax.set_title(f"{_modality_name(modality)}: {corruption.replace('_', ' ')}", pad=2)
+        ax.set_title(corruption.replace("_", " "), pad=2)
         ax.set_xticks([0, *severities])
-    for ax in axes.flat[len(panels):]:
-        fig.delaxes(ax)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("accuracy (%)")
-    for ax in axes.flat[:len(panels)]:
-        if ax.get_subplotspec().is_last_row() or not _below_exists(ax, len(panels), cols):
-            ax.set_xlabel("severity")
-            ax.tick_params(labelbottom=True)
+    for r in range(n_rows):
+        first, above = slots[r * cols], slots[r * cols - cols] if r else None
+        if first is not None:
+            new_block = above is None or above[0] != first[0]
+            axes[r, 0].set_ylabel(f"{_modality_name(first[0])}\naccuracy (%)" if new_block
+                                  else "accuracy (%)")
+        for c in range(cols):
+            below = (r + 1) * cols + c
+            if slots[r * cols + c] is not None and (below >= len(slots) or slots[below] is None):
+                axes[r, c].set_xlabel("severity")
+                axes[r, c].tick_params(labelbottom=True)
     _legend(fig, axes.flat[0], len(methods))
     return fig
-
-
-def _below_exists(ax, panels: int, cols: int) -> bool:
-    spec = ax.get_subplotspec()
-    index = spec.rowspan.start * cols + spec.colspan.start
-    return index + cols < panels
 
 
 def _modality_name(modality: str) -> str:
@@ -176,7 +185,8 @@ def heatmap_figure(tidy: pd.DataFrame):
         for (r, c), v in np.ndenumerate(values):
             if np.isfinite(v):
                 dark = (v - vmin) / (vmax - vmin or 1) > 0.55
-                ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=4.5,
+                label = f"{v:.0f}".replace("-0", "0") if abs(v) < 0.5 else f"{v:.0f}"
+                ax.text(c, r, label, ha="center", va="center", fontsize=4.5,
                         color="white" if dark else "black")
     bounds = [i for i in range(1, len(keys)) if keys[i][0] != keys[i - 1][0]]
     for b in bounds:
@@ -229,11 +239,9 @@ def family_accuracies(tidy: pd.DataFrame, corr: pd.DataFrame | None = None) -> p
     if corr is None or corr.empty:
         return out
     cells = metrics.add_family(corr[corr["group"] == "corruption"])
-    for i, row in out.iterrows():
-        part = cells[(cells["test_modality"] == row["test_modality"])
-                     & (cells["family"] == row["family"])]
-        estimate = stats.bootstrap_cells_ci(part, row["method"])
-        out.loc[i, ["low", "high"]] = estimate.low, estimate.high
+    keys = ["method", "test_modality", "family"]
+    cis = stats.bootstrap_cells_ci_by(cells, keys)[[*keys, "low", "high"]]
+    out = out.drop(columns=["low", "high"]).merge(cis, on=keys, how="left")
     return out
 
 

@@ -217,6 +217,40 @@ def _paired(corr: pd.DataFrame | None, base: Callable[[pd.DataFrame], pd.Series]
     return lambda d, m, a: st.paired_bootstrap(corr, m, a, _select(d, base), weighting)
 
 
+class GroupedTests:
+    """Paired tests of many columns at once: one `paired_bootstrap_by` over the `by`
+    columns per (dataset, method, against), cached; `test(key)` serves one group."""
+
+    def __init__(self, corr: pd.DataFrame | None, by: list[str],
+                 base: Callable[[pd.DataFrame], pd.Series], weighting: st.Weighting = "mpc"):
+        self.corr, self.by, self.base, self.weighting = corr, by, base, weighting
+        self.cache: dict[tuple[str, str, str], pd.DataFrame] = {}
+
+    def _results(self, dataset: str, method: str, against: str) -> pd.DataFrame:
+        key = (dataset, method, against)
+        if key not in self.cache:
+            self.cache[key] = st.paired_bootstrap_by(self.corr, method, against, self.by,
+                                                     _select(dataset, self.base),
+                                                     self.weighting)
+        return self.cache[key]
+
+    def test(self, *group) -> Test | None:
+        if self.corr is None or self.corr.empty:
+            return None
+
+        def run(dataset: str, method: str, against: str) -> st.Paired | None:
+            found = self._results(dataset, method, against)
+            for column, value in zip(self.by, group, strict=True):
+                found = found[found[column] == value]
+            if found.empty:
+                return None
+            r = found.iloc[0]
+            return st.Paired(r["diff"], r["low"], r["high"], r["p"], int(r["cells"]),
+                             int(r["seeds"]))
+
+        return run
+
+
 def severity_auc_weights(cells: pd.DataFrame) -> np.ndarray:
     """Weights making a weighted mean of one seed's clean + corruption cells the severity AUC
     (the mean over corruptions of each corruption's trapezoid area, clean as severity 0)."""
@@ -251,14 +285,12 @@ def main_columns(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
                  notes: list[str]) -> list[Column]:
     columns = [Column("clean", metrics.clean_accuracy(tidy), test=_paired(corr, _is("clean")))]
     by_modality = metrics.mpc(tidy, by="modality")
+    tests = GroupedTests(corr, ["test_modality"], _is("corruption"))
     for modality in sorted(by_modality["test_modality"].unique(),
                            key=lambda m: (m != "visual", m)):
-        def is_modality(f, modality=modality):
-            return (f["group"] == "corruption") & (f["test_modality"] == modality)
-
         columns.append(Column(f"{modality_label(modality)} mPC",
                               by_modality[by_modality["test_modality"] == modality],
-                              test=_paired(corr, is_modality)))
+                              test=tests.test(modality)))
     columns.append(Column("missing", metrics.group_score(tidy, "missing"),
                           test=_paired(corr, _is("missing"), "equal")))
     columns.append(_mce_column(tidy, corr, reference, notes, relative=False))
@@ -269,6 +301,16 @@ def _has_method(tidy: pd.DataFrame, method: str) -> bool:
     return bool((metrics.scores(tidy)["method"] == method).any())
 
 
+def _reference_metric(name: str, notes: list[str], fn, *args, **kwargs) -> pd.DataFrame | None:
+    """A metric normalised by the reference, or None and a note naming the reference cell
+    that is missing (e.g. while the reference is still running): the table still renders."""
+    try:
+        return fn(*args, **kwargs)
+    except metrics.MissingReferenceError as err:
+        notes.append(f"{name} left out: {err}")
+        return None
+
+
 def _mce_column(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
                 notes: list[str], relative: bool) -> Column | None:
     name = "rel. mCE" if relative else "mCE"
@@ -276,7 +318,10 @@ def _mce_column(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
         notes.append(f"{name} left out: the reference method {reference!r} is not in the "
                      "results (choose another with --reference)")
         return None
-    per_seed = metrics.mce(tidy, reference, relative=relative)
+    per_seed = _reference_metric(name, notes, metrics.mce, tidy, reference,
+                                 relative=relative)
+    if per_seed is None:
+        return None
     test = None
     if corr is not None and not corr.empty and not relative:
         def test(d, m, a):
@@ -304,14 +349,11 @@ def corruption_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     keys = per[metrics.CORRUPTION].drop_duplicates()
     keys = keys.sort_values(metrics.CORRUPTION, key=lambda s: s.map(
         lambda v: (v != "visual", v)) if s.name == "test_modality" else s)
+    tests = GroupedTests(corr, list(metrics.CORRUPTION), _is("corruption"))
     for modality, corruption in keys.itertuples(index=False):
-        def is_it(f, modality=modality, corruption=corruption):
-            return ((f["group"] == "corruption") & (f["test_modality"] == modality)
-                    & (f["corruption"] == corruption))
-
         part = per[(per["test_modality"] == modality) & (per["corruption"] == corruption)]
         columns.append(Column(f"{modality_label(modality)}: {corruption}", part,
-                              test=_paired(corr, is_it)))
+                              test=tests.test(modality, corruption)))
     return columns_table("Accuracy (%) per corruption, mean over severities", columns,
                          reference, against)
 
@@ -323,12 +365,11 @@ def severity_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
                       test=_paired(corr, _is("clean")))]
     rows = metrics.scores(tidy)
     severities = sorted(rows[rows["group"] == "corruption"]["severity"].unique())
+    tests = GroupedTests(corr, ["severity"], _is("corruption"))
     for severity in severities:
-        def at(f, severity=severity):
-            return (f["group"] == "corruption") & (f["severity"] == severity)
-
         keep = (tidy["severity"] == severity) | (tidy["corruption"] == "none")
-        columns.append(Column(str(severity), metrics.mpc(tidy[keep]), test=_paired(corr, at)))
+        columns.append(Column(str(severity), metrics.mpc(tidy[keep]),
+                              test=tests.test(severity)))
     if severities:
         def clean_or_corrupt(f):
             return f["group"].isin(["clean", "corruption"])
@@ -345,6 +386,7 @@ def missing_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     rows = metrics.scores(tidy)
     missing = rows[rows["group"] == "missing"]
     columns = []
+    drops = GroupedTests(corr, ["test_modality"], lambda f: f["missing_pattern"] == "drop")
     for modality in sorted(missing[missing["missing_pattern"] == "drop"]["test_modality"]
                            .unique(), key=lambda m: (m != "visual", m)):
         def dropped(f, modality=modality):
@@ -352,15 +394,16 @@ def missing_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
 
         columns.append(Column(f"no {modality_label(modality)}",
                               metrics.group_score(tidy, "missing", select=dropped),
-                              test=_paired(corr, dropped)))
+                              test=drops.test(modality)))
     rates = sorted(missing[missing["missing_pattern"] == "random"]["missing_rate"].unique())
+    at_rate = GroupedTests(corr, ["missing_rate"], lambda f: f["missing_pattern"] == "random")
     for rate in rates:
         def at(f, rate=rate):
-            return (f["missing_pattern"] == "random") & np.isclose(f["missing_rate"], rate)
+            return (f["missing_pattern"] == "random") & (f["missing_rate"] == rate)
 
         columns.append(Column(f"rate {rate:g}",
                               metrics.group_score(tidy, "missing", select=at),
-                              test=_paired(corr, at)))
+                              test=at_rate.test(rate)))
     if rates:
         def clean_or_random(f):
             return (f["group"] == "clean") | (f["missing_pattern"] == "random")
@@ -386,7 +429,7 @@ def leaderboard_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
         Column("mPC", metrics.mpc(tidy), test=_paired(corr, corrupt)),
         Column("rPC", metrics.rpc(tidy)),
         _mce_column(tidy, corr, reference, notes, relative=False),
-        _mce_column(tidy, corr, reference, [], relative=True),
+        _mce_column(tidy, corr, reference, notes, relative=True),
         Column("severity AUC", metrics.severity_auc(tidy)),
         Column("missing", metrics.group_score(tidy, "missing"),
                test=_paired(corr, _is("missing"), "equal")),
@@ -395,8 +438,10 @@ def leaderboard_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
                test=_paired(corr, _is("mixed"), "equal")),
     ]
     if _has_method(tidy, reference):
-        columns.insert(-1, Column("eff. robustness", metrics.effective_robustness(tidy,
-                                                                                  reference)))
+        er = _reference_metric("eff. robustness", notes, metrics.effective_robustness, tidy,
+                               reference)
+        if er is not None:
+            columns.insert(-1, Column("eff. robustness", er))
     columns = [c for c in columns if c is not None]
     table = columns_table(f"Leaderboard, sorted by {LEADERBOARD_METRICS[sort_by]}", columns,
                           reference, against, notes=notes)
@@ -433,7 +478,8 @@ def conditions_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
         for method in methods:
             if method == against:
                 continue
-            tests = st.paired_bootstrap_by(corr, method, against, ["dataset", *metrics.CELL])
+            tests = st.paired_bootstrap_by(corr, method, against, ["dataset", *metrics.CELL],
+                                           weighting="equal")
             tests = tests.merge(label, on=["dataset", *metrics.CELL])
             for t in tests.itertuples(index=False):
                 p.loc[t.condition, method] = t.p
@@ -450,10 +496,13 @@ def build_table(view: str, tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     builders = {"main": main_table, "corruption": corruption_table, "severity": severity_table,
                 "missing": missing_table, "conditions": conditions_table}
     if view == "leaderboard":
-        return leaderboard_table(tidy, corr, reference, against, sort_by)
-    if view not in builders:
+        table = leaderboard_table(tidy, corr, reference, against, sort_by)
+    elif view in builders:
+        table = builders[view](tidy, corr, reference, against)
+    else:
         raise ValueError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
-    return builders[view](tidy, corr, reference, against)
+    table.notes = metrics.coverage_notes(tidy) + table.notes
+    return table
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -517,7 +566,7 @@ def legend(table: Table, fmt: str) -> list[str]:
             win, loss = f"${win}$", f"${loss}$"
         lines.append(f"{win} / {loss}: significantly better / worse than "
                      f"{esc(str(table.against))} (paired bootstrap over test samples, "
-                     f"{st.B_DEFAULT} resamples, p {'$<$' if latex else '<'} {ALPHA}).")
+                     f"{st.B_DEFAULT} resamples, p {esc('<')} {ALPHA}).")
     lines += [f"Note: {esc(n)}" for n in table.notes]
     return lines
 
@@ -596,7 +645,7 @@ def to_csv(table: Table) -> str:
     for col in table.columns:
         out[col] = table.mean[col]
         out[f"{col} std"] = table.std[col]
-        if table.tested:
+        if table.p[col].notna().any():
             out[f"{col} p vs {table.against}"] = table.p[col]
     buffer = io.StringIO()
     out.to_csv(buffer)

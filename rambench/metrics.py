@@ -1,0 +1,454 @@
+"""Robustness metrics over the tidy results table (`Store.tidy()`).
+
+Conventions shared by every function here:
+
+* **Per seed first.** Each metric is computed per (dataset, method, seed) and only then
+  summarised over seeds with `summarise` (mean, sample std with ddof=1, which is NaN for a
+  single seed, and the number of seeds).
+* **Direction.** A metric with ``higher_is_better`` (accuracy) is used as a score
+  ``s = value`` with error ``E = 1 - value``; a lower-is-better rate (an error rate) is the
+  error itself, ``E = value`` and ``s = 1 - value``. Both assume a rate in [0, 1].
+  A metric whose rows disagree about the direction is refused.
+* **Cells.** clean: corruption "none" and missing pattern "none"; corruption: one modality
+  corrupted (test_modality "visual", "audio", ...); missing: missing pattern "drop" or
+  "random"; mixed: test_modality "all". A *corruption* is the pair (test_modality,
+  corruption), so Gaussian noise on images and on audio are two corruptions.
+* **Methods.** A method trained under a non-clean train condition is labelled
+  ``method@train_condition`` so that it never collides with the clean-trained method.
+* **Aggregation.** mPC is the mean over corruptions of the mean over that corruption's
+  severities (Hendrycks & Dietterich, ICLR 2019); with the same severities for every
+  corruption that is the plain mean over cells.
+* **Undefined values.** A value whose denominator is zero or negative (or that lacks an
+  input of the method itself) is NaN and the ``note`` column says why; nothing is divided
+  by a non-positive number. A *reference* cell that is absent raises
+  `MissingReferenceError`, naming the cell.
+
+Every per-seed function returns a DataFrame with the key columns ``dataset, method, seed``,
+its scope columns (e.g. ``test_modality, corruption``), ``value`` and ``note``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+UNIT = ["dataset", "method", "seed"]
+CORRUPTION = ["test_modality", "corruption"]
+CELL = ["test_modality", "corruption", "severity", "missing_pattern", "missing_rate"]
+DEFAULT_REFERENCE = "late_fusion"
+KIND_OF_MODALITY = {"visual": "image", "audio": "audio"}  # fallback: the dataset registry
+
+
+class MissingReferenceError(ValueError):
+    """A cell of the reference method needed for a normalised metric is not in the results."""
+
+
+class DuplicateCellError(ValueError):
+    """One (dataset, method, seed, test condition) occurs more than once."""
+
+
+def method_label(method: str, train_condition: str) -> str:
+    return method if train_condition in ("clean", "", None) else f"{method}@{train_condition}"
+
+
+def cell_group(frame: pd.DataFrame) -> pd.Series:
+    """'clean' | 'corruption' | 'missing' | 'mixed' for each row of a tidy-like frame."""
+    group = np.where(frame["missing_pattern"] != "none", "missing",
+                     np.where(frame["corruption"] == "none", "clean",
+                              np.where(frame["test_modality"] == "all", "mixed", "corruption")))
+    return pd.Series(group, index=frame.index, dtype=object)
+
+
+def scores(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """The rows of one metric with ``score`` (higher is better) and ``error`` = 1 - score.
+
+    Adds ``group`` (see `cell_group`) and labels methods by train condition; raises
+    ValueError if a metric's direction is inconsistent or a cell occurs twice.
+    """
+    rows = tidy[tidy["metric"] == metric].copy()
+    directions = set(rows["higher_is_better"].astype(bool))
+    if len(directions) > 1:
+        raise ValueError(f"metric {metric!r} has rows with both directions (higher_is_better)")
+    rows["method"] = [method_label(m, t) for m, t in zip(rows["method"], rows["train_condition"],
+                                                         strict=True)]
+    value = rows["value"].astype(float)
+    higher = directions != {False}
+    rows["score"] = value if higher else 1.0 - value
+    rows["error"] = 1.0 - rows["score"]
+    rows["group"] = cell_group(rows)
+    duplicated = rows.duplicated(UNIT + CELL, keep=False)
+    if duplicated.any():
+        first = rows[duplicated].iloc[0]
+        raise DuplicateCellError(
+            f"{int(duplicated.sum())} results for one cell: {_describe(first)} (e.g. one "
+            "method run with different hyper-parameters in the same study); keep one "
+            "configuration per study, or filter the table first")
+    return rows.reset_index(drop=True)
+
+
+def _describe(row: pd.Series) -> str:
+    return (f"method {row['method']!r}, seed {row['seed']}, modality {row['test_modality']!r}, "
+            f"corruption {row['corruption']!r}, severity {row['severity']}")
+
+
+def _finish(frame: pd.DataFrame, scope: Sequence[str] = ()) -> pd.DataFrame:
+    if "note" not in frame:
+        frame["note"] = ""
+    frame["note"] = frame["note"].fillna("")
+    columns = [*UNIT, *scope, "value", "note"]
+    return frame[columns].sort_values([*UNIT, *scope], kind="stable").reset_index(drop=True)
+
+
+def _corruption_cells(tidy: pd.DataFrame, metric: str) -> pd.DataFrame:
+    rows = scores(tidy, metric)
+    return rows[rows["group"] == "corruption"]
+
+
+def clean_accuracy(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Score on the clean test set, per (dataset, method, seed)."""
+    rows = scores(tidy, metric)
+    clean = rows[rows["group"] == "clean"].copy()
+    clean["value"] = clean["score"]
+    return _finish(clean)
+
+
+def corruption_family(modality: str, corruption: str, dataset: str | None = None) -> str:
+    """The family of a corruption (noise, blur, ...) from the corruption registry."""
+    from corruptions import registry
+
+    kind = KIND_OF_MODALITY.get(modality)
+    if kind is None and dataset is not None:
+        try:
+            from rambench.datasets import datasets
+
+            kind = datasets.get(dataset).modalities[modality].kind
+        except (KeyError, ValueError, ImportError):
+            kind = None
+    try:
+        return registry.get(corruption, kind or modality).family
+    except KeyError:
+        return "other"
+
+
+def add_family(frame: pd.DataFrame) -> pd.DataFrame:
+    """Adds a ``family`` column (e.g. 'noise') to rows with test_modality and corruption."""
+    frame = frame.copy()
+    cache: dict[tuple[str, str, str], str] = {}
+    families = []
+    for modality, corruption, dataset in zip(frame["test_modality"], frame["corruption"],
+                                             frame["dataset"], strict=True):
+        key = (modality, corruption, dataset)
+        if key not in cache:
+            cache[key] = corruption_family(modality, corruption, dataset)
+        families.append(cache[key])
+    frame["family"] = families
+    return frame
+
+
+def _by_columns(by: str | None) -> list[str]:
+    if by in (None, "all"):
+        return []
+    if by == "modality":
+        return ["test_modality"]
+    if by == "family":
+        return ["test_modality", "family"]
+    if by == "corruption":
+        return list(CORRUPTION)
+    raise ValueError(f"by must be None, 'modality', 'family' or 'corruption'; got {by!r}")
+
+
+def mpc(tidy: pd.DataFrame, by: str | None = None, metric: str = "accuracy") -> pd.DataFrame:
+    """mPC: mean score under corruption, per seed.
+
+    Mean over corruptions (in the scope `by`: None = all single-modality corruptions,
+    'modality', 'family' or 'corruption') of the mean over each corruption's severities.
+    """
+    cells = _corruption_cells(tidy, metric)
+    if by == "family":
+        cells = add_family(cells.drop(columns="family"))
+    scope = _by_columns(by)
+    per_corruption = cells.groupby(UNIT + CORRUPTION + (["family"] if by == "family" else []),
+                                   as_index=False)["score"].mean()
+    out = per_corruption.groupby(UNIT + scope, as_index=False)["score"].mean()
+    out = out.rename(columns={"score": "value"})
+    return _finish(out, scope)
+
+
+def group_score(tidy: pd.DataFrame, group: str, metric: str = "accuracy",
+                select: Callable[[pd.DataFrame], pd.Series] | None = None) -> pd.DataFrame:
+    """Mean score over the cells of one group ('clean', 'corruption', 'missing', 'mixed'),
+    every cell weighted alike, optionally only the cells `select` keeps; per seed."""
+    rows = scores(tidy, metric)
+    rows = rows[rows["group"] == group]
+    if select is not None:
+        rows = rows[select(rows)]
+    out = rows.groupby(UNIT, as_index=False)["score"].mean().rename(columns={"score": "value"})
+    return _finish(out)
+
+
+def _divide(num: pd.Series, den: pd.Series, what: str) -> tuple[pd.Series, pd.Series]:
+    """num / den where den > 0; NaN and a note elsewhere (never divides by den <= 0)."""
+    ok = den > 0
+    value = pd.Series(np.nan, index=num.index)
+    value[ok] = num[ok] / den[ok]
+    note = pd.Series("", index=num.index, dtype=object)
+    bad = ~ok & den.notna()
+    note[bad] = [f"{what} denominator is {d:.4g} <= 0; undefined" for d in den[bad]]
+    note[den.isna()] = f"{what} denominator missing"
+    return value, note
+
+
+def rpc(tidy: pd.DataFrame, by: str | None = None, metric: str = "accuracy") -> pd.DataFrame:
+    """rPC = mPC / clean score, per seed (NaN with a note when the clean score is <= 0)."""
+    m = mpc(tidy, by, metric)
+    clean = clean_accuracy(tidy, metric)[UNIT + ["value"]].rename(columns={"value": "clean"})
+    merged = m.merge(clean, on=UNIT, how="left")
+    merged["value"], merged["note"] = _divide(merged["value"], merged["clean"], "rPC (clean)")
+    return _finish(merged, _by_columns(by))
+
+
+def _reference_values(cells: pd.DataFrame, all_rows: pd.DataFrame, reference: str,
+                      on: list[str]) -> pd.Series:
+    """The reference's error at each row's (dataset, seed, on...) cell; raises if absent."""
+    ref = all_rows[all_rows["method"] == reference][["dataset", "seed", *on, "error"]]
+    merged = cells[["method", "dataset", "seed", *on]].merge(
+        ref, on=["dataset", "seed", *on], how="left", validate="many_to_one")
+    absent = merged["error"].isna()
+    if absent.any():
+        row = merged[absent].iloc[0]
+        where = {"test_modality": "none", "corruption": "none", "severity": 0, **row.to_dict()}
+        raise MissingReferenceError(
+            f"missing reference cell: method {reference!r}, seed {where['seed']}, "
+            f"modality {where['test_modality']!r}, corruption {where['corruption']!r}, "
+            f"severity {where['severity']} (dataset {where['dataset']!r}; needed to normalise "
+            f"{row['method']!r}); run the reference on the same grid and seeds or choose "
+            "another reference")
+    return pd.Series(merged["error"].to_numpy(), index=cells.index)
+
+
+def _own_clean(cells: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
+    """Each row's own clean error (NaN where the method has no clean result)."""
+    clean = rows[rows["group"] == "clean"][UNIT + ["error"]]
+    merged = cells[UNIT].merge(clean, on=UNIT, how="left", validate="many_to_one")
+    return pd.Series(merged["error"].to_numpy(), index=cells.index)
+
+
+def _reference_clean(cells: pd.DataFrame, rows: pd.DataFrame, reference: str) -> pd.Series:
+    """The reference's clean error on each row's (dataset, seed); raises if absent."""
+    probe = cells[UNIT].assign(test_modality="none", corruption="none", severity=0)
+    clean = rows[rows["group"] == "clean"].assign(test_modality="none", corruption="none",
+                                                  severity=0)
+    return _reference_values(probe, clean, reference, ["test_modality", "corruption",
+                                                       "severity"])
+
+
+def corruption_errors(tidy: pd.DataFrame, reference: str = DEFAULT_REFERENCE,
+                      relative: bool = False, metric: str = "accuracy") -> pd.DataFrame:
+    """CE per corruption and seed, normalised by `reference` on the same seed and cells.
+
+    CE_c = sum_s E_{c,s} / sum_s E^ref_{c,s}; with ``relative=True``
+    relative CE_c = sum_s (E_{c,s} - E_clean) / sum_s (E^ref_{c,s} - E^ref_clean)
+    (Hendrycks & Dietterich, ICLR 2019). The sums run over the method's severities, and
+    every one of them must exist for the reference (else `MissingReferenceError`).
+    """
+    rows = scores(tidy, metric)
+    cells = rows[rows["group"] == "corruption"].copy()
+    cells["ref_error"] = _reference_values(cells, rows[rows["group"] == "corruption"], reference,
+                                           CORRUPTION + ["severity"])
+    notes = pd.Series("", index=cells.index, dtype=object)
+    if relative:
+        cells["clean_error"] = _own_clean(cells, rows)
+        cells["ref_clean_error"] = _reference_clean(cells, rows, reference)
+        notes[cells["clean_error"].isna()] = "no clean result for the method"
+        cells["num"] = cells["error"] - cells["clean_error"]
+        cells["den"] = cells["ref_error"] - cells["ref_clean_error"]
+    else:
+        cells["num"], cells["den"] = cells["error"], cells["ref_error"]
+    cells["missing_clean"] = notes
+    sums = cells.groupby(UNIT + CORRUPTION, as_index=False).agg(
+        num=("num", lambda s: s.sum(min_count=len(s))), den=("den", "sum"),
+        missing_clean=("missing_clean", "first"))
+    what = "relative CE" if relative else "CE"
+    sums["value"], sums["note"] = _divide(sums["num"], sums["den"], what)
+    sums.loc[sums["note"] != "", "note"] = [
+        f"{n} for {m} seed {s} {mod}/{c} (reference {reference})"
+        for n, m, s, mod, c in sums.loc[sums["note"] != "",
+                                        ["note", "method", "seed", *CORRUPTION]].itertuples(
+                                            index=False)]
+    has_missing = sums["missing_clean"] != ""
+    sums.loc[has_missing, "value"] = np.nan
+    sums.loc[has_missing, "note"] = sums.loc[has_missing, "missing_clean"]
+    return _finish(sums, CORRUPTION)
+
+
+def mce(tidy: pd.DataFrame, reference: str = DEFAULT_REFERENCE, relative: bool = False,
+        by: str | None = None, metric: str = "accuracy") -> pd.DataFrame:
+    """mCE (or relative mCE): the mean of CE_c over the corruptions in scope `by`, per seed.
+
+    Corruptions whose CE is undefined (reference denominator <= 0) are left out of the
+    mean, for every method alike since the denominator is the reference's, and noted.
+    The reference's own mCE is exactly 1.
+    """
+    ce = corruption_errors(tidy, reference, relative, metric)
+    if by == "family":
+        ce = add_family(ce)
+    scope = _by_columns(by)
+    out = ce.groupby(UNIT + scope, as_index=False).agg(
+        value=("value", "mean"), note=("note", lambda s: "; ".join(x for x in s if x)))
+    out.loc[out["note"] != "", "note"] = "left out of the mean: " + out["note"]
+    return _finish(out, scope)
+
+
+def relative_mce(tidy: pd.DataFrame, reference: str = DEFAULT_REFERENCE, by: str | None = None,
+                 metric: str = "accuracy") -> pd.DataFrame:
+    """Relative mCE: `mce` with ``relative=True``."""
+    return mce(tidy, reference, relative=True, by=by, metric=metric)
+
+
+def trapezoid_weights(x: Sequence[float]) -> np.ndarray:
+    """Weights w with sum_i w_i y_i = normalised trapezoid area under y(x) (any x order).
+
+    For sorted x: w_0 = (x_1 - x_0) / 2, w_i = (x_{i+1} - x_{i-1}) / 2, w_last =
+    (x_last - x_{last-1}) / 2, all divided by the range x_last - x_0; they sum to 1.
+    """
+    x = np.asarray(x, float)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    if len(xs) < 2 or xs[-1] <= xs[0]:
+        return np.full(len(x), np.nan)
+    gaps = np.diff(xs)
+    w_sorted = (np.concatenate([[0.0], gaps]) + np.concatenate([gaps, [0.0]])) / 2
+    w = np.empty(len(x))
+    w[order] = w_sorted / (xs[-1] - xs[0])
+    return w
+
+
+def trapezoid_area(x: Sequence[float], y: Sequence[float]) -> float:
+    """Area under y(x) by the trapezoid rule divided by the x range (the mean height)."""
+    return float(np.dot(trapezoid_weights(x), np.asarray(y, float)))
+
+
+def _with_clean(points: pd.DataFrame, rows: pd.DataFrame, scope: list[str],
+                x: str) -> pd.DataFrame:
+    """Adds a clean point (x = 0) to each curve; curves of units without clean get a note."""
+    clean = rows[rows["group"] == "clean"][UNIT + ["score"]]
+    curves = points[UNIT + scope].drop_duplicates()
+    zero = curves.merge(clean, on=UNIT, how="left").assign(**{x: 0.0})
+    return pd.concat([zero, points[UNIT + scope + [x, "score"]]], ignore_index=True)
+
+
+def _areas(curves: pd.DataFrame, scope: list[str], x: str, what: str) -> pd.DataFrame:
+    out = []
+    for key, curve in curves.groupby(UNIT + scope, sort=True):
+        if curve["score"].isna().any():
+            out.append((*key, np.nan, f"no clean result: {what} undefined"))
+        else:
+            out.append((*key, trapezoid_area(curve[x], curve["score"]), ""))
+    return pd.DataFrame(out, columns=[*UNIT, *scope, "value", "note"])
+
+
+def severity_auc(tidy: pd.DataFrame, per_corruption: bool = False,
+                 metric: str = "accuracy") -> pd.DataFrame:
+    """Normalised area under score vs severity (clean as severity 0), per seed.
+
+    Trapezoid over the actual severity values divided by their range, i.e. the mean score
+    over [0, max severity]. Per corruption, or (default) the mean over corruptions.
+    """
+    rows = scores(tidy, metric)
+    cells = rows[rows["group"] == "corruption"].assign(severity=lambda f: f["severity"] * 1.0)
+    curves = _with_clean(cells, rows, CORRUPTION, "severity")
+    areas = _areas(curves, CORRUPTION, "severity", "severity AUC")
+    if per_corruption:
+        return _finish(areas, CORRUPTION)
+    return _finish(_mean_over(areas, []), [])
+
+
+def missing_rate_auc(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Normalised area under score vs random missing rate (clean as rate 0), per seed."""
+    rows = scores(tidy, metric)
+    cells = rows[(rows["group"] == "missing") & (rows["missing_pattern"] == "random")]
+    curves = _with_clean(cells, rows, [], "missing_rate")
+    return _finish(_areas(curves, [], "missing_rate", "missing-rate AUC"), [])
+
+
+def _mean_over(frame: pd.DataFrame, scope: list[str]) -> pd.DataFrame:
+    return frame.groupby(UNIT + scope, as_index=False).agg(
+        value=("value", "mean"), note=("note", lambda s: "; ".join(dict.fromkeys(x for x in s
+                                                                                if x))))
+
+
+def effective_robustness(tidy: pd.DataFrame, reference: str = DEFAULT_REFERENCE,
+                         per_corruption: bool = False, metric: str = "accuracy") -> pd.DataFrame:
+    """Effective robustness vs `reference`: sum_s [(f_s - f_0) - (b_s - b_0)] per corruption.
+
+    f / b: the method's / reference's score at severity s (0 = clean) on the same seed.
+    Positive: the method loses less than the reference. Per corruption, or (default) the
+    mean over corruptions.
+    """
+    rows = scores(tidy, metric)
+    cells = rows[rows["group"] == "corruption"].copy()
+    cells["ref_error"] = _reference_values(cells, rows[rows["group"] == "corruption"], reference,
+                                           CORRUPTION + ["severity"])
+    cells["clean_error"] = _own_clean(cells, rows)
+    cells["ref_clean_error"] = _reference_clean(cells, rows, reference)
+    # scores are 1 - errors: (f_s - f_0) - (b_s - b_0) = (E_0 - E_s) - (E^ref_0 - E^ref_s)
+    cells["term"] = ((cells["clean_error"] - cells["error"])
+                     - (cells["ref_clean_error"] - cells["ref_error"]))
+    per = cells.groupby(UNIT + CORRUPTION, as_index=False).agg(
+        value=("term", lambda s: s.sum(min_count=len(s))))
+    per["note"] = np.where(per["value"].isna(), "no clean result for the method", "")
+    if per_corruption:
+        return _finish(per, CORRUPTION)
+    return _finish(_mean_over(per, []), [])
+
+
+def coverage_notes(tidy: pd.DataFrame, metric: str = "accuracy", limit: int = 5) -> list[str]:
+    """Notes on (method, seed) units that lack cells other units of their dataset have:
+    their averages run over other cells and are not comparable (e.g. a study still
+    running)."""
+    rows = scores(tidy, metric)
+    out = []
+    for dataset, part in rows.groupby("dataset", sort=True):
+        cells = part[CELL].drop_duplicates()
+        total = len(cells)
+        for (method, seed), unit in part.groupby(["method", "seed"], sort=True):
+            if len(unit) == total:
+                continue
+            lacking = cells.merge(unit[CELL], how="left", indicator=True)
+            lacking = lacking[lacking["_merge"] == "left_only"]
+            first = lacking.iloc[0]
+            example = (f"{first['test_modality']} {first['corruption']} s{first['severity']}"
+                       f" {first['missing_pattern']} {first['missing_rate']:g}")
+            out.append(f"incomplete: {method} seed {seed} has {len(unit)} of the {total} "
+                       f"cells of {dataset} (lacks e.g. {example}); its averages are not "
+                       "comparable")
+    if len(out) > limit:
+        out = out[:limit] + [f"... and {len(out) - limit} more incomplete (method, seed)"]
+    return out
+
+
+def summarise(per_seed: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; NaN for one seed) and number of seeds of a per-seed metric.
+
+    Groups by dataset, method and the scope columns (every column except seed, value,
+    note), or by `by` if given. NaN values (see their notes) are left out.
+    """
+    if by is None:
+        by = [c for c in per_seed.columns if c not in ("seed", "value", "note")]
+    by = list(by)
+    grouped = per_seed.groupby(by, sort=True, dropna=False)
+    out = grouped["value"].agg(mean="mean", std=lambda s: s.std(ddof=1), seeds="count")
+    out["note"] = grouped["note"].agg(lambda s: "; ".join(dict.fromkeys(x for x in s if x)))
+    return out.reset_index()
+
+
+def notes(*frames: pd.DataFrame) -> list[str]:
+    """The distinct notes (warnings) carried by metric frames."""
+    found: dict[str, None] = {}
+    for frame in frames:
+        for note in frame.get("note", pd.Series(dtype=object)):
+            if note:
+                found[note] = None
+    return list(found)

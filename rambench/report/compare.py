@@ -1,0 +1,70 @@
+"""Paired comparison of two methods per condition group (clean, image, audio, missing, mixed).
+
+For each group: the accuracy difference (method - against) as the mean over seeds of the
+mean over the group's cells (corruptions: mPC weighting), a paired bootstrap 95 % CI and
+p-value over test samples, and a Wilcoxon signed-rank test over (seed, cell) pairs with
+its rank-biserial effect size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rambench import metrics
+from rambench import stats as st
+
+
+def condition_groups(corr: pd.DataFrame) -> list[tuple[str, object, st.Weighting]]:
+    """(name, selector, weighting) for clean, each corrupted modality, missing and mixed."""
+    groups: list[tuple[str, object, st.Weighting]] = [
+        ("clean", lambda f: f["group"] == "clean", "equal")]
+    modalities = corr[corr["group"] == "corruption"]["test_modality"].unique()
+    for modality in sorted(modalities, key=lambda m: (m != "visual", m)):
+        def corrupted(f, modality=modality):
+            return (f["group"] == "corruption") & (f["test_modality"] == modality)
+
+        groups.append((metrics.KIND_OF_MODALITY.get(modality, modality), corrupted, "mpc"))
+    groups.append(("missing", lambda f: f["group"] == "missing", "equal"))
+    groups.append(("mixed", lambda f: f["group"] == "mixed", "equal"))
+    return groups
+
+
+def compare_groups(tidy: pd.DataFrame, corr: pd.DataFrame, method: str,
+                   against: str) -> pd.DataFrame:
+    """One row per condition group both methods have: diff, low, high, p (bootstrap),
+    wilcoxon_p, rank_biserial, pairs, seeds. Differences are fractions of accuracy."""
+    rows = []
+    for name, select, weighting in condition_groups(corr):
+        paired = st.paired_bootstrap(corr, method, against, select, weighting)
+        if paired.cells == 0:
+            continue
+        test = st.wilcoxon_cells(tidy, method, against, select)
+        rows.append({"group": name, "diff": paired.diff, "low": paired.low,
+                     "high": paired.high, "p": paired.p, "wilcoxon_p": test.p,
+                     "rank_biserial": test.rank_biserial, "pairs": paired.cells,
+                     "seeds": paired.seeds})
+    return pd.DataFrame(rows, columns=["group", "diff", "low", "high", "p", "wilcoxon_p",
+                                       "rank_biserial", "pairs", "seeds"])
+
+
+def per_corruption(corr: pd.DataFrame, method: str, against: str) -> pd.DataFrame:
+    """Paired bootstrap per (modality, corruption), over its severities and the seeds."""
+    return st.paired_bootstrap_by(corr, method, against, list(metrics.CORRUPTION),
+                                  lambda f: f["group"] == "corruption")
+
+
+def format_comparison(result: pd.DataFrame, method: str, against: str) -> str:
+    """A plain-text table of `compare_groups` (differences in percentage points)."""
+    head = (f"{method} - {against}: accuracy difference (pp), paired bootstrap over test "
+            f"samples ({st.B_DEFAULT} resamples) and Wilcoxon signed-rank over seeds x cells")
+    lines = [head, f"{'group':<9} {'diff':>7} {'95% CI':>17} {'p':>7} {'Wilcoxon p':>11} "
+                   f"{'r_rb':>6} {'pairs':>6}"]
+    for r in result.itertuples(index=False):
+        ci = f"[{100 * r.low:+.2f}, {100 * r.high:+.2f}]"
+        star = " *" if np.isfinite(r.p) and r.p < 0.05 else ""
+        lines.append(f"{r.group:<9} {100 * r.diff:>+7.2f} {ci:>17} {r.p:>7.3f} "
+                     f"{r.wilcoxon_p:>11.3g} {r.rank_biserial:>+6.2f} {r.pairs:>6}{star}")
+    lines.append("* bootstrap p < 0.05; r_rb: matched-pairs rank-biserial correlation "
+                 f"(> 0: {method} better)")
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""`rambench report`: every table (md, tex, csv), every figure (png, pdf) and one
+self-contained report.html (inline CSS, figures as base64 PNG data URIs, no external
+resources) with a leaderboard, the tables, the figures and the study's provenance."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rambench import metrics
+from rambench.report import figures, tables
+
+TABLE_VIEWS = ("main", "corruption", "severity", "missing", "conditions", "leaderboard")
+EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;
+color:#222;padding:0 1em;line-height:1.4}
+h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;
+margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
+caption{text-align:left;font-weight:600;padding:.3em 0}
+th,td{padding:.25em .6em;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
+thead th{border-bottom:2px solid #444}tbody th{text-align:left;font-weight:500}
+.legend{font-size:.8em;color:#555;margin:.1em 0}.scroll{overflow-x:auto}
+figure{margin:1em 0}figure img{max-width:100%;height:auto}
+figcaption{font-size:.85em;color:#555}dl{display:grid;grid-template-columns:max-content auto;
+gap:.2em 1em}dt{font-weight:600}dd{margin:0}code{font-size:.9em}
+"""
+FIGURE_CAPTIONS = {
+    "severity": "Accuracy vs severity (0 = clean), per corruption; mean over seeds.",
+    "heatmap": "Accuracy drop from clean (percentage points) per method and corruption, "
+               "mean over severities and seeds.",
+    "missing": "Accuracy vs random missing rate (0 = clean); mean over seeds.",
+    "families": "Accuracy per corruption family (mPC over the family's corruptions); error "
+                "bars: bootstrap 95 % CI over test samples.",
+}
+
+
+def provenance(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What produced the records: code versions, packages, devices, grids, datasets."""
+    prov = [r.get("provenance", {}) for r in records]
+    packages: dict[str, Counter] = {}
+    for p in prov:
+        for name, version in (p.get("packages") or {}).items():
+            packages.setdefault(name, Counter())[version] += 1
+    grids = Counter(f"{(p.get('grid') or {}).get('name', '?')} "
+                    f"(hash {(p.get('grid') or {}).get('hash', '?')})" for p in prov)
+    return {
+        "records": len(records),
+        "methods": sorted({r["method"] for r in records}),
+        "seeds": sorted({r["seed"] for r in records}),
+        "datasets": Counter(f"{r['dataset']} {r.get('dataset_version', '')}".strip()
+                            for r in records),
+        "code versions": Counter(p.get("code_version", "?") for p in prov),
+        "devices": Counter(p.get("device", "?") for p in prov),
+        "grids": grids,
+        "packages": packages,
+    }
+
+
+def _counter_text(counter: Counter) -> str:
+    return ", ".join(f"{html.escape(str(k))} ({v})" for k, v in counter.most_common())
+
+
+def _provenance_html(info: dict[str, Any]) -> str:
+    rows = [("records", str(info["records"])),
+            ("methods", html.escape(", ".join(info["methods"]))),
+            ("seeds", html.escape(", ".join(map(str, info["seeds"])))),
+            ("datasets", _counter_text(info["datasets"])),
+            ("grid", _counter_text(info["grids"])),
+            ("code versions", _counter_text(info["code versions"])),
+            ("devices", _counter_text(info["devices"]))]
+    for name, versions in sorted(info["packages"].items()):
+        rows.append((f"package {html.escape(name)}", _counter_text(versions)))
+    items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
+    return f"<dl>{items}</dl><p class='legend'>Counts are numbers of records.</p>"
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def write_report(tidy: pd.DataFrame, records: Sequence[dict[str, Any]], out_dir: Path,
+                 study: str, metric: str = "mpc",
+                 reference: str = metrics.DEFAULT_REFERENCE,
+                 against: str | None = tables.AGAINST) -> dict[str, Any]:
+    """Writes tables/, figures/ and report.html under `out_dir`; returns
+    {'html': path, 'tables': [paths], 'figures': [paths], 'notes': [str]}."""
+    from rambench.stats import correctness
+
+    if metric not in tables.LEADERBOARD_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose from "
+                         f"{', '.join(tables.LEADERBOARD_METRICS)}")
+    corr = correctness(records)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table_dir, figure_dir = out_dir / "tables", out_dir / "figures"
+    table_dir.mkdir(exist_ok=True)
+    built: dict[str, tables.Table] = {}
+    table_paths: list[Path] = []
+    for view in TABLE_VIEWS:
+        table = tables.build_table(view, tidy, corr, reference, against, sort_by=metric)
+        built[view] = table
+        for fmt, ext in EXTENSIONS.items():
+            path = table_dir / f"{view}.{ext}"
+            path.write_text(tables.render(table, fmt, label=f"tab:{study}-{view}") + "\n")
+            table_paths.append(path)
+    figure_paths = figures.make_figures(tidy, figure_dir, figures.KINDS, corr)
+    notes = list(dict.fromkeys(n for t in built.values() for n in t.notes))
+
+    parts = [f"<h1>rambench report: study {html.escape(study)}</h1>",
+             f"<p class='legend'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+             f"by <code>rambench report</code>. Normalised metrics use the reference method "
+             f"<code>{html.escape(reference)}</code>; significance marks compare with "
+             f"<code>{html.escape(str(against))}</code>.</p>",
+             f"<h2>Leaderboard (sorted by {html.escape(tables.LEADERBOARD_METRICS[metric])})"
+             "</h2>", f"<div class='scroll'>{tables.to_html(built['leaderboard'])}</div>",
+             "<h2>Main results</h2>", f"<div class='scroll'>{tables.to_html(built['main'])}</div>"]
+    for view in ("corruption", "severity", "missing"):
+        parts += [f"<h2>By {view}</h2>",
+                  f"<div class='scroll'>{tables.to_html(built[view])}</div>"]
+    parts.append("<h2>Figures</h2>")
+    for kind, paths in figure_paths.items():
+        png = next(p for p in paths if p.suffix == ".png")
+        parts.append(f"<figure><img alt='{kind} figure' src='{_data_uri(png)}'>"
+                     f"<figcaption>{html.escape(FIGURE_CAPTIONS.get(kind, kind))} "
+                     f"(<code>figures/{kind}.pdf</code>)</figcaption></figure>")
+    parts += ["<h2>Every test condition</h2>",
+              "<details><summary>condition x method table</summary><div class='scroll'>"
+              f"{tables.to_html(built['conditions'])}</div></details>",
+              "<h2>Provenance</h2>", _provenance_html(provenance(records))]
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+                     + "</ul>")
+    document = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+                f"<title>rambench report: {html.escape(study)}</title>"
+                f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+    html_path = out_dir / "report.html"
+    html_path.write_text(document, encoding="utf-8")
+    return {"html": html_path, "tables": table_paths,
+            "figures": [p for paths in figure_paths.values() for p in paths], "notes": notes}

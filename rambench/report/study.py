@@ -1,0 +1,71 @@
+"""Loading a stored study for the report commands, with errors a user can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from rambench.errors import UsageError
+from rambench.metrics import (
+    DEFAULT_REFERENCE,
+    DuplicateCellError,
+    MissingReferenceError,
+    scores,
+)
+
+
+@dataclass
+class Study:
+    name: str
+    tidy: pd.DataFrame
+    records: list[dict[str, Any]]
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted(scores(self.tidy)["method"].unique()) if not self.tidy.empty else []
+
+    def correctness(self) -> pd.DataFrame:
+        from rambench.stats import correctness
+
+        return correctness(self.records)
+
+
+def load(store) -> Study:
+    """The study's tidy table and records; UsageError if it has no results or a cell twice."""
+    records = store.records()
+    tidy = store.tidy()
+    store.invalid[:] = list(dict.fromkeys(store.invalid))  # read twice: report each once
+    if tidy.empty or not (tidy["metric"] == "accuracy").any():
+        raise UsageError(f"study {store.study!r} has no results yet under {store.root}")
+    with user_errors():
+        scores(tidy)  # checks that every cell occurs once
+    return Study(store.study, tidy, records)
+
+
+def check_method(study: Study, name: str, option: str) -> str:
+    """`name` if the study has that method, else a UsageError with the names it has."""
+    from corruptions.registry import unknown_name_message
+
+    if name not in study.methods:
+        raise UsageError(f"{option}: " + unknown_name_message("method", name, study.methods)
+                         + f" (the methods in study {study.name!r})")
+    return name
+
+
+def reference_for(study: Study, name: str | None) -> str:
+    """The reference method: a given name must exist; the default may be absent (the
+    normalised metrics are then left out, with a note)."""
+    return DEFAULT_REFERENCE if name is None else check_method(study, name, "--reference")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turns a missing reference cell or a duplicated cell into a UsageError (exit 2)."""
+    try:
+        yield
+    except (MissingReferenceError, DuplicateCellError) as err:
+        raise UsageError(str(err)) from None

@@ -1,0 +1,248 @@
+"""Robustness metrics and statistics on small hand-made tidy tables, against hand arithmetic."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rambench import metrics
+from rambench import stats as st
+from rambench.store import EXPORT_COLUMNS
+
+REF = "late_fusion"
+
+
+def cell(method, accuracy, modality="none", corruption="none", severity=0, pattern="none",
+         rate=0.0, seed=0, metric="accuracy", higher=True):
+    return {"study": "s", "dataset": "d", "method": method, "family": "f", "seed": seed,
+            "train_condition": "clean", "test_modality": modality, "corruption": corruption,
+            "severity": severity, "missing_pattern": pattern, "missing_rate": rate,
+            "metric": metric, "value": accuracy, "n": 100, "higher_is_better": higher,
+            "key": f"{method}-{seed}-{modality}-{corruption}-{severity}-{pattern}-{rate}",
+            "code_version": "x"}
+
+
+def table(rows):
+    return pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+
+
+# Seed 0. Errors E = 1 - accuracy in brackets.
+#            clean       fog s1     fog s3     reverb s1  reverb s3  rate .2  rate .6
+# reference  .90 (.10)   .80 (.20)  .60 (.40)  .70 (.30)  .50 (.50)  .85      .60
+# m          .95 (.05)   .90 (.10)  .70 (.30)  .80 (.20)  .70 (.30)  .90      .70
+ACC = {REF: [.90, .80, .60, .70, .50, .85, .60], "m": [.95, .90, .70, .80, .70, .90, .70]}
+CELLS = [("none", "none", 0, "none", 0.0), ("visual", "fog", 1, "none", 0.0),
+         ("visual", "fog", 3, "none", 0.0), ("audio", "reverb", 1, "none", 0.0),
+         ("audio", "reverb", 3, "none", 0.0), ("none", "none", 0, "random", 0.2),
+         ("none", "none", 0, "random", 0.6)]
+
+
+def study(acc=ACC, seed=0, **kw):
+    return [cell(m, a, *c, seed=seed, **kw) for m, values in acc.items()
+            for a, c in zip(values, CELLS, strict=True)]
+
+
+@pytest.fixture
+def tidy():
+    return table(study())
+
+
+def value(frame, method="m", **scope):
+    rows = frame[frame["method"] == method]
+    for k, v in scope.items():
+        rows = rows[rows[k] == v]
+    assert len(rows) == 1, rows
+    return rows["value"].iloc[0]
+
+
+def test_clean_mpc_and_rpc(tidy):
+    assert value(metrics.clean_accuracy(tidy)) == pytest.approx(.95)
+    # mPC = mean over corruptions of the mean over severities:
+    # fog (.9 + .7) / 2 = .8, reverb (.8 + .7) / 2 = .75 -> (.8 + .75) / 2 = .775
+    assert value(metrics.mpc(tidy)) == pytest.approx(.775)
+    assert value(metrics.mpc(tidy), REF) == pytest.approx((.7 + .6) / 2)  # (.7 + .6) / 2
+    by_modality = metrics.mpc(tidy, by="modality")
+    assert value(by_modality, test_modality="visual") == pytest.approx(.8)
+    assert value(by_modality, test_modality="audio") == pytest.approx(.75)
+    by_family = metrics.mpc(tidy, by="family")  # fog: weather; reverb: room
+    assert value(by_family, family="weather") == pytest.approx(.8)
+    assert value(by_family, family="room") == pytest.approx(.75)
+    # rPC = .775 / .95
+    assert value(metrics.rpc(tidy)) == pytest.approx(.775 / .95)
+
+
+def test_mce_and_relative_mce_by_hand(tidy):
+    # CE_fog = (.1 + .3) / (.2 + .4) = 2/3; CE_reverb = (.2 + .3) / (.3 + .5) = .625
+    ce = metrics.corruption_errors(tidy, REF)
+    assert value(ce, corruption="fog") == pytest.approx(2 / 3)
+    assert value(ce, corruption="reverb") == pytest.approx(.625)
+    assert value(metrics.mce(tidy, REF)) == pytest.approx((2 / 3 + .625) / 2)
+    # relative: fog ((.1-.05) + (.3-.05)) / ((.2-.1) + (.4-.1)) = .3 / .4 = .75
+    #           reverb ((.2-.05) + (.3-.05)) / ((.3-.1) + (.5-.1)) = .4 / .6 = 2/3
+    assert value(metrics.relative_mce(tidy, REF)) == pytest.approx((.75 + 2 / 3) / 2)
+    by_modality = metrics.mce(tidy, REF, by="modality")
+    assert value(by_modality, test_modality="visual") == pytest.approx(2 / 3)
+
+
+def test_reference_mce_is_exactly_one(tidy):
+    assert value(metrics.mce(tidy, REF), REF) == 1.0
+    assert value(metrics.relative_mce(tidy, REF), REF) == 1.0
+    assert (metrics.corruption_errors(tidy, REF).query("method == @REF")["value"] == 1.0).all()
+
+
+def test_direction_is_handled_explicitly(tidy):
+    # The same results stored as an error rate (lower is better) give the same metrics.
+    errors = {m: [round(1 - a, 10) for a in v] for m, v in ACC.items()}
+    as_error = table(study(errors, metric="error", higher=False))
+    assert value(metrics.mce(as_error, REF, metric="error")) == pytest.approx(
+        value(metrics.mce(tidy, REF)))
+    assert value(metrics.mpc(as_error, metric="error")) == pytest.approx(.775)
+    mixed = pd.concat([tidy, as_error.assign(metric="accuracy")])
+    with pytest.raises(ValueError, match="both directions"):
+        metrics.mpc(mixed)
+
+
+def test_missing_reference_cell_is_named(tidy):
+    gone = tidy[~((tidy["method"] == REF) & (tidy["corruption"] == "reverb")
+                  & (tidy["severity"] == 3))]
+    with pytest.raises(metrics.MissingReferenceError) as err:
+        metrics.mce(gone, REF)
+    for part in ["'late_fusion'", "seed 0", "modality 'audio'", "corruption 'reverb'",
+                 "severity 3"]:
+        assert part in str(err.value)
+    no_clean = tidy[~((tidy["method"] == REF) & (tidy["corruption"] == "none")
+                      & (tidy["missing_pattern"] == "none"))]
+    with pytest.raises(metrics.MissingReferenceError, match="corruption 'none', severity 0"):
+        metrics.relative_mce(no_clean, REF)
+    with pytest.raises(metrics.MissingReferenceError, match="method 'nobody'"):
+        metrics.effective_robustness(tidy, "nobody")
+
+
+def test_zero_and_negative_denominators_are_reported_not_divided():
+    acc = {k: list(v) for k, v in ACC.items()}
+    acc[REF][1:3] = [1.0, 1.0]  # reference perfect under fog: sum of its errors is 0
+    acc[REF][3:5] = [.95, .92]  # reverb errors .05, .08 below the clean .10: relative sum < 0
+    tidy = table(study(acc))
+    ce = metrics.corruption_errors(tidy, REF)
+    fog = ce[(ce["method"] == "m") & (ce["corruption"] == "fog")].iloc[0]
+    assert np.isnan(fog["value"]) and "<= 0" in fog["note"]
+    # mCE leaves fog out (for every method alike): reverb (.2 + .3) / (.05 + .08)
+    mce = metrics.mce(tidy, REF)
+    assert value(mce) == pytest.approx(.5 / .13)
+    assert "left out" in mce[mce["method"] == "m"]["note"].iloc[0]
+    assert value(mce, REF) == 1.0
+    # relative reverb denominator (.05 - .1) + (.08 - .1) = -.07 <= 0, fog's is -.2: all NaN
+    rel = metrics.relative_mce(tidy, REF)
+    assert np.isnan(value(rel)) and metrics.notes(rel)
+    # rPC with a clean accuracy of 0
+    zero = table(study({"m": [0.0, .5, .5, .5, .5, .5, .5]}))
+    r = metrics.rpc(zero)
+    assert np.isnan(value(r)) and "<= 0" in r["note"].iloc[0]
+
+
+def test_areas_under_severity_and_missing_rate(tidy):
+    # fog: x = 0, 1, 3; y = .95, .9, .7: (1 (.95 + .9) / 2 + 2 (.9 + .7) / 2) / 3 = 2.525 / 3
+    # reverb: y = .95, .8, .7: (.875 + 1.5) / 3 = 2.375 / 3
+    per = metrics.severity_auc(tidy, per_corruption=True)
+    assert value(per, corruption="fog") == pytest.approx(2.525 / 3)
+    assert value(metrics.severity_auc(tidy)) == pytest.approx((2.525 + 2.375) / 6)
+    # missing: x = 0, .2, .6; y = .95, .9, .7: (.2 (.925) + .4 (.8)) / .6 = .505 / .6
+    assert value(metrics.missing_rate_auc(tidy)) == pytest.approx(.505 / .6)
+    assert metrics.trapezoid_weights([3, 0, 1]) == pytest.approx([1 / 3, 1 / 6, 1 / 2])
+
+
+def test_effective_robustness(tidy):
+    # fog: s1 (.9 - .95) - (.8 - .9) = .05; s3 (.7 - .95) - (.6 - .9) = .05 -> .10
+    # reverb: s1 (.8 - .95) - (.7 - .9) = .05; s3 (.7 - .95) - (.5 - .9) = .15 -> .20
+    per = metrics.effective_robustness(tidy, REF, per_corruption=True)
+    assert value(per, corruption="fog") == pytest.approx(.10)
+    assert value(per, corruption="reverb") == pytest.approx(.20)
+    assert value(metrics.effective_robustness(tidy, REF)) == pytest.approx(.15)
+    assert value(metrics.effective_robustness(tidy, REF), REF) == 0.0
+
+
+def test_per_seed_then_mean_and_std():
+    seed1 = {REF: ACC[REF], "m": [.85, .80, .60, .70, .60, .80, .60]}
+    tidy = table(study() + study(seed1, seed=1))
+    clean = metrics.summarise(metrics.clean_accuracy(tidy)).set_index("method")
+    # (.95 + .85) / 2 = .9; std (ddof 1) = sqrt(2 * .05^2 / 1)
+    assert clean.loc["m", "mean"] == pytest.approx(.9)
+    assert clean.loc["m", "std"] == pytest.approx(np.sqrt(2 * .05 ** 2))
+    assert clean.loc["m", "seeds"] == 2
+    # rPC per seed: .775 / .95 and ((.8 + .6) / 2 + (.7 + .6) / 2) / 2 / .85 = .675 / .85
+    rpc = metrics.summarise(metrics.rpc(tidy)).set_index("method")
+    assert rpc.loc["m", "mean"] == pytest.approx((.775 / .95 + .675 / .85) / 2)
+    one_seed = metrics.summarise(metrics.clean_accuracy(table(study())))
+    assert one_seed["std"].isna().all()
+
+
+def test_train_condition_is_part_of_the_method_label(tidy):
+    moddrop = tidy[tidy["method"] == "m"].assign(train_condition="moddrop", value=.5)
+    out = metrics.clean_accuracy(pd.concat([tidy, moddrop]))
+    assert set(out["method"]) == {REF, "m", "m@moddrop"}
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_bootstrap_ci_covers_the_true_accuracy_about_95_percent():
+    rng = np.random.default_rng(123)
+    truth, covered = 0.8, 0
+    for i in range(200):
+        sample = rng.random(400) < truth
+        ci = st.bootstrap_ci(sample, seed=i)
+        assert ci.low <= sample.mean() <= ci.high
+        covered += ci.low <= truth <= ci.high
+    assert 0.90 <= covered / 200 <= 0.99
+
+
+def test_bootstrap_is_seeded_and_fast_for_a_full_grid():
+    rng = np.random.default_rng(0)
+    correct = rng.random((170, 400)) < 0.8
+    start = time.perf_counter()
+    first = st.bootstrap_ci(correct)
+    assert time.perf_counter() - start < 2.0  # well under a second on an idle core
+    assert st.bootstrap_ci(correct) == first
+    assert first.value == pytest.approx(correct.mean())
+
+
+def corr_frame(a: np.ndarray, b: np.ndarray, seeds=(0,)):
+    rows = []
+    for seed in seeds:
+        for method, c in (("a", a), ("b", b)):
+            rows.append({"dataset": "d", "method": method, "seed": seed,
+                         "test_modality": "none", "corruption": "none", "severity": 0,
+                         "missing_pattern": "none", "missing_rate": 0.0, "n": len(c),
+                         "key": f"{method}{seed}", "correct": c, "group": "clean"})
+    return pd.DataFrame(rows)
+
+
+def test_paired_bootstrap_difference_ci_and_p():
+    rng = np.random.default_rng(1)
+    b = rng.random(400) < 0.7
+    same = st.paired_bootstrap(corr_frame(b, b), "a", "b")
+    assert same.diff == 0 and same.p == 1.0
+    a = b.copy()
+    a[np.flatnonzero(~b)[:40]] = True  # 40 more correct samples out of 400: +10 points
+    better = st.paired_bootstrap(corr_frame(a, b, seeds=(0, 1)), "a", "b")
+    assert better.diff == pytest.approx(0.10)
+    assert better.low > 0 and better.p < 0.01 and better.seeds == 2 and better.cells == 2
+    worse = st.paired_bootstrap(corr_frame(b, a), "a", "b")
+    assert worse.diff == pytest.approx(-0.10) and worse.high < 0
+    none = st.paired_bootstrap(corr_frame(a, b), "a", "zzz")
+    assert none.cells == 0 and np.isnan(none.p)
+
+
+def test_wilcoxon_with_rank_biserial_by_hand():
+    from scipy.stats import wilcoxon
+
+    a = np.array([0.6, 0.7, 0.5, 0.9, 0.8])
+    b = np.array([0.5, 0.5, 0.8, 0.5, 0.8])  # differences .1 .2 -.3 .4 0 (dropped)
+    result = st.wilcoxon(a, b)
+    # ranks of |d| = 1 2 3 4; R+ = 1 + 2 + 4 = 7, R- = 3 -> r = (7 - 3) / 10 = .4
+    assert result.rank_biserial == pytest.approx(0.4)
+    assert result.pairs == 4
+    assert result.p == pytest.approx(wilcoxon([.1, .2, -.3, .4]).pvalue)
+    tie = st.wilcoxon(a, a)
+    assert tie.p == 1.0 and tie.rank_biserial == 0.0

@@ -1,0 +1,208 @@
+"""Tables, figures, report.html and the report commands on a tiny fake study."""
+
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from rambench.report import figures, tables
+from rambench.report.document import write_report
+from rambench.stats import correctness
+from rambench.store import Store, pack_bits
+from tests.test_cli import assert_usage_error
+
+METHODS = {"late_fusion": 0.70, "raml": 0.92, "tmc": 0.85}  # clean accuracy
+CONDITIONS = (
+    [("none", "none", 0, "none", 0.0)]
+    + [(m, c, s, "none", 0.0) for m, c in (("visual", "gaussian_noise"), ("visual", "fog"),
+                                           ("audio", "reverb")) for s in (1, 3)]
+    + [("visual", "none", 0, "drop", 0.0), ("audio", "none", 0, "drop", 0.0),
+       ("none", "none", 0, "random", 0.3), ("none", "none", 0, "random", 0.6),
+       ("all", "gaussian_noise+gaussian_noise", 2, "none", 0.0)]
+)
+N = 150
+
+
+def write_fake_study(root, study="fake", seeds=(0, 1), methods=METHODS):
+    """Records shaped like `rambench run`'s: late_fusion < tmc < raml, clearly apart."""
+    store = Store(root, study)
+    rng = np.random.default_rng(7)
+    for seed in seeds:
+        for method, clean in methods.items():
+            for i, (modality, corruption, severity, pattern, rate) in enumerate(CONDITIONS):
+                loss = 0.05 * severity + 0.25 * (pattern == "drop") + 0.3 * rate
+                correct = rng.random(N) < clean - loss
+                store.write({
+                    "key": f"{method}-{seed}-{i:02d}", "dataset": "avdigits",
+                    "dataset_version": "1", "method": method, "family": "f", "seed": seed,
+                    "train_condition": "clean", "test_modality": modality,
+                    "corruption": corruption, "severity": severity,
+                    "missing_pattern": pattern, "missing_rate": rate,
+                    "metrics": {"accuracy": float(correct.mean())}, "n": N,
+                    "correct": pack_bits(correct),
+                    "provenance": {"code_version": "0.1.0+abc", "device": "cpu:test",
+                                   "packages": {"numpy": "2.0", "torch": "2.3"},
+                                   "grid": {"name": "tiny", "hash": "feedbeef1234"}}})
+    return store
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    store = write_fake_study(root)
+    records = store.records()
+    return {"root": root, "store": store, "tidy": store.tidy(), "records": records,
+            "corr": correctness(records)}
+
+
+def body_rows(latex):
+    body = latex.split("\\midrule")[1].split("\\bottomrule")[0]
+    return [line for line in body.strip().splitlines() if line.strip()]
+
+
+def test_latex_main_table_structure(fake):
+    table = tables.build_table("main", fake["tidy"], fake["corr"])
+    latex = tables.render(table, "latex")
+    begins = re.findall(r"\\begin\{(\w+\*?)\}", latex)
+    ends = re.findall(r"\\end\{(\w+\*?)\}", latex)
+    assert sorted(begins) == sorted(ends) and "tabular" in begins
+    assert [latex.count(rule) for rule in ("\\toprule", "\\midrule", "\\bottomrule")] == [1] * 3
+    rows = body_rows(latex)
+    assert [r.split(" & ")[0] for r in rows] == ["late\\_fusion", "tmc", "raml"]
+    header = latex.split("\\toprule")[1].split("\\midrule")[0]
+    assert [c.split(" $")[0].strip() for c in header.strip(" \\\n").split(" & ")] == [
+        "Method", "clean", "image mPC", "audio mPC", "missing", "mCE"]
+    for row in rows:
+        assert row.endswith("\\\\") and len(row.split(" & ")) == 6
+        assert "\\pm" in row
+    # best bold, second underlined in every column; mCE: lower is better (raml's)
+    assert all("\\mathbf" in cell for cell in rows[2].split(" & ")[1:])
+    assert all("\\underline" in cell for cell in rows[1].split(" & ")[1:])
+    assert "$100.0 \\pm 0.0" in rows[0].split(" & ")[5]
+    # late_fusion is clearly worse than raml everywhere: marked, with a legend line
+    assert rows[0].count("\\blacktriangledown") == 5
+    assert "significantly better / worse than raml" in latex
+
+
+def test_markdown_csv_and_the_other_views(fake):
+    tidy, corr = fake["tidy"], fake["corr"]
+    md = tables.render(tables.build_table("main", tidy, corr), "md")
+    assert "| late_fusion |" in md and "▼" in md and "**" in md and "mCE ↓" in md
+    csv = tables.render(tables.build_table("main", tidy, corr), "csv").splitlines()
+    assert csv[0].startswith("method,clean,clean std,clean p vs raml") and len(csv) == 4
+    corruption = tables.build_table("corruption", tidy, corr)
+    assert corruption.columns == ["image: fog", "image: gaussian_noise", "audio: reverb"]
+    severity = tables.build_table("severity", tidy, corr)
+    assert severity.columns == ["0 (clean)", "1", "3", "AUC"]
+    missing = tables.build_table("missing", tidy, corr)
+    assert missing.columns == ["no image", "no audio", "rate 0.3", "rate 0.6", "AUC"]
+    conditions = tables.build_table("conditions", tidy, corr)
+    assert len(conditions.rows) == len(CONDITIONS) and conditions.rows[0] == "clean"
+    board = tables.build_table("leaderboard", tidy, corr, sort_by="mce")
+    assert board.rows == ["raml", "tmc", "late_fusion"]
+    # the table `rambench run` prints still works
+    plain = tables.to_markdown(tables.accuracy_table(tidy))
+    assert plain.splitlines()[2].startswith("| clean |")
+
+
+def test_without_the_reference_mce_is_left_out_with_a_note(fake):
+    tidy = fake["tidy"][fake["tidy"]["method"] != "late_fusion"]
+    table = tables.build_table("main", tidy)
+    assert "mCE" not in table.columns and not table.tested
+    assert any("reference method 'late_fusion'" in n for n in table.notes)
+
+
+def test_partial_results_are_flagged_and_still_tabulated(fake):
+    tidy = fake["tidy"]
+    # late_fusion seed 1 still running: no audio cells yet (reverb s1, s3, audio dropped)
+    running = tidy[~((tidy["method"] == "late_fusion") & (tidy["seed"] == 1)
+                     & (tidy["test_modality"] == "audio"))]
+    table = tables.build_table("leaderboard", running, fake["corr"])
+    assert "mCE" not in table.columns and "mPC" in table.columns
+    joined = " | ".join(table.notes)
+    assert "incomplete: late_fusion seed 1 has 9 of the 12 cells" in joined
+    assert "missing reference cell: method 'late_fusion', seed 1, modality 'audio'" in joined
+
+
+def test_figures_axes_and_lines(fake):
+    tidy, corr = fake["tidy"], fake["corr"]
+    fig = figures.severity_figure(tidy)
+    assert len(fig.axes) == 3  # image: fog, gaussian noise; audio: reverb
+    assert all(len(ax.lines) == 3 for ax in fig.axes)  # one per method
+    assert [len(line.get_xdata()) for line in fig.axes[0].lines] == [3, 3, 3]  # 0, 1, 3
+    colours = {line.get_label(): line.get_color() for line in fig.axes[0].lines}
+    assert colours["raml"] == "#D55E00"
+    heat = figures.heatmap_figure(tidy)
+    assert len(heat.axes) == 2  # the map and its colour bar
+    assert heat.axes[0].images[0].get_array().shape == (3, 3)
+    miss = figures.missing_figure(tidy)
+    assert len(miss.axes) == 1 and len(miss.axes[0].lines) == 3
+    assert list(miss.axes[0].lines[0].get_xdata()) == [0.0, 0.3, 0.6]
+    fam = figures.families_figure(tidy, corr)
+    ax = fam.axes[0]
+    assert len(ax.patches) == 3 * 3  # methods x (image noise, image weather, audio room)
+    from matplotlib.container import BarContainer
+
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(bars) == 3 and all(c.errorbar is not None for c in bars)  # bootstrap CIs
+    from rambench.report.compare import per_corruption
+
+    diffs = per_corruption(corr, "tmc", "raml")
+    cmp = figures.compare_figure(diffs, "tmc", "raml")
+    assert len(cmp.axes) == 1 and len(cmp.axes[0].get_yticklabels()) == 3
+
+
+class Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources, self.links, self.tags = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if tag == "img":
+            self.sources.append(attrs.get("src", ""))
+        for key in ("href", "src"):
+            if key in attrs and tag != "img":
+                self.links.append(attrs[key])
+
+
+def test_report_html_is_self_contained(fake, tmp_path):
+    out = write_report(fake["tidy"], fake["records"], tmp_path / "report", "fake", "mce")
+    parser = Images()
+    parser.feed(out["html"].read_text(encoding="utf-8"))
+    parser.close()
+    assert len(parser.sources) == 4
+    assert all(src.startswith("data:image/png;base64,") for src in parser.sources)
+    assert not parser.links and "table" in parser.tags
+    text = out["html"].read_text(encoding="utf-8")
+    for fact in ("feedbeef1234", "tiny", "0.1.0+abc", "cpu:test", "torch", "sorted by mCE"):
+        assert fact in text
+    names = {p.name for p in out["tables"]}
+    assert {"main.md", "main.tex", "main.csv", "conditions.tex", "leaderboard.csv"} <= names
+    assert {p.name for p in out["figures"]} >= {"severity.pdf", "families.png"}
+
+
+def test_cli_table_plot_report_compare(cli, tmp_path):
+    write_fake_study(tmp_path / "results")
+    shown = cli("table", "--study", "fake").stdout
+    assert "| raml |" in shown and "image mPC" in shown
+    cli("table", "--study", "fake", "--view", "severity", "--format", "latex",
+        "--to", "t/severity.tex")
+    assert "\\toprule" in (tmp_path / "t" / "severity.tex").read_text()
+    cli("plot", "--study", "fake")
+    plots = tmp_path / "results" / "fake" / "plots"
+    for kind in figures.KINDS:
+        assert (plots / f"{kind}.png").stat().st_size > 0 and (plots / f"{kind}.pdf").exists()
+    done = cli("report", "--study", "fake", "--metric", "mce").stdout
+    assert "report.html" in done and (tmp_path / "results/fake/report/report.html").exists()
+    compared = cli("compare", "--study", "fake", "--method", "tmc").stdout
+    for group in ("clean", "image", "audio", "missing", "mixed"):
+        assert re.search(rf"^{group}\s+[-+]\d", compared, re.M), compared
+    assert (plots / "compare_tmc_vs_raml.png").exists()
+    assert (plots / "compare_tmc_vs_raml.pdf").exists()
+    assert_usage_error(cli("compare", "--study", "fake", "--method", "tmcc", check=False),
+                       "did you mean 'tmc'")
+    assert_usage_error(cli("table", "--study", "fake", "--reference", "late", check=False),
+                       "--reference", "late_fusion")
