@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import RAMBENCH
+from tests.conftest import RAMBENCH, run_cli
 
 
 def assert_usage_error(result, *fragments):
@@ -93,38 +93,45 @@ def test_plugin_method_from_a_file_outside_the_package_trains(cli, tmp_path):
     assert_usage_error(missing, "unknown name in outside/mine.py 'Nope'", "MeanFusion")
 
 
-def export_rows(cli, tmp_path, study):
-    target = tmp_path / f"{study}.csv"
-    cli("export", "--study", study, "--to", str(target))
-    with open(target) as f:
-        return [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
-
-
 SMOKE = ["run", "--method", "raml", "--method", "late_fusion", "--grid", "smoke",
          "--epochs", "1"]
 
 
-def test_smoke_run_prints_table_resumes_and_exports(cli, tmp_path):
-    out = cli(*SMOKE, "--study", "a").stdout
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    """One uninterrupted smoke run, shared by the tests below: (folder, its stdout)."""
+    folder = tmp_path_factory.mktemp("smoke")
+    return folder, run_cli(*SMOKE, "--study", "straight", cwd=folder).stdout
+
+
+def export_rows(folder, study):
+    target = folder / f"{study}.csv"
+    run_cli("export", "--study", study, "--to", str(target), cwd=folder)
+    with open(target) as f:
+        return [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
+
+
+def test_smoke_run_prints_table_resumes_and_exports(smoke_study):
+    folder, out = smoke_study
     header = out.splitlines()[0]
     assert "raml" in header and "late_fusion" in header
     for condition in ("clean", "visual gaussian_noise s5", "audio gaussian_noise s1",
                       "missing audio", "missing rate 0.5"):
         assert any(line.startswith(f"| {condition} |") for line in out.splitlines())
-    again = cli(*SMOKE, "--study", "a", "--dry-run").stdout
+    again = run_cli(*SMOKE, "--study", "straight", "--dry-run", cwd=folder).stdout
     assert ", 0 to do" in again
-    rows = export_rows(cli, tmp_path, "a")
+    rows = export_rows(folder, "straight")
     assert {r["method"] for r in rows} == {"raml", "late_fusion"}
     assert len(rows) == 2 * 13
-    columns = set(rows[0])
     assert {"dataset", "family", "seed", "train_condition", "test_modality", "corruption",
             "severity", "missing_pattern", "missing_rate", "metric", "value", "n",
-            "higher_is_better", "key", "code_version"} <= columns
+            "higher_is_better", "key", "code_version"} <= set(rows[0])
 
 
-def test_killed_run_resumes_without_recomputing_and_matches_uninterrupted(cli, tmp_path):
-    records = tmp_path / "results" / "killed" / "records"
-    proc = subprocess.Popen([RAMBENCH, *SMOKE, "--study", "killed"], cwd=tmp_path,
+def test_killed_run_resumes_without_recomputing_and_matches_uninterrupted(smoke_study):
+    folder, _ = smoke_study
+    records = folder / "results" / "killed" / "records"
+    proc = subprocess.Popen([RAMBENCH, *SMOKE, "--study", "killed"], cwd=folder,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and len(list(records.glob("*.json"))) < 5:
@@ -133,11 +140,10 @@ def test_killed_run_resumes_without_recomputing_and_matches_uninterrupted(cli, t
     proc.wait()
     done_before = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
     assert 5 <= len(done_before) < 26
-    dry = cli(*SMOKE, "--study", "killed", "--dry-run").stdout
+    dry = run_cli(*SMOKE, "--study", "killed", "--dry-run", cwd=folder).stdout
     assert f"{len(done_before)} done, {26 - len(done_before)} to do" in dry
-    cli(*SMOKE, "--study", "killed")
+    run_cli(*SMOKE, "--study", "killed", cwd=folder)
     after = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
     assert len(after) == 26
     assert all(after[name] == mtime for name, mtime in done_before.items())  # not recomputed
-    cli(*SMOKE, "--study", "straight")
-    assert export_rows(cli, tmp_path, "killed") == export_rows(cli, tmp_path, "straight")
+    assert export_rows(folder, "killed") == export_rows(folder, "straight")
