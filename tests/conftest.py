@@ -4,6 +4,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# Small models: one intra-op thread is as fast, and immune to OpenMP oversubscription
+# when the machine is shared (two threads per process on a busy 2-core box ran 30x slower).
+torch.set_num_threads(1)
 
 RAMBENCH = str(Path(sys.executable).with_name("rambench"))
 
