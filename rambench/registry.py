@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,9 +30,10 @@ class Registry(Generic[T]):
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
-            if name in self._entries and self._entries[name] is not obj:
+            existing = self._entries.setdefault(name, obj)
+            # The same file loaded twice (as a package module and by path) is not a clash.
+            if existing is not obj and _source_file(existing) != _source_file(obj):
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._entries[name] = obj
             return obj
 
         return decorator
@@ -56,6 +58,13 @@ class Registry(Generic[T]):
         if ":" in name and name.split(":", 1)[0].endswith(".py"):
             return load_from_file(name)
         raise UsageError(unknown_name_message(self.kind, name, self._entries))
+
+
+def _source_file(obj) -> str | None:
+    try:
+        return str(Path(inspect.getfile(obj)).resolve())
+    except TypeError:
+        return None
 
 
 def load_from_file(spec: str):

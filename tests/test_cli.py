@@ -147,3 +147,13 @@ def test_killed_run_resumes_without_recomputing_and_matches_uninterrupted(smoke_
     assert len(after) == 26
     assert all(after[name] == mtime for name, mtime in done_before.items())  # not recomputed
     assert export_rows(folder, "killed") == export_rows(folder, "straight")
+
+
+def test_a_registered_method_also_loads_by_path(cli):
+    from pathlib import Path
+
+    import baselines
+
+    path = Path(baselines.__file__).with_name("late_fusion.py")
+    result = cli("run", "--method", f"{path}:LateFusion", "--grid", "smoke", "--dry-run")
+    assert "LateFusion" in result.stdout and "13 to do" in result.stdout
