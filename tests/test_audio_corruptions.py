@@ -93,7 +93,7 @@ def test_registered():
     version = importlib.metadata.version("audiomentations")
     for name in NAMES:
         c = audio.CORRUPTIONS[name]
-        assert registry._REGISTRY[("audio", name)] is c
+        assert registry.get(name, "audio") is c
         assert (c.name, c.kind, c.family) == (name, "audio", audio.FAMILIES[name])
         assert c.backend == f"audiomentations=={version}"
         assert c.severity_table == audio.severity_table(name)

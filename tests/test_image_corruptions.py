@@ -135,7 +135,7 @@ def test_all_19_registered():
                 "digital": {"contrast", "elastic_transform", "pixelate", "jpeg_compression",
                             "saturate"}}
     for name, corruption in CORRUPTIONS.items():
-        assert registry._REGISTRY[name] is corruption
+        assert registry.get(name, "image") is corruption
         assert corruption.kind == "image"
         assert name in families[corruption.family]
         assert corruption.backend == f"imagecorruptions=={version}"
