@@ -49,4 +49,5 @@ def device_description(device) -> str:
 
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{platform.processor() or platform.machine()}"
+    # CPU results are exact for a given thread count, so it is part of the device.
+    return f"cpu:{platform.processor() or platform.machine()}:{torch.get_num_threads()}threads"
