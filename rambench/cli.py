@@ -37,6 +37,15 @@ device_option = click.option("--device", default="auto", show_default=True,
 set_option = click.option("--set", "assignments", multiple=True, metavar="SCOPE.KEY=VALUE",
                           help="override a hyper-parameter, e.g. raml.alpha=0.5 or train.lr=1e-3")
 dataset_option = click.option("--dataset", default="avdigits", show_default=True)
+cache_option = click.option(
+    "--cache-dir", default=None, metavar="DIR",
+    help="corrupted-data cache (default: $RAMBENCH_CACHE_DIR, else ~/.cache/rambench)")
+
+
+def _cache(cache_dir: str | None, enabled: bool = True):
+    from rambench.cache import CorruptionCache, default_cache_dir
+
+    return CorruptionCache((cache_dir or default_cache_dir()) if enabled else None)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,8 +72,8 @@ def train(method, dataset, seed, epochs, device, assignments, out, study) -> Non
     grid = parse_grid({"conditions": {"clean": True}}, "clean", "train")
     store = Store(out, study)
     plan = make_plan(dataset, [method], [seed], grid, _overrides(assignments), epochs, store,
-                     force=True)
-    record = execute(plan, device, force=True)[0]
+                     force=True, device_name=device)
+    record = execute(plan, force=True)[0]
     training = record["provenance"]["training"]
     click.echo(f"{record['method']} on {dataset} (seed {seed}): clean test accuracy "
                f"{100 * record['metrics']['accuracy']:.2f}% "
@@ -86,10 +95,15 @@ def train(method, dataset, seed, epochs, device, assignments, out, study) -> Non
 @set_option
 @out_option
 @study_option
+@click.option("--corruption-backend", type=click.Choice(["torch", "reference"]),
+              default="torch", show_default=True,
+              help="batched torch implementations (on --device) or the reference libraries")
+@cache_option
+@click.option("--no-cache", is_flag=True, help="do not read or write the corrupted-data cache")
 @click.option("--force", is_flag=True, help="recompute cells (and retrain) even if stored")
 @click.option("--dry-run", is_flag=True, help="print the plan and exit")
 def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, out, study,
-        force, dry_run) -> None:
+        corruption_backend, cache_dir, no_cache, force, dry_run) -> None:
     """Train each method once per seed and evaluate it on every cell of a grid.
 
     Finished cells are skipped, so an interrupted run resumes where it stopped.
@@ -103,14 +117,18 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
     seed_list = _seeds(seeds) or grid.seeds or [0]
     store = Store(out, study)
     plan = make_plan(dataset, method_names, seed_list, grid, _overrides(assignments), epochs,
-                     store, force)
+                     store, force, device, corruption_backend)
     _report_invalid(store)
     if dry_run:
         click.echo(plan.describe())
         return
     click.echo(f"study {study!r}: {len(plan.cells)} cells, {len(plan.cells) - len(plan.todo)} "
                f"already done, {len(plan.todo)} to run", err=True)
-    execute(plan, device, force=force)
+    cache = _cache(cache_dir, not no_cache)
+    execute(plan, force=force, cache=cache)
+    if cache.hits + cache.misses:
+        click.echo(f"corrupted-data cache {cache.root}: {cache.hits} reused, "
+                   f"{cache.misses} built", err=True)
     wanted = {c.key for c in plan.cells}
     tidy = store.tidy()
     click.echo(to_markdown(accuracy_table(tidy[tidy["key"].isin(wanted)])))
@@ -292,6 +310,60 @@ def compare(study, out, method, against) -> None:
         for path in paths:
             click.echo(f"wrote {path}")
     _report_invalid(store)
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect or empty the cache of corrupted test sets shared by all studies."""
+
+
+@cache.command("info")
+@cache_option
+def cache_info(cache_dir) -> None:
+    """Where the cache is, how many corrupted test sets it holds and their size."""
+    info = _cache(cache_dir).info()
+    click.echo(f"cache: {info.root}")
+    click.echo(f"entries: {info.entries} ({info.bytes / 2**20:.1f} MiB)")
+    for version, count in sorted(info.datasets.items()):
+        click.echo(f"  {version}: {count}")
+
+
+@cache.command("clear")
+@cache_option
+def cache_clear(cache_dir) -> None:
+    """Delete every cached corrupted test set (they are rebuilt when needed)."""
+    store = _cache(cache_dir)
+    click.echo(f"deleted {store.clear()} entries from {store.root}")
+
+
+@cli.command()
+@dataset_option
+@click.option("--modality", default=None,
+              help="which modality to show (default: the first image one)")
+@click.option("--index", default=0, show_default=True, help="test sample to show")
+@click.option("--seed", default=0, show_default=True, help="seed of the random corruptions")
+@click.option("--corruption-backend", type=click.Choice(["torch", "reference"]),
+              default="torch", show_default=True)
+@click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
+              help="output file, .png or .pdf (default: preview-DATASET-MODALITY.png)")
+def preview(dataset, modality, index, seed, corruption_backend, target) -> None:
+    """Draw one test sample under every corruption at severities 1-5 in one figure."""
+    from rambench.datasets import datasets
+    from rambench.report.preview import preview_figure, save_preview
+
+    ds = datasets.get(dataset)()
+    if modality is None:
+        modality = next((m for m, s in ds.modalities.items() if s.kind == "image"),
+                        next(iter(ds.modalities)))
+    if modality not in ds.modalities:
+        raise UsageError(f"dataset {dataset!r} has no modality {modality!r}; "
+                         f"modalities: {', '.join(ds.modalities)}")
+    n = len(ds.split("test"))
+    if not 0 <= index < n:
+        raise UsageError(f"--index must be in 0..{n - 1} (the test split has {n} samples)")
+    fig = preview_figure(ds, modality, index, seed, corruption_backend)
+    path = save_preview(fig, target or f"preview-{dataset}-{modality}.png")
+    click.echo(f"wrote {path}")
 
 
 def _existing_store(out: str, study: str):

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from corruptions import registry as corruption_registry
+from corruptions.backends import DEFAULT_BACKEND, corrupt_batch
 from corruptions.missing import random_missing_mask
+from rambench.cache import CorruptionCache
 from rambench.datasets import Dataset, Split
 from rambench.plan import Condition
 
@@ -34,28 +36,45 @@ class TestInputs:
 
 def _corrupt_array(
     dataset: Dataset, modality: str, array: np.ndarray, name: str, severity: int,
-    seeds: np.ndarray, selected: np.ndarray | None = None,
+    seeds: np.ndarray, backend: str, device: torch.device | str,
+    selected: np.ndarray | None = None,
 ) -> np.ndarray:
     spec = dataset.modalities[modality]
-    corruption = corruption_registry.get(name, spec.kind)
-    context = {"sample_rate": spec.sample_rate} if spec.kind == "audio" else {}
-    out = array.copy()
     rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))
-    for i in rows:
-        out[i] = corruption(array[i], severity, int(seeds[i]), **context)
+    out = array.copy()
+    if len(rows):
+        out[rows] = corrupt_batch(array[rows], name, spec.kind, severity, seeds[rows].tolist(),
+                                  backend, device, spec.sample_rate)
     return out
 
 
 def build_test_inputs(
     dataset: Dataset, split: Split, condition: Condition, seed: int, data_key: str,
+    backend: str = DEFAULT_BACKEND, device: torch.device | str = "cpu",
+    cache: CorruptionCache | None = None,
 ) -> TestInputs:
+    """The test inputs of one condition. Corrupted arrays come from `cache` when it holds
+    this data key, and are stored there otherwise."""
     inputs, missing = dict(split.inputs), {}
     n = len(split)
+
+    def corrupted(modality: str, name: str, stream: int, probability: float | None = None):
+        if cache is not None and (hit := cache.get(data_key, modality)) is not None:
+            return hit
+        seeds = sample_seeds(seed, data_key, n, stream)
+        selected = None if probability is None else np.array(
+            [np.random.default_rng(s).random() < probability for s in seeds])
+        array = _corrupt_array(dataset, modality, split.inputs[modality], name,
+                               condition.severity, seeds, backend, device, selected)
+        if cache is not None:
+            cache.put(data_key, modality, array, {
+                "dataset_version": dataset.version, "seed": seed,
+                "condition": condition.as_dict(), "backend": backend,
+                "device": torch.device(device).type})
+        return array
+
     if condition.kind == "corruption":
-        seeds = sample_seeds(seed, data_key, n)
-        inputs[condition.modality] = _corrupt_array(
-            dataset, condition.modality, split.inputs[condition.modality],
-            condition.corruption, condition.severity, seeds)
+        inputs[condition.modality] = corrupted(condition.modality, condition.corruption, 0)
     elif condition.kind == "missing":
         modalities = tuple(dataset.modalities)
         if condition.missing_pattern == "drop":
@@ -68,10 +87,5 @@ def build_test_inputs(
             missing = {m: masks[:, j] for j, m in enumerate(modalities)}
     elif condition.kind == "mixed":
         for stream, (modality, name) in enumerate(condition.mixed, start=1):
-            seeds = sample_seeds(seed, data_key, n, stream)
-            selected = np.array([np.random.default_rng(s).random() < condition.mixed_probability
-                                 for s in seeds])
-            inputs[modality] = _corrupt_array(
-                dataset, modality, split.inputs[modality], name, condition.severity,
-                seeds, selected)
+            inputs[modality] = corrupted(modality, name, stream, condition.mixed_probability)
     return TestInputs(inputs, missing)

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from corruptions import registry as corruption_registry
+from corruptions.backends import DEFAULT_BACKEND, backend_id
+from rambench.cache import CorruptionCache
 from rambench.datasets import Dataset, datasets
 from rambench.errors import UsageError
 from rambench.evaluate import build_test_inputs
@@ -74,11 +75,12 @@ def make_job(dataset: Dataset, spec: MethodSpec, cfg: TrainConfig, seed: int) ->
                params_dict(spec.params), params_dict(cfg), seed)
 
 
-def condition_backends(condition: Condition, kinds: dict[str, str]) -> dict[str, str]:
-    """The backend (library and version) of each corruption a condition applies."""
+def condition_backends(condition: Condition, kinds: dict[str, str], backend: str,
+                       device: torch.device) -> dict[str, str]:
+    """What produces each corruption a condition applies (library, version, device)."""
     pairs = [(condition.modality, condition.corruption)] if condition.kind == "corruption" \
         else list(condition.mixed)
-    return {name: corruption_registry.get(name, kinds[m]).backend for m, name in pairs}
+    return {name: backend_id(name, kinds[m], backend, device) for m, name in pairs}
 
 
 @dataclass
@@ -89,6 +91,8 @@ class Plan:
     todo: list[Cell]
     store: Store
     grid: Grid
+    device: torch.device
+    backend: str  # corruption backend: "torch" or "reference"
 
     def describe(self) -> str:
         jobs = {c.job.key for c in self.todo}
@@ -104,7 +108,9 @@ class Plan:
 def make_plan(
     dataset_name: str, method_names: Sequence[str], seeds: Sequence[int], grid: Grid,
     overrides: dict[str, dict[str, str]], epochs: int | None, store: Store, force: bool,
+    device_name: str = "auto", corruption_backend: str = DEFAULT_BACKEND,
 ) -> Plan:
+    device = resolve_device(device_name)
     dataset = datasets.get(dataset_name)()
     grid_overrides: dict[str, dict[str, str]] = {}
     for key, value in grid.overrides.items():
@@ -118,11 +124,12 @@ def make_plan(
     kinds = modality_kinds(dataset)
     conditions = grid.conditions(kinds)
     cells = [
-        Cell(make_job(dataset, spec, cfg, seed), cond, condition_backends(cond, kinds))
+        Cell(make_job(dataset, spec, cfg, seed), cond,
+             condition_backends(cond, kinds, corruption_backend, device))
         for seed in seeds for spec in specs for cond in conditions
     ]
     todo = cells if force else [c for c in cells if not store.has(c.key)]
-    return Plan(dataset, specs, cells, todo, store, grid)
+    return Plan(dataset, specs, cells, todo, store, grid, device, corruption_backend)
 
 
 def _load_or_train(plan: Plan, spec: MethodSpec, job: Job, device, progress: bool,
@@ -145,10 +152,14 @@ def _load_or_train(plan: Plan, spec: MethodSpec, job: Job, device, progress: boo
     return method, training
 
 
-def execute(plan: Plan, device_name: str = "auto", progress: bool = True,
-            force: bool = False) -> list[dict[str, Any]]:
-    """Run every cell still to do; returns the records written."""
-    device = resolve_device(device_name)
+def execute(plan: Plan, progress: bool = True, force: bool = False,
+            cache: CorruptionCache | None = None) -> list[dict[str, Any]]:
+    """Run every cell still to do; returns the records written.
+
+    Corrupted test inputs are built once per data key and shared by every method; with a
+    `cache`, they are also kept on disk for later runs and other studies."""
+    device = plan.device
+    cache = cache or CorruptionCache(None)
     kinds = modality_kinds(plan.dataset)
     test = plan.dataset.split("test")
     spec_of = {s.name: s for s in plan.specs}
@@ -168,7 +179,8 @@ def execute(plan: Plan, device_name: str = "auto", progress: bool = True,
             start = time.perf_counter()
             condition = cells[0].condition
             bar.set_postfix_str(condition.label)
-            inputs = build_test_inputs(plan.dataset, test, condition, seed, data_key)
+            inputs = build_test_inputs(plan.dataset, test, condition, seed, data_key,
+                                       plan.backend, device, cache)
             corrupt_seconds = time.perf_counter() - start
             for cell in cells:
                 method, training = models[cell.job.key]
@@ -197,6 +209,7 @@ def _record(plan: Plan, cell: Cell, correct: np.ndarray, missing: dict[str, np.n
         "test_condition": cond.as_dict(), "test_modality": cond.modality,
         "corruption": cond.corruption, "severity": cond.severity,
         "missing_pattern": cond.missing_pattern, "missing_rate": cond.missing_rate,
+        "corruption_backend": plan.backend,
         "metrics": {"accuracy": float(correct.mean())}, "n": int(correct.size),
         "correct": pack_bits(correct), "details": details,
         "method_params": job.params, "train_config": job.train_config,

@@ -24,6 +24,12 @@ def run_cli(*args: str, cwd: Path, check: bool = True, timeout: int = 600):
     return result
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_corruption_cache(tmp_path_factory):
+    """Every test (and every `rambench` it runs) uses a fresh corrupted-data cache."""
+    os.environ["RAMBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("corruption-cache"))
+
+
 @pytest.fixture
 def cli(tmp_path):
     def call(*args, check=True):

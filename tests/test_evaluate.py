@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from corruptions import registry
+from corruptions.backends import corrupt_batch
+from rambench.cache import CorruptionCache
 from rambench.datasets import Split, datasets
 from rambench.evaluate import build_test_inputs, sample_seeds
 from rambench.plan import Condition
@@ -25,27 +27,33 @@ def test_sample_seeds_depend_on_seed_key_and_index_only():
     assert not np.array_equal(a, sample_seeds(0, "cd" * 10, 50))
 
 
+@pytest.mark.parametrize("backend", ["torch", "reference"])
 @pytest.mark.parametrize("modality, corruption", [("visual", "glass_blur"),
                                                   ("audio", "gaussian_noise")])
-def test_corrupted_inputs_are_per_sample_and_reproducible(avdigits, modality, corruption):
+def test_corrupted_inputs_are_per_sample_and_reproducible(avdigits, modality, corruption,
+                                                          backend):
     dataset, split = avdigits
     cond = Condition("corruption", modality, corruption, 3)
-    first = build_test_inputs(dataset, split, cond, 0, "1f" * 10).inputs[modality]
+    first = build_test_inputs(dataset, split, cond, 0, "1f" * 10, backend).inputs[modality]
     # another condition in between must not change anything (no global RNG leaks)
     build_test_inputs(dataset, split, Condition("corruption", "visual", "shot_noise", 5), 0,
-                      "2e" * 10)
-    again = build_test_inputs(dataset, split, cond, 0, "1f" * 10).inputs[modality]
+                      "2e" * 10, backend)
+    again = build_test_inputs(dataset, split, cond, 0, "1f" * 10, backend).inputs[modality]
     assert np.array_equal(first, again)
     # sample i alone, with its own seed, gives the same result as in the whole set
     seeds = sample_seeds(0, "1f" * 10, len(split))
     kind = dataset.modalities[modality].kind
-    context = {"sample_rate": 16000} if kind == "audio" else {}
-    single = registry.get(corruption, kind)(split.inputs[modality][7], 3, int(seeds[7]),
-                                            **context)
-    assert np.array_equal(first[7], single)
+    single = corrupt_batch(split.inputs[modality][7:8], corruption, kind, 3, [int(seeds[7])],
+                           backend, sample_rate=16000)
+    assert np.array_equal(first[7], single[0])
+    if backend == "reference":  # which is the registered per-sample function
+        context = {"sample_rate": 16000} if kind == "audio" else {}
+        alone = registry.get(corruption, kind)(split.inputs[modality][7], 3, int(seeds[7]),
+                                               **context)
+        assert np.array_equal(first[7], alone)
     # the other modality is untouched, and the split itself is not modified
     other = "audio" if modality == "visual" else "visual"
-    out = build_test_inputs(dataset, split, cond, 0, "1f" * 10)
+    out = build_test_inputs(dataset, split, cond, 0, "1f" * 10, backend)
     assert out.inputs[other] is split.inputs[other]
     assert not np.array_equal(first, split.inputs[modality])
 
@@ -72,3 +80,31 @@ def test_mixed_protocol_corrupts_each_modality_of_each_sample_independently(avdi
     for m in changed:
         assert 0 < changed[m].sum() < len(split)
     assert not np.array_equal(changed["visual"], changed["audio"])
+
+
+def test_cache_reuses_identical_data_and_rebuilds_a_damaged_entry(avdigits, tmp_path):
+    dataset, split = avdigits
+    cache = CorruptionCache(tmp_path)
+    cond = Condition("corruption", "visual", "snow", 2)
+    built = build_test_inputs(dataset, split, cond, 0, "ab" * 10, cache=cache).inputs["visual"]
+    assert (cache.hits, cache.misses) == (0, 1)
+    reused = build_test_inputs(dataset, split, cond, 0, "ab" * 10, cache=cache).inputs["visual"]
+    assert cache.hits == 1 and isinstance(reused, np.memmap)
+    assert np.array_equal(built, reused)
+    info = cache.info()
+    assert info.entries == 1 and info.bytes > built.nbytes
+    assert info.datasets == {dataset.version: 1}
+    # another data key is another entry, never the same data
+    build_test_inputs(dataset, split, cond, 0, "cd" * 10, cache=cache)
+    assert cache.info().entries == 2
+    # flip one byte of the stored array: the checksum catches it and the entry is rebuilt
+    (path,) = (p for p in cache.root.rglob("visual.npy") if "abab" in str(p))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    again = build_test_inputs(dataset, split, cond, 0, "ab" * 10, cache=cache).inputs["visual"]
+    assert np.array_equal(again, built) and cache.misses == 3
+    # an entry without its sidecar (an interrupted write) does not exist
+    path.with_suffix(".json").unlink()
+    assert cache.get("ab" * 10, "visual") is None
+    assert cache.clear() == 1 and cache.info().entries == 0

@@ -1,0 +1,176 @@
+"""The 11 audio corruptions as batched torch functions on (B, T) float32 waveforms, any
+device, with the severity tables of `corruptions.audio` (same audiomentations transforms).
+
+How each one relates to the reference:
+
+* same algorithm, torch's random numbers: gaussian_noise (AddGaussianSNR), pink_noise and
+  brown_noise (AddColorNoise: white noise shaped by an n_fft-point random-phase FIR,
+  scaled to the SNR), time_mask (one mask per quarter, same lengths and fades);
+* exact ports: clipping (the same percentiles, linear interpolation as numpy);
+  low_pass, band_stop and reverb, which are linear and time-invariant: the reference
+  transform's response to a unit impulse of the clip's length is measured once (per
+  severity, sample rate and length) and applied as an FFT convolution, which is exactly
+  the reference's causal filtering / convolution truncated to the clip;
+* run by the reference on the CPU, clip by clip: pitch_shift, time_stretch
+  (signalsmith-stretch) and mp3_compression (LAME), listed in `REFERENCE_FALLBACK`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from audiomentations.core.utils import get_crossfade_mask_pair
+
+from corruptions import _torch_ops as ops
+from corruptions import audio as _audio
+
+REFERENCE_FALLBACK: dict[str, tuple[int, ...]] = {
+    "pitch_shift": (1, 2, 3, 4, 5),
+    "time_stretch": (1, 2, 3, 4, 5),
+    "mp3_compression": (1, 2, 3, 4, 5),
+}
+
+TorchAudioFn = Callable[[torch.Tensor, int, Sequence[int], int], torch.Tensor]
+
+
+def _value(name: str, severity: int):
+    return _audio.SEVERITY_TABLES[name][severity - 1]
+
+
+def _noise_scale(x: torch.Tensor, snr_db: float) -> torch.Tensor:
+    """audiomentations' desired noise RMS: RMS(clip) / 10^(snr / 20), per clip (B, 1)."""
+    rms = x.double().pow(2).mean(-1, keepdim=True).sqrt()
+    return (rms / 10 ** (snr_db / 20)).to(x.dtype)
+
+
+def gaussian_noise(x, severity, seeds, sample_rate):
+    gens = ops.generators(seeds, x.device)
+    return x + _noise_scale(x, _value("gaussian_noise", severity)) * ops.randn(gens, x.shape[-1])
+
+
+def _color_noise(name: str, beta: float):
+    n_fft = _audio.COLOR_NOISE_N_FFT[name]
+
+    def apply(x, severity, seeds, sample_rate):
+        gens = ops.generators(seeds, x.device)
+        t = x.shape[-1]
+        white = ops.draw(gens, lambda g: torch.randn(t, generator=g, device=g.device,
+                                                     dtype=torch.float64))
+        phases = ops.draw(gens, lambda g: torch.rand(n_fft // 2 + 1, generator=g,
+                                                     device=g.device, dtype=torch.float64))
+        f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64, device=x.device)
+        f[0] = 1
+        spectrum = torch.sqrt(1 / f ** beta) * torch.exp(2j * math.pi * phases)
+        ir = torch.fft.irfft(spectrum, n=n_fft)  # (B, n_fft)
+        noise = _convolve(white, ir)[..., (n_fft - 1) // 2:(n_fft - 1) // 2 + t]  # "same"
+        noise = noise / noise.pow(2).mean(-1, keepdim=True).sqrt()
+        return x + noise.to(x.dtype) * _noise_scale(x, _value(name, severity))
+
+    return apply
+
+
+def _convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Full linear convolution along the last axis by FFT: length len(x) + len(h) - 1."""
+    n = x.shape[-1] + h.shape[-1] - 1
+    size = 1 << (n - 1).bit_length()
+    y = torch.fft.irfft(torch.fft.rfft(x, size) * torch.fft.rfft(h, size), size)
+    return y[..., :n]
+
+
+def clipping(x, severity, seeds, sample_rate):
+    lower = int(_value("clipping", severity) / 2)
+    q = torch.tensor([lower / 100, 1 - lower / 100], dtype=torch.float64, device=x.device)
+    bounds = torch.quantile(x.double(), q, dim=-1).to(x.dtype)  # (2, B), numpy's "linear"
+    return torch.minimum(torch.maximum(x, bounds[0][:, None]), bounds[1][:, None])
+
+
+def time_mask(x, severity, seeds, sample_rate):
+    part = _value("time_mask", severity)
+    gens = ops.generators(seeds, x.device)
+    b, t = x.shape
+    bounds = np.linspace(0, t, _audio.TIME_MASK_COUNT + 1).round().astype(int)
+    envelope = torch.ones_like(x)
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        n = stop - start
+        if n <= 0:
+            continue
+        length = int(n * part)
+        t0 = torch.stack([torch.randint(0, n - length + 1, (), generator=g, device=g.device)
+                          for g in gens])[:, None]
+        rel = torch.arange(n, device=x.device)[None, :] - t0  # position inside the mask
+        segment = torch.where((rel >= 0) & (rel < length), 0.0, 1.0).to(x.dtype)
+        fade = min(int(round(sample_rate * _audio.TIME_MASK_FADE_S)), length // 2)
+        if fade >= 2:
+            fade_in, fade_out = (torch.from_numpy(f).to(x) for f in
+                                 get_crossfade_mask_pair(fade, equal_energy=False))
+            left = (rel >= 0) & (rel < fade)
+            right = (rel >= length - fade) & (rel < length)
+            segment = torch.where(left, fade_out[rel.clamp(0, fade - 1)], segment)
+            segment = torch.where(right, fade_in[(rel - (length - fade)).clamp(0, fade - 1)],
+                                  segment)
+        envelope[:, start:stop] = segment
+    return x * envelope
+
+
+@functools.lru_cache(maxsize=64)
+def _linear_response(name: str, severity: int, sample_rate: int, length: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(h, z) such that the reference maps a clip x to conv(x, h)[:T] + x[0] * z.
+
+    The filters start in the steady state of a constant x[0] (audiomentations passes
+    `zi = sosfilt_zi(sos) * x[0]`), so they are linear in (x, x[0]) rather than plain
+    convolutions: h is read from an impulse at t = 1 (where x[0] = 0), z from the one at
+    t = 0 minus h. Reverb has no initial state, and its z comes out 0."""
+    corruption = _audio.CORRUPTIONS[name]
+
+    def response(at: int, n: int) -> np.ndarray:
+        impulse = np.zeros(n, dtype=np.float32)
+        impulse[at] = 1.0
+        return corruption(impulse, severity, 0, sample_rate=sample_rate).astype(np.float64)
+
+    h = response(1, length + 1)[1:]
+    z = response(0, length) - h
+    return h, z
+
+
+def _linear_filter(name: str):
+    def apply(x, severity, seeds, sample_rate):
+        t = x.shape[-1]
+        h, z = (torch.from_numpy(a).to(x.device)
+                for a in _linear_response(name, severity, sample_rate, t))
+        y = _convolve(x.double(), h)[..., :t] + x[:, :1].double() * z
+        return y.to(x.dtype)
+
+    return apply
+
+
+def _reference(name: str):
+    corruption = _audio.CORRUPTIONS[name]
+
+    def apply(x, severity, seeds, sample_rate):
+        clips = x.cpu().numpy()
+        out = np.stack([corruption(c, severity, int(s), sample_rate=sample_rate)
+                        for c, s in zip(clips, seeds, strict=True)])
+        return torch.from_numpy(out).to(x.device)
+
+    return apply
+
+
+FUNCTIONS: dict[str, TorchAudioFn] = {
+    "gaussian_noise": gaussian_noise,
+    "pink_noise": _color_noise("pink_noise", 1.0),
+    "brown_noise": _color_noise("brown_noise", 2.0),
+    "pitch_shift": _reference("pitch_shift"),
+    "time_stretch": _reference("time_stretch"),
+    "clipping": clipping,
+    "mp3_compression": _reference("mp3_compression"),
+    "low_pass": _linear_filter("low_pass"),
+    "band_stop": _linear_filter("band_stop"),
+    "time_mask": time_mask,
+    "reverb": _linear_filter("reverb"),
+}
+assert set(FUNCTIONS) == set(_audio.SEVERITY_TABLES)

@@ -1,0 +1,423 @@
+"""The 19 image corruptions as batched torch functions: same formulas and severity
+constants as imagecorruptions 1.1.2 (`corruptions.image.REFERENCE_CONSTANTS`), on a batch
+(B, 3, H, W) of floats in [0, 1] on any device, returning floats on the reference's
+[0, 255] scale before its final uint8 cast.
+
+How each one relates to the reference:
+
+* exact ports (same arithmetic, float32 instead of float64; only a truncation to uint8
+  at an integer boundary can differ): gaussian_blur, defocus_blur, zoom_blur,
+  motion_blur (given the angle), brightness, saturate, contrast, pixelate (PIL's BOX and
+  NEAREST resampling weights, read from PIL itself), frost (given which photo and crop);
+* same algorithm, torch's random numbers instead of numpy's: gaussian_noise, shot_noise,
+  impulse_noise, speckle_noise, snow, fog (diamond-square plasma fractal), elastic_transform,
+  the mud of spatter (severities 4-5), motion_blur's angle, frost's photo and crop;
+* glass_blur: the reference moves pixels one at a time, each move reading pixels that
+  earlier moves of the same pass may already have overwritten. Here every pass resolves
+  those chains at once (pointer jumping over the "was already overwritten" links), which
+  gives the reference's result for the same random offsets, vectorised;
+* run by the reference on the CPU, sample by sample, inside the torch backend:
+  jpeg_compression (the libjpeg codec in Pillow; deterministic) and the water of spatter
+  (severities 1-3: OpenCV's Canny edges and distance transform). Both are marked in
+  `REFERENCE_FALLBACK`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from corruptions import _imagecorruptions_compat as _compat
+from corruptions import _torch_ops as ops
+from corruptions.image import REFERENCE_CONSTANTS
+
+# name -> severities whose torch function runs the reference code per sample on the CPU
+REFERENCE_FALLBACK: dict[str, tuple[int, ...]] = {
+    "jpeg_compression": (1, 2, 3, 4, 5),
+    "spatter": (1, 2, 3),
+}
+
+TorchImageFn = Callable[[torch.Tensor, int, Sequence[int]], torch.Tensor]
+
+
+def _c(name: str, severity: int):
+    return REFERENCE_CONSTANTS[name][1][severity - 1]
+
+
+def _clip255(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0, 1) * 255
+
+
+# ------------------------------------------------------------------------------ noise
+
+def gaussian_noise(x, severity, seeds):
+    gens = ops.generators(seeds, x.device)
+    return _clip255(x + _c("gaussian_noise", severity) * ops.randn(gens, *x.shape[1:]))
+
+
+def shot_noise(x, severity, seeds):
+    c = _c("shot_noise", severity)
+    gens = ops.generators(seeds, x.device)
+    counts = torch.stack([torch.poisson(xi * c, generator=g) for xi, g in zip(x, gens,
+                                                                                strict=True)])
+    return _clip255(counts / c)
+
+
+def impulse_noise(x, severity, seeds):
+    """skimage's s&p: each value flipped with probability `amount`, to 1 or 0 equally."""
+    amount = _c("impulse_noise", severity)
+    gens = ops.generators(seeds, x.device)
+    u = ops.draw(gens, lambda g: torch.rand((2, *x.shape[1:]), generator=g, device=g.device))
+    flipped, salted = u[:, 0] <= amount, u[:, 1] <= 0.5
+    out = torch.where(flipped & salted, torch.ones_like(x), x)
+    return _clip255(torch.where(flipped & ~salted, torch.zeros_like(x), out))
+
+
+def speckle_noise(x, severity, seeds):
+    gens = ops.generators(seeds, x.device)
+    return _clip255(x + x * _c("speckle_noise", severity) * ops.randn(gens, *x.shape[1:]))
+
+
+# ------------------------------------------------------------------------------- blur
+
+def gaussian_blur(x, severity, seeds):
+    return _clip255(ops.gaussian_filter(x, _c("gaussian_blur", severity)))
+
+
+@functools.lru_cache(maxsize=8)
+def _disk(radius: float, alias_blur: float) -> np.ndarray:
+    return _compat._ref.disk(radius=radius, alias_blur=alias_blur)
+
+
+def defocus_blur(x, severity, seeds):
+    radius, alias_blur = _c("defocus_blur", severity)
+    kernel = torch.from_numpy(_disk(radius, alias_blur))
+    return _clip255(ops.filter2d(x, kernel.to(x.device)))
+
+
+def glass_blur(x, severity, seeds):
+    sigma, delta, iterations = _c("glass_blur", severity)
+    b, ch, h, w = x.shape
+    # the reference blurs, then truncates to uint8
+    blurred = (ops.gaussian_filter(x, sigma) * 255).to(torch.uint8)
+    gens = ops.generators(seeds, x.device)
+    rows = torch.arange(h - delta, delta, -1, device=x.device)
+    cols = torch.arange(w - delta, delta, -1, device=x.device)
+    flat = blurred.reshape(b, ch, h * w)
+    if len(rows) and len(cols):
+        dst = (rows[:, None] * w + cols[None, :]).reshape(-1)  # in processing order
+        shape = (dst.numel(), 2)
+        for _ in range(iterations):
+            offsets = ops.draw(gens, lambda g: torch.randint(
+                -delta, delta, shape, generator=g, device=g.device))
+            src = dst + offsets[..., 1] * w + offsets[..., 0]  # (B, n): dy * w + dx
+            flat = flat.gather(2, _resolve_moves(dst, src, h * w)[:, None, :].expand(b, ch, -1))
+    shuffled = flat.reshape(b, ch, h, w).to(x.dtype) / 255
+    return _clip255(ops.gaussian_filter(shuffled, sigma))
+
+
+def _resolve_moves(dst: torch.Tensor, src: torch.Tensor, size: int) -> torch.Tensor:
+    """Sequential copies `pixel[dst[i]] = pixel[src[i]]` for i = 0, 1, ... (each dst once)
+    as one gather: for every pixel, the index it ends up copying from.
+
+    A move reads the original value of its source unless the source was itself
+    overwritten by an earlier move; then it reads what that move copied, and so on along
+    a chain. Pointer jumping follows all chains at once in O(log n) rounds."""
+    b, n = src.shape
+    device = src.device
+    order = torch.full((size,), n, dtype=torch.long, device=device)  # n: never written
+    order[dst] = torch.arange(n, device=device)
+    identity = torch.arange(size, device=device).expand(b, size)
+    final = identity.clone()
+    final[:, dst] = src
+    # link[p]: p's source was overwritten before p was -> p takes its source's final value
+    src_order = order[src]  # (B, n)
+    link = torch.zeros((b, size), dtype=torch.bool, device=device)
+    link[:, dst] = src_order < torch.arange(n, device=device)
+    nxt = torch.where(link, final, identity)  # follow the chain through `nxt`
+    while bool(link.any()):
+        target = nxt.gather(1, nxt)
+        continues = link.gather(1, nxt)
+        final = torch.where(link & ~continues, final.gather(1, nxt), final)
+        nxt = torch.where(link, target, nxt)
+        link = link & continues
+    return final
+
+
+def motion_blur(x, severity, seeds, angles: torch.Tensor | None = None):
+    radius, sigma = _c("motion_blur", severity)
+    if angles is None:
+        angles = ops.uniform(ops.generators(seeds, x.device), -45, 45)
+    return (ops.motion_blur(x * 255, radius, sigma, angles)).clamp(0, 255)
+
+
+def _zoom_factors(severity: int) -> np.ndarray:
+    return np.arange(*_c("zoom_blur", severity))
+
+
+def zoom_blur(x, severity, seeds):
+    factors = _zoom_factors(severity)
+    out = torch.zeros_like(x)
+    for z in factors:
+        out += ops.clipped_zoom(x, float(z))
+    return _clip255((x + out) / (len(factors) + 1))
+
+
+# ---------------------------------------------------------------------------- weather
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """cv2.COLOR_RGB2GRAY on floats: (B, 3, H, W) -> (B, 1, H, W)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
+    return (x * weights[:, None, None]).sum(1, keepdim=True)
+
+
+def snow(x, severity, seeds):
+    loc, scale, zoom, threshold, radius, sigma, weight = _c("snow", severity)
+    b, _, h, w = x.shape
+    gens = ops.generators(seeds, x.device)
+    layer = loc + scale * ops.randn(gens, h, w)
+    layer = ops.clipped_zoom(layer, zoom)
+    layer = torch.where(layer < threshold, torch.zeros_like(layer), layer).clamp(0, 1)
+    angles = ops.uniform(gens, -135, -45)
+    layer = ops.motion_blur(layer, radius, sigma, angles)
+    layer = (torch.round(layer * 255).clamp(0, 255).to(torch.uint8).to(x.dtype) / 255)[:, None]
+    x = weight * x + (1 - weight) * torch.maximum(x, _gray(x) * 1.5 + 0.5)
+    return _clip255(x + layer + layer.flip(-2, -1))
+
+
+@functools.lru_cache(maxsize=16)
+def _frost_photos(h: int, w: int) -> tuple[np.ndarray, ...]:
+    """The reference's frost photos (RGB), each rescaled as the reference does for (h, w)."""
+    photos = []
+    for i in range(5):  # the reference draws randint(5): frost6 is never used
+        frost = cv2.imread(_compat._resource_filename(
+            "imagecorruptions.corruptions", f"./frost/{_FROST_FILES[i]}"))
+        fh, fw = frost.shape[:2]
+        factor = 1.0
+        if fh < h and fw >= w:
+            factor = h / fh
+        elif fh >= h and fw < w:
+            factor = w / fw
+        elif fh < h and fw < w:
+            factor = max(h / fh, w / fw)
+        factor *= 1.1
+        size = (int(np.ceil(fw * factor)), int(np.ceil(fh * factor)))
+        photos.append(cv2.resize(frost, dsize=size, interpolation=cv2.INTER_CUBIC)[..., ::-1])
+    return tuple(np.ascontiguousarray(p) for p in photos)
+
+
+_FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
+
+
+def frost(x, severity, seeds):
+    image_weight, frost_weight = _c("frost", severity)
+    b, _, h, w = x.shape
+    photos = _frost_photos(h, w)
+    crops = []
+    for g in ops.generators(seeds, x.device):
+        idx = int(torch.randint(5, (), generator=g, device=g.device))
+        photo = photos[idx]
+        top = int(torch.randint(photo.shape[0] - h, (), generator=g, device=g.device))
+        left = int(torch.randint(photo.shape[1] - w, (), generator=g, device=g.device))
+        crops.append(torch.from_numpy(photo[top:top + h, left:left + w]))
+    layer = torch.stack(crops).to(x.device, x.dtype).permute(0, 3, 1, 2)
+    return (image_weight * x * 255 + frost_weight * layer).clamp(0, 255)
+
+
+def plasma_fractal(gens: list[torch.Generator], mapsize: int, wibbledecay: float,
+                   dtype: torch.dtype) -> torch.Tensor:
+    """The reference's diamond-square heightmap, one per generator: (B, S, S) in [0, 1]."""
+    device = gens[0].device
+    b = len(gens)
+    m = torch.zeros((b, mapsize, mapsize), dtype=torch.float64, device=device)
+    step, wibble = mapsize, 100.0
+
+    def wibbled_mean(total: torch.Tensor) -> torch.Tensor:
+        u = ops.draw(gens, lambda g: torch.rand(total.shape[1:], generator=g, device=device,
+                                                dtype=torch.float64))
+        return total / 4 + wibble * (2 * u - 1) * wibble
+
+    while step >= 2:
+        half = step // 2
+        corners = m[:, 0::step, 0::step]
+        square = corners + corners.roll(-1, 1)
+        square = square + square.roll(-1, 2)
+        m[:, half::step, half::step] = wibbled_mean(square)
+        dr = m[:, half::step, half::step]
+        ul = m[:, 0::step, 0::step]
+        m[:, 0::step, half::step] = wibbled_mean(dr + dr.roll(1, 1) + ul + ul.roll(-1, 2))
+        m[:, half::step, 0::step] = wibbled_mean(dr + dr.roll(1, 2) + ul + ul.roll(-1, 1))
+        step //= 2
+        wibble /= wibbledecay
+    m = m - m.amin((1, 2), keepdim=True)
+    return (m / m.amax((1, 2), keepdim=True)).to(dtype)
+
+
+def fog(x, severity, seeds):
+    strength, decay = _c("fog", severity)
+    b, ch, h, w = x.shape
+    mapsize = 1 << (max(h, w, ch) - 1).bit_length()  # next power of 2, as the reference
+    gens = ops.generators(seeds, x.device)
+    fractal = plasma_fractal(gens, mapsize, decay, x.dtype)[:, None, :h, :w]
+    max_val = x.amax((1, 2, 3), keepdim=True)
+    return _clip255((x + strength * fractal) * max_val / (max_val + strength))
+
+
+def brightness(x, severity, seeds):
+    hsv = rgb_to_hsv(x)
+    v = (hsv[:, 2] + _c("brightness", severity)).clamp(0, 1)
+    return _clip255(hsv_to_rgb(torch.stack([hsv[:, 0], hsv[:, 1], v], 1)))
+
+
+def _spatter_reference(x, severity, seeds):
+    return _per_sample_reference("spatter", x, severity, seeds)
+
+
+def spatter(x, severity, seeds):
+    loc, scale, sigma, threshold, intensity, mud = _c("spatter", severity)
+    if not mud:
+        return _spatter_reference(x, severity, seeds)
+    b, _, h, w = x.shape
+    gens = ops.generators(seeds, x.device)
+    liquid = ops.gaussian_filter(loc + scale * ops.randn(gens, h, w), sigma)
+    liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
+    m = ops.gaussian_filter((liquid > threshold).to(x.dtype), intensity)
+    m = torch.where(m < 0.8, torch.zeros_like(m), m)[:, None]
+    color = torch.tensor([63, 42, 20], dtype=x.dtype, device=x.device)[:, None, None] / 255
+    return _clip255(x * (1 - m) + color * m)
+
+
+# ---------------------------------------------------------------------------- digital
+
+def contrast(x, severity, seeds):
+    means = x.mean((2, 3), keepdim=True)
+    return _clip255((x - means) * _c("contrast", severity) + means)
+
+
+def saturate(x, severity, seeds):
+    factor, shift = _c("saturate", severity)
+    hsv = rgb_to_hsv(x)
+    s = (hsv[:, 1] * factor + shift).clamp(0, 1)
+    return _clip255(hsv_to_rgb(torch.stack([hsv[:, 0], s, hsv[:, 2]], 1)))
+
+
+def jpeg_compression(x, severity, seeds):
+    return _per_sample_reference("jpeg_compression", x, severity, seeds)
+
+
+@functools.lru_cache(maxsize=32)
+def _pil_resize_matrix(n_in: int, n_out: int, resample: int) -> np.ndarray:
+    """PIL's resampling weights along one axis, read from PIL itself: row j of the result
+    is what PIL makes of a float image that is 1 at column j and 0 elsewhere."""
+    identity = Image.fromarray(np.eye(n_in, dtype=np.float32))
+    return np.asarray(identity.resize((n_out, n_in), resample), dtype=np.float64).T
+
+
+def _pil_resize(x: torch.Tensor, size: tuple[int, int], resample: int) -> torch.Tensor:
+    """PIL's 8-bit resize of x (values 0..255): horizontal pass, rounded to uint8, then the
+    vertical pass, rounded (as PIL does for 'RGB' images)."""
+    h, w = x.shape[-2:]
+    mw = torch.from_numpy(_pil_resize_matrix(w, size[1], resample)).to(x)
+    mh = torch.from_numpy(_pil_resize_matrix(h, size[0], resample)).to(x)
+    x = (x @ mw.T).round().clamp(0, 255)
+    return (mh @ x).round().clamp(0, 255)
+
+
+def pixelate(x, severity, seeds):
+    c = _c("pixelate", severity)
+    h, w = x.shape[-2:]
+    small = _pil_resize(x * 255, (int(h * c), int(w * c)), Image.BOX)
+    return _pil_resize(small, (h, w), Image.NEAREST)
+
+
+def elastic_transform(x, severity, seeds):
+    alpha = _c("elastic_transform", severity)
+    b, ch, h, w = x.shape
+    sigma = (h * 0.01, w * 0.01)
+    max_d = h * 0.005
+    gens = ops.generators(seeds, x.device)
+    fields = ops.draw(gens, lambda g: torch.rand((2, h, w), generator=g, device=g.device,
+                                                 dtype=torch.float64))
+    fields = ops.gaussian_filter(max_d * (2 * fields - 1), sigma, "reflect", 3.0) * alpha
+    dx, dy = fields[:, 0].float(), fields[:, 1].float()
+    grid_y = torch.arange(h, device=x.device, dtype=torch.float32)[:, None] + dy
+    grid_x = torch.arange(w, device=x.device, dtype=torch.float32)[None, :] + dx
+    return _clip255(_bilinear_reflect(x, grid_y, grid_x))
+
+
+def _bilinear_reflect(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """scipy.ndimage.map_coordinates(order=1, mode='reflect') at (ys, xs): (B, H, W) each."""
+    b, ch, h, w = x.shape
+
+    def reflect(i: torch.Tensor, n: int) -> torch.Tensor:
+        i = i % (2 * n)
+        return torch.where(i < n, i, 2 * n - 1 - i)
+
+    y0, x0 = ys.floor(), xs.floor()
+    fy, fx = (ys - y0)[:, None], (xs - x0)[:, None]
+    y0, x0 = y0.long(), x0.long()
+    flat = x.reshape(b, ch, h * w)
+
+    def at(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        idx = (reflect(yi, h) * w + reflect(xi, w)).reshape(b, 1, h * w).expand(b, ch, -1)
+        return flat.gather(2, idx).reshape(b, ch, h, w)
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
+    bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
+    return top * (1 - fy) + bottom * fy
+
+
+# -------------------------------------------------------------------------------- HSV
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """skimage.color.rgb2hsv on (B, 3, H, W): ties resolved as skimage (blue, then green,
+    then red wins when channels share the maximum); hue and saturation 0 for greys."""
+    r, g, b = x.unbind(1)
+    v = x.amax(1)
+    delta = v - x.amin(1)
+    safe = torch.where(delta == 0, torch.ones_like(delta), delta)
+    s = torch.where(delta == 0, torch.zeros_like(v), delta / torch.where(v == 0, 1, v))
+    h = torch.where(r == v, (g - b) / safe, torch.zeros_like(v))
+    h = torch.where(g == v, 2 + (b - r) / safe, h)
+    h = torch.where(b == v, 4 + (r - g) / safe, h)
+    h = torch.where(delta == 0, torch.zeros_like(h), (h / 6) % 1)
+    return torch.stack([h, s, v], 1)
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """skimage.color.hsv2rgb on (B, 3, H, W)."""
+    h, s, v = hsv.unbind(1)
+    hi = torch.floor(h * 6)
+    f = h * 6 - hi
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    hi = hi.long() % 6
+    choices = torch.stack([torch.stack(c, 1) for c in (
+        (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))])  # (6,B,3,H,W)
+    return choices.gather(0, hi[None, :, None].expand(1, -1, 3, -1, -1))[0]
+
+
+# -------------------------------------------------------------------- reference fallback
+
+def _per_sample_reference(name: str, x: torch.Tensor, severity: int, seeds) -> torch.Tensor:
+    """Run the reference on the CPU for each sample (uint8 in, [0, 255] floats out)."""
+    images = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = np.stack([_compat.corrupt(img, severity, name, int(s))
+                    for img, s in zip(images, seeds, strict=True)])
+    return torch.from_numpy(out).to(x.device, x.dtype).permute(0, 3, 1, 2)
+
+
+FUNCTIONS: dict[str, TorchImageFn] = {
+    "gaussian_noise": gaussian_noise, "shot_noise": shot_noise,
+    "impulse_noise": impulse_noise, "speckle_noise": speckle_noise,
+    "defocus_blur": defocus_blur, "glass_blur": glass_blur, "motion_blur": motion_blur,
+    "zoom_blur": zoom_blur, "gaussian_blur": gaussian_blur, "snow": snow, "frost": frost,
+    "fog": fog, "brightness": brightness, "spatter": spatter, "contrast": contrast,
+    "elastic_transform": elastic_transform, "pixelate": pixelate,
+    "jpeg_compression": jpeg_compression, "saturate": saturate,
+}
+assert set(FUNCTIONS) == set(_compat.NAMES)

@@ -1,0 +1,119 @@
+"""On-disk cache of corrupted test sets, shared by every method and study.
+
+An entry is one corrupted modality of one test set, named by the cell's data key (which
+hashes the dataset version, the condition, the seed and the corruption backend ids), so
+an entry can only ever be reused for the identical data. Entries are plain `.npy` files,
+loaded memory-mapped, each with a JSON sidecar holding its SHA-256; the sidecar is written
+last, so an entry without one (an interrupted write) does not exist. A checksum mismatch
+drops the entry, which is then rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rambench.store import atomic_write_bytes
+
+ENV_VAR = "RAMBENCH_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """$RAMBENCH_CACHE_DIR, else $XDG_CACHE_HOME/rambench, else ~/.cache/rambench."""
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rambench"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class CacheInfo:
+    root: Path
+    entries: int
+    bytes: int
+    datasets: dict[str, int]  # dataset version -> entries
+
+
+class CorruptionCache:
+    """get/put corrupted arrays by (data key, modality); `root=None` disables caching."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) / "corrupted" if root is not None else None
+        self.hits = 0
+        self.misses = 0
+
+    def _paths(self, data_key: str, modality: str) -> tuple[Path, Path]:
+        folder = self.root / data_key[:2] / data_key
+        return folder / f"{modality}.npy", folder / f"{modality}.json"
+
+    def get(self, data_key: str, modality: str) -> np.ndarray | None:
+        if self.root is None:
+            return None
+        array_path, meta_path = self._paths(data_key, modality)
+        try:
+            meta = json.loads(meta_path.read_text())
+            if _sha256(array_path) != meta["sha256"]:
+                raise ValueError("checksum mismatch")
+            array = np.load(array_path, mmap_mode="r")
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except (ValueError, KeyError, OSError):
+            shutil.rmtree(array_path.parent, ignore_errors=True)  # corrupt: rebuild it
+            self.misses += 1
+            return None
+        self.hits += 1
+        return array
+
+    def put(self, data_key: str, modality: str, array: np.ndarray,
+            description: dict[str, Any]) -> None:
+        if self.root is None:
+            return
+        array_path, meta_path = self._paths(data_key, modality)
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array))
+        data = buffer.getvalue()
+        atomic_write_bytes(array_path, data)
+        meta = {"sha256": hashlib.sha256(data).hexdigest(), "shape": list(array.shape),
+                "dtype": str(array.dtype), **description}
+        atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True,
+                                                 default=str).encode())
+
+    def info(self) -> CacheInfo:
+        entries, size, datasets = 0, 0, {}
+        if self.root is not None and self.root.exists():
+            for meta_path in self.root.glob("*/*/*.json"):
+                entries += 1
+                size += meta_path.stat().st_size
+                array_path = meta_path.with_suffix(".npy")
+                if array_path.exists():
+                    size += array_path.stat().st_size
+                try:
+                    version = json.loads(meta_path.read_text()).get("dataset_version", "?")
+                except (OSError, ValueError):
+                    version = "?"
+                datasets[version] = datasets.get(version, 0) + 1
+        return CacheInfo(self.root, entries, size, datasets)
+
+    def clear(self) -> int:
+        """Delete every entry; returns the number deleted."""
+        count = self.info().entries
+        if self.root is not None and self.root.exists():
+            shutil.rmtree(self.root)
+        return count
