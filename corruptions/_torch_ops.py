@@ -65,17 +65,24 @@ def border_index(n: int, pad: int, mode: str, device: torch.device) -> torch.Ten
     raise ValueError(f"unknown border mode {mode!r}")
 
 
-def correlate1d(x: torch.Tensor, weights: torch.Tensor, dim: int, mode: str) -> torch.Tensor:
-    """Correlate x with a centred odd-length 1-D kernel along `dim` (scipy.ndimage
-    convention: output[i] = sum_k weights[k] * x[i + k - r])."""
+def filter_matrix(n: int, weights: torch.Tensor, mode: str) -> torch.Tensor:
+    """The (n, n) matrix M of a centred 1-D correlation with `weights` and border `mode`
+    (scipy.ndimage convention: out[i] = sum_k weights[k] * x[i + k - r]), so that the
+    filtered axis is x @ M.T: one matrix product instead of a single-channel convolution,
+    which CPU convolution kernels handle slowly."""
     k = weights.numel()
-    r = k // 2
-    x = x.movedim(dim, -1)
-    shape = x.shape
-    padded = x.index_select(-1, border_index(shape[-1], r, mode, x.device))
-    out = F.conv1d(padded.reshape(-1, 1, padded.shape[-1]),
-                   weights.to(x).reshape(1, 1, k))
-    return out.reshape(shape).movedim(-1, dim)
+    index = border_index(n, k // 2, mode, weights.device)
+    rows = torch.arange(n, device=weights.device)
+    m = torch.zeros((n, n), dtype=weights.dtype, device=weights.device)
+    for tap in range(k):
+        m.index_put_((rows, index[rows + tap]), weights[tap].expand(n), accumulate=True)
+    return m
+
+
+def correlate1d(x: torch.Tensor, weights: torch.Tensor, dim: int, mode: str) -> torch.Tensor:
+    """Correlate x with a centred odd-length 1-D kernel along `dim`, border `mode`."""
+    m = filter_matrix(x.shape[dim], weights, mode).to(x)
+    return (x.movedim(dim, -1) @ m.T).movedim(-1, dim)
 
 
 def gaussian_kernel1d(sigma: float, truncate: float, device: torch.device) -> torch.Tensor:
@@ -96,45 +103,41 @@ def gaussian_filter(x: torch.Tensor, sigma: float | tuple[float, float], mode: s
 
 
 def filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
-    """cv2.filter2D (a correlation, border BORDER_REFLECT_101) of every (H, W) plane."""
+    """cv2.filter2D (a correlation, border BORDER_REFLECT_101) of every (H, W) plane, by FFT:
+    the plane is padded by the kernel radius, so the circular product never wraps into
+    the output."""
     kh, kw = kernel.shape
-    shape = x.shape
-    planes = x.reshape(-1, 1, shape[-2], shape[-1])
-    rows = border_index(shape[-2], kh // 2, mode, x.device)
-    cols = border_index(shape[-1], kw // 2, mode, x.device)
-    padded = planes.index_select(-2, rows).index_select(-1, cols)
-    out = F.conv2d(padded, kernel.to(x).reshape(1, 1, kh, kw))
-    return out.reshape(shape)
+    h, w = x.shape[-2:]
+    rows = border_index(h, kh // 2, mode, x.device)
+    cols = border_index(w, kw // 2, mode, x.device)
+    padded = x.index_select(-2, rows).index_select(-1, cols)
+    ph, pw = padded.shape[-2:]
+    # correlation: tap (dy, dx) reads x[i + dy, j + dx], i.e. lands at (-dy, -dx) mod size
+    taps = torch.zeros((ph, pw), dtype=torch.float64, device=x.device)
+    dy = (-(torch.arange(kh, device=x.device) - kh // 2)) % ph
+    dx = (-(torch.arange(kw, device=x.device) - kw // 2)) % pw
+    taps[dy[:, None], dx[None, :]] = kernel.to(x.device, torch.float64)
+    spectrum = torch.fft.rfft2(padded) * torch.fft.rfft2(taps).to(torch.complex64
+                                                                   if x.dtype == torch.float32
+                                                                   else torch.complex128)
+    out = torch.fft.irfft2(spectrum, s=(ph, pw))
+    return out[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w].to(x.dtype)
 
 
 # ------------------------------------------------------------------------- resampling
 
-def linear_resample(x: torch.Tensor, coords: torch.Tensor, dim: int) -> torch.Tensor:
-    """Linear interpolation of x along `dim` at fractional positions `coords` (all within
-    [0, n - 1]), as scipy.ndimage's order-1 spline."""
-    n = x.shape[dim]
-    i0 = coords.floor().clamp(0, n - 1).long()
-    i1 = (i0 + 1).clamp(max=n - 1)
-    frac = (coords - i0).to(x.dtype)
-    shape = [1] * x.ndim
-    shape[dim] = -1
-    a, b = x.index_select(dim, i0), x.index_select(dim, i1)
-    return a + (b - a) * frac.reshape(shape)
-
-
 def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
-    """imagecorruptions' `clipped_zoom` on (..., H, W): crop the centre 1/zoom of the image
-    and scale it back up with scipy.ndimage.zoom(order=1); output cropped to (H, W)."""
-    for dim in (-2, -1):
-        n = x.shape[dim]
-        crop = int(math.ceil(n / float(zoom)))
-        top = (n - crop) // 2
-        out_n = int(round(crop * zoom))  # scipy.ndimage.zoom's output size
-        # scipy (grid_mode=False): output o samples input o * (crop - 1) / (out_n - 1)
-        scale = (crop - 1) / (out_n - 1) if out_n > 1 else 0.0
-        coords = top + torch.arange(n, dtype=torch.float64, device=x.device) * scale
-        x = linear_resample(x, coords, dim)
-    return x
+    """imagecorruptions' `clipped_zoom` on (B, C, H, W): crop the centre 1/zoom of the image,
+    scale it up with scipy.ndimage.zoom(order=1) and keep the top-left (H, W).
+
+    scipy's zoom (grid_mode=False) maps output o to input o * (n - 1) / (n_out - 1) with
+    n_out = round(n * zoom): the corner-aligned bilinear interpolation of torch."""
+    h, w = x.shape[-2:]
+    crop_h, crop_w = int(math.ceil(h / float(zoom))), int(math.ceil(w / float(zoom)))
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    size = (int(round(crop_h * zoom)), int(round(crop_w * zoom)))
+    crop = x[..., top:top + crop_h, left:left + crop_w]
+    return F.interpolate(crop, size=size, mode="bilinear", align_corners=True)[..., :h, :w]
 
 
 # ------------------------------------------------------------------------ motion blur

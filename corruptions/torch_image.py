@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from corruptions import _imagecorruptions_compat as _compat
@@ -69,13 +70,13 @@ def shot_noise(x, severity, seeds):
 
 
 def impulse_noise(x, severity, seeds):
-    """skimage's s&p: each value flipped with probability `amount`, to 1 or 0 equally."""
+    """skimage's s&p: each value flipped with probability `amount`, to 1 or 0 equally
+    (one uniform u per value: salt when u < amount / 2, pepper when amount / 2 <= u <
+    amount, the same distribution as skimage's two draws)."""
     amount = _c("impulse_noise", severity)
-    gens = ops.generators(seeds, x.device)
-    u = ops.draw(gens, lambda g: torch.rand((2, *x.shape[1:]), generator=g, device=g.device))
-    flipped, salted = u[:, 0] <= amount, u[:, 1] <= 0.5
-    out = torch.where(flipped & salted, torch.ones_like(x), x)
-    return _clip255(torch.where(flipped & ~salted, torch.zeros_like(x), out))
+    u = ops.rand(ops.generators(seeds, x.device), *x.shape[1:])
+    out = torch.where(u < amount / 2, torch.ones_like(x), x)
+    return _clip255(torch.where((u >= amount / 2) & (u < amount), torch.zeros_like(x), out))
 
 
 def speckle_noise(x, severity, seeds):
@@ -181,7 +182,7 @@ def snow(x, severity, seeds):
     b, _, h, w = x.shape
     gens = ops.generators(seeds, x.device)
     layer = loc + scale * ops.randn(gens, h, w)
-    layer = ops.clipped_zoom(layer, zoom)
+    layer = ops.clipped_zoom(layer[:, None], zoom)[:, 0]
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer).clamp(0, 1)
     angles = ops.uniform(gens, -135, -45)
     layer = ops.motion_blur(layer, radius, sigma, angles)
@@ -345,31 +346,14 @@ def elastic_transform(x, severity, seeds):
                                                  dtype=torch.float64))
     fields = ops.gaussian_filter(max_d * (2 * fields - 1), sigma, "reflect", 3.0) * alpha
     dx, dy = fields[:, 0].float(), fields[:, 1].float()
-    grid_y = torch.arange(h, device=x.device, dtype=torch.float32)[:, None] + dy
-    grid_x = torch.arange(w, device=x.device, dtype=torch.float32)[None, :] + dx
-    return _clip255(_bilinear_reflect(x, grid_y, grid_x))
-
-
-def _bilinear_reflect(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """scipy.ndimage.map_coordinates(order=1, mode='reflect') at (ys, xs): (B, H, W) each."""
-    b, ch, h, w = x.shape
-
-    def reflect(i: torch.Tensor, n: int) -> torch.Tensor:
-        i = i % (2 * n)
-        return torch.where(i < n, i, 2 * n - 1 - i)
-
-    y0, x0 = ys.floor(), xs.floor()
-    fy, fx = (ys - y0)[:, None], (xs - x0)[:, None]
-    y0, x0 = y0.long(), x0.long()
-    flat = x.reshape(b, ch, h * w)
-
-    def at(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-        idx = (reflect(yi, h) * w + reflect(xi, w)).reshape(b, 1, h * w).expand(b, ch, -1)
-        return flat.gather(2, idx).reshape(b, ch, h, w)
-
-    top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
-    bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
-    return top * (1 - fy) + bottom * fy
+    # scipy.ndimage.map_coordinates(order=1, mode="reflect") at (y + dy, x + dx): bilinear,
+    # reflected about the outer pixel edges (align_corners=False coordinates)
+    ys = torch.arange(h, device=x.device, dtype=torch.float32)[:, None] + dy
+    xs = torch.arange(w, device=x.device, dtype=torch.float32)[None, :] + dx
+    grid = torch.stack([(2 * xs + 1) / w - 1, (2 * ys + 1) / h - 1], -1)
+    out = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection",
+                        align_corners=False)
+    return _clip255(out)
 
 
 # -------------------------------------------------------------------------------- HSV

@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 EXPORT_COLUMNS = [
     "study", "dataset", "method", "family", "seed", "train_condition", "test_modality",
     "corruption", "severity", "missing_pattern", "missing_rate", "metric", "value", "n",
-    "higher_is_better", "key", "code_version",
+    "higher_is_better", "corruption_backend", "key", "code_version",
 ]
 HIGHER_IS_BETTER = {"accuracy": True, "missing_fraction": False}
 
@@ -113,6 +113,8 @@ class Store:
                     "severity": r["severity"], "missing_pattern": r["missing_pattern"],
                     "missing_rate": r["missing_rate"], "metric": metric, "value": value,
                     "n": r["n"], "higher_is_better": HIGHER_IS_BETTER.get(metric, True),
+                    # records from before the torch backend existed used the reference
+                    "corruption_backend": r.get("corruption_backend", "reference"),
                     "key": r["key"], "code_version": r["provenance"]["code_version"],
                 })
         frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)

@@ -125,7 +125,8 @@ def test_smoke_run_prints_table_resumes_and_exports(smoke_study):
     assert len(rows) == 2 * 13
     assert {"dataset", "family", "seed", "train_condition", "test_modality", "corruption",
             "severity", "missing_pattern", "missing_rate", "metric", "value", "n",
-            "higher_is_better", "key", "code_version"} <= set(rows[0])
+            "higher_is_better", "corruption_backend", "key", "code_version"} <= set(rows[0])
+    assert {r["corruption_backend"] for r in rows} == {"torch"}  # the default
 
 
 def test_killed_run_resumes_without_recomputing_and_matches_uninterrupted(smoke_study):
@@ -147,6 +148,50 @@ def test_killed_run_resumes_without_recomputing_and_matches_uninterrupted(smoke_
     assert len(after) == 26
     assert all(after[name] == mtime for name, mtime in done_before.items())  # not recomputed
     assert export_rows(folder, "killed") == export_rows(folder, "straight")
+
+
+def test_the_corruption_backend_is_part_of_every_corrupted_cell_key(smoke_study):
+    folder, _ = smoke_study
+    dry = run_cli(*SMOKE, "--study", "straight", "--corruption-backend", "reference",
+                  "--dry-run", cwd=folder).stdout
+    todo = [line.split()[4] for line in dry.splitlines() if line.startswith("  todo")]
+    # clean and missing-modality cells do not depend on the backend: already done
+    assert todo and all(label.split(":")[0] in ("visual", "audio", "mixed") for label in todo)
+    assert len(todo) == 2 * 9  # the smoke grid's corrupted conditions, for both methods
+    bad = run_cli(*SMOKE, "--corruption-backend", "jax", "--dry-run", cwd=folder, check=False)
+    assert_usage_error(bad, "'jax' is not one of 'torch', 'reference'")
+
+
+def test_corrupted_test_sets_are_cached_across_studies(smoke_study, tmp_path):
+    folder, _ = smoke_study
+    info = run_cli("cache", "info", cwd=folder).stdout
+    entries = int(info.split("entries: ")[1].split()[0])
+    assert entries >= 9  # every corrupted condition of the smoke grid
+    again = run_cli(*SMOKE[:3], "--grid", "smoke", "--epochs", "1", "--study", "third",
+                    cwd=folder)
+    assert "corrupted-data cache" in again.stderr and " 0 built" in again.stderr
+    own = tmp_path / "own-cache"
+    run_cli(*SMOKE[:3], "--grid", "smoke", "--epochs", "1", "--study", "fourth",
+            "--cache-dir", str(own), cwd=folder)
+    assert "entries: 9 " in run_cli("cache", "info", "--cache-dir", str(own), cwd=folder).stdout
+    cleared = run_cli("cache", "clear", "--cache-dir", str(own), cwd=folder).stdout
+    assert cleared.startswith("deleted 9 entries")
+    assert "entries: 0 " in run_cli("cache", "info", "--cache-dir", str(own), cwd=folder).stdout
+
+
+@pytest.mark.parametrize("modality, rows", [("visual", 19), ("audio", 11)])
+def test_preview_draws_every_corruption_at_every_severity(cli, tmp_path, modality, rows):
+    from PIL import Image
+
+    out = cli("preview", "--modality", modality, "--to", "p.png").stdout
+    assert out.strip() == "wrote p.png"
+    with Image.open(tmp_path / "p.png") as image:
+        width, height = image.size
+    assert height > width and height > rows * 60  # one row per corruption, 6 columns
+    bad = cli("preview", "--modality", "smell", check=False)
+    assert_usage_error(bad, "no modality 'smell'", "visual, audio")
+    bad = cli("preview", "--index", "100000", check=False)
+    assert_usage_error(bad, "--index must be in 0..358")
 
 
 def test_a_registered_method_also_loads_by_path(cli):
