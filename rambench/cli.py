@@ -156,7 +156,9 @@ def ls(what: str) -> None:
         for name in datasets.names():
             cls = datasets.get(name)
             mods = ", ".join(f"{m} ({s.kind})" for m, s in cls.modalities.items())
-            click.echo(f"{name:<10} {len(cls.class_names)} classes; {mods}; {cls.description}")
+            classes = f"{len(cls.class_names)} classes" if cls.class_names else \
+                "classes from the data"
+            click.echo(f"{name:<10} {classes}; {mods}; {cls.description}")
     elif what == "corruptions":
         from corruptions import registry
 
@@ -310,6 +312,43 @@ def compare(study, out, method, against) -> None:
         for path in paths:
             click.echo(f"wrote {path}")
     _report_invalid(store)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--root", required=True, type=click.Path(file_okay=False),
+              help="the dataset as distributed (see the README for each layout)")
+@click.option("--frames", type=int, default=None, help="frames per clip (dataset default)")
+@click.option("--size", type=int, default=None, help="frame side in pixels (dataset default)")
+@click.option("--sample-rate", type=int, default=None, help="audio sample rate (default)")
+@click.option("--seconds", type=float, default=None, help="audio length (dataset default)")
+@click.option("--skip-bad", is_flag=True, help="leave unreadable clips out (counted)")
+@click.option("--data-dir", default=None, metavar="DIR",
+              help="where prepared data goes (default: $RAMBENCH_DATA_DIR, else "
+                   "~/.cache/rambench/datasets)")
+def prepare(name, root, frames, size, sample_rate, seconds, skip_bad, data_dir) -> None:
+    """Decode a real dataset once into a memory-mapped, checksummed cache."""
+    from rambench.datasets import datasets
+    from rambench.datasets.prepared import PreparedDataset
+    from rambench.datasets.prepared import prepare as run_prepare
+
+    cls = datasets.get(name)
+    if not issubclass(cls, PreparedDataset):
+        raise UsageError(f"dataset {name!r} needs no preparation; datasets to prepare: "
+                         + ", ".join(n for n in datasets.names()
+                                     if issubclass(datasets.get(n), PreparedDataset)))
+    settings = cls.settings(frames=frames, size=size, sample_rate=sample_rate,
+                            seconds=seconds)
+    if settings.size < 32 or settings.frames < 1:
+        raise UsageError("--size must be at least 32 (the corruptions' minimum) and "
+                         "--frames at least 1")
+    report = run_prepare(cls.adapter, root, settings, skip_bad,
+                         Path(data_dir) if data_dir else None)
+    if report.already_done:
+        click.echo(f"{name}: already prepared in {report.folder} (nothing to do)")
+    else:
+        click.echo(f"{name}: {report.clips} clips prepared in {report.folder}"
+                   + (f" ({report.excluded} unreadable, left out)" if report.excluded else ""))
 
 
 @cli.group()

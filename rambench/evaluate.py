@@ -41,11 +41,23 @@ def _corrupt_array(
 ) -> np.ndarray:
     spec = dataset.modalities[modality]
     rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))
-    out = array.copy()
-    if len(rows):
-        out[rows] = corrupt_batch(array[rows], name, spec.kind, severity, seeds[rows].tolist(),
-                                  backend, device, spec.sample_rate)
+    out = np.array(array)  # a writable in-memory copy (the split may be memory-mapped)
+    if not len(rows):
+        return out
+    part, part_seeds = out[rows], seeds[rows].tolist()
+    if spec.kind == "image" and part.ndim == 5:  # video clips (N, T, H, W, C): every frame
+        frames = part.shape[1]
+        part_seeds = [frame_seed(s, t) for s in part_seeds for t in range(frames)]
+        part = part.reshape(-1, *part.shape[2:])
+    corrupted = corrupt_batch(part, name, spec.kind, severity, part_seeds, backend, device,
+                              spec.sample_rate)
+    out[rows] = corrupted.reshape(out[rows].shape)
     return out
+
+
+def frame_seed(sample_seed: int, frame: int) -> int:
+    """Frame t of a clip is corrupted with its own seed, derived from the clip's."""
+    return int(np.random.SeedSequence([sample_seed, frame]).generate_state(1)[0])
 
 
 def build_test_inputs(

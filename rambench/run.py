@@ -63,8 +63,12 @@ def resolve_methods(names: Sequence[str], overrides: dict[str, dict[str, str]]) 
     return specs
 
 
-def resolve_train_config(overrides: dict[str, str], epochs: int | None) -> TrainConfig:
-    cfg = apply_overrides(TrainConfig, "train", overrides)
+def resolve_train_config(overrides: dict[str, str], epochs: int | None,
+                         dataset: Dataset | None = None) -> TrainConfig:
+    """Training settings: TrainConfig's defaults < the dataset's < the grid's < the command's."""
+    base = apply_overrides(TrainConfig, f"{dataset.name} train defaults",
+                           dataset.train_defaults) if dataset is not None else None
+    cfg = apply_overrides(TrainConfig, "train", overrides, base)
     if epochs is not None:
         cfg.epochs = epochs
     return cfg
@@ -119,7 +123,7 @@ def make_plan(
     for scope, values in overrides.items():  # the command line wins over the grid
         grid_overrides.setdefault(scope, {}).update(values)
     cfg = resolve_train_config(grid_overrides.pop("train", {}),
-                               epochs if epochs is not None else grid.epochs)
+                               epochs if epochs is not None else grid.epochs, dataset)
     specs = resolve_methods(method_names, grid_overrides)
     kinds = modality_kinds(dataset)
     conditions = grid.conditions(kinds)

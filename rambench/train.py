@@ -30,6 +30,23 @@ class TrainConfig:
     patience: int = 10  # stop after this many epochs without a better validation accuracy
     feature_dim: int = 128
     eval_batch_size: int = 256
+    optimizer: str = "adamw"  # adamw | sgd (with `momentum`)
+    momentum: float = 0.9
+    schedule: str = "onecycle"  # onecycle (per step) | step (x step_gamma every step_size epochs)
+    step_size: int = 70
+    step_gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+            if getattr(self, key) not in allowed:
+                from rambench.errors import UsageError
+
+                raise UsageError(f"train.{key} must be one of {', '.join(allowed)}; "
+                                 f"got {getattr(self, key)!r}")
+
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("onecycle", "step")
 
 
 @dataclass
@@ -114,6 +131,22 @@ def accuracy(method: Method, split: Split, kinds: dict[str, str], device, batch_
     return float((predict(method, split, kinds, device, batch_size) == split.y).mean())
 
 
+def _optimiser(method: Method, cfg: TrainConfig, steps_per_epoch: int):
+    """(optimiser, called after every step, called after every epoch)."""
+    if cfg.optimizer == "sgd":
+        optimiser = torch.optim.SGD(method.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay)
+    else:
+        optimiser = torch.optim.AdamW(method.parameters(), lr=cfg.lr,
+                                      weight_decay=cfg.weight_decay)
+    if cfg.schedule == "step":
+        schedule = torch.optim.lr_scheduler.StepLR(optimiser, cfg.step_size, cfg.step_gamma)
+        return optimiser, lambda: None, schedule.step
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
+    return optimiser, schedule.step, lambda: None
+
+
 def train(
     method: Method,
     dataset: Dataset,
@@ -122,18 +155,16 @@ def train(
     device: torch.device,
     progress: bool = True,
 ) -> TrainResult:
-    """Train with AdamW and a cosine schedule; keep the weights of the best validation epoch."""
+    """Train with the configured optimiser and schedule (AdamW + one-cycle by default; SGD +
+    step decay for the real datasets, as OGM-GE); keep the best validation epoch's weights."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     order_rng = np.random.default_rng(seed)
     train_split, val_split = dataset.split("train"), dataset.split("val")
     kinds = modality_kinds(dataset)
     method.to(device)
-    optimiser = torch.optim.AdamW(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(train_split) // cfg.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
-    )
+    optimiser, step_schedule, epoch_schedule = _optimiser(method, cfg, steps_per_epoch)
     best = (-1.0, 0, copy.deepcopy(method.state_dict()))
     history: list[dict[str, float]] = []
     bar = tqdm(range(cfg.epochs), desc=f"train {type(method).__name__}", unit="epoch",
@@ -152,9 +183,10 @@ def train(
             optimiser.zero_grad(set_to_none=True)
             losses["loss"].backward()
             optimiser.step()
-            schedule.step()
+            step_schedule()
             for name, value in losses.items():
                 totals[name] = totals.get(name, 0.0) + float(value.detach()) / steps_per_epoch
+        epoch_schedule()
         val_acc = accuracy(method, val_split, kinds, device, cfg.eval_batch_size)
         history.append({"epoch": epoch, "val_accuracy": val_acc, **totals})
         if val_acc > best[0]:

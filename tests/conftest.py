@@ -36,3 +36,14 @@ def cli(tmp_path):
         return run_cli(*args, cwd=tmp_path, check=check)
 
     return call
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow run only with RAMBENCH_SLOW=1; a faster equivalent of each runs
+    in the default suite (and in CI)."""
+    if os.environ.get("RAMBENCH_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow check: set RAMBENCH_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

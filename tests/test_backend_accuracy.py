@@ -1,9 +1,17 @@
 """A trained model's accuracy under every corruption and severity is the same, within 1.5
 points, whether the test set was corrupted by the torch backend or by the reference.
 
-The two backends draw different random numbers, so the corrupted samples differ; to keep
-that sampling noise well below the tolerance the comparison runs on the validation and
-test splits together (719 samples), each corrupted with two seeds (1,438 per cell).
+The models are unimodal (visual_only for image corruptions, audio_only for audio ones):
+with nothing else to rely on, their accuracy shows any difference between the backends
+undiluted. The two backends draw different random numbers, so the corrupted samples
+differ and the accuracies carry sampling noise, largest near chance level (the standard
+error of the difference is about sqrt(2 p (1 - p) / n)). Each cell therefore uses the
+validation and test splits together, every sample corrupted with several seeds: 4 (2,876
+draws) for images, 2 (1,438) for audio, 8 and 4 in the slow, every-severity version.
+pitch_shift, time_stretch and mp3_compression run the reference code in both backends
+(bit-identical, checked in test_torch_corruptions.py) and are not repeated here.
+
+The full check (every severity) is marked slow; CI runs severities 3 and 5.
 """
 
 from __future__ import annotations
@@ -14,26 +22,38 @@ import numpy as np
 import pytest
 import torch
 
-from corruptions import backends, registry
+from corruptions import backends, registry, torch_audio
 from rambench.datasets import Split, datasets
 from rambench.evaluate import sample_seeds
 from rambench.methods import methods
 from rambench.train import TrainConfig, build_method, modality_kinds, predict, train
 
 TOLERANCE = 0.015
+CASES = [("visual_only", "visual", "image"), ("audio_only", "audio", "audio")]
 
 
 @pytest.fixture(scope="module")
-def trained():
-    dataset = datasets.get("avdigits")()
-    cfg = TrainConfig(epochs=8)
-    cls = methods.get("late_fusion")
-    method = build_method(cls, dataset, cls.Params(), cfg, seed=0)
-    train(method, dataset, cfg, 0, torch.device("cpu"), progress=False)
+def dataset():
+    return datasets.get("avdigits")()
+
+
+def copies(dataset, k: int) -> Split:
+    """The validation and test splits together, repeated k times."""
     val, test = dataset.split("val"), dataset.split("test")
-    both = Split({m: np.concatenate([val.inputs[m], test.inputs[m]] * 2) for m in val.inputs},
-                 np.concatenate([val.y, test.y] * 2))
-    return dataset, method, both
+    return Split({m: np.concatenate([val.inputs[m], test.inputs[m]] * k) for m in val.inputs},
+                 np.concatenate([val.y, test.y] * k))
+
+
+@pytest.fixture(scope="module")
+def models(dataset):
+    cfg = TrainConfig(epochs=8)
+    trained = {}
+    for name, _, _ in CASES:
+        cls = methods.get(name)
+        method = build_method(cls, dataset, cls.Params(), cfg, seed=0)
+        train(method, dataset, cfg, 0, torch.device("cpu"), progress=False)
+        trained[name] = method
+    return trained
 
 
 def accuracy(dataset, method, split, modality, name, severity, backend) -> float:
@@ -47,19 +67,36 @@ def accuracy(dataset, method, split, modality, name, severity, backend) -> float
     return float((preds == split.y).mean())
 
 
-@pytest.mark.parametrize("modality, kind", [("visual", "image"), ("audio", "audio")])
-def test_accuracy_under_torch_backend_within_1_5_points_of_reference(trained, modality, kind):
-    dataset, method, split = trained
+def check(dataset, models, method_name, modality, kind, severities, k):
+    split = copies(dataset, k)
+    method = models[method_name]
     clean = float((predict(method, split, modality_kinds(dataset), torch.device("cpu"))
                    == split.y).mean())
-    assert clean > 0.8
+    assert clean > 0.7
     gaps = {}
     for name in registry.names(kind):
-        for severity in registry.SEVERITIES:
+        if name in torch_audio.REFERENCE_FALLBACK:
+            continue
+        for severity in severities:
             ref = accuracy(dataset, method, split, modality, name, severity, "reference")
             ours = accuracy(dataset, method, split, modality, name, severity, "torch")
-            gaps[f"{name}@{severity}"] = (ours - ref, ref, ours)
+            gaps[f"{name}@{severity}"] = (round(ours - ref, 4), ref, ours)
     worst = max(gaps.items(), key=lambda item: abs(item[1][0]))
-    assert abs(worst[1][0]) <= TOLERANCE, worst
+    assert abs(worst[1][0]) <= TOLERANCE, (worst, gaps)
     # the corruptions do bite: the comparison is not between two near-clean accuracies
-    assert min(ref for _, ref, _ in gaps.values()) < clean - 0.2
+    assert min(ref for _, ref, _ in gaps.values()) < clean - 0.3
+    return gaps
+
+
+@pytest.mark.parametrize("method_name, modality, kind", CASES)
+def test_accuracy_within_1_5_points_at_severities_3_and_5(dataset, models, method_name,
+                                                           modality, kind):
+    check(dataset, models, method_name, modality, kind, (3, 5), 4 if kind == "image" else 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method_name, modality, kind", CASES)
+def test_accuracy_within_1_5_points_at_every_severity(dataset, models, method_name, modality,
+                                                       kind):
+    check(dataset, models, method_name, modality, kind, registry.SEVERITIES,
+          8 if kind == "image" else 4)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ class ModalitySpec:
     shape: tuple[int, ...]  # per-sample shape
     encoder: str  # default encoder name
     sample_rate: int | None = None  # audio only
+    encoder_options: tuple[tuple[str, Any], ...] = ()  # e.g. spectrogram settings
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Dataset(ABC):
     description: str
     modalities: dict[str, ModalitySpec]
     class_names: tuple[str, ...]
+    train_defaults: dict[str, Any] = {}  # TrainConfig values for this dataset (train.* keys)
 
     @property
     def num_classes(self) -> int:
@@ -56,7 +59,8 @@ class Dataset(ABC):
         """The split `name` (one of SPLITS)."""
 
 
-datasets: Registry[type[Dataset]] = Registry("dataset", ["rambench.datasets.avdigits"])
+datasets: Registry[type[Dataset]] = Registry(
+    "dataset", ["rambench.datasets.avdigits", "rambench.datasets.real"])
 
 
 def to_batch(split: Split, kinds: dict[str, str], idx: np.ndarray, inputs=None) -> Batch:
@@ -65,8 +69,8 @@ def to_batch(split: Split, kinds: dict[str, str], idx: np.ndarray, inputs=None) 
     tensors = {}
     for m, kind in kinds.items():
         x = torch.from_numpy(np.ascontiguousarray(arrays[m][idx]))
-        if kind == "image":  # uint8 NHWC -> float NCHW in [0, 1]
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        if kind == "image":  # uint8 (N, [T,] H, W, C) -> float (N, [T,] C, H, W) in [0, 1]
+            x = x.movedim(-1, -3).float().div_(255.0)
         tensors[m] = x.float()
     n = len(idx)
     present = {m: torch.ones(n, dtype=torch.bool) for m in kinds}

@@ -1,0 +1,91 @@
+"""Decoding for `rambench prepare`: frames from image folders (Pillow) or videos (PyAV),
+waveforms from audio files (soundfile) or from a video's audio track (PyAV), resampled and
+cut to a fixed length. Every function raises on unreadable input; `prepare` catches and
+lists the files by name."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.signal import resample_poly
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def segment_centres(total: int, count: int) -> list[int]:
+    """`count` indices into `total` items, one at the centre of each of `count` equal
+    segments (evenly spaced, as test-time frame sampling in the audio-visual literature)."""
+    if total < 1:
+        raise ValueError("no frames")
+    return [min(total - 1, int((i + 0.5) * total / count)) for i in range(count)]
+
+
+def _resize(image: Image.Image, size: int, channels: int) -> np.ndarray:
+    image = image.convert("RGB" if channels == 3 else "L").resize((size, size),
+                                                                   Image.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return array if channels == 3 else array[..., None]
+
+
+def frames_from_folder(folder: Path, count: int, size: int, channels: int = 3) -> np.ndarray:
+    """(count, size, size, channels) uint8 from the sorted image files of `folder`."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    out = []
+    for i in segment_centres(len(files), count):
+        with Image.open(files[i]) as image:
+            out.append(_resize(image, size, channels))
+    return np.stack(out)
+
+
+def frames_from_video(path: Path, count: int, size: int, channels: int = 3) -> np.ndarray:
+    """(count, size, size, channels) uint8: the video decoded once, evenly spaced frames."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [f.to_image() for f in container.decode(video=0)]
+    return np.stack([_resize(frames[i], size, channels)
+                     for i in segment_centres(len(frames), count)])
+
+
+def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
+    """Centre-crop or zero-pad (at the end) to `length` samples."""
+    if len(wave) >= length:
+        start = (len(wave) - length) // 2
+        return wave[start:start + length]
+    return np.pad(wave, (0, length - len(wave)))
+
+
+def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    if source_rate == target_rate:
+        return wave
+    ratio = Fraction(target_rate, source_rate).limit_denominator(1000)
+    return resample_poly(wave, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def read_audio(path: Path, sample_rate: int, seconds: float) -> np.ndarray:
+    """Mono float32 at `sample_rate`, exactly `seconds` long."""
+    import soundfile
+
+    wave, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    return fit_length(resample(wave.mean(axis=1), rate, sample_rate),
+                      int(round(seconds * sample_rate)))
+
+
+def audio_from_video(path: Path, sample_rate: int, seconds: float) -> np.ndarray:
+    """The video's first audio track, mono float32 at `sample_rate`, `seconds` long."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise ValueError(f"{path} has no audio track")
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks = [np.asarray(r.to_ndarray()).reshape(-1)
+                  for frame in container.decode(audio=0) for r in resampler.resample(frame)]
+        chunks += [np.asarray(r.to_ndarray()).reshape(-1) for r in resampler.resample(None)]
+    wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return fit_length(wave, int(round(seconds * sample_rate)))

@@ -1,0 +1,282 @@
+"""Real datasets: decode once with `rambench prepare`, then read memory-mapped arrays.
+
+An adapter knows one dataset's published layout: it lists the clips (`scan`) and decodes
+one clip's frames and audio. `prepare` turns that into a versioned cache under
+`data_dir()/NAME/`: `visual.npy` (uint8, (N, T, H, W, C), or (N, H, W, C) for one frame),
+`audio.npy` (int16, (N, samples)), `labels.npy` and a `manifest.json` with the settings,
+the class names, each split's row range, the excluded files and every array's SHA-256.
+
+* Re-running with the same settings and files is a no-op.
+* Work in progress lives in `NAME.partial/` with a per-clip "done" mask, flushed as it
+  goes; an interrupted prepare continues where it stopped.
+* Unreadable files are listed by name in the error; with `skip_bad` they are excluded and
+  counted in the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from tqdm.auto import tqdm
+
+from rambench.datasets.base import SPLITS, Dataset, ModalitySpec, Split
+from rambench.errors import UsageError
+
+DATA_ENV_VAR = "RAMBENCH_DATA_DIR"
+DEFAULTS_DIR = Path(__file__).with_name("defaults")
+
+
+def data_dir() -> Path:
+    """$RAMBENCH_DATA_DIR, else ~/.cache/rambench/datasets."""
+    if os.environ.get(DATA_ENV_VAR):
+        return Path(os.environ[DATA_ENV_VAR])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rambench" / "datasets"
+
+
+def load_defaults(name: str) -> dict[str, Any]:
+    return yaml.safe_load((DEFAULTS_DIR / f"{name}.yaml").read_text())
+
+
+@dataclass(frozen=True)
+class Clip:
+    id: str
+    label: int
+    split: str  # train | val | test
+    audio: Path | None = None  # an audio file
+    video: Path | None = None  # a video file (frames, and audio when `audio` is None)
+    frames: Path | None = None  # a folder of frame images
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    frames: int  # frames per clip
+    size: int  # frame side in pixels
+    channels: int  # 3 (RGB) or 1 (grey)
+    sample_rate: int
+    seconds: float
+
+
+class Adapter(ABC):
+    """One dataset's on-disk layout."""
+
+    name: str
+    version: str  # bump when decoding or the split rule changes
+    layout: str  # the expected directory tree, shown when the root does not match
+
+    @abstractmethod
+    def scan(self, root: Path) -> tuple[tuple[str, ...], list[Clip]]:
+        """(class names, clips). Raise `missing(root, what)` when the layout is not there."""
+
+    def visual(self, clip: Clip, s: PrepareSettings) -> np.ndarray:
+        from rambench.datasets import media
+
+        if clip.frames is not None:
+            return media.frames_from_folder(clip.frames, s.frames, s.size, s.channels)
+        return media.frames_from_video(clip.video, s.frames, s.size, s.channels)
+
+    def audio(self, clip: Clip, s: PrepareSettings) -> np.ndarray:
+        from rambench.datasets import media
+
+        if clip.audio is not None:
+            return media.read_audio(clip.audio, s.sample_rate, s.seconds)
+        return media.audio_from_video(clip.video, s.sample_rate, s.seconds)
+
+    def missing(self, root: Path, what: str) -> UsageError:
+        return UsageError(f"{self.name}: {what} not found under {root}. Expected layout:\n"
+                          f"{self.layout}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class PrepareReport:
+    folder: Path
+    clips: int
+    excluded: int
+    already_done: bool
+
+
+def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
+            skip_bad: bool = False, out: Path | None = None,
+            progress: bool = True) -> PrepareReport:
+    """Decode the dataset under `root` into the cache folder (see the module docstring)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"{adapter.name}: --root {root} is not a folder. Expected layout:\n"
+                         f"{adapter.layout}")
+    classes, clips = adapter.scan(root)
+    if not clips:
+        raise adapter.missing(root, "no clips")
+    order = {s: i for i, s in enumerate(SPLITS)}
+    clips = sorted(clips, key=lambda c: (order[c.split], c.id))  # each split contiguous
+    plan = {"dataset": adapter.name, "adapter_version": adapter.version,
+            "settings": asdict(settings), "classes": list(classes),
+            "clips": [c.id for c in clips]}
+    plan_hash = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
+    final = (out or data_dir()) / adapter.name
+    manifest_path = final / "manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("plan_hash") == plan_hash and (skip_bad or not manifest["excluded"]):
+            return PrepareReport(final, len(clips), len(manifest["excluded"]), True)
+        shutil.rmtree(final)  # other settings or files: prepare afresh
+    work = final.with_name(adapter.name + ".partial")
+    if work.exists() and _read_json(work / "plan.json").get("plan_hash") != plan_hash:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "plan.json").write_text(json.dumps({"plan_hash": plan_hash, **plan}))
+
+    n = len(clips)
+    frame_shape = (settings.size, settings.size, settings.channels)
+    visual_shape = (n, *frame_shape) if settings.frames == 1 else \
+        (n, settings.frames, *frame_shape)
+    samples = int(round(settings.seconds * settings.sample_rate))
+    visual = _open(work / "visual.npy", visual_shape, np.uint8)
+    audio = _open(work / "audio.npy", (n, samples), np.int16)
+    done = _open(work / "done.npy", (n,), np.bool_)
+    bad: dict[str, str] = {}  # clip id -> why; retried on every run
+    todo = [i for i in range(n) if not done[i]]
+    bar = tqdm(todo, desc=f"prepare {adapter.name}", unit="clip",
+               disable=None if progress else True)
+    for count, i in enumerate(bar, start=1):
+        clip = clips[i]
+        try:
+            frames = adapter.visual(clip, settings)
+            wave = adapter.audio(clip, settings)
+        except Exception as err:  # noqa: BLE001 - any decoding failure names the file
+            bad[clip.id] = f"{_source(clip)}: {type(err).__name__}: {err}"
+            continue
+        visual[i] = frames.reshape(visual_shape[1:])
+        audio[i] = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
+        done[i] = True
+        if count % 64 == 0:
+            for array in (visual, audio, done):
+                array.flush()
+    for array in (visual, audio, done):
+        array.flush()
+    del visual, audio, done
+    if bad and not skip_bad:
+        listed = "\n".join(f"  {why}" for why in list(bad.values())[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        raise UsageError(f"{adapter.name}: {len(bad)} file(s) could not be read:\n{listed}"
+                         f"{more}\nFix or remove them, or pass --skip-bad to leave those "
+                         f"clips out (the rest is kept in {work})")
+
+    labels = np.array([c.label for c in clips], dtype=np.int64)
+    np.save(work / "labels.npy", labels)
+    valid = np.array([c.id not in bad for c in clips])
+    np.save(work / "valid.npy", valid)
+    (work / "done.npy").unlink()
+    splits = {}
+    for split in SPLITS:
+        rows = [i for i, c in enumerate(clips) if c.split == split]
+        splits[split] = [rows[0], rows[-1] + 1] if rows else [0, 0]
+    manifest = {
+        **plan, "plan_hash": plan_hash, "version": f"{adapter.version}-{plan_hash[:10]}",
+        "source_root": str(root.resolve()), "splits": splits,
+        "excluded": sorted(bad.values()),
+        "arrays": {name: {"shape": list(np.load(work / f"{name}.npy", mmap_mode="r").shape),
+                          "sha256": _sha256(work / f"{name}.npy")}
+                   for name in ("visual", "audio", "labels", "valid")},
+    }
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    os.replace(work, final)
+    return PrepareReport(final, n - len(bad), len(bad), False)
+
+
+def _source(clip: Clip) -> str:
+    return str(clip.frames or clip.video or clip.audio or clip.id)
+
+
+def _open(path: Path, shape: tuple[int, ...], dtype) -> np.memmap:
+    if path.exists():
+        array = np.load(path, mmap_mode="r+")
+        if array.shape == shape and array.dtype == dtype:
+            return array
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class PreparedDataset(Dataset):
+    """A dataset read from its `rambench prepare` cache; subclasses name the adapter."""
+
+    adapter: Adapter
+    defaults: dict[str, Any]
+
+    def __init__(self, folder: Path | None = None):
+        folder = folder or data_dir() / self.name
+        path = folder / "manifest.json"
+        if not path.exists():
+            raise UsageError(
+                f"dataset {self.name!r} is not prepared (no {path}). Run\n"
+                f"  rambench prepare {self.name} --root PATH\n"
+                f"where PATH holds the dataset as distributed:\n{self.adapter.layout}")
+        self.folder = folder
+        self.manifest = json.loads(path.read_text())
+        self.version = self.manifest["version"]
+        self.class_names = tuple(self.manifest["classes"])
+        s = PrepareSettings(**self.manifest["settings"])
+        self.modalities = self.modality_specs(s)
+        self._arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r")
+                        for name in ("visual", "audio", "labels", "valid")}
+
+    @classmethod
+    def settings(cls, **overrides: Any) -> PrepareSettings:
+        values = {**cls.defaults["prepare"], **{k: v for k, v in overrides.items()
+                                                  if v is not None}}
+        return PrepareSettings(**values)
+
+    @classmethod
+    def modality_specs(cls, s: PrepareSettings) -> dict[str, ModalitySpec]:
+        frame = (s.size, s.size, s.channels)
+        encoders = cls.defaults["encoders"]
+        return {
+            "visual": ModalitySpec("visual", "image", frame if s.frames == 1
+                                   else (s.frames, *frame), encoders["visual"]),
+            "audio": ModalitySpec("audio", "audio", (int(round(s.seconds * s.sample_rate)),),
+                                  encoders["audio"], s.sample_rate,
+                                  tuple(sorted(cls.defaults.get("spectrogram", {}).items()))),
+        }
+
+    def split(self, name: str) -> Split:
+        start, stop = self.manifest["splits"][name]
+        valid = np.asarray(self._arrays["valid"][start:stop])
+        rows = slice(start, stop) if valid.all() else np.arange(start, stop)[valid]
+        audio = np.asarray(self._arrays["audio"][rows], dtype=np.float32) / 32767
+        return Split({"visual": self._arrays["visual"][rows], "audio": audio},
+                     np.asarray(self._arrays["labels"][rows]))
+
+
+def prepared_dataset(adapter: Adapter, description: str) -> type[PreparedDataset]:
+    """The Dataset class of an adapter, with its YAML defaults."""
+    defaults = load_defaults(adapter.name)
+    cls = type(f"{adapter.name.capitalize()}Dataset", (PreparedDataset,), {
+        "name": adapter.name, "adapter": adapter, "defaults": defaults,
+        "description": description, "version": f"{adapter.version}-unprepared",
+        "class_names": tuple(defaults.get("classes", ())),
+        "train_defaults": defaults.get("train", {}),
+    })
+    cls.modalities = cls.modality_specs(cls.settings())
+    return cls

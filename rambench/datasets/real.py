@@ -1,0 +1,239 @@
+"""Adapters for the real audio-visual datasets, each reading the layout its distributors
+publish (the user downloads the data; rambench never downloads). Prepare with
+`rambench prepare NAME --root PATH`; the layouts are in each adapter's `layout` and in
+the README."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from rambench.datasets.base import datasets
+from rambench.datasets.prepared import (
+    Adapter,
+    Clip,
+    PrepareSettings,
+    load_defaults,
+    prepared_dataset,
+)
+
+
+def _held_out(key: str, buckets: int = 10) -> bool:
+    """A stable ~1/buckets share of keys (val carved from train where no val list exists)."""
+    return zlib.crc32(key.encode()) % buckets == 0
+
+
+def _visual_source(root: Path, clip_id: str, video_dirs: tuple[str, ...],
+                   suffixes: tuple[str, ...]) -> dict[str, Path]:
+    frames = root / "frames" / clip_id
+    if frames.is_dir():
+        return {"frames": frames}
+    for folder in video_dirs:
+        for suffix in suffixes:
+            path = root / folder / f"{clip_id}{suffix}"
+            if path.exists():
+                return {"video": path}
+    return {"video": root / video_dirs[0] / f"{clip_id}{suffixes[0]}"}  # reported if unreadable
+
+
+class CremaD(Adapter):
+    name = "cremad"
+    version = "1"
+    classes = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
+    layout = """\
+  ROOT/AudioWAV/1001_DFA_ANG_XX.wav ...     7,442 clips: actor_sentence_emotion_level
+  ROOT/VideoFlash/1001_DFA_ANG_XX.flv ...   videos, or instead
+  ROOT/frames/1001_DFA_ANG_XX/*.jpg ...     pre-extracted frames, one folder per clip
+  ROOT/train.csv, ROOT/test.csv             optional: OGM-GE's split (rows: clip,label)"""
+
+    def scan(self, root: Path):
+        wavs = sorted((root / "AudioWAV").glob("*.wav"))
+        if not wavs:
+            raise self.missing(root, "AudioWAV/*.wav")
+        split_of = self._csv_split(root)
+        actors = sorted({w.stem.split("_")[0] for w in wavs})
+        test_actors, val_actors = set(actors[::10]), set(actors[5::10])
+        clips = []
+        for wav in wavs:
+            clip_id = wav.stem
+            actor, _, emotion = clip_id.split("_")[:3]
+            if emotion not in self.classes:
+                continue
+            if split_of:
+                split = split_of.get(clip_id)
+                if split is None:
+                    continue
+                if split == "train" and actor in val_actors:
+                    split = "val"
+            else:
+                split = "test" if actor in test_actors else "val" if actor in val_actors \
+                    else "train"
+            clips.append(Clip(clip_id, self.classes.index(emotion), split, audio=wav,
+                              **_visual_source(root, clip_id, ("VideoFlash",), (".flv",))))
+        return self.classes, clips
+
+    @staticmethod
+    def _csv_split(root: Path) -> dict[str, str]:
+        split_of = {}
+        for split in ("train", "test"):
+            path = root / f"{split}.csv"
+            if path.exists():
+                with open(path, newline="") as f:
+                    for row in csv.reader(f):
+                        if row:
+                            split_of[Path(row[0]).stem] = split
+        return split_of
+
+
+class KineticsSounds(Adapter):
+    name = "ks"
+    version = "1"
+    layout = """\
+  ROOT/classes.txt                    the 31 class names, one per line
+  ROOT/train.txt, ROOT/test.txt       rows: clip_id,class_name (ROOT/val.txt optional)
+  ROOT/audio/<clip_id>.wav            audio
+  ROOT/frames/<clip_id>/*.jpg         pre-extracted frames, or instead
+  ROOT/videos/<clip_id>.mp4           the clips"""
+
+    def scan(self, root: Path):
+        if not (root / "classes.txt").exists():
+            raise self.missing(root, "classes.txt")
+        classes = tuple(line.strip() for line in (root / "classes.txt").read_text().splitlines()
+                        if line.strip())
+        clips = []
+        for split in ("train", "val", "test"):
+            path = root / f"{split}.txt"
+            if not path.exists():
+                if split == "val":
+                    continue
+                raise self.missing(root, f"{split}.txt")
+            for line in path.read_text().splitlines():
+                if not line.strip():
+                    continue
+                clip_id, label = (p.strip() for p in line.split(",", 1))
+                if label not in classes:
+                    raise self.missing(root, f"class {label!r} of {path.name} in classes.txt")
+                s = split
+                if split == "train" and not (root / "val.txt").exists() and _held_out(clip_id):
+                    s = "val"
+                clips.append(Clip(clip_id, classes.index(label), s,
+                                  audio=root / "audio" / f"{clip_id}.wav",
+                                  **_visual_source(root, clip_id, ("videos",),
+                                                   (".mp4", ".mkv", ".avi", ".webm"))))
+        return classes, clips
+
+
+class AVE(Adapter):
+    name = "ave"
+    version = "1"
+    layout = """\
+  ROOT/Annotations.txt                  Category&VideoID&Quality&StartTime&EndTime
+  ROOT/trainSet.txt, valSet.txt, testSet.txt   the same fields, one video per line
+  ROOT/AVE/<VideoID>.mp4                the 4,143 ten-second videos
+  ROOT/audio/<VideoID>.wav              optional; otherwise the video's audio track"""
+
+    def scan(self, root: Path):
+        if not (root / "Annotations.txt").exists():
+            raise self.missing(root, "Annotations.txt")
+        classes = tuple(sorted({row[0] for row in self._rows(root / "Annotations.txt")}))
+        clips = []
+        for split, file in (("train", "trainSet.txt"), ("val", "valSet.txt"),
+                            ("test", "testSet.txt")):
+            if not (root / file).exists():
+                raise self.missing(root, file)
+            for category, video_id, *_ in self._rows(root / file):
+                wav = root / "audio" / f"{video_id}.wav"
+                clips.append(Clip(video_id, classes.index(category), split,
+                                  audio=wav if wav.exists() else None,
+                                  video=root / "AVE" / f"{video_id}.mp4"))
+        return classes, clips
+
+    @staticmethod
+    def _rows(path: Path) -> list[list[str]]:
+        return [line.strip().split("&") for line in path.read_text().splitlines()
+                if line.strip() and not line.startswith("Category&")]
+
+
+class AVMNIST(Adapter):
+    """MNIST images paired with Free Spoken Digit Dataset recordings of the same digit.
+
+    Speakers are split disjointly (sorted names: the last is test, the one before val);
+    MNIST's t10k images are the test split, its last 5,000 training images val. Each image
+    gets a recording of its digit from its split's speakers, drawn with a fixed seed."""
+
+    name = "avmnist"
+    version = "1"
+    classes = tuple(str(d) for d in range(10))
+    layout = """\
+  ROOT/mnist/train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]
+  ROOT/mnist/t10k-images-idx3-ubyte[.gz],  t10k-labels-idx1-ubyte[.gz]
+  ROOT/fsdd/recordings/{digit}_{speaker}_{index}.wav   Free Spoken Digit Dataset"""
+
+    def scan(self, root: Path):
+        self._root = root  # `visual` reads the images from here
+        wavs = sorted((root / "fsdd" / "recordings").glob("*_*_*.wav"))
+        if not wavs:
+            raise self.missing(root, "fsdd/recordings/*.wav")
+        speakers = sorted({w.stem.split("_")[1] for w in wavs})
+        if len(speakers) < 3:
+            raise self.missing(root, "recordings of at least 3 speakers")
+        speaker_split = {s: "train" for s in speakers[:-2]}
+        speaker_split.update({speakers[-2]: "val", speakers[-1]: "test"})
+        by_split_digit: dict[tuple[str, int], list[Path]] = {}
+        for w in wavs:
+            digit, speaker, _ = w.stem.split("_")
+            by_split_digit.setdefault((speaker_split[speaker], int(digit)), []).append(w)
+        rng = np.random.default_rng(0)
+        clips = []
+        for part, split_of in (("train", None), ("t10k", "test")):
+            labels = self._idx(root, f"{part}-labels-idx1-ubyte")
+            n_val = 5000 if split_of is None and len(labels) > 10000 else len(labels) // 10
+            for i, label in enumerate(labels.tolist()):
+                split = split_of or ("val" if i >= len(labels) - n_val else "train")
+                pool = by_split_digit.get((split, label))
+                if not pool:
+                    raise self.missing(root, f"a recording of digit {label} for the "
+                                             f"{split} speakers")
+                clips.append(Clip(f"{part}-{i:05d}", label, split,
+                                  audio=pool[int(rng.integers(len(pool)))]))
+        return self.classes, clips
+
+    def visual(self, clip: Clip, s: PrepareSettings) -> np.ndarray:
+        from PIL import Image
+
+        part, index = clip.id.split("-")
+        image = Image.fromarray(self._images(self._root, part)[int(index)])
+        return np.asarray(image.resize((s.size, s.size), Image.BILINEAR))[None, ..., None]
+
+    def _images(self, root: Path, part: str) -> np.ndarray:
+        cache = self.__dict__.setdefault("_image_cache", {})
+        if part not in cache:
+            cache[part] = self._idx(root, f"{part}-images-idx3-ubyte")
+        return cache[part]
+
+    def _idx(self, root: Path, stem: str) -> np.ndarray:
+        """An MNIST idx file (optionally gzipped) as a uint8 array."""
+        for path in (root / "mnist" / stem, root / "mnist" / f"{stem}.gz"):
+            if path.exists():
+                data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" \
+                    else path.read_bytes()
+                dims = data[3]
+                shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+                return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+        raise self.missing(root, f"mnist/{stem}[.gz]")
+
+
+DESCRIPTIONS = {
+    "cremad": "CREMA-D: 7,442 clips of 91 actors, 6 emotions (frames + speech)",
+    "ks": "Kinetics-Sounds: 31 action classes with characteristic sounds",
+    "ave": "AVE: 4,143 ten-second videos, 28 audio-visual event classes",
+    "avmnist": "AV-MNIST: MNIST digits paired with spoken digits (FSDD)",
+}
+
+for _adapter in (CremaD(), KineticsSounds(), AVE(), AVMNIST()):
+    assert load_defaults(_adapter.name)  # every adapter has its YAML defaults
+    datasets.register(_adapter.name)(prepared_dataset(_adapter, DESCRIPTIONS[_adapter.name]))

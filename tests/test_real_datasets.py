@@ -1,0 +1,158 @@
+"""The real-dataset adapters on small fixture copies in each published layout: prepare,
+reuse, an interrupted prepare, unreadable files, and a smoke-grid run as a user calls it;
+the ResNet-18 encoders' shapes and size."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import real_layouts
+import torch
+from conftest import run_cli
+
+from rambench.datasets import datasets
+from rambench.datasets.base import ModalitySpec
+from rambench.datasets.prepared import prepare
+from rambench.errors import UsageError
+from rambench.models import encoders
+
+SMALL = ["--size", "32"]  # frames at 32 px keep the ResNet-18 runs fast on a CPU
+
+
+@pytest.fixture(scope="module", params=["cremad", "ks", "ave", "avmnist"])
+def prepared(request, tmp_path_factory):
+    """(name, folder with the layout and data dir, the prepare command's stdout)."""
+    name = request.param
+    folder = tmp_path_factory.mktemp(name)
+    real_layouts.LAYOUTS[name](folder / "raw")
+    out = run_cli("prepare", name, "--root", "raw", *SMALL, "--data-dir", "data",
+                  cwd=folder).stdout
+    return name, folder, out
+
+
+def test_prepare_writes_a_checksummed_cache_and_reuses_it(prepared):
+    name, folder, out = prepared
+    assert out.startswith(f"{name}: ") and "clips prepared in" in out
+    manifest = json.loads((folder / "data" / name / "manifest.json").read_text())
+    visual = np.load(folder / "data" / name / "visual.npy", mmap_mode="r")
+    frames = 1 if name == "avmnist" else 3
+    channels = 1 if name == "avmnist" else 3
+    shape = (32, 32, channels) if frames == 1 else (frames, 32, 32, channels)
+    assert visual.shape[1:] == shape and visual.dtype == np.uint8
+    assert manifest["settings"]["size"] == 32 and not manifest["excluded"]
+    assert all(manifest["splits"][s][1] > manifest["splits"][s][0]
+               for s in ("train", "val", "test"))
+    assert visual.reshape(len(visual), -1).max(axis=1).min() > 0  # every clip decoded
+    again = run_cli("prepare", name, "--root", "raw", *SMALL, "--data-dir", "data",
+                    cwd=folder).stdout
+    assert "already prepared" in again
+
+
+def test_prepared_dataset_loads_splits_and_runs_the_smoke_grid(prepared):
+    name, folder, _ = prepared
+    env_before = os.environ.get("RAMBENCH_DATA_DIR")
+    os.environ["RAMBENCH_DATA_DIR"] = str(folder / "data")
+    try:
+        dataset = datasets.get(name)()
+        test = dataset.split("test")
+        assert test.inputs["audio"].dtype == np.float32
+        assert np.abs(test.inputs["audio"]).max() > 0.1  # real audio, not silence
+        assert len(set(dataset.split("train").y.tolist())) >= 3
+        out = run_cli("run", "--method", "late_fusion", "--dataset", name, "--grid", "smoke",
+                      "--epochs", "1", cwd=folder).stdout
+    finally:
+        if env_before is None:
+            del os.environ["RAMBENCH_DATA_DIR"]
+        else:
+            os.environ["RAMBENCH_DATA_DIR"] = env_before
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert any(r.startswith("| visual defocus_blur s5 |") for r in rows)
+    assert any(r.startswith("| missing audio |") for r in rows)
+    record = json.loads(next((folder / "results" / "default" / "records").glob("*.json"))
+                        .read_text())
+    train = record["train_config"]
+    assert record["dataset"] == name and record["dataset_version"] == dataset.version
+    assert train["optimizer"] == "sgd" and train["schedule"] == "step"  # dataset defaults
+    assert train["epochs"] == 1  # the command line wins over the dataset's defaults
+
+
+def test_unprepared_dataset_and_wrong_root_say_what_layout_is_expected(tmp_path):
+    result = run_cli("run", "--method", "raml", "--dataset", "cremad", "--dry-run",
+                     "--grid", "smoke", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "rambench prepare cremad --root PATH" in result.stderr
+    assert "AudioWAV" in result.stderr
+    (tmp_path / "empty").mkdir()
+    wrong = run_cli("prepare", "ave", "--root", "empty", cwd=tmp_path, check=False)
+    assert wrong.returncode == 2 and "Annotations.txt not found" in wrong.stderr
+    assert "trainSet.txt" in wrong.stderr  # the expected tree is shown
+    small = run_cli("prepare", "ks", "--root", "empty", "--size", "16", cwd=tmp_path,
+                    check=False)
+    assert small.returncode == 2 and "--size must be at least 32" in small.stderr
+
+
+def test_unreadable_files_are_named_and_skip_bad_leaves_them_out(tmp_path):
+    ids = real_layouts.cremad(tmp_path / "raw")
+    broken = tmp_path / "raw" / "AudioWAV" / f"{ids[3]}.wav"
+    broken.write_bytes(b"not a wav file")
+    failed = run_cli("prepare", "cremad", "--root", "raw", *SMALL, "--data-dir", "data",
+                     cwd=tmp_path, check=False)
+    assert failed.returncode == 2 and "1 file(s) could not be read" in failed.stderr
+    assert f"{ids[3]}" in failed.stderr and "--skip-bad" in failed.stderr
+    assert (tmp_path / "data" / "cremad.partial").is_dir()  # the rest is kept
+    ok = run_cli("prepare", "cremad", "--root", "raw", *SMALL, "--data-dir", "data",
+                 "--skip-bad", cwd=tmp_path).stdout
+    assert "23 clips prepared" in ok and "1 unreadable, left out" in ok
+    manifest = json.loads((tmp_path / "data" / "cremad" / "manifest.json").read_text())
+    assert len(manifest["excluded"]) == 1 and ids[3] in manifest["excluded"][0]
+    dataset = datasets.get("cremad")(tmp_path / "data" / "cremad")
+    total = sum(len(dataset.split(s)) for s in ("train", "val", "test"))
+    assert total == 23
+
+
+def test_an_interrupted_prepare_finishes_the_rest(tmp_path, monkeypatch):
+    real_layouts.ks(tmp_path / "raw")
+    adapter = datasets.get("ks").adapter
+    settings = datasets.get("ks").settings(size=32)
+    calls = []
+    original = type(adapter).visual
+    interrupted = []
+
+    def visual(self, clip, s):
+        calls.append(clip.id)
+        if len(calls) == 7 and not interrupted:
+            interrupted.append(clip.id)
+            raise KeyboardInterrupt  # as Ctrl-C on the 7th clip
+        return original(self, clip, s)
+
+    monkeypatch.setattr(type(adapter), "visual", visual)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(adapter, tmp_path / "raw", settings, out=tmp_path / "data", progress=False)
+    assert not (tmp_path / "data" / "ks").exists()
+    first = list(calls)
+    calls.clear()
+    report = prepare(adapter, tmp_path / "raw", settings, out=tmp_path / "data",
+                     progress=False)
+    assert report.clips == 18 and not report.already_done
+    assert len(calls) == 18 - 6  # the 6 clips finished before the interruption are kept
+    assert first[-1] in calls and not set(first[:-1]) & set(calls)
+    with pytest.raises(UsageError, match="not prepared"):
+        datasets.get("ks")(tmp_path / "elsewhere")
+
+
+def test_resnet18_encoders_shapes_and_parameter_count():
+    frames = ModalitySpec("visual", "image", (3, 224, 224, 3), "resnet18_frames")
+    visual = encoders.get("resnet18_frames")(frames, 512)
+    assert sum(p.numel() for p in visual.parameters()) == 11_176_512  # ~11.2 M
+    assert visual(torch.rand(2, 3, 3, 64, 64)).shape == (2, 512)
+    assert visual(torch.rand(2, 3, 64, 64)).shape == (2, 512)  # a single frame
+    spec = ModalitySpec("audio", "audio", (48000,), "resnet18_audio", 16000,
+                        (("hop", 160), ("n_fft", 512), ("n_mels", 128)))
+    audio = encoders.get("resnet18_audio")(spec, 128)
+    assert audio.logmel.mel.shape == (257, 128)
+    assert audio(torch.randn(2, 48000)).shape == (2, 128)
+    # the 1-channel stem: 7x7x1 instead of 7x7x3 filters
+    assert sum(p.numel() for p in audio.resnet.parameters()) == 11_176_512 - 64 * 7 * 7 * 2
