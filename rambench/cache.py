@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,25 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from rambench.store import atomic_write_bytes
+from rambench.store import atomic_write_bytes, sha256_file, user_cache_dir
 
 ENV_VAR = "RAMBENCH_CACHE_DIR"
 
 
 def default_cache_dir() -> Path:
     """$RAMBENCH_CACHE_DIR, else $XDG_CACHE_HOME/rambench, else ~/.cache/rambench."""
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rambench"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return user_cache_dir(ENV_VAR)
 
 
 @dataclass
@@ -68,7 +56,7 @@ class CorruptionCache:
         array_path, meta_path = self._paths(data_key, modality)
         try:
             meta = json.loads(meta_path.read_text())
-            if _sha256(array_path) != meta["sha256"]:
+            if sha256_file(array_path) != meta["sha256"]:
                 raise ValueError("checksum mismatch")
             array = np.load(array_path, mmap_mode="r")
         except FileNotFoundError:

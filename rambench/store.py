@@ -42,6 +42,22 @@ def _checksum(record: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def user_cache_dir(env_var: str, *parts: str) -> Path:
+    """$env_var if set, else $XDG_CACHE_HOME/rambench/parts (~/.cache/rambench/parts)."""
+    if os.environ.get(env_var):
+        return Path(os.environ[env_var])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base, "rambench", *parts)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

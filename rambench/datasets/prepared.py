@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from rambench.datasets.base import SPLITS, Dataset, ModalitySpec, Split
 from rambench.errors import UsageError
+from rambench.store import sha256_file, user_cache_dir
 
 DATA_ENV_VAR = "RAMBENCH_DATA_DIR"
 DEFAULTS_DIR = Path(__file__).with_name("defaults")
@@ -37,10 +38,7 @@ DEFAULTS_DIR = Path(__file__).with_name("defaults")
 
 def data_dir() -> Path:
     """$RAMBENCH_DATA_DIR, else ~/.cache/rambench/datasets."""
-    if os.environ.get(DATA_ENV_VAR):
-        return Path(os.environ[DATA_ENV_VAR])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rambench" / "datasets"
+    return user_cache_dir(DATA_ENV_VAR, "datasets")
 
 
 def load_defaults(name: str) -> dict[str, Any]:
@@ -94,14 +92,6 @@ class Adapter(ABC):
     def missing(self, root: Path, what: str) -> UsageError:
         return UsageError(f"{self.name}: {what} not found under {root}. Expected layout:\n"
                           f"{self.layout}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -192,7 +182,7 @@ def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
         "source_root": str(root.resolve()), "splits": splits,
         "excluded": sorted(bad.values()),
         "arrays": {name: {"shape": list(np.load(work / f"{name}.npy", mmap_mode="r").shape),
-                          "sha256": _sha256(work / f"{name}.npy")}
+                          "sha256": sha256_file(work / f"{name}.npy")}
                    for name in ("visual", "audio", "labels", "valid")},
     }
     (work / "manifest.json").write_text(json.dumps(manifest, indent=1))
