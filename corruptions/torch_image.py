@@ -11,7 +11,10 @@ How each one relates to the reference:
   NEAREST resampling weights, read from PIL itself), frost (given which photo and crop);
 * same algorithm, torch's random numbers instead of numpy's: gaussian_noise, shot_noise,
   impulse_noise, speckle_noise, snow, fog (diamond-square plasma fractal), elastic_transform,
-  the mud of spatter (severities 4-5), motion_blur's angle, frost's photo and crop;
+  the mud of spatter (severities 4-5), motion_blur's angle, frost's photo and crop. One
+  small difference: snow motion-blurs its snow layer after cropping it to the image, the
+  reference before (its zoomed layer is up to `zoom` pixels larger), which only changes how
+  the blur replicates the last rows and columns;
 * glass_blur: the reference moves pixels one at a time, each move reading pixels that
   earlier moves of the same pass may already have overwritten. Here every pass resolves
   those chains at once (pointer jumping over the "was already overwritten" links), which

@@ -163,7 +163,6 @@ def execute(plan: Plan, progress: bool = True, force: bool = False,
     Corrupted test inputs are built once per data key and shared by every method; with a
     `cache`, they are also kept on disk for later runs and other studies."""
     device = plan.device
-    cache = cache or CorruptionCache(None)
     kinds = modality_kinds(plan.dataset)
     test = plan.dataset.split("test")
     spec_of = {s.name: s for s in plan.specs}
