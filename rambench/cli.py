@@ -320,13 +320,17 @@ def compare(study, out, method, against) -> None:
               help="the dataset as distributed (see the README for each layout)")
 @click.option("--frames", type=int, default=None, help="frames per clip (dataset default)")
 @click.option("--size", type=int, default=None, help="frame side in pixels (dataset default)")
+@click.option("--candidates", type=int, default=None,
+              help="frames kept per segment of a training clip, one drawn per epoch "
+                   "(default 3; 1 = train on the segment centres)")
 @click.option("--sample-rate", type=int, default=None, help="audio sample rate (default)")
 @click.option("--seconds", type=float, default=None, help="audio length (dataset default)")
 @click.option("--skip-bad", is_flag=True, help="leave unreadable clips out (counted)")
 @click.option("--data-dir", default=None, metavar="DIR",
               help="where prepared data goes (default: $RAMBENCH_DATA_DIR, else "
                    "~/.cache/rambench/datasets)")
-def prepare(name, root, frames, size, sample_rate, seconds, skip_bad, data_dir) -> None:
+def prepare(name, root, frames, size, candidates, sample_rate, seconds, skip_bad,
+            data_dir) -> None:
     """Decode a real dataset once into a memory-mapped, checksummed cache."""
     from rambench.datasets import datasets
     from rambench.datasets.prepared import PreparedDataset
@@ -337,11 +341,11 @@ def prepare(name, root, frames, size, sample_rate, seconds, skip_bad, data_dir) 
         raise UsageError(f"dataset {name!r} needs no preparation; datasets to prepare: "
                          + ", ".join(n for n in datasets.names()
                                      if issubclass(datasets.get(n), PreparedDataset)))
-    settings = cls.settings(frames=frames, size=size, sample_rate=sample_rate,
-                            seconds=seconds)
-    if settings.size < 32 or settings.frames < 1:
-        raise UsageError("--size must be at least 32 (the corruptions' minimum) and "
-                         "--frames at least 1")
+    settings = cls.settings(frames=frames, size=size, candidates=candidates,
+                            sample_rate=sample_rate, seconds=seconds)
+    if settings.size < 32 or settings.frames < 1 or settings.candidates < 1:
+        raise UsageError("--size must be at least 32 (the corruptions' minimum), --frames "
+                         "and --candidates at least 1")
     report = run_prepare(cls.adapter, root, settings, skip_bad,
                          Path(data_dir) if data_dir else None)
     if report.already_done:

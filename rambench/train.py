@@ -161,6 +161,9 @@ def train(
     torch.manual_seed(seed)
     order_rng = np.random.default_rng(seed)
     train_split, val_split = dataset.split("train"), dataset.split("val")
+    for array in train_split.inputs.values():  # inputs drawn at random per epoch
+        if hasattr(array, "reseed"):
+            array.reseed(seed)
     kinds = modality_kinds(dataset)
     method.to(device)
     steps_per_epoch = -(-len(train_split) // cfg.batch_size)

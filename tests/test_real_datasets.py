@@ -79,6 +79,32 @@ def test_prepared_dataset_loads_splits_and_runs_the_smoke_grid(prepared):
     assert train["epochs"] == 1  # the command line wins over the dataset's defaults
 
 
+def test_training_clips_draw_one_of_the_candidate_frames_of_each_segment(tmp_path):
+    real_layouts.cremad(tmp_path / "raw")
+    cls = datasets.get("cremad")
+    prepare(cls.adapter, tmp_path / "raw", cls.settings(size=32), out=tmp_path / "data",
+            progress=False)
+    dataset = cls(tmp_path / "data" / "cremad")
+    train = dataset.split("train").inputs["visual"]
+    candidates = np.load(tmp_path / "data" / "cremad" / "visual_train.npy")
+    assert candidates.shape[1:3] == (3, 3)  # 3 segments x 3 candidates
+    assert train.shape == (len(candidates), 3, 32, 32, 3)
+    idx = np.arange(len(train))
+    draws = [train[idx] for _ in range(4)]
+    for draw in draws:  # every frame is one of its segment's candidates
+        match = (draw[:, :, None] == candidates).all(axis=(3, 4, 5))
+        assert match.any(axis=2).all()
+    assert any(not np.array_equal(draws[0], d) for d in draws[1:])  # drawn at random
+    train.reseed(7)
+    first = train[idx]
+    train.reseed(7)
+    assert np.array_equal(first, train[idx])  # the run's seed fixes the draws
+    # evaluation splits keep the segment centres, the middle candidate of a training clip
+    centres = np.load(tmp_path / "data" / "cremad" / "visual.npy", mmap_mode="r")
+    assert np.array_equal(centres[: len(candidates)], candidates[:, :, 1])
+    assert dataset.split("test").inputs["visual"].shape[1:] == (3, 32, 32, 3)
+
+
 def test_unprepared_dataset_and_wrong_root_say_what_layout_is_expected(tmp_path):
     result = run_cli("run", "--method", "raml", "--dataset", "cremad", "--dry-run",
                      "--grid", "smoke", cwd=tmp_path, check=False)
@@ -121,12 +147,12 @@ def test_an_interrupted_prepare_finishes_the_rest(tmp_path, monkeypatch):
     original = type(adapter).visual
     interrupted = []
 
-    def visual(self, clip, s):
+    def visual(self, clip, s, candidates=1):
         calls.append(clip.id)
         if len(calls) == 7 and not interrupted:
             interrupted.append(clip.id)
             raise KeyboardInterrupt  # as Ctrl-C on the 7th clip
-        return original(self, clip, s)
+        return original(self, clip, s, candidates)
 
     monkeypatch.setattr(type(adapter), "visual", visual)
     with pytest.raises(KeyboardInterrupt):

@@ -15,12 +15,15 @@ from scipy.signal import resample_poly
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-def segment_centres(total: int, count: int) -> list[int]:
-    """`count` indices into `total` items, one at the centre of each of `count` equal
-    segments (evenly spaced, as test-time frame sampling in the audio-visual literature)."""
+def segment_positions(total: int, count: int, candidates: int = 1) -> list[int]:
+    """Indices into `total` frames: `candidates` evenly spread positions inside each of
+    `count` equal segments, segment by segment. With one candidate that is each segment's
+    centre (test-time sampling in the audio-visual literature); training draws one of the
+    candidates per segment at random."""
     if total < 1:
         raise ValueError("no frames")
-    return [min(total - 1, int((i + 0.5) * total / count)) for i in range(count)]
+    return [min(total - 1, int((t + (r + 0.5) / candidates) * total / count))
+            for t in range(count) for r in range(candidates)]
 
 
 def _resize(image: Image.Image, size: int, channels: int) -> np.ndarray:
@@ -30,26 +33,30 @@ def _resize(image: Image.Image, size: int, channels: int) -> np.ndarray:
     return array if channels == 3 else array[..., None]
 
 
-def frames_from_folder(folder: Path, count: int, size: int, channels: int = 3) -> np.ndarray:
-    """(count, size, size, channels) uint8 from the sorted image files of `folder`."""
+def frames_from_folder(folder: Path, count: int, size: int, channels: int = 3,
+                       candidates: int = 1) -> np.ndarray:
+    """(count * candidates, size, size, channels) uint8 from the sorted image files of
+    `folder`, at `segment_positions`."""
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     out = []
-    for i in segment_centres(len(files), count):
+    for i in segment_positions(len(files), count, candidates):
         with Image.open(files[i]) as image:
             out.append(_resize(image, size, channels))
     return np.stack(out)
 
 
-def frames_from_video(path: Path, count: int, size: int, channels: int = 3) -> np.ndarray:
-    """(count, size, size, channels) uint8: the video decoded once, evenly spaced frames."""
+def frames_from_video(path: Path, count: int, size: int, channels: int = 3,
+                      candidates: int = 1) -> np.ndarray:
+    """(count * candidates, size, size, channels) uint8: the video decoded once, frames at
+    `segment_positions`."""
     import av
 
     with av.open(str(path)) as container:
         frames = [f.to_image() for f in container.decode(video=0)]
     return np.stack([_resize(frames[i], size, channels)
-                     for i in segment_centres(len(frames), count)])
+                     for i in segment_positions(len(frames), count, candidates)])
 
 
 def fit_length(wave: np.ndarray, length: int) -> np.ndarray:

@@ -62,6 +62,7 @@ class PrepareSettings:
     channels: int  # 3 (RGB) or 1 (grey)
     sample_rate: int
     seconds: float
+    candidates: int = 3  # frames kept per segment for training clips (one drawn per epoch)
 
 
 class Adapter(ABC):
@@ -75,12 +76,14 @@ class Adapter(ABC):
     def scan(self, root: Path) -> tuple[tuple[str, ...], list[Clip]]:
         """(class names, clips). Raise `missing(root, what)` when the layout is not there."""
 
-    def visual(self, clip: Clip, s: PrepareSettings) -> np.ndarray:
+    def visual(self, clip: Clip, s: PrepareSettings, candidates: int = 1) -> np.ndarray:
+        """(frames * candidates, size, size, channels) uint8, segment by segment."""
         from rambench.datasets import media
 
         if clip.frames is not None:
-            return media.frames_from_folder(clip.frames, s.frames, s.size, s.channels)
-        return media.frames_from_video(clip.video, s.frames, s.size, s.channels)
+            return media.frames_from_folder(clip.frames, s.frames, s.size, s.channels,
+                                            candidates)
+        return media.frames_from_video(clip.video, s.frames, s.size, s.channels, candidates)
 
     def audio(self, clip: Clip, s: PrepareSettings) -> np.ndarray:
         from rambench.datasets import media
@@ -138,6 +141,12 @@ def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
         (n, settings.frames, *frame_shape)
     samples = int(round(settings.seconds * settings.sample_rate))
     visual = _open(work / "visual.npy", visual_shape, np.uint8)
+    # training clips also keep `candidates` frames per segment (one is drawn per epoch)
+    n_train = sum(c.split == "train" for c in clips)  # the first rows: splits are sorted
+    candidates = settings.candidates if settings.frames > 1 else 1
+    train_shape = (n_train, settings.frames, candidates, *frame_shape)
+    visual_train = _open(work / "visual_train.npy", train_shape, np.uint8) \
+        if candidates > 1 else None
     audio = _open(work / "audio.npy", (n, samples), np.int16)
     done = _open(work / "done.npy", (n,), np.bool_)
     bad: dict[str, str] = {}  # clip id -> why; retried on every run
@@ -146,21 +155,23 @@ def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
                disable=None if progress else True)
     for count, i in enumerate(bar, start=1):
         clip = clips[i]
+        per_segment = candidates if clip.split == "train" else 1
         try:
-            frames = adapter.visual(clip, settings)
+            frames = adapter.visual(clip, settings, per_segment)
             wave = adapter.audio(clip, settings)
         except Exception as err:  # noqa: BLE001 - any decoding failure names the file
             bad[clip.id] = f"{_source(clip)}: {type(err).__name__}: {err}"
             continue
+        if per_segment > 1:
+            visual_train[i] = frames.reshape(train_shape[1:])
+            frames = frames.reshape(train_shape[1:])[:, per_segment // 2]  # the centres
         visual[i] = frames.reshape(visual_shape[1:])
         audio[i] = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)
         done[i] = True
         if count % 64 == 0:
-            for array in (visual, audio, done):
-                array.flush()
-    for array in (visual, audio, done):
-        array.flush()
-    del visual, audio, done
+            _flush(visual, visual_train, audio, done)
+    _flush(visual, visual_train, audio, done)
+    del visual, visual_train, audio, done
     if bad and not skip_bad:
         listed = "\n".join(f"  {why}" for why in list(bad.values())[:20])
         more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
@@ -181,13 +192,19 @@ def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
         **plan, "plan_hash": plan_hash, "version": f"{adapter.version}-{plan_hash[:10]}",
         "source_root": str(root.resolve()), "splits": splits,
         "excluded": sorted(bad.values()),
-        "arrays": {name: {"shape": list(np.load(work / f"{name}.npy", mmap_mode="r").shape),
-                          "sha256": sha256_file(work / f"{name}.npy")}
-                   for name in ("visual", "audio", "labels", "valid")},
+        "arrays": {path.stem: {"shape": list(np.load(path, mmap_mode="r").shape),
+                               "sha256": sha256_file(path)}
+                   for path in sorted(work.glob("*.npy"))},
     }
     (work / "manifest.json").write_text(json.dumps(manifest, indent=1))
     os.replace(work, final)
     return PrepareReport(final, n - len(bad), len(bad), False)
+
+
+def _flush(*arrays) -> None:
+    for array in arrays:
+        if array is not None:
+            array.flush()
 
 
 def _source(clip: Clip) -> str:
@@ -230,7 +247,7 @@ class PreparedDataset(Dataset):
         s = PrepareSettings(**self.manifest["settings"])
         self.modalities = self.modality_specs(s)
         self._arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r")
-                        for name in ("visual", "audio", "labels", "valid")}
+                        for name in self.manifest["arrays"]}
 
     @classmethod
     def settings(cls, **overrides: Any) -> PrepareSettings:
@@ -255,8 +272,40 @@ class PreparedDataset(Dataset):
         valid = np.asarray(self._arrays["valid"][start:stop])
         rows = slice(start, stop) if valid.all() else np.arange(start, stop)[valid]
         audio = np.asarray(self._arrays["audio"][rows], dtype=np.float32) / 32767
-        return Split({"visual": self._arrays["visual"][rows], "audio": audio},
+        visual = self._arrays["visual"][rows]
+        if name == "train" and "visual_train" in self._arrays:
+            visual = SegmentSampler(self._arrays["visual_train"], np.arange(start, stop)[rows])
+        return Split({"visual": visual, "audio": audio},
                      np.asarray(self._arrays["labels"][rows]))
+
+
+class SegmentSampler:
+    """The training clips' frames: indexing returns (B, T, H, W, C) with, for every clip
+    and segment, one of the stored candidate frames drawn at random. The draws follow a
+    generator that `train` seeds with the run's seed (`reseed`)."""
+
+    def __init__(self, candidates: np.ndarray, rows: np.ndarray, seed: int = 0):
+        self.candidates = candidates  # (N_train, T, R, H, W, C)
+        self.rows = rows
+        n, t, _, *frame = candidates.shape
+        self.shape = (len(rows), t, *frame)
+        self.dtype = candidates.dtype
+        self.ndim = len(self.shape)
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx) -> np.ndarray:
+        rows = self.rows[np.atleast_1d(np.arange(len(self))[idx])]
+        t, r = self.candidates.shape[1:3]
+        pick = self.rng.integers(r, size=(len(rows), t))
+        out = np.stack([self.candidates[row][np.arange(t), p] for row, p in zip(rows, pick,
+                                                                              strict=True)])
+        return out[0] if isinstance(idx, int | np.integer) else out
 
 
 def prepared_dataset(adapter: Adapter, description: str) -> type[PreparedDataset]:

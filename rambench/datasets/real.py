@@ -202,7 +202,7 @@ class AVMNIST(Adapter):
                                   audio=pool[int(rng.integers(len(pool)))]))
         return self.classes, clips
 
-    def visual(self, clip: Clip, s: PrepareSettings) -> np.ndarray:
+    def visual(self, clip: Clip, s: PrepareSettings, candidates: int = 1) -> np.ndarray:
         from PIL import Image
 
         part, index = clip.id.split("-")
