@@ -127,7 +127,8 @@ def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("plan_hash") == plan_hash and (skip_bad or not manifest["excluded"]):
-            return PrepareReport(final, len(clips), len(manifest["excluded"]), True)
+            excluded = len(manifest["excluded"])
+            return PrepareReport(final, len(clips) - excluded, excluded, True)
         shutil.rmtree(final)  # other settings or files: prepare afresh
     work = final.with_name(adapter.name + ".partial")
     if work.exists() and _read_json(work / "plan.json").get("plan_hash") != plan_hash:
