@@ -101,6 +101,15 @@ def test_deterministic_image_corruptions_match_reference_psnr_35(name, size):
 
 
 @pytest.mark.parametrize("name", DETERMINISTIC_IMAGE)
+def test_deterministic_on_non_square_images(name):
+    images = np.ascontiguousarray(photos(224)[:2, 40:88, 20:100])  # 48 x 80
+    for severity in SEVERITIES:
+        ours = _torch_with_reference_randomness(images, name, severity, [3, 4])
+        assert ours.shape == images.shape
+        assert psnr(ours, reference(images, name, severity, [3, 4])) >= 35, (name, severity)
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC_IMAGE)
 def test_deterministic_on_embedded_digits(name):
     """One-channel 32x32 digits: replicated to RGB and averaged back, as the reference."""
     images = avdigits_test().inputs["visual"][:16]
