@@ -26,12 +26,16 @@ def draw(gens: list[torch.Generator], fn: Callable[[torch.Generator], torch.Tens
     return torch.stack([fn(g) for g in gens])
 
 
-def randn(gens: list[torch.Generator], *shape: int) -> torch.Tensor:
-    return draw(gens, lambda g: torch.randn(shape, generator=g, device=g.device))
+def randn(gens: list[torch.Generator], *shape: int,
+          dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal draws, (B, *shape)."""
+    return draw(gens, lambda g: torch.randn(shape, generator=g, device=g.device, dtype=dtype))
 
 
-def rand(gens: list[torch.Generator], *shape: int) -> torch.Tensor:
-    return draw(gens, lambda g: torch.rand(shape, generator=g, device=g.device))
+def rand(gens: list[torch.Generator], *shape: int,
+         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """U[0, 1) draws, (B, *shape)."""
+    return draw(gens, lambda g: torch.rand(shape, generator=g, device=g.device, dtype=dtype))
 
 
 def uniform(gens: list[torch.Generator], low: float, high: float) -> torch.Tensor:

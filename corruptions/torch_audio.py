@@ -58,10 +58,8 @@ def _color_noise(name: str, beta: float):
     def apply(x, severity, seeds, sample_rate):
         gens = ops.generators(seeds, x.device)
         t = x.shape[-1]
-        white = ops.draw(gens, lambda g: torch.randn(t, generator=g, device=g.device,
-                                                     dtype=torch.float64))
-        phases = ops.draw(gens, lambda g: torch.rand(n_fft // 2 + 1, generator=g,
-                                                     device=g.device, dtype=torch.float64))
+        white = ops.randn(gens, t, dtype=torch.float64)
+        phases = ops.rand(gens, n_fft // 2 + 1, dtype=torch.float64)
         f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64, device=x.device)
         f[0] = 1
         spectrum = torch.sqrt(1 / f ** beta) * torch.exp(2j * math.pi * phases)

@@ -242,8 +242,7 @@ def plasma_fractal(gens: list[torch.Generator], mapsize: int, wibbledecay: float
     step, wibble = mapsize, 100.0
 
     def wibbled_mean(total: torch.Tensor) -> torch.Tensor:
-        u = ops.draw(gens, lambda g: torch.rand(total.shape[1:], generator=g, device=device,
-                                                dtype=torch.float64))
+        u = ops.rand(gens, *total.shape[1:], dtype=torch.float64)
         return total / 4 + wibble * (2 * u - 1) * wibble
 
     while step >= 2:
@@ -278,14 +277,10 @@ def brightness(x, severity, seeds):
     return _clip255(hsv_to_rgb(torch.stack([hsv[:, 0], hsv[:, 1], v], 1)))
 
 
-def _spatter_reference(x, severity, seeds):
-    return _per_sample_reference("spatter", x, severity, seeds)
-
-
 def spatter(x, severity, seeds):
     loc, scale, sigma, threshold, intensity, mud = _c("spatter", severity)
     if not mud:
-        return _spatter_reference(x, severity, seeds)
+        return _per_sample_reference("spatter", x, severity, seeds)  # water: OpenCV
     b, _, h, w = x.shape
     gens = ops.generators(seeds, x.device)
     liquid = ops.gaussian_filter(loc + scale * ops.randn(gens, h, w), sigma)
@@ -345,8 +340,7 @@ def elastic_transform(x, severity, seeds):
     sigma = (h * 0.01, w * 0.01)
     max_d = h * 0.005
     gens = ops.generators(seeds, x.device)
-    fields = ops.draw(gens, lambda g: torch.rand((2, h, w), generator=g, device=g.device,
-                                                 dtype=torch.float64))
+    fields = ops.rand(gens, 2, h, w, dtype=torch.float64)
     fields = ops.gaussian_filter(max_d * (2 * fields - 1), sigma, "reflect", 3.0) * alpha
     dx, dy = fields[:, 0].float(), fields[:, 1].float()
     # scipy.ndimage.map_coordinates(order=1, mode="reflect") at (y + dy, x + dx): bilinear,
