@@ -30,8 +30,10 @@ import torch  # noqa: E402
 
 from rambench.batch import Batch  # noqa: E402
 from rambench.datasets import Dataset, Split, datasets  # noqa: E402
+from rambench.device import autocast  # noqa: E402
+from rambench.evaluate import predict  # noqa: E402
 from rambench.methods import methods  # noqa: E402
-from rambench.train import TrainConfig, _autocast, build_method, predict, train  # noqa: E402
+from rambench.train import TrainConfig, build_method, train  # noqa: E402
 
 
 class CremadShaped(Dataset):
@@ -88,14 +90,14 @@ def main() -> None:
                               data.split("train").y[:args.batch]), device)
     optimiser = torch.optim.SGD(method.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     method.train()
-    with _autocast(device):
+    with autocast(device):
         method.training_loss(batch)["loss"].backward()
     optimiser.zero_grad(set_to_none=True)
 
     start = time.perf_counter()
     for _ in range(args.steps):
         method.train()
-        with _autocast(device):
+        with autocast(device):
             loss = method.training_loss(batch)["loss"]
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -105,7 +107,7 @@ def main() -> None:
 
     method.eval()
     start = time.perf_counter()
-    with torch.no_grad(), _autocast(device):
+    with torch.no_grad(), autocast(device):
         for _ in range(args.steps):
             method(batch).argmax(1)
     sync()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -54,8 +55,20 @@ def cli() -> None:
     """rambench: robustness benchmarking for multimodal learning (RAML and baselines)."""
 
 
+METHOD_HELP = ("registered name (rambench ls methods), variant label such as "
+               "'raml[norm=hard]', or path/to/file.py:ClassName")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="print machine-readable JSON on stdout instead of text")
+
+
+def _echo_json(payload) -> None:
+    import json
+
+    click.echo(json.dumps(payload, indent=1, default=str))
+
+
 @cli.command()
-@click.option("--method", required=True, help="registered name or path/to/file.py:ClassName")
+@click.option("--method", required=True, help=METHOD_HELP)
 @dataset_option
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--epochs", type=int, default=None, help="override train.epochs")
@@ -63,29 +76,35 @@ def cli() -> None:
 @set_option
 @out_option
 @study_option
-def train(method, dataset, seed, epochs, device, assignments, out, study) -> None:
+@json_option
+def train(method, dataset, seed, epochs, device, assignments, out, study, as_json) -> None:
     """Train one method once and print its clean test accuracy."""
+    from rambench.api import plan_study, run_plan
     from rambench.grid import parse_grid
-    from rambench.run import execute, make_plan
-    from rambench.store import Store
 
     grid = parse_grid({"conditions": {"clean": True}}, "clean", "train")
-    store = Store(out, study)
-    plan = make_plan(dataset, [method], [seed], grid, _overrides(assignments), epochs, store,
-                     force=True, device_name=device)
-    record = execute(plan, force=True)[0]
-    training = record["provenance"]["training"]
-    click.echo(f"{record['method']} on {dataset} (seed {seed}): clean test accuracy "
-               f"{100 * record['metrics']['accuracy']:.2f}% "
+    plan = plan_study(method, dataset, grid, [seed], out, study, assignments, epochs, device,
+                      force=True)
+    record = run_plan(plan, use_cache=False, force=True, progress=not as_json).records[0]
+    training = record.provenance["training"]
+    checkpoint = plan.store.checkpoint_path(record.provenance["job_key"])
+    if as_json:
+        _echo_json({"method": record.method.label, "dataset": dataset, "seed": seed,
+                    "clean_accuracy": record.metrics["accuracy"], "training": training,
+                    "checkpoint": str(checkpoint), "record": record.key})
+        return
+    click.echo(f"{record.method.label} on {dataset} (seed {seed}): clean test accuracy "
+               f"{100 * record.metrics['accuracy']:.2f}% "
                f"(best val {100 * training['best_val_accuracy']:.2f}% at epoch "
                f"{training['best_epoch'] + 1}/{training['epochs_run']}, "
                f"{training['seconds']:.0f}s)")
-    click.echo(f"checkpoint: {store.checkpoint_path(record['provenance']['job_key'])}")
+    click.echo(f"checkpoint: {checkpoint}")
 
 
 @cli.command()
-@click.option("--method", "method_names", multiple=True, required=True,
-              help="repeatable; 'all' for every registered method")
+@click.option("--method", "method_names", multiple=True,
+              help=f"{METHOD_HELP}; repeatable; 'all' for every registered method "
+                   "(default: the grid's methods)")
 @click.option("--grid", "grid_spec", default="smoke", show_default=True,
               help="preset name (rambench ls grids) or path to a grid YAML")
 @dataset_option
@@ -101,37 +120,53 @@ def train(method, dataset, seed, epochs, device, assignments, out, study) -> Non
 @cache_option
 @click.option("--no-cache", is_flag=True, help="do not read or write the corrupted-data cache")
 @click.option("--force", is_flag=True, help="recompute cells (and retrain) even if stored")
+@click.option("--reuse-stale", is_flag=True,
+              help="keep stored results of methods whose code or settings changed since")
 @click.option("--dry-run", is_flag=True, help="print the plan and exit")
+@json_option
 def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, out, study,
-        corruption_backend, cache_dir, no_cache, force, dry_run) -> None:
+        corruption_backend, cache_dir, no_cache, force, reuse_stale, dry_run,
+        as_json) -> None:
     """Train each method once per seed and evaluate it on every cell of a grid.
 
-    Finished cells are skipped, so an interrupted run resumes where it stopped.
+    Finished cells are skipped, so an interrupted run resumes where it stopped. A method
+    whose code or settings changed since its results were stored is re-run (the old
+    results stay on disk, marked stale; --reuse-stale keeps them instead).
     """
-    from rambench.grid import load_grid
+    from rambench.api import plan_study, run_plan
     from rambench.report.tables import accuracy_table, to_markdown
-    from rambench.run import execute, make_plan
-    from rambench.store import Store
 
-    grid = load_grid(grid_spec)
-    seed_list = _seeds(seeds) or grid.seeds or [0]
-    store = Store(out, study)
-    plan = make_plan(dataset, method_names, seed_list, grid, _overrides(assignments), epochs,
-                     store, force, device, corruption_backend)
-    _report_invalid(store)
+    plan = plan_study(list(method_names) or None, dataset, grid_spec, _seeds(seeds), out,
+                      study, assignments, epochs, device, corruption_backend, force,
+                      reuse_stale)
+    _report_invalid(plan.store)
     if dry_run:
-        click.echo(plan.describe())
+        if as_json:
+            _echo_json({"study": study, "root": str(plan.store.root),
+                        "cells": len(plan.cells), "done": plan.done,
+                        "todo": [{"key": c.key, "method": c.job.method.label,
+                                  "seed": c.job.seed, "condition": c.condition.label}
+                                 for c in plan.todo],
+                        "jobs_to_train": len(plan.jobs_to_train()),
+                        "stale": plan.stale_summary()})
+        else:
+            click.echo(plan.describe())
         return
-    click.echo(f"study {study!r}: {len(plan.cells)} cells, {len(plan.cells) - len(plan.todo)} "
-               f"already done, {len(plan.todo)} to run", err=True)
-    cache = _cache(cache_dir, not no_cache)
-    execute(plan, force=force, cache=cache)
-    if cache.hits + cache.misses:
-        click.echo(f"corrupted-data cache {cache.root}: {cache.hits} reused, "
-                   f"{cache.misses} built", err=True)
-    wanted = {c.key for c in plan.cells}
-    tidy = store.tidy()
-    click.echo(to_markdown(accuracy_table(tidy[tidy["key"].isin(wanted)])))
+    if summary := plan.stale_summary():
+        click.echo(summary, err=True)
+    click.echo(f"study {study!r}: {len(plan.cells)} cells, {plan.done} already done, "
+               f"{len(plan.todo)} to run", err=True)
+    results = run_plan(plan, cache_dir, not no_cache, progress=not as_json, force=force)
+    cache = results.summary.cache
+    if cache["reused"] + cache["built"]:
+        click.echo(f"corrupted-data cache {cache['root']}: {cache['reused']} reused, "
+                   f"{cache['built']} built", err=True)
+    if as_json:
+        _echo_json({**results.summary.to_json(), "results": [
+            {"method": r.method.label, "seed": r.seed, "condition": r.condition.label,
+             "metrics": r.metrics, "key": r.key} for r in results.records]})
+        return
+    click.echo(to_markdown(accuracy_table(results.tidy())))
 
 
 def _report_invalid(store) -> None:
@@ -141,36 +176,80 @@ def _report_invalid(store) -> None:
 
 
 @cli.command("ls")
-@click.argument("what", type=click.Choice(["methods", "datasets", "corruptions", "grids"]))
-def ls(what: str) -> None:
-    """List registered methods, datasets, corruptions or grid presets."""
+@click.argument("what", type=click.Choice(["methods", "datasets", "corruptions", "grids",
+                                           "studies"]))
+@out_option
+@json_option
+def ls(what: str, out: str, as_json: bool) -> None:
+    """List registered methods, datasets, corruptions, grid presets, or the studies stored
+    under --out (with their current and stale results)."""
+    rows = _listing(what, out)
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        if what == "methods":
+            click.echo(f"{row['name']:<14} {row['family']:<13} {row['summary']}")
+        elif what == "datasets":
+            mods = ", ".join(f"{m} ({k})" for m, k in row["modalities"].items())
+            classes = f"{row['classes']} classes" if row["classes"] else "classes from the data"
+            click.echo(f"{row['name']:<10} {classes}; {mods}; {row['description']}")
+        elif what == "corruptions":
+            click.echo(f"{row['name']:<18} {row['kind']:<6} {row['family']:<10} severities "
+                       f"1-5: {' | '.join(row['severities'])}")
+        elif what == "grids":
+            click.echo(f"{row['name']:<14} {row['description']}")
+        else:
+            stale = f", {row['stale']} stale" if row["stale"] else ""
+            old = f", {row['schema_1']} of schema 1" if row["schema_1"] else ""
+            click.echo(f"{row['name']:<16} {row['records']} results{stale}{old}; "
+                       f"methods: {', '.join(row['methods'])}; seeds: "
+                       f"{', '.join(map(str, row['seeds']))}")
+            for label, count in row["stale_methods"].items():
+                click.echo(f"  stale: {label} ({count} results of earlier code or settings, "
+                           "kept on disk, left out of tables)")
+    if what == "studies" and not rows:
+        click.echo(f"no studies under {out}/", err=True)
+
+
+def _listing(what: str, out: str) -> list[dict]:
     if what == "methods":
         from rambench.methods import methods
 
-        for name in methods.names():
-            cls = methods.get(name)
-            click.echo(f"{name:<14} {cls.family:<13} {cls.summary()}")
-    elif what == "datasets":
+        return [{"name": n, "family": methods.get(n).family, "summary": methods.get(n).summary()}
+                for n in methods.names()]
+    if what == "datasets":
         from rambench.datasets import datasets
 
-        for name in datasets.names():
-            cls = datasets.get(name)
-            mods = ", ".join(f"{m} ({s.kind})" for m, s in cls.modalities.items())
-            classes = f"{len(cls.class_names)} classes" if cls.class_names else \
-                "classes from the data"
-            click.echo(f"{name:<10} {classes}; {mods}; {cls.description}")
-    elif what == "corruptions":
+        return [{"name": n, "classes": len(c.class_names),
+                 "modalities": {m: s.kind for m, s in c.modalities.items()},
+                 "description": c.description}
+                for n in datasets.names() for c in [datasets.get(n)]]
+    if what == "corruptions":
         from corruptions import registry
 
-        for c in registry.all_corruptions():
-            click.echo(f"{c.name:<18} {c.kind:<6} {c.family:<10} severities 1-5: "
-                       f"{' | '.join(c.severity_table)}")
-    else:
+        return [{"name": c.name, "kind": c.kind, "family": c.family,
+                 "severities": list(c.severity_table)} for c in registry.all_corruptions()]
+    if what == "grids":
         from rambench.grid import load_grid, preset_names
 
-        for name in preset_names():
-            grid = load_grid(name)
-            click.echo(f"{name:<8} {grid.raw.get('description', '')}")
+        return [{"name": n, "description": load_grid(n).raw.get("description", "")}
+                for n in preset_names()]
+    from rambench.store import Store
+
+    rows = []
+    for folder in sorted(p.parent for p in Path(out).glob("*/records")):
+        index = Store(out, folder.name).index()
+        current = list(index.current.values())
+        stale_methods: dict[str, int] = {}
+        for r in index.stale:
+            stale_methods[r.method.label] = stale_methods.get(r.method.label, 0) + 1
+        rows.append({"name": folder.name, "path": str(folder), "records": len(current),
+                     "stale": len(index.stale), "stale_methods": stale_methods,
+                     "schema_1": sum(r.schema == 1 for r in current),
+                     "methods": sorted({r.method.label for r in current}),
+                     "seeds": sorted({r.seed for r in current})})
+    return rows
 
 
 @cli.command()
@@ -179,13 +258,19 @@ def ls(what: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True)
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
-              help="output file (default: <out>/<study>/export.<format>)")
-def export(study, out, fmt, target) -> None:
-    """Write the study's tidy results table (one row per cell and metric)."""
+              help="output file (default: <out>/<study>/export[-per-sample].<format>)")
+@click.option("--per-sample", is_flag=True,
+              help="one row per (cell, test sample): label, prediction, class probabilities")
+def export(study, out, fmt, target, per_sample) -> None:
+    """Write the study's tidy results table (one row per cell and metric), or with
+    --per-sample its per-sample predictions. Stale results are left out."""
+    from rambench.store import per_sample_frame
+
     store = _existing_store(out, study)
-    tidy = store.tidy()
+    tidy = per_sample_frame(store.records()) if per_sample else store.tidy()
     _report_invalid(store)
-    path = Path(target) if target else store.root / f"export.{fmt}"
+    name = "export-per-sample" if per_sample else "export"
+    path = Path(target) if target else store.root / f"{name}.{fmt}"
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         tidy.to_csv(path, index=False)
@@ -287,7 +372,8 @@ def report(study, out, metric, reference) -> None:
 @out_option
 @click.option("--method", required=True, help="the method to compare")
 @click.option("--against", default="raml", show_default=True, help="the method compared with")
-def compare(study, out, method, against) -> None:
+@json_option
+def compare(study, out, method, against, as_json) -> None:
     """Paired comparison per condition group (bootstrap CI and p, Wilcoxon) and a figure of
     the per-corruption differences."""
     from rambench.report import study as loader
@@ -304,11 +390,18 @@ def compare(study, out, method, against) -> None:
     result = compare_groups(data.tidy, corr, method, against)
     if result.empty:
         raise UsageError(f"{method!r} and {against!r} share no test cell in study {study!r}")
-    click.echo(format_comparison(result, method, against))
     diffs = per_corruption(corr, method, against)
+    paths = []
     if not diffs.empty:
-        paths = save_figure(compare_figure(diffs, method, against), store.root / "plots",
-                            f"compare_{method}_vs_{against}")
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"compare_{method}_vs_{against}")
+        paths = save_figure(compare_figure(diffs, method, against), store.root / "plots", name)
+    if as_json:
+        _echo_json({"method": method, "against": against,
+                    "groups": result.to_dict(orient="records"),
+                    "per_corruption": diffs.to_dict(orient="records"),
+                    "figures": [str(p) for p in paths]})
+    else:
+        click.echo(format_comparison(result, method, against))
         for path in paths:
             click.echo(f"wrote {path}")
     _report_invalid(store)

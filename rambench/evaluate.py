@@ -1,103 +1,89 @@
-"""Test inputs for a condition: corrupted arrays and missing-modality masks.
-
-Every random draw comes from a per-sample seed derived from (seed, data key, sample
-index), so a sample's corruption depends on neither batch size nor the order of cells,
-and every method of a study sees exactly the same corrupted test set.
-"""
+"""Evaluation: a trained method's class probabilities on (possibly corrupted) test inputs,
+and the `Record` of an evaluated cell."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from corruptions.backends import DEFAULT_BACKEND, corrupt_batch
-from corruptions.missing import random_missing_mask
-from rambench.cache import CorruptionCache
-from rambench.datasets import Dataset, Split
-from rambench.plan import Condition
+from corruptions import registry
+from rambench.datasets import Dataset, Split, to_batch
+from rambench.device import autocast, to_device
+from rambench.methods import Method
+from rambench.provenance import code_version, device_description, git_commit, package_versions
+from rambench.schema import MethodInfo, Predictions, Record
+
+if TYPE_CHECKING:
+    from rambench.train import TrainSummary
 
 
-def sample_seeds(seed: int, data_key: str, n: int, stream: int = 0) -> np.ndarray:
-    """One 32-bit seed per sample index, independent across (seed, key, stream)."""
-    entropy = [seed, int(data_key[:16], 16), stream]
-    return np.array(
-        [np.random.SeedSequence(entropy + [i]).generate_state(1)[0] for i in range(n)],
-        dtype=np.uint32,
-    )
-
-
-@dataclass
-class TestInputs:
-    inputs: dict[str, np.ndarray]  # arrays replacing the split's (only corrupted ones differ)
-    missing: dict[str, np.ndarray]  # modality -> bool (N,), True where dropped
-
-
-def _corrupt_array(
-    dataset: Dataset, modality: str, array: np.ndarray, name: str, severity: int,
-    seeds: np.ndarray, backend: str, device: torch.device | str,
-    selected: np.ndarray | None = None,
+@torch.no_grad()
+def predict(
+    method: Method,
+    split: Split,
+    kinds: dict[str, str],
+    device: torch.device,
+    batch_size: int = 256,
+    inputs: dict[str, np.ndarray] | None = None,
+    missing: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    spec = dataset.modalities[modality]
-    rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))
-    out = np.array(array)  # a writable in-memory copy (the split may be memory-mapped)
-    if not len(rows):
-        return out
-    part, part_seeds = out[rows], seeds[rows].tolist()
-    if spec.kind == "image" and part.ndim == 5:  # video clips (N, T, H, W, C): every frame
-        frames = part.shape[1]
-        part_seeds = [frame_seed(s, t) for s in part_seeds for t in range(frames)]
-        part = part.reshape(-1, *part.shape[2:])
-    corrupted = corrupt_batch(part, name, spec.kind, severity, part_seeds, backend, device,
-                              spec.sample_rate)
-    out[rows] = corrupted.reshape(out[rows].shape)
-    return out
+    """Class probabilities (N, classes), float32, for every sample of `split`, optionally
+    with replaced inputs (corrupted arrays) and `missing` masks (bool (N,) per modality,
+    True = absent)."""
+    method.eval()
+    out = []
+    for start in range(0, len(split), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(split)))
+        batch = to_batch(split, kinds, idx, inputs)
+        if missing:
+            batch = batch.with_missing({m: torch.from_numpy(v[idx]) for m, v in missing.items()})
+        with autocast(device):
+            logits = method(to_device(batch, device))
+        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+    return np.concatenate(out)
 
 
-def frame_seed(sample_seed: int, frame: int) -> int:
-    """Frame t of a clip is corrupted with its own seed, derived from the clip's."""
-    return int(np.random.SeedSequence([sample_seed, frame]).generate_state(1)[0])
+def accuracy(method: Method, split: Split, kinds: dict[str, str], device: torch.device,
+             batch_size: int = 256) -> float:
+    return float((predict(method, split, kinds, device, batch_size).argmax(1) == split.y).mean())
 
 
-def build_test_inputs(
-    dataset: Dataset, split: Split, condition: Condition, seed: int, data_key: str,
-    backend: str = DEFAULT_BACKEND, device: torch.device | str = "cpu",
-    cache: CorruptionCache | None = None,
-) -> TestInputs:
-    """The test inputs of one condition. Corrupted arrays come from `cache` when it holds
-    this data key, and are stored there otherwise."""
-    inputs, missing = dict(split.inputs), {}
-    n = len(split)
-
-    def corrupted(modality: str, name: str, stream: int, probability: float | None = None):
-        if cache is not None and (hit := cache.get(data_key, modality)) is not None:
-            return hit
-        seeds = sample_seeds(seed, data_key, n, stream)
-        selected = None if probability is None else np.array(
-            [np.random.default_rng(s).random() < probability for s in seeds])
-        array = _corrupt_array(dataset, modality, split.inputs[modality], name,
-                               condition.severity, seeds, backend, device, selected)
-        if cache is not None:
-            cache.put(data_key, modality, array, {
-                "dataset_version": dataset.version, "seed": seed,
-                "condition": condition.as_dict(), "backend": backend,
-                "device": torch.device(device).type})
-        return array
-
-    if condition.kind == "corruption":
-        inputs[condition.modality] = corrupted(condition.modality, condition.corruption, 0)
-    elif condition.kind == "missing":
-        modalities = tuple(dataset.modalities)
-        if condition.missing_pattern == "drop":
-            missing = {condition.modality: np.ones(n, dtype=bool)}
-        else:
-            masks = np.stack([
-                random_missing_mask(len(modalities), condition.missing_rate, int(s))
-                for s in sample_seeds(seed, data_key, n)
-            ])
-            missing = {m: masks[:, j] for j, m in enumerate(modalities)}
-    elif condition.kind == "mixed":
-        for stream, (modality, name) in enumerate(condition.mixed, start=1):
-            inputs[modality] = corrupted(modality, name, stream, condition.mixed_probability)
-    return TestInputs(inputs, missing)
+def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
+                labels: np.ndarray, missing: dict[str, np.ndarray], training: TrainSummary,
+                backend: str, grid, device: torch.device, seconds: float) -> Record:
+    """The record of one evaluated cell (`cell`: a `rambench.plan.Cell`)."""
+    job, condition = cell.job, cell.condition
+    predictions = Predictions.from_probabilities(probabilities, labels)
+    correct = predictions.correct
+    tested = [m for m, _ in condition.corruptions()] or (
+        [condition.test_modality] if getattr(condition, "test_modality", None) else [])
+    families = [registry.get(name, dataset.modalities[m].kind).family
+                for m, name in condition.corruptions()]
+    details = {}
+    if missing:
+        details["missing_fraction"] = {m: float(v.mean()) for m, v in missing.items()}
+    return Record(
+        key=cell.key, study=study, dataset=job.dataset, dataset_version=job.dataset_version,
+        method=MethodInfo(job.method.label, job.method.id.name, job.method.family,
+                          dataclasses.asdict(job.method.params), job.method.id.code),
+        seed=job.seed, condition=condition,
+        modality_kind="+".join(dataset.modalities[m].kind for m in tested) or None,
+        corruption_family="+".join(dict.fromkeys(families)) or None,
+        corruption_backend=backend, metrics={"accuracy": float(correct.mean())},
+        n=int(correct.size), correct=correct, predictions=predictions, details=details,
+        train_config=job.train_config,
+        provenance={
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "code_version": code_version(), "git_commit": git_commit(),
+            "harness": job.harness, "packages": package_versions(),
+            "device": device_description(device),
+            "grid": {"name": grid.name, "hash": grid.hash},
+            "corruption_backends": cell.backends, "job_key": job.key,
+            "data_key": cell.data_key, "training": training.to_json(),
+            "eval_seconds": round(seconds, 4),
+        },
+    )

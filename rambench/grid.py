@@ -3,6 +3,8 @@
 Schema (every key optional except `conditions`):
 
     seeds: [0, 1, 2]              # default seeds for `rambench run`
+    methods: [raml, late_fusion]  # default methods (a list of names or variant labels, or a
+                                  # mapping name -> {param: [values]}: the product of variants)
     epochs: 30                    # overrides train.epochs
     set: {raml.alpha: 0.5}        # like --set
     conditions:
@@ -32,9 +34,9 @@ import yaml
 from corruptions import registry as corruption_registry
 from corruptions.registry import SEVERITIES, unknown_name_message
 from rambench.errors import UsageError
-from rambench.plan import CLEAN, Condition
+from rambench.schema import Clean, Condition, Corrupt, Drop, Mixed, RandomMissing
 
-TOP_KEYS = ("seeds", "epochs", "set", "conditions", "description")
+TOP_KEYS = ("seeds", "methods", "epochs", "set", "conditions", "description")
 CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "missing_rates",
                   "mixed")
 MIXED_KEYS = ("corruptions", "severities", "probability")
@@ -46,6 +48,7 @@ class Grid:
     source: str  # where it came from (preset name or file path), for error messages
     raw: dict[str, Any]
     seeds: list[int] | None = None
+    methods: list[str] | None = None  # method names and variant labels, e.g. raml[norm=hard]
     epochs: int | None = None
     overrides: dict[str, str] = field(default_factory=dict)
 
@@ -65,6 +68,8 @@ def preset_names() -> list[str]:
 
 def load_grid(spec: str) -> Grid:
     """A preset name (see `rambench ls grids`) or a path to a YAML file."""
+    if spec.endswith(".yaml") and not Path(spec).exists() and spec[:-5] in preset_names():
+        spec = spec[:-5]  # `--grid raml-ablation.yaml` names the preset too
     if spec in preset_names():
         text = (resources.files("rambench") / "grids" / f"{spec}.yaml").read_text()
         name, source = spec, f"grid preset {spec!r}"
@@ -116,6 +121,8 @@ def parse_grid(raw: Any, name: str, source: str) -> Grid:
     grid = Grid(name=name, source=source, raw=raw)
     if "seeds" in raw:
         grid.seeds = _int_list(raw["seeds"], source, "seeds")
+    if "methods" in raw:
+        grid.methods = _method_labels(raw["methods"], source)
     if "epochs" in raw:
         epochs = raw["epochs"]
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
@@ -131,6 +138,36 @@ def parse_grid(raw: Any, name: str, source: str) -> Grid:
         grid.overrides = {str(k): str(v).lower() if isinstance(v, bool) else str(v)
                           for k, v in overrides.items()}
     return grid
+
+
+def _method_labels(value: Any, source: str) -> list[str]:
+    """`methods:` as labels: a list of names/labels, or name -> {param: value or [values]}
+    expanded to the product of its variants (an empty mapping: the defaults)."""
+    import itertools
+
+    from rambench.identity import format_value
+
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, str) and v for v in value):
+            _fail(source, "methods", f"expected a list of method names; got {value!r}")
+        return list(value)
+    if not isinstance(value, dict) or not value:
+        _fail(source, "methods", "expected a list of method names or a mapping "
+                                 "name -> {param: [values]}")
+    labels = []
+    for name, axes in value.items():
+        axes = axes or {}
+        if not isinstance(axes, dict):
+            _fail(source, f"methods.{name}", f"expected a mapping param -> [values]; "
+                                             f"got {axes!r}")
+        options = [[(k, v) for v in (vs if isinstance(vs, list) else [vs])]
+                   for k, vs in axes.items()]
+        for combo in itertools.product(*options):
+            inner = ",".join(f"{k}={format_value(v)}" for k, v in combo)
+            labels.append(f"{name}[{inner}]" if inner else str(name))
+    return labels
 
 
 def _names(value: Any, valid: list[str], what: str, source: str, key: str) -> list[str]:
@@ -161,7 +198,7 @@ def expand_conditions(
     spec = _check_keys(spec, CONDITION_KEYS, source, "conditions")
     out: list[Condition] = []
     if spec.get("clean", True):
-        out.append(CLEAN)
+        out.append(Clean())
     severities = _int_list(spec.get("severities", list(SEVERITIES)), source,
                            "conditions.severities", SEVERITIES)
     corruptions = spec.get("corruptions") or {}
@@ -172,16 +209,16 @@ def expand_conditions(
         if modality not in kinds:
             _fail(source, key, unknown_name_message("modality", str(modality), kinds))
         for name in _corruption_names(names, kinds[modality], source, key):
-            out += [Condition("corruption", modality, name, s) for s in severities]
+            out += [Corrupt(modality, name, s) for s in severities]
     for modality in _modality_list(spec.get("missing_modalities", []), kinds, source,
                                    "conditions.missing_modalities"):
-        out.append(Condition("missing", modality, missing_pattern="drop"))
+        out.append(Drop(modality))
     rates = spec.get("missing_rates", [])
     if not isinstance(rates, list) or not all(
         isinstance(r, (int, float)) and 0 < r < 1 for r in rates
     ):
         _fail(source, "conditions.missing_rates", f"expected rates in (0, 1); got {rates!r}")
-    out += [Condition("missing", missing_pattern="random", missing_rate=float(r)) for r in rates]
+    out += [RandomMissing(float(r)) for r in rates]
     if "mixed" in spec:
         out += _mixed_conditions(spec["mixed"], kinds, source)
     return out
@@ -204,9 +241,4 @@ def _mixed_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Con
         _fail(source, "conditions.mixed.probability", f"expected (0, 1]; got {probability!r}")
     severities = _int_list(spec.get("severities", list(SEVERITIES)), source,
                            "conditions.mixed.severities", SEVERITIES)
-    label = "+".join(name for _, name in pairs)
-    return [
-        Condition("mixed", "all", label, s, mixed=tuple(pairs),
-                  mixed_probability=float(probability))
-        for s in severities
-    ]
+    return [Mixed(tuple(pairs), s, float(probability)) for s in severities]

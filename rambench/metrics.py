@@ -9,12 +9,12 @@ Conventions shared by every function here:
   ``s = value`` with error ``E = 1 - value``; a lower-is-better rate (an error rate) is the
   error itself, ``E = value`` and ``s = 1 - value``. Both assume a rate in [0, 1].
   A metric whose rows disagree about the direction is refused.
-* **Cells.** clean: corruption "none" and missing pattern "none"; corruption: one modality
-  corrupted (test_modality "visual", "audio", ...); missing: missing pattern "drop" or
-  "random"; mixed: test_modality "all". A *corruption* is the pair (test_modality,
-  corruption), so Gaussian noise on images and on audio are two corruptions.
-* **Methods.** A method trained under a non-clean train condition is labelled
-  ``method@train_condition`` so that it never collides with the clean-trained method.
+* **Cells.** Each row carries its ``condition_kind`` (clean, corruption, drop,
+  random_missing, mixed; see `rambench.schema`), written with the record. A *corruption*
+  is the pair (test_modality, corruption), so Gaussian noise on images and on audio are
+  two corruptions. ``condition`` (the condition's label) identifies a cell.
+* **Methods.** ``method`` is the method's label, e.g. ``raml[norm=hard]``: variants of a
+  method are methods of their own.
 * **Aggregation.** mPC is the mean over corruptions of the mean over that corruption's
   severities (Hendrycks & Dietterich, ICLR 2019); with the same severities for every
   corruption that is the plain mean over cells.
@@ -36,9 +36,8 @@ import pandas as pd
 
 UNIT = ["dataset", "method", "seed"]
 CORRUPTION = ["test_modality", "corruption"]
-CELL = ["test_modality", "corruption", "severity", "missing_pattern", "missing_rate"]
+CELL = ["condition"]  # the condition's label identifies a cell within a (dataset, seed)
 DEFAULT_REFERENCE = "late_fusion"
-KIND_OF_MODALITY = {"visual": "image", "audio": "audio"}  # fallback: the dataset registry
 
 
 class MissingReferenceError(ValueError):
@@ -49,48 +48,30 @@ class DuplicateCellError(ValueError):
     """One (dataset, method, seed, test condition) occurs more than once."""
 
 
-def method_label(method: str, train_condition: str) -> str:
-    return method if train_condition in ("clean", "", None) else f"{method}@{train_condition}"
-
-
-def cell_group(frame: pd.DataFrame) -> pd.Series:
-    """'clean' | 'corruption' | 'missing' | 'mixed' for each row of a tidy-like frame."""
-    group = np.where(frame["missing_pattern"] != "none", "missing",
-                     np.where(frame["corruption"] == "none", "clean",
-                              np.where(frame["test_modality"] == "all", "mixed", "corruption")))
-    return pd.Series(group, index=frame.index, dtype=object)
-
-
 def scores(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     """The rows of one metric with ``score`` (higher is better) and ``error`` = 1 - score.
 
-    Adds ``group`` (see `cell_group`) and labels methods by train condition; raises
-    ValueError if a metric's direction is inconsistent or a cell occurs twice.
+    Raises ValueError if a metric's direction is inconsistent or a cell occurs twice.
     """
     rows = tidy[tidy["metric"] == metric].copy()
     directions = set(rows["higher_is_better"].astype(bool))
     if len(directions) > 1:
         raise ValueError(f"metric {metric!r} has rows with both directions (higher_is_better)")
-    rows["method"] = [method_label(m, t) for m, t in zip(rows["method"], rows["train_condition"],
-                                                         strict=True)]
     value = rows["value"].astype(float)
     higher = directions != {False}
     rows["score"] = value if higher else 1.0 - value
     rows["error"] = 1.0 - rows["score"]
-    rows["group"] = cell_group(rows)
     duplicated = rows.duplicated(UNIT + CELL, keep=False)
     if duplicated.any():
         first = rows[duplicated].iloc[0]
         raise DuplicateCellError(
-            f"{int(duplicated.sum())} results for one cell: {_describe(first)} (e.g. one "
-            "method run with different hyper-parameters in the same study); keep one "
-            "configuration per study, or filter the table first")
+            f"{int(duplicated.sum())} results for one cell: {_describe(first)}; a study "
+            "holds one result per (method label, seed, condition): filter the table first")
     return rows.reset_index(drop=True)
 
 
 def _describe(row: pd.Series) -> str:
-    return (f"method {row['method']!r}, seed {row['seed']}, modality {row['test_modality']!r}, "
-            f"corruption {row['corruption']!r}, severity {row['severity']}")
+    return f"method {row['method']!r}, seed {row['seed']}, condition {row['condition']!r}"
 
 
 def _finish(frame: pd.DataFrame, scope: Sequence[str] = ()) -> pd.DataFrame:
@@ -103,48 +84,15 @@ def _finish(frame: pd.DataFrame, scope: Sequence[str] = ()) -> pd.DataFrame:
 
 def _corruption_cells(tidy: pd.DataFrame, metric: str) -> pd.DataFrame:
     rows = scores(tidy, metric)
-    return rows[rows["group"] == "corruption"]
+    return rows[rows["condition_kind"] == "corruption"]
 
 
 def clean_accuracy(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     """Score on the clean test set, per (dataset, method, seed)."""
     rows = scores(tidy, metric)
-    clean = rows[rows["group"] == "clean"].copy()
+    clean = rows[rows["condition_kind"] == "clean"].copy()
     clean["value"] = clean["score"]
     return _finish(clean)
-
-
-def corruption_family(modality: str, corruption: str, dataset: str | None = None) -> str:
-    """The family of a corruption (noise, blur, ...) from the corruption registry."""
-    from corruptions import registry
-
-    kind = KIND_OF_MODALITY.get(modality)
-    if kind is None and dataset is not None:
-        try:
-            from rambench.datasets import datasets
-
-            kind = datasets.get(dataset).modalities[modality].kind
-        except (KeyError, ValueError, ImportError):
-            kind = None
-    try:
-        return registry.get(corruption, kind or modality).family
-    except KeyError:
-        return "other"
-
-
-def add_family(frame: pd.DataFrame) -> pd.DataFrame:
-    """Adds a ``family`` column (e.g. 'noise') to rows with test_modality and corruption."""
-    frame = frame.copy()
-    cache: dict[tuple[str, str, str], str] = {}
-    families = []
-    for modality, corruption, dataset in zip(frame["test_modality"], frame["corruption"],
-                                             frame["dataset"], strict=True):
-        key = (modality, corruption, dataset)
-        if key not in cache:
-            cache[key] = corruption_family(modality, corruption, dataset)
-        families.append(cache[key])
-    frame["family"] = families
-    return frame
 
 
 def _by_columns(by: str | None) -> list[str]:
@@ -153,7 +101,7 @@ def _by_columns(by: str | None) -> list[str]:
     if by == "modality":
         return ["test_modality"]
     if by == "family":
-        return ["test_modality", "family"]
+        return ["test_modality", "corruption_family"]
     if by == "corruption":
         return list(CORRUPTION)
     raise ValueError(f"by must be None, 'modality', 'family' or 'corruption'; got {by!r}")
@@ -166,22 +114,22 @@ def mpc(tidy: pd.DataFrame, by: str | None = None, metric: str = "accuracy") -> 
     'modality', 'family' or 'corruption') of the mean over each corruption's severities.
     """
     cells = _corruption_cells(tidy, metric)
-    if by == "family":
-        cells = add_family(cells.drop(columns="family"))
     scope = _by_columns(by)
-    per_corruption = cells.groupby(UNIT + CORRUPTION + (["family"] if by == "family" else []),
+    per_corruption = cells.groupby(UNIT + CORRUPTION + (["corruption_family"] if by == "family"
+                                                        else []),
                                    as_index=False)["score"].mean()
     out = per_corruption.groupby(UNIT + scope, as_index=False)["score"].mean()
     out = out.rename(columns={"score": "value"})
     return _finish(out, scope)
 
 
-def group_score(tidy: pd.DataFrame, group: str, metric: str = "accuracy",
+def group_score(tidy: pd.DataFrame, kinds: str | Sequence[str], metric: str = "accuracy",
                 select: Callable[[pd.DataFrame], pd.Series] | None = None) -> pd.DataFrame:
-    """Mean score over the cells of one group ('clean', 'corruption', 'missing', 'mixed'),
-    every cell weighted alike, optionally only the cells `select` keeps; per seed."""
+    """Mean score over the cells of the condition kind(s) `kinds` (e.g. 'clean', or
+    `MISSING_KINDS`), every cell weighted alike, optionally only the cells `select` keeps;
+    per seed."""
     rows = scores(tidy, metric)
-    rows = rows[rows["group"] == group]
+    rows = rows[rows["condition_kind"].isin([kinds] if isinstance(kinds, str) else kinds)]
     if select is not None:
         rows = rows[select(rows)]
     out = rows.groupby(UNIT, as_index=False)["score"].mean().rename(columns={"score": "value"})
@@ -218,30 +166,26 @@ def _reference_values(cells: pd.DataFrame, all_rows: pd.DataFrame, reference: st
     absent = merged["error"].isna()
     if absent.any():
         row = merged[absent].iloc[0]
-        where = {"test_modality": "none", "corruption": "none", "severity": 0, **row.to_dict()}
+        where = ", ".join(f"{c} {row[c]}" if c == "severity" else f"{c} {row[c]!r}"
+                          for c in on) or "condition 'clean'"
         raise MissingReferenceError(
-            f"missing reference cell: method {reference!r}, seed {where['seed']}, "
-            f"modality {where['test_modality']!r}, corruption {where['corruption']!r}, "
-            f"severity {where['severity']} (dataset {where['dataset']!r}; needed to normalise "
-            f"{row['method']!r}); run the reference on the same grid and seeds or choose "
-            "another reference")
+            f"missing reference cell: method {reference!r}, seed {row['seed']}, {where} "
+            f"(dataset {row['dataset']!r}; needed to normalise {row['method']!r}); run the "
+            "reference on the same grid and seeds or choose another reference")
     return pd.Series(merged["error"].to_numpy(), index=cells.index)
 
 
 def _own_clean(cells: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
     """Each row's own clean error (NaN where the method has no clean result)."""
-    clean = rows[rows["group"] == "clean"][UNIT + ["error"]]
+    clean = rows[rows["condition_kind"] == "clean"][UNIT + ["error"]]
     merged = cells[UNIT].merge(clean, on=UNIT, how="left", validate="many_to_one")
     return pd.Series(merged["error"].to_numpy(), index=cells.index)
 
 
 def _reference_clean(cells: pd.DataFrame, rows: pd.DataFrame, reference: str) -> pd.Series:
     """The reference's clean error on each row's (dataset, seed); raises if absent."""
-    probe = cells[UNIT].assign(test_modality="none", corruption="none", severity=0)
-    clean = rows[rows["group"] == "clean"].assign(test_modality="none", corruption="none",
-                                                  severity=0)
-    return _reference_values(probe, clean, reference, ["test_modality", "corruption",
-                                                       "severity"])
+    clean = rows[rows["condition_kind"] == "clean"]
+    return _reference_values(cells, clean, reference, [])
 
 
 def corruption_errors(tidy: pd.DataFrame, reference: str = DEFAULT_REFERENCE,
@@ -254,9 +198,8 @@ def corruption_errors(tidy: pd.DataFrame, reference: str = DEFAULT_REFERENCE,
     every one of them must exist for the reference (else `MissingReferenceError`).
     """
     rows = scores(tidy, metric)
-    cells = rows[rows["group"] == "corruption"].copy()
-    cells["ref_error"] = _reference_values(cells, rows[rows["group"] == "corruption"], reference,
-                                           CORRUPTION + ["severity"])
+    cells = rows[rows["condition_kind"] == "corruption"].copy()
+    cells["ref_error"] = _reference_values(cells, cells, reference, CORRUPTION + ["severity"])
     notes = pd.Series("", index=cells.index, dtype=object)
     if relative:
         cells["clean_error"] = _own_clean(cells, rows)
@@ -293,7 +236,8 @@ def mce(tidy: pd.DataFrame, reference: str = DEFAULT_REFERENCE, relative: bool =
     """
     ce = corruption_errors(tidy, reference, relative, metric)
     if by == "family":
-        ce = add_family(ce)
+        families = scores(tidy, metric)[CORRUPTION + ["corruption_family"]].drop_duplicates()
+        ce = ce.merge(families, on=CORRUPTION, how="left")
     scope = _by_columns(by)
     out = ce.groupby(UNIT + scope, as_index=False).agg(
         value=("value", "mean"), note=("note", lambda s: "; ".join(x for x in s if x)))
@@ -333,7 +277,7 @@ def trapezoid_area(x: Sequence[float], y: Sequence[float]) -> float:
 def _with_clean(points: pd.DataFrame, rows: pd.DataFrame, scope: list[str],
                 x: str) -> pd.DataFrame:
     """Adds a clean point (x = 0) to each curve; curves of units without clean get a note."""
-    clean = rows[rows["group"] == "clean"][UNIT + ["score"]]
+    clean = rows[rows["condition_kind"] == "clean"][UNIT + ["score"]]
     curves = points[UNIT + scope].drop_duplicates()
     zero = curves.merge(clean, on=UNIT, how="left").assign(**{x: 0.0})
     return pd.concat([zero, points[UNIT + scope + [x, "score"]]], ignore_index=True)
@@ -357,7 +301,8 @@ def severity_auc(tidy: pd.DataFrame, per_corruption: bool = False,
     over [0, max severity]. Per corruption, or (default) the mean over corruptions.
     """
     rows = scores(tidy, metric)
-    cells = rows[rows["group"] == "corruption"].assign(severity=lambda f: f["severity"] * 1.0)
+    cells = rows[rows["condition_kind"] == "corruption"].assign(
+        severity=lambda f: f["severity"].astype(float))
     curves = _with_clean(cells, rows, CORRUPTION, "severity")
     areas = _areas(curves, CORRUPTION, "severity", "severity AUC")
     if per_corruption:
@@ -368,7 +313,7 @@ def severity_auc(tidy: pd.DataFrame, per_corruption: bool = False,
 def missing_rate_auc(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     """Normalised area under score vs random missing rate (clean as rate 0), per seed."""
     rows = scores(tidy, metric)
-    cells = rows[(rows["group"] == "missing") & (rows["missing_pattern"] == "random")]
+    cells = rows[rows["condition_kind"] == "random_missing"]
     curves = _with_clean(cells, rows, [], "missing_rate")
     return _finish(_areas(curves, [], "missing_rate", "missing-rate AUC"), [])
 
@@ -388,9 +333,8 @@ def effective_robustness(tidy: pd.DataFrame, reference: str = DEFAULT_REFERENCE,
     mean over corruptions.
     """
     rows = scores(tidy, metric)
-    cells = rows[rows["group"] == "corruption"].copy()
-    cells["ref_error"] = _reference_values(cells, rows[rows["group"] == "corruption"], reference,
-                                           CORRUPTION + ["severity"])
+    cells = rows[rows["condition_kind"] == "corruption"].copy()
+    cells["ref_error"] = _reference_values(cells, cells, reference, CORRUPTION + ["severity"])
     cells["clean_error"] = _own_clean(cells, rows)
     cells["ref_clean_error"] = _reference_clean(cells, rows, reference)
     # scores are 1 - errors: (f_s - f_0) - (b_s - b_0) = (E_0 - E_s) - (E^ref_0 - E^ref_s)
@@ -418,9 +362,7 @@ def coverage_notes(tidy: pd.DataFrame, metric: str = "accuracy", limit: int = 5)
                 continue
             lacking = cells.merge(unit[CELL], how="left", indicator=True)
             lacking = lacking[lacking["_merge"] == "left_only"]
-            first = lacking.iloc[0]
-            example = (f"{first['test_modality']} {first['corruption']} s{first['severity']}"
-                       f" {first['missing_pattern']} {first['missing_rate']:g}")
+            example = lacking.iloc[0]["condition"]
             out.append(f"incomplete: {method} seed {seed} has {len(unit)} of the {total} "
                        f"cells of {dataset} (lacks e.g. {example}); its averages are not "
                        "comparable")

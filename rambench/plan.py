@@ -1,15 +1,24 @@
-"""Planning: test conditions, training jobs, cells and their content-hash keys.
+"""Planning: training jobs, cells and their content-hash keys; what is done, what is stale.
 
 A key hashes everything that determines a result, in canonical JSON, so the same cell
-gets the same key however the command that asked for it was spelled.
+gets the same key however the command that asked for it was spelled, and a different key
+as soon as anything that determines it changes: the method's code, the harness code, a
+hyper-parameter, the training settings, the data or the corruption backend.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from corruptions.backends import backend_id
+from rambench.config import MethodSpec, StudySpec
+from rambench.identity import harness_fingerprint
+from rambench.schema import Condition, Record
+from rambench.store import Store
 
 
 def content_key(payload: Any) -> str:
@@ -18,71 +27,32 @@ def content_key(payload: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Condition:
-    """One test condition. `kind` is clean | corruption | missing | mixed."""
-
-    kind: str
-    modality: str = "all"  # the corrupted / dropped modality; "all" when not one
-    corruption: str = "none"
-    severity: int = 0
-    missing_pattern: str = "none"  # none | drop | random
-    missing_rate: float = 0.0
-    mixed: tuple[tuple[str, str], ...] = ()  # (modality, corruption) pairs for kind=mixed
-    mixed_probability: float = 0.0
-
-    @property
-    def label(self) -> str:
-        if self.kind == "clean":
-            return "clean"
-        if self.kind == "corruption":
-            return f"{self.modality}:{self.corruption}@{self.severity}"
-        if self.kind == "missing":
-            if self.missing_pattern == "drop":
-                return f"missing:{self.modality}"
-            return f"missing:rate={self.missing_rate:g}"
-        return f"mixed:{self.corruption}@{self.severity}"
-
-    def as_dict(self) -> dict[str, Any]:
-        d = {
-            "kind": self.kind, "modality": self.modality, "corruption": self.corruption,
-            "severity": self.severity, "missing_pattern": self.missing_pattern,
-            "missing_rate": self.missing_rate,
-        }
-        if self.kind == "mixed":
-            d["mixed"] = [list(p) for p in self.mixed]
-            d["mixed_probability"] = self.mixed_probability
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Condition:
-        d = dict(d)
-        d["mixed"] = tuple(tuple(p) for p in d.get("mixed", ()))
-        return cls(**d)
-
-
-CLEAN = Condition("clean", modality="none")
-
-
-@dataclass(frozen=True)
 class Job:
-    """One training run: (dataset, method, hyper-parameters, seed, train condition)."""
+    """One training run: (dataset, method with its code and hyper-parameters, training
+    settings, seed, harness)."""
 
     dataset: str
     dataset_version: str
-    method: str
-    family: str
-    params: dict[str, Any] = field(hash=False)
+    method: MethodSpec = field(hash=False)
     train_config: dict[str, Any] = field(hash=False)
     seed: int = 0
-    train_condition: str = "clean"
+    harness: str = ""
 
     @property
     def key(self) -> str:
+        import dataclasses
+
         return content_key({
-            "dataset": [self.dataset, self.dataset_version], "method": self.method,
-            "params": self.params, "train": self.train_config, "seed": self.seed,
-            "train_condition": self.train_condition,
+            "dataset": [self.dataset, self.dataset_version], "method": self.method.id.name,
+            "code": self.method.id.code, "params": dataclasses.asdict(self.method.params),
+            "train": self.train_config, "seed": self.seed, "harness": self.harness,
         })
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.key == self.key
 
 
 @dataclass(frozen=True)
@@ -96,9 +66,121 @@ class Cell:
         """Key of the test *inputs*: shared by every method, so all see identical data."""
         return content_key({
             "dataset": [self.job.dataset, self.job.dataset_version], "seed": self.job.seed,
-            "condition": self.condition.as_dict(), "backends": self.backends,
+            "condition": self.condition.to_json(), "backends": self.backends,
         })
 
     @property
     def key(self) -> str:
         return content_key({"job": self.job.key, "data": self.data_key})
+
+    @property
+    def coordinates(self) -> tuple[str, str, int, str]:
+        """As `Record.coordinates`: the table position this cell fills."""
+        return (self.job.dataset, self.job.method.label, self.job.seed, self.condition.label)
+
+
+@dataclass
+class Stale:
+    """A planned cell whose stored result came from other code or settings."""
+
+    cell: Cell
+    stored: Record
+
+    @property
+    def reason(self) -> str:
+        old = self.stored
+        if old.method.code != self.cell.job.method.id.code:
+            return "method code changed"
+        if old.provenance.get("harness") != self.cell.job.harness:
+            return "harness code changed"
+        return "settings changed"
+
+
+@dataclass
+class Plan:
+    spec: StudySpec
+    cells: list[Cell]
+    todo: list[Cell]
+    stale: list[Stale]  # planned cells whose stored result is of other code or settings
+    reused_stale: bool
+    store: Store
+
+    @property
+    def done(self) -> int:
+        return len(self.cells) - len(self.todo)
+
+    def jobs_to_train(self) -> list[Job]:
+        return list(dict.fromkeys(c.job for c in self.todo))
+
+    def stale_summary(self) -> str | None:
+        """'2 methods changed since their results were stored (raml: method code
+        changed; mine: settings changed): re-running them; --reuse-stale keeps ...'."""
+        if not self.stale:
+            return None
+        reasons: dict[str, dict[str, None]] = {}
+        for s in self.stale:
+            reasons.setdefault(s.cell.job.method.label, {})[s.reason] = None
+        what = "; ".join(f"{m}: {', '.join(r)}" for m, r in reasons.items())
+        n = len(reasons)
+        head = (f"{n} method{'s' if n > 1 else ''} changed since {'their' if n > 1 else 'its'} "
+                f"results were stored ({what})")
+        if self.reused_stale:
+            return f"{head}: keeping the old results (--reuse-stale)"
+        return (f"{head}: re-running {'them' if n > 1 else 'it'}; --reuse-stale keeps the "
+                "old results")
+
+    def describe(self) -> str:
+        jobs = self.jobs_to_train()
+        lines = [f"study {self.store.study!r} in {self.store.root}: {len(self.cells)} cells, "
+                 f"{self.done} done, {len(self.todo)} to do ({len(jobs)} training jobs)"]
+        if summary := self.stale_summary():
+            lines.append(summary)
+        for cell in self.todo:
+            lines.append(f"  todo {cell.key}  {cell.job.method.label:<14} "
+                         f"seed={cell.job.seed} {cell.condition.label}")
+        return "\n".join(lines)
+
+
+def condition_backends(condition: Condition, kinds: dict[str, str], backend: str,
+                       device) -> dict[str, str]:
+    """What produces each corruption a condition applies (library, version, device)."""
+    return {name: backend_id(name, kinds[m], backend, device)
+            for m, name in condition.corruptions()}
+
+
+def make_cells(spec: StudySpec) -> Iterator[Cell]:
+    import dataclasses
+
+    kinds = {m: s.kind for m, s in spec.dataset.modalities.items()}
+    conditions = spec.grid.conditions(kinds)
+    harness = harness_fingerprint()
+    train_config = dataclasses.asdict(spec.train)
+    for seed in spec.seeds:
+        for method in spec.methods:
+            job = Job(spec.dataset.name, spec.dataset.version, method, train_config, seed,
+                      harness)
+            for cond in conditions:
+                yield Cell(job, cond, condition_backends(cond, kinds, spec.corruption_backend,
+                                                         spec.device))
+
+
+def make_plan(spec: StudySpec, store: Store, force: bool = False,
+              reuse_stale: bool = False) -> Plan:
+    """The study's cells; those stored under their key are done (unless `force`). A cell
+    whose coordinates hold a result of other code or settings is stale: it is recomputed,
+    or, with `reuse_stale`, the stored result is kept."""
+    cells = list(make_cells(spec))
+    if force:
+        return Plan(spec, cells, list(cells), [], reuse_stale, store)
+    stored = store.index()
+    todo, stale = [], []
+    for cell in cells:
+        if cell.key in stored.by_key:
+            continue
+        old = stored.current.get(cell.coordinates)
+        if old is not None:
+            stale.append(Stale(cell, old))
+            if reuse_stale:
+                continue
+        todo.append(cell)
+    return Plan(spec, cells, todo, stale, reuse_stale, store)

@@ -24,27 +24,26 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from rambench.metrics import CELL, CORRUPTION, UNIT, cell_group, method_label
+from rambench.metrics import CELL, CORRUPTION, UNIT
+from rambench.schema import AXES, Record
 
 B_DEFAULT = 1000
 
 
-def correctness(records: Iterable[dict]) -> pd.DataFrame:
-    """One row per record: dataset, method (labelled as in metrics), seed, the cell columns,
-    n, group and ``correct`` (a bool array of length n)."""
-    from rambench.store import unpack_bits
+CONDITION_COLUMNS = ["condition", "condition_kind", *AXES, "modality_kind",
+                     "corruption_family"]
 
+
+def correctness(records: Iterable[Record]) -> pd.DataFrame:
+    """One row per record: dataset, method (label), seed, the condition columns, n, key and
+    ``correct`` (a bool array of length n)."""
     rows = []
     for r in records:
-        if "correct" not in r:
-            continue
-        rows.append({
-            "dataset": r["dataset"], "method": method_label(r["method"], r["train_condition"]),
-            "seed": r["seed"], **{c: r[c] for c in CELL}, "n": r["n"], "key": r["key"],
-            "correct": unpack_bits(r["correct"], r["n"]),
-        })
-    frame = pd.DataFrame(rows, columns=[*UNIT, *CELL, "n", "key", "correct"])
-    frame["group"] = cell_group(frame)
+        tidy = r.tidy_rows()[0]
+        rows.append({**{c: tidy[c] for c in [*UNIT, *CONDITION_COLUMNS]}, "n": r.n,
+                     "key": r.key, "correct": r.correct})
+    frame = pd.DataFrame(rows, columns=[*UNIT, *CONDITION_COLUMNS, "n", "key", "correct"])
+    frame["severity"] = frame["severity"].astype("Int64")
     return frame
 
 
@@ -138,7 +137,7 @@ def matched(corr: pd.DataFrame, method: str, other: str,
     if select is not None:
         corr = corr[select(corr)]
     key = ["dataset", "seed", *CELL]
-    a = corr[corr["method"] == method][[*key, "n", "group", "correct"]]
+    a = corr[corr["method"] == method][[*key, "n", *CONDITION_COLUMNS[1:], "correct"]]
     b = corr[corr["method"] == other][[*key, "correct"]]
     both = a.merge(b, on=key, suffixes=("_a", "_b"))
     return both.sort_values(key, kind="stable").reset_index(drop=True)
@@ -147,7 +146,7 @@ def matched(corr: pd.DataFrame, method: str, other: str,
 def _corruption_id(cells: pd.DataFrame, within: list[str]) -> pd.Series:
     """An id per (within..., corruption) where a 'corruption' is (modality, corruption,
     missing pattern, missing rate): a missing or clean cell is a corruption of its own."""
-    keys = [*within, *CORRUPTION, "missing_pattern", "missing_rate"]
+    keys = [*within, "condition_kind", *CORRUPTION, "missing_rate"]
     return cells.groupby(keys, sort=False, dropna=False).ngroup()
 
 
@@ -280,7 +279,7 @@ def paired_bootstrap_mce(corr: pd.DataFrame, method: str, other: str, reference:
     that resample's mean.
     """
     def select_corr(frame: pd.DataFrame) -> pd.Series:
-        keep = frame["group"] == "corruption"
+        keep = frame["condition_kind"] == "corruption"
         return keep & select(frame) if select is not None else keep
 
     both = matched(corr, method, other, select_corr)

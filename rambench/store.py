@@ -2,38 +2,29 @@
 
 Records are written atomically (temp file, fsync, rename) and carry a checksum of their
 content, so a half-written or edited record is detected, reported and recomputed rather
-than silently read.
+than silently read. Records of every schema version are read (`Record.from_json`
+migrates them).
+
+Several records can fill the same table position (`Record.coordinates`: dataset, method
+label, seed, condition), e.g. after a method's code changed and it was re-run. The most
+recently written one is *current*; the others are *stale*: kept on disk, listed by
+`rambench ls studies`, never mixed into tables or exports.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 1
-EXPORT_COLUMNS = [
-    "study", "dataset", "method", "family", "seed", "train_condition", "test_modality",
-    "corruption", "severity", "missing_pattern", "missing_rate", "metric", "value", "n",
-    "higher_is_better", "corruption_backend", "key", "code_version",
-]
-HIGHER_IS_BETTER = {"accuracy": True, "missing_fraction": False}
-
-
-def pack_bits(correct: np.ndarray) -> str:
-    return base64.b64encode(np.packbits(correct.astype(bool)).tobytes()).decode()
-
-
-def unpack_bits(text: str, n: int) -> np.ndarray:
-    raw = np.frombuffer(base64.b64decode(text), dtype=np.uint8)
-    return np.unpackbits(raw, count=n).astype(bool)
+from rambench.schema import EXPORT_COLUMNS, Record
 
 
 def _checksum(record: dict[str, Any]) -> str:
@@ -72,6 +63,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+@dataclass
+class StoreIndex:
+    by_key: dict[str, Record] = field(default_factory=dict)
+    current: dict[tuple, Record] = field(default_factory=dict)  # coordinates -> newest
+    stale: list[Record] = field(default_factory=list)
+
+
 class Store:
     def __init__(self, out: Path | str, study: str):
         self.root = Path(out) / study
@@ -86,54 +84,86 @@ class Store:
     def checkpoint_path(self, job_key: str) -> Path:
         return self.checkpoints_dir / f"{job_key}.pt"
 
-    def write(self, record: dict[str, Any]) -> Path:
-        record = dict(record, schema=SCHEMA_VERSION)
-        record["checksum"] = _checksum(record)
-        path = self.record_path(record["key"])
-        atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True).encode())
+    def write(self, record: Record) -> Path:
+        data = record.to_json()
+        data["checksum"] = _checksum(data)
+        path = self.record_path(record.key)
+        atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
         return path
 
-    def read(self, path: Path) -> dict[str, Any] | None:
+    def read(self, path: Path) -> Record | None:
         """The record at `path`, or None (and a note in `invalid`) if it is not sound."""
         try:
-            record = json.loads(path.read_text())
-            if not isinstance(record, dict) or record.get("checksum") != _checksum(record):
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict) or data.get("checksum") != _checksum(data):
                 raise ValueError("checksum mismatch (half-written or edited)")
-            if record.get("key") != path.stem:
+            if data.get("key") != path.stem:
                 raise ValueError("key does not match the file name")
-        except (OSError, ValueError) as err:
-            self.invalid.append((path, str(err)))
+            return Record.from_json(data)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            note = (path, str(err))
+            if note not in self.invalid:
+                self.invalid.append(note)
             return None
-        return record
 
     def has(self, key: str) -> bool:
         path = self.record_path(key)
         return path.exists() and self.read(path) is not None
 
-    def records(self) -> list[dict[str, Any]]:
+    def all_records(self) -> list[Record]:
+        """Every sound record, current and stale."""
         if not self.records_dir.is_dir():
             return []
         found = (self.read(p) for p in sorted(self.records_dir.glob("*.json")))
         return [r for r in found if r is not None]
 
+    def index(self) -> StoreIndex:
+        index = StoreIndex()
+        for record in sorted(self.all_records(), key=lambda r: (r.created, r.key)):
+            index.by_key[record.key] = record
+            previous = index.current.get(record.coordinates)
+            if previous is not None:
+                index.stale.append(previous)
+            index.current[record.coordinates] = record
+        return index
+
+    def records(self) -> list[Record]:
+        """The current records (see the module docstring), in key order."""
+        return sorted(self.index().current.values(), key=lambda r: r.key)
+
     def tidy(self) -> pd.DataFrame:
-        """One row per (cell, metric) with the public EXPORT_COLUMNS, in a stable order."""
-        rows = []
-        for r in self.records():
-            for metric, value in r["metrics"].items():
-                rows.append({
-                    "study": self.study, "dataset": r["dataset"], "method": r["method"],
-                    "family": r["family"], "seed": r["seed"],
-                    "train_condition": r["train_condition"],
-                    "test_modality": r["test_modality"], "corruption": r["corruption"],
-                    "severity": r["severity"], "missing_pattern": r["missing_pattern"],
-                    "missing_rate": r["missing_rate"], "metric": metric, "value": value,
-                    "n": r["n"], "higher_is_better": HIGHER_IS_BETTER.get(metric, True),
-                    # records from before the torch backend existed used the reference
-                    "corruption_backend": r.get("corruption_backend", "reference"),
-                    "key": r["key"], "code_version": r["provenance"]["code_version"],
-                })
-        frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
-        order = ["dataset", "method", "seed", "test_modality", "corruption", "severity",
-                 "missing_pattern", "missing_rate", "metric"]
-        return frame.sort_values(order, kind="stable").reset_index(drop=True)
+        """One row per (current cell, metric) with the public EXPORT_COLUMNS."""
+        return tidy_frame(self.records())
+
+
+def tidy_frame(records: list[Record]) -> pd.DataFrame:
+    """The tidy table of `records`, in a stable order; severity as a nullable integer."""
+    frame = pd.DataFrame([row for r in records for row in r.tidy_rows()],
+                         columns=EXPORT_COLUMNS)
+    frame["severity"] = frame["severity"].astype("Int64")
+    frame["missing_rate"] = frame["missing_rate"].astype(float)
+    order = ["dataset", "method", "seed", "condition_kind", "test_modality", "corruption",
+             "severity", "missing_rate", "metric"]
+    return frame.sort_values(order, kind="stable", na_position="first").reset_index(drop=True)
+
+
+def per_sample_frame(records: list[Record]) -> pd.DataFrame:
+    """One row per (cell, test sample): the cell's coordinates, `sample` (index in the test
+    split), `correct`, and from the stored predictions the `label`, `prediction`,
+    `confidence`, `label_probability`, and the ranked `class_i`/`prob_i` (every class up to
+    64 classes, else the top 5). Records without predictions (schema 1) give `correct` only."""
+    frames = []
+    for r in records:
+        rows: dict[str, Any] = {
+            "study": r.study, "dataset": r.dataset, "method": r.method.label, "seed": r.seed,
+            "condition": r.condition.label, "condition_kind": r.condition.kind, "key": r.key,
+            "sample": np.arange(r.n), "correct": r.correct}
+        p = r.predictions
+        if p is not None:
+            rows.update(label=p.labels.astype(int), prediction=p.predicted.astype(int),
+                        confidence=p.confidence, label_probability=p.label_probability)
+            for i in range(p.classes.shape[1]):
+                rows[f"class_{i + 1}"] = p.classes[:, i].astype(int)
+                rows[f"prob_{i + 1}"] = p.probabilities[:, i].astype(np.float32)
+        frames.append(pd.DataFrame(rows))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rambench.batch import Batch
-from rambench.datasets import Dataset, Split, to_batch
+from rambench.datasets import Dataset, to_batch
+from rambench.device import autocast, to_device
+from rambench.evaluate import accuracy
 from rambench.methods import Method, MethodContext
 from rambench.models import encoders
 
@@ -49,24 +50,24 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "step")
 
 
-@dataclass
-class TrainResult:
-    state_dict: dict[str, torch.Tensor]
+@dataclass(frozen=True)
+class TrainSummary:
+    """How a training run went; kept with the checkpoint and in every record."""
+
     best_epoch: int
     best_val_accuracy: float
     epochs_run: int
     seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)  # per epoch: losses, val
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        from rambench.errors import UsageError
-
-        raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
-    return torch.device(device)
+@dataclass
+class TrainResult:
+    state_dict: dict[str, torch.Tensor]
+    summary: TrainSummary
 
 
 def modality_kinds(dataset: Dataset) -> dict[str, str]:
@@ -86,49 +87,6 @@ def build_method(
         make_encoder=lambda m: encoders.get(specs[m].encoder)(specs[m], cfg.feature_dim),
     )
     return method_cls(ctx, params)
-
-
-def _autocast(device: torch.device):
-    # bf16 autocast on CUDA; full precision on CPU so that CPU results are exact.
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def _prepare(batch: Batch, device: torch.device) -> Batch:
-    batch = batch.to(device)
-    if device.type == "cuda":
-        for m, x in batch.inputs.items():
-            if x.dim() == 4:
-                batch.inputs[m] = x.contiguous(memory_format=torch.channels_last)
-    return batch
-
-
-@torch.no_grad()
-def predict(
-    method: Method,
-    split: Split,
-    kinds: dict[str, str],
-    device: torch.device,
-    batch_size: int = 256,
-    inputs: dict[str, np.ndarray] | None = None,
-    missing: dict[str, np.ndarray] | None = None,
-) -> np.ndarray:
-    """Predicted labels for every sample of `split`, optionally with replaced inputs
-    (corrupted arrays) and `missing` masks (bool (N,) per modality, True = absent)."""
-    method.eval()
-    preds = []
-    for start in range(0, len(split), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(split)))
-        batch = to_batch(split, kinds, idx, inputs)
-        if missing:
-            batch = batch.with_missing({m: torch.from_numpy(v[idx]) for m, v in missing.items()})
-        with _autocast(device):
-            logits = method(_prepare(batch, device))
-        preds.append(logits.argmax(dim=1).cpu().numpy())
-    return np.concatenate(preds)
-
-
-def accuracy(method: Method, split: Split, kinds: dict[str, str], device, batch_size=256) -> float:
-    return float((predict(method, split, kinds, device, batch_size) == split.y).mean())
 
 
 def _optimiser(method: Method, cfg: TrainConfig, steps_per_epoch: int):
@@ -179,9 +137,9 @@ def train(
         totals: dict[str, float] = {}
         order = order_rng.permutation(len(train_split))
         for start_i in range(0, len(order), cfg.batch_size):
-            batch = _prepare(to_batch(train_split, kinds, order[start_i:start_i + cfg.batch_size]),
+            batch = to_device(to_batch(train_split, kinds, order[start_i:start_i + cfg.batch_size]),
                              device)
-            with _autocast(device):
+            with autocast(device):
                 losses = method.training_loss(batch)
             optimiser.zero_grad(set_to_none=True)
             losses["loss"].backward()
@@ -191,7 +149,8 @@ def train(
                 totals[name] = totals.get(name, 0.0) + float(value.detach()) / steps_per_epoch
         epoch_schedule()
         val_acc = accuracy(method, val_split, kinds, device, cfg.eval_batch_size)
-        history.append({"epoch": epoch, "val_accuracy": val_acc, **totals})
+        history.append({"epoch": epoch, "val_accuracy": val_acc,
+                        "lr": optimiser.param_groups[0]["lr"], **totals})
         if val_acc > best[0]:
             best = (val_acc, epoch, copy.deepcopy(method.state_dict()))
         bar.set_postfix(loss=f"{totals['loss']:.3f}", val=f"{val_acc:.3f}", best=f"{best[0]:.3f}")
@@ -200,13 +159,6 @@ def train(
     method.load_state_dict(best[2])
     return TrainResult(
         state_dict={k: v.detach().cpu() for k, v in best[2].items()},
-        best_epoch=best[1],
-        best_val_accuracy=best[0],
-        epochs_run=epoch + 1,
-        seconds=time.perf_counter() - start,
-        history=history,
+        summary=TrainSummary(best[1], best[0], epoch + 1, time.perf_counter() - start,
+                             history),
     )
-
-
-def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    return asdict(cfg)

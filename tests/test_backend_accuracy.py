@@ -24,9 +24,10 @@ import torch
 
 from corruptions import backends, registry, torch_audio
 from rambench.datasets import Split, datasets
-from rambench.evaluate import sample_seeds
+from rambench.evaluate import predict
 from rambench.methods import methods
-from rambench.train import TrainConfig, build_method, modality_kinds, predict, train
+from rambench.test_inputs import sample_seeds
+from rambench.train import TrainConfig, build_method, modality_kinds, train
 
 TOLERANCE = 0.015
 CASES = [("visual_only", "visual", "image"), ("audio_only", "audio", "audio")]
@@ -63,7 +64,7 @@ def accuracy(dataset, method, split, modality, name, severity, backend) -> float
     corrupted = backends.corrupt_batch(split.inputs[modality], name, spec.kind, severity,
                                        seeds, backend, "cpu", spec.sample_rate)
     preds = predict(method, split, modality_kinds(dataset), torch.device("cpu"),
-                    inputs={**split.inputs, modality: corrupted})
+                    inputs={**split.inputs, modality: corrupted}).argmax(1)
     return float((preds == split.y).mean())
 
 
@@ -71,7 +72,7 @@ def check(dataset, models, method_name, modality, kind, severities, k):
     split = copies(dataset, k)
     method = models[method_name]
     clean = float((predict(method, split, modality_kinds(dataset), torch.device("cpu"))
-                   == split.y).mean())
+                   .argmax(1) == split.y).mean())
     assert clean > 0.7
     gaps = {}
     for name in registry.names(kind):

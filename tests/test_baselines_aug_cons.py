@@ -314,7 +314,7 @@ def test_training_smoke(cls, params):
     cfg = TrainConfig(epochs=4, batch_size=32, lr=5e-3, feature_dim=32, patience=10)
     method = build_method(cls, data, params, cfg, seed=0)
     result = train(method, data, cfg, seed=0, device=torch.device("cpu"), progress=False)
-    losses = [h["loss"] for h in result.history]
+    losses = [h["loss"] for h in result.summary.history]
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
-    assert result.best_val_accuracy > 0.5  # chance is 0.25
+    assert result.summary.best_val_accuracy > 0.5  # chance is 0.25

@@ -123,9 +123,18 @@ def test_smoke_run_prints_table_resumes_and_exports(smoke_study):
     rows = export_rows(folder, "straight")
     assert {r["method"] for r in rows} == {"raml", "late_fusion"}
     assert len(rows) == 2 * 13
-    assert {"dataset", "family", "seed", "train_condition", "test_modality", "corruption",
-            "severity", "missing_pattern", "missing_rate", "metric", "value", "n",
-            "higher_is_better", "corruption_backend", "key", "code_version"} <= set(rows[0])
+    assert {"dataset", "method_family", "family", "seed", "condition", "condition_kind",
+            "test_modality", "modality_kind", "corruption", "corruption_family", "severity",
+            "missing_pattern", "missing_rate", "metric", "value", "n", "higher_is_better",
+            "corruption_backend", "key", "code_version"} <= set(rows[0])
+    by_condition = {(r["method"], r["condition"]): r for r in rows}
+    noise = by_condition["raml", "visual:gaussian_noise@5"]
+    assert (noise["condition_kind"], noise["modality_kind"], noise["corruption_family"],
+            noise["severity"]) == ("corruption", "image", "noise", "5")
+    clean = by_condition["late_fusion", "clean"]
+    assert (clean["condition_kind"], clean["test_modality"], clean["severity"],
+            clean["method_family"]) == ("clean", "", "", "vanilla")
+    assert by_condition["raml", "missing:rate=0.5"]["condition_kind"] == "random_missing"
     assert {r["corruption_backend"] for r in rows} == {"torch"}  # the default
 
 
@@ -194,11 +203,16 @@ def test_preview_draws_every_corruption_at_every_severity(cli, tmp_path, modalit
     assert_usage_error(bad, "--index must be in 0..358")
 
 
-def test_a_registered_method_also_loads_by_path(cli):
+def test_a_registered_method_loaded_by_path_has_the_same_identity(cli):
+    import json
     from pathlib import Path
 
     import baselines
 
     path = Path(baselines.__file__).with_name("late_fusion.py")
-    result = cli("run", "--method", f"{path}:LateFusion", "--grid", "smoke", "--dry-run")
-    assert "LateFusion" in result.stdout and "13 to do" in result.stdout
+    by_path = json.loads(cli("run", "--method", f"{path}:LateFusion", "--grid", "smoke",
+                             "--dry-run", "--json").stdout)
+    by_name = json.loads(cli("run", "--method", "late_fusion", "--grid", "smoke",
+                             "--dry-run", "--json").stdout)
+    assert by_path["cells"] == 13 and {t["method"] for t in by_path["todo"]} == {"late_fusion"}
+    assert [t["key"] for t in by_path["todo"]] == [t["key"] for t in by_name["todo"]]

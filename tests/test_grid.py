@@ -2,7 +2,7 @@ import pytest
 
 from rambench.errors import UsageError
 from rambench.grid import load_grid, parse_grid, preset_names
-from rambench.plan import Condition
+from rambench.schema import Corrupt
 
 KINDS = {"visual": "image", "audio": "audio"}
 
@@ -19,11 +19,11 @@ def test_presets_exist_and_expand():
     labels = [c.label for c in full]
     assert labels[0] == "clean"
     assert len(labels) == len(set(labels))
-    image = [c for c in full if c.kind == "corruption" and c.modality == "visual"]
+    image = [c for c in full if c.kind == "corruption" and c.test_modality == "visual"]
     assert len(image) == 19 * 5
-    assert {c.missing_rate for c in full if c.missing_pattern == "random"} == {
+    assert {c.missing_rate for c in full if c.kind == "random_missing"} == {
         round(0.1 * i, 1) for i in range(1, 10)}
-    assert {c.modality for c in full if c.missing_pattern == "drop"} == {"visual", "audio"}
+    assert {c.test_modality for c in full if c.kind == "drop"} == {"visual", "audio"}
     assert sum(c.kind == "mixed" for c in full) == 5
 
 
@@ -39,7 +39,7 @@ conditions:
 """))
     assert grid.seeds == [3, 4] and grid.epochs == 2
     assert grid.overrides == {"raml.alpha": "0.5", "raml.unimodal_heads": "false"}
-    assert grid.conditions(KINDS) == [Condition("corruption", "audio", "reverb", 2)]
+    assert grid.conditions(KINDS) == [Corrupt("audio", "reverb", 2)]
 
 
 @pytest.mark.parametrize("text, key, hint", [

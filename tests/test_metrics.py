@@ -8,23 +8,32 @@ import pytest
 
 from rambench import metrics
 from rambench import stats as st
-from rambench.store import EXPORT_COLUMNS
+from rambench.schema import Clean, Corrupt, RandomMissing, make_record
+from rambench.store import tidy_frame
 
 REF = "late_fusion"
+KIND = {"visual": "image", "audio": "audio"}
+FAMILY = {"fog": "weather", "reverb": "room"}
 
 
-def cell(method, accuracy, modality="none", corruption="none", severity=0, pattern="none",
-         rate=0.0, seed=0, metric="accuracy", higher=True):
-    return {"study": "s", "dataset": "d", "method": method, "family": "f", "seed": seed,
-            "train_condition": "clean", "test_modality": modality, "corruption": corruption,
-            "severity": severity, "missing_pattern": pattern, "missing_rate": rate,
-            "metric": metric, "value": accuracy, "n": 100, "higher_is_better": higher,
-            "key": f"{method}-{seed}-{modality}-{corruption}-{severity}-{pattern}-{rate}",
-            "code_version": "x"}
+CLEAN = Clean()
+
+
+def cell(method, accuracy, condition=CLEAN, seed=0, metric="accuracy", higher=True):
+    """One tidy row, as the writer makes it (a record with the condition's kind, the
+    modality's kind and the corruption's family)."""
+    modality, corruption = condition.axes()["test_modality"], condition.axes()["corruption"]
+    record = make_record(key=f"{method}-{seed}-{condition.label}", method=method, seed=seed,
+                         condition=condition, modality_kind=KIND.get(modality),
+                         corruption_family=FAMILY.get(corruption), n=100)
+    row = record.tidy_rows()[0]
+    return {**row, "metric": metric, "value": accuracy, "higher_is_better": higher}
 
 
 def table(rows):
-    return pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+    frame = tidy_frame([])
+    return pd.concat([frame, pd.DataFrame(rows)], ignore_index=True).astype(
+        {"severity": "Int64", "missing_rate": float})
 
 
 # Seed 0. Errors E = 1 - accuracy in brackets.
@@ -32,14 +41,13 @@ def table(rows):
 # reference  .90 (.10)   .80 (.20)  .60 (.40)  .70 (.30)  .50 (.50)  .85      .60
 # m          .95 (.05)   .90 (.10)  .70 (.30)  .80 (.20)  .70 (.30)  .90      .70
 ACC = {REF: [.90, .80, .60, .70, .50, .85, .60], "m": [.95, .90, .70, .80, .70, .90, .70]}
-CELLS = [("none", "none", 0, "none", 0.0), ("visual", "fog", 1, "none", 0.0),
-         ("visual", "fog", 3, "none", 0.0), ("audio", "reverb", 1, "none", 0.0),
-         ("audio", "reverb", 3, "none", 0.0), ("none", "none", 0, "random", 0.2),
-         ("none", "none", 0, "random", 0.6)]
+CELLS = [Clean(), Corrupt("visual", "fog", 1), Corrupt("visual", "fog", 3),
+         Corrupt("audio", "reverb", 1), Corrupt("audio", "reverb", 3), RandomMissing(0.2),
+         RandomMissing(0.6)]
 
 
 def study(acc=ACC, seed=0, **kw):
-    return [cell(m, a, *c, seed=seed, **kw) for m, values in acc.items()
+    return [cell(m, a, c, seed=seed, **kw) for m, values in acc.items()
             for a, c in zip(values, CELLS, strict=True)]
 
 
@@ -66,8 +74,8 @@ def test_clean_mpc_and_rpc(tidy):
     assert value(by_modality, test_modality="visual") == pytest.approx(.8)
     assert value(by_modality, test_modality="audio") == pytest.approx(.75)
     by_family = metrics.mpc(tidy, by="family")  # fog: weather; reverb: room
-    assert value(by_family, family="weather") == pytest.approx(.8)
-    assert value(by_family, family="room") == pytest.approx(.75)
+    assert value(by_family, corruption_family="weather") == pytest.approx(.8)
+    assert value(by_family, corruption_family="room") == pytest.approx(.75)
     # rPC = .775 / .95
     assert value(metrics.rpc(tidy)) == pytest.approx(.775 / .95)
 
@@ -108,12 +116,11 @@ def test_missing_reference_cell_is_named(tidy):
                   & (tidy["severity"] == 3))]
     with pytest.raises(metrics.MissingReferenceError) as err:
         metrics.mce(gone, REF)
-    for part in ["'late_fusion'", "seed 0", "modality 'audio'", "corruption 'reverb'",
+    for part in ["'late_fusion'", "seed 0", "test_modality 'audio'", "corruption 'reverb'",
                  "severity 3"]:
         assert part in str(err.value)
-    no_clean = tidy[~((tidy["method"] == REF) & (tidy["corruption"] == "none")
-                      & (tidy["missing_pattern"] == "none"))]
-    with pytest.raises(metrics.MissingReferenceError, match="corruption 'none', severity 0"):
+    no_clean = tidy[~((tidy["method"] == REF) & (tidy["condition_kind"] == "clean"))]
+    with pytest.raises(metrics.MissingReferenceError, match="condition 'clean'"):
         metrics.relative_mce(no_clean, REF)
     with pytest.raises(metrics.MissingReferenceError, match="method 'nobody'"):
         metrics.effective_robustness(tidy, "nobody")
@@ -177,10 +184,16 @@ def test_per_seed_then_mean_and_std():
     assert one_seed["std"].isna().all()
 
 
-def test_train_condition_is_part_of_the_method_label(tidy):
-    moddrop = tidy[tidy["method"] == "m"].assign(train_condition="moddrop", value=.5)
-    out = metrics.clean_accuracy(pd.concat([tidy, moddrop]))
-    assert set(out["method"]) == {REF, "m", "m@moddrop"}
+def test_method_variants_are_methods_of_their_own(tidy):
+    variant = tidy[tidy["method"] == "m"].assign(method="m[norm=hard]", value=.5)
+    out = metrics.clean_accuracy(pd.concat([tidy, variant]))
+    assert set(out["method"]) == {REF, "m", "m[norm=hard]"}
+    assert value(out, "m[norm=hard]") == .5 and value(out, "m") == pytest.approx(.95)
+
+
+def test_a_cell_stored_twice_is_refused(tidy):
+    with pytest.raises(metrics.DuplicateCellError, match="condition 'visual:fog@1'"):
+        metrics.mpc(pd.concat([tidy, tidy[tidy["condition"] == "visual:fog@1"]]))
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -211,11 +224,9 @@ def corr_frame(a: np.ndarray, b: np.ndarray, seeds=(0,)):
     rows = []
     for seed in seeds:
         for method, c in (("a", a), ("b", b)):
-            rows.append({"dataset": "d", "method": method, "seed": seed,
-                         "test_modality": "none", "corruption": "none", "severity": 0,
-                         "missing_pattern": "none", "missing_rate": 0.0, "n": len(c),
-                         "key": f"{method}{seed}", "correct": c, "group": "clean"})
-    return pd.DataFrame(rows)
+            rows.append(make_record(key=f"{method}{seed}", method=method, seed=seed,
+                                    correct=c))
+    return st.correctness(rows)
 
 
 def test_paired_bootstrap_difference_ci_and_p():

@@ -8,19 +8,22 @@ import pytest
 
 from rambench.report import figures, tables
 from rambench.report.document import write_report
+from rambench.schema import Clean, Corrupt, Drop, Mixed, RandomMissing, make_record
 from rambench.stats import correctness
-from rambench.store import Store, pack_bits
+from rambench.store import Store
 from tests.test_cli import assert_usage_error
 
 METHODS = {"late_fusion": 0.70, "raml": 0.92, "tmc": 0.85}  # clean accuracy
 CONDITIONS = (
-    [("none", "none", 0, "none", 0.0)]
-    + [(m, c, s, "none", 0.0) for m, c in (("visual", "gaussian_noise"), ("visual", "fog"),
-                                           ("audio", "reverb")) for s in (1, 3)]
-    + [("visual", "none", 0, "drop", 0.0), ("audio", "none", 0, "drop", 0.0),
-       ("none", "none", 0, "random", 0.3), ("none", "none", 0, "random", 0.6),
-       ("all", "gaussian_noise+gaussian_noise", 2, "none", 0.0)]
+    [Clean()]
+    + [Corrupt(m, c, s) for m, c in (("visual", "gaussian_noise"), ("visual", "fog"),
+                                     ("audio", "reverb")) for s in (1, 3)]
+    + [Drop("visual"), Drop("audio"), RandomMissing(0.3), RandomMissing(0.6),
+       Mixed((("visual", "gaussian_noise"), ("audio", "gaussian_noise")), 2)]
 )
+KIND = {"visual": "image", "audio": "audio", "visual+audio": "image+audio"}
+FAMILY = {"gaussian_noise": "noise", "fog": "weather", "reverb": "room",
+          "gaussian_noise+gaussian_noise": "noise"}
 N = 150
 
 
@@ -30,20 +33,20 @@ def write_fake_study(root, study="fake", seeds=(0, 1), methods=METHODS):
     rng = np.random.default_rng(7)
     for seed in seeds:
         for method, clean in methods.items():
-            for i, (modality, corruption, severity, pattern, rate) in enumerate(CONDITIONS):
-                loss = 0.05 * severity + 0.25 * (pattern == "drop") + 0.3 * rate
+            for i, condition in enumerate(CONDITIONS):
+                axes = condition.axes()
+                loss = (0.05 * (axes["severity"] or 0) + 0.25 * (condition.kind == "drop")
+                        + 0.3 * (axes["missing_rate"] or 0))
                 correct = rng.random(N) < clean - loss
-                store.write({
-                    "key": f"{method}-{seed}-{i:02d}", "dataset": "avdigits",
-                    "dataset_version": "1", "method": method, "family": "f", "seed": seed,
-                    "train_condition": "clean", "test_modality": modality,
-                    "corruption": corruption, "severity": severity,
-                    "missing_pattern": pattern, "missing_rate": rate,
-                    "metrics": {"accuracy": float(correct.mean())}, "n": N,
-                    "correct": pack_bits(correct),
-                    "provenance": {"code_version": "0.1.0+abc", "device": "cpu:test",
-                                   "packages": {"numpy": "2.0", "torch": "2.3"},
-                                   "grid": {"name": "tiny", "hash": "feedbeef1234"}}})
+                store.write(make_record(
+                    key=f"{method}-{seed}-{i:02d}", dataset="avdigits", method=method,
+                    seed=seed, condition=condition,
+                    modality_kind=KIND.get(axes["test_modality"]),
+                    corruption_family=FAMILY.get(axes["corruption"]), correct=correct,
+                    provenance={"code_version": "0.1.0+abc", "device": "cpu:test",
+                                "created": "2026-01-01T00:00:00",
+                                "packages": {"numpy": "2.0", "torch": "2.3"},
+                                "grid": {"name": "tiny", "hash": "feedbeef1234"}}))
     return store
 
 
@@ -122,7 +125,8 @@ def test_partial_results_are_flagged_and_still_tabulated(fake):
     assert "mCE" not in table.columns and "mPC" in table.columns
     joined = " | ".join(table.notes)
     assert "incomplete: late_fusion seed 1 has 9 of the 12 cells" in joined
-    assert "missing reference cell: method 'late_fusion', seed 1, modality 'audio'" in joined
+    assert ("missing reference cell: method 'late_fusion', seed 1, test_modality 'audio'"
+            in joined)
 
 
 def test_figures_axes_and_lines(fake):

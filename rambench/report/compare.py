@@ -13,20 +13,24 @@ import pandas as pd
 
 from rambench import metrics
 from rambench import stats as st
+from rambench.schema import MISSING_KINDS
 
 
 def condition_groups(corr: pd.DataFrame) -> list[tuple[str, object, st.Weighting]]:
     """(name, selector, weighting) for clean, each corrupted modality, missing and mixed."""
     groups: list[tuple[str, object, st.Weighting]] = [
-        ("clean", lambda f: f["group"] == "clean", "equal")]
-    modalities = corr[corr["group"] == "corruption"]["test_modality"].unique()
-    for modality in sorted(modalities, key=lambda m: (m != "visual", m)):
+        ("clean", lambda f: f["condition_kind"] == "clean", "equal")]
+    corrupted_cells = corr[corr["condition_kind"] == "corruption"]
+    kinds = corrupted_cells[["test_modality", "modality_kind"]].drop_duplicates()
+    for modality, kind in sorted(kinds.itertuples(index=False),
+                                 key=lambda p: (p[1] != "image", p[0])):
         def corrupted(f, modality=modality):
-            return (f["group"] == "corruption") & (f["test_modality"] == modality)
+            return (f["condition_kind"] == "corruption") & (f["test_modality"] == modality)
 
-        groups.append((metrics.KIND_OF_MODALITY.get(modality, modality), corrupted, "mpc"))
-    groups.append(("missing", lambda f: f["group"] == "missing", "equal"))
-    groups.append(("mixed", lambda f: f["group"] == "mixed", "equal"))
+        name = kind if (kinds["modality_kind"] == kind).sum() == 1 else f"{kind} ({modality})"
+        groups.append((name, corrupted, "mpc"))
+    groups.append(("missing", lambda f: f["condition_kind"].isin(MISSING_KINDS), "equal"))
+    groups.append(("mixed", lambda f: f["condition_kind"] == "mixed", "equal"))
     return groups
 
 
@@ -50,8 +54,9 @@ def compare_groups(tidy: pd.DataFrame, corr: pd.DataFrame, method: str,
 
 def per_corruption(corr: pd.DataFrame, method: str, against: str) -> pd.DataFrame:
     """Paired bootstrap per (modality, corruption), over its severities and the seeds."""
-    return st.paired_bootstrap_by(corr, method, against, list(metrics.CORRUPTION),
-                                  lambda f: f["group"] == "corruption")
+    return st.paired_bootstrap_by(corr, method, against,
+                                  [*metrics.CORRUPTION, "modality_kind"],
+                                  lambda f: f["condition_kind"] == "corruption")
 
 
 def format_comparison(result: pd.DataFrame, method: str, against: str) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from rambench import metrics
 from rambench.report import figures, tables
+from rambench.schema import Record
 
 TABLE_VIEWS = ("main", "corruption", "severity", "missing", "conditions", "leaderboard")
 EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}
@@ -43,9 +44,9 @@ FIGURE_CAPTIONS = {
 }
 
 
-def provenance(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def provenance(records: Sequence[Record]) -> dict[str, Any]:
     """What produced the records: code versions, packages, devices, grids, datasets."""
-    prov = [r.get("provenance", {}) for r in records]
+    prov = [r.provenance for r in records]
     packages: dict[str, Counter] = {}
     for p in prov:
         for name, version in (p.get("packages") or {}).items():
@@ -54,10 +55,11 @@ def provenance(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                     f"(hash {(p.get('grid') or {}).get('hash', '?')})" for p in prov)
     return {
         "records": len(records),
-        "methods": sorted({r["method"] for r in records}),
-        "seeds": sorted({r["seed"] for r in records}),
-        "datasets": Counter(f"{r['dataset']} {r.get('dataset_version', '')}".strip()
-                            for r in records),
+        "methods": sorted({r.method.label for r in records}),
+        "seeds": sorted({r.seed for r in records}),
+        "datasets": Counter(f"{r.dataset} {r.dataset_version}".strip() for r in records),
+        "method code": Counter(f"{r.method.label} {r.method.code or 'unrecorded'}"
+                               for r in records),
         "code versions": Counter(p.get("code_version", "?") for p in prov),
         "devices": Counter(p.get("device", "?") for p in prov),
         "grids": grids,
@@ -76,6 +78,7 @@ def _provenance_html(info: dict[str, Any]) -> str:
             ("datasets", _counter_text(info["datasets"])),
             ("grid", _counter_text(info["grids"])),
             ("code versions", _counter_text(info["code versions"])),
+            ("method code", _counter_text(info["method code"])),
             ("devices", _counter_text(info["devices"]))]
     for name, versions in sorted(info["packages"].items()):
         rows.append((f"package {html.escape(name)}", _counter_text(versions)))
@@ -87,7 +90,7 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def write_report(tidy: pd.DataFrame, records: Sequence[dict[str, Any]], out_dir: Path,
+def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
                  study: str, metric: str = "mpc",
                  reference: str = metrics.DEFAULT_REFERENCE,
                  against: str | None = tables.AGAINST) -> dict[str, Any]:

@@ -82,14 +82,15 @@ def severity_figure(tidy: pd.DataFrame):
     one line per method; each modality starts a new row of panels. None if the study has
     no corruption results."""
     rows = metrics.scores(tidy)
-    corrupted = rows[rows["group"] == "corruption"]
+    corrupted = rows[rows["condition_kind"] == "corruption"]
     if corrupted.empty:
         return None
-    clean = rows[rows["group"] == "clean"]
+    clean = rows[rows["condition_kind"] == "clean"]
+    kind_of = _modality_kinds(rows)
     by_modality: dict[str, list[str]] = {}
     for modality, corruption in sorted(
             map(tuple, corrupted[metrics.CORRUPTION].drop_duplicates().to_numpy()),
-            key=lambda p: (p[0] != "visual", p)):
+            key=_image_first(kind_of)):
         by_modality.setdefault(modality, []).append(corruption)
     cols = min(6, max(len(v) for v in by_modality.values()))
     slots: list[tuple[str, str] | None] = []
@@ -124,7 +125,7 @@ def severity_figure(tidy: pd.DataFrame):
         first, above = slots[r * cols], slots[r * cols - cols] if r else None
         if first is not None:
             new_block = above is None or above[0] != first[0]
-            axes[r, 0].set_ylabel(f"{_modality_name(first[0])}\naccuracy (%)" if new_block
+            axes[r, 0].set_ylabel(f"{kind_of[first[0]]}\naccuracy (%)" if new_block
                                   else "accuracy (%)")
         for c in range(cols):
             below = (r + 1) * cols + c
@@ -135,8 +136,15 @@ def severity_figure(tidy: pd.DataFrame):
     return fig
 
 
-def _modality_name(modality: str) -> str:
-    return metrics.KIND_OF_MODALITY.get(modality, modality)
+def _modality_kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """test_modality -> the kind of data it carries (image, audio), as recorded."""
+    pairs = frame[["test_modality", "modality_kind"]].dropna().drop_duplicates()
+    return dict(zip(pairs["test_modality"], pairs["modality_kind"], strict=True))
+
+
+def _image_first(kind_of: dict[str, str]):
+    """Sort key for (modality, ...) tuples: image modalities first."""
+    return lambda p: (kind_of.get(p[0]) != "image", p)
 
 
 def corruption_drops(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -162,7 +170,7 @@ def heatmap_figure(tidy: pd.DataFrame):
         return None
     methods = _methods_in_order(drops["method"])
     keys = drops[metrics.CORRUPTION].drop_duplicates()
-    keys = sorted(map(tuple, keys.to_numpy()), key=lambda p: (p[0] != "visual", p))
+    keys = sorted(map(tuple, keys.to_numpy()), key=_image_first(_modality_kinds(tidy)))
     grid = drops.pivot_table(index="method", columns=metrics.CORRUPTION, values="drop")
     grid = grid.reindex(index=methods, columns=pd.MultiIndex.from_tuples(keys))
     values = grid.to_numpy(dtype=float)
@@ -204,10 +212,10 @@ def missing_figure(tidy: pd.DataFrame):
     """Accuracy (%) vs random missing rate (0 = clean), one line per method; None without
     random-missing results."""
     rows = metrics.scores(tidy)
-    missing = rows[(rows["group"] == "missing") & (rows["missing_pattern"] == "random")]
+    missing = rows[rows["condition_kind"] == "random_missing"]
     if missing.empty:
         return None
-    clean = rows[rows["group"] == "clean"]
+    clean = rows[rows["condition_kind"] == "clean"]
     methods = _methods_in_order(missing["method"])
     styles = style.method_styles(methods)
     fig = _figure(style.SINGLE_COLUMN, 2.3)
@@ -232,17 +240,16 @@ def family_accuracies(tidy: pd.DataFrame, corr: pd.DataFrame | None = None) -> p
     Columns: method, test_modality, family, value, low, high (fractions)."""
     from rambench import stats
 
-    per = metrics.summarise(metrics.mpc(tidy, by="family"),
-                            ["method", "test_modality", "family"])
-    out = per.rename(columns={"mean": "value"})[["method", "test_modality", "family", "value"]]
+    keys = ["method", "test_modality", "corruption_family"]
+    per = metrics.summarise(metrics.mpc(tidy, by="family"), keys)
+    out = per.rename(columns={"mean": "value"})[[*keys, "value"]]
     out["low"], out["high"] = np.nan, np.nan
     if corr is None or corr.empty:
-        return out
-    cells = metrics.add_family(corr[corr["group"] == "corruption"])
-    keys = ["method", "test_modality", "family"]
+        return out.rename(columns={"corruption_family": "family"})
+    cells = corr[corr["condition_kind"] == "corruption"]
     cis = stats.bootstrap_cells_ci_by(cells, keys)[[*keys, "low", "high"]]
     out = out.drop(columns=["low", "high"]).merge(cis, on=keys, how="left")
-    return out
+    return out.rename(columns={"corruption_family": "family"})
 
 
 @_with_rc
@@ -252,8 +259,9 @@ def families_figure(tidy: pd.DataFrame, corr: pd.DataFrame | None = None):
     fam = family_accuracies(tidy, corr)
     if fam.empty:
         return None
+    kind_of = _modality_kinds(tidy)
     groups = fam[["test_modality", "family"]].drop_duplicates()
-    groups = sorted(map(tuple, groups.to_numpy()), key=lambda p: (p[0] != "visual", p))
+    groups = sorted(map(tuple, groups.to_numpy()), key=_image_first(kind_of))
     methods = _methods_in_order(fam["method"])
     styles = style.method_styles(methods)
     width = style.DOUBLE_COLUMN if len(groups) * len(methods) > 16 else style.SINGLE_COLUMN
@@ -273,7 +281,7 @@ def families_figure(tidy: pd.DataFrame, corr: pd.DataFrame | None = None):
         ax.bar(x - 0.4 + (j + 0.5) * bar_width, value, bar_width * 0.92, yerr=err,
                color=styles[method]["color"], label=method,
                error_kw={"elinewidth": 0.5, "ecolor": "0.2"})
-    ax.set_xticks(x, [f"{_modality_name(m)}\n{f}" for m, f in groups])
+    ax.set_xticks(x, [f"{kind_of.get(m, m)}\n{f}" for m, f in groups])
     ax.set_ylabel("accuracy (%)")
     finite = fam["value"].dropna()
     if not finite.empty:
@@ -287,12 +295,13 @@ def families_figure(tidy: pd.DataFrame, corr: pd.DataFrame | None = None):
 @_with_rc
 def compare_figure(diffs: pd.DataFrame, method: str, against: str):
     """Per-corruption paired difference (method - against, percentage points) with 95 % CIs;
-    `diffs` has test_modality, corruption, diff, low, high (fractions)."""
+    `diffs` has test_modality, modality_kind, corruption, diff, low, high (fractions)."""
     diffs = diffs.sort_values("diff", kind="stable").reset_index(drop=True)
     fig = _figure(style.SINGLE_COLUMN, 0.7 + 0.13 * max(len(diffs), 1))
     ax = fig.subplots()
     ax.grid(axis="y", visible=False)
     y = np.arange(len(diffs))
+    kind_of = _modality_kinds(diffs)
     for modality in diffs["test_modality"].unique():
         part = diffs[diffs["test_modality"] == modality]
         idx = part.index.to_numpy()
@@ -300,11 +309,11 @@ def compare_figure(diffs: pd.DataFrame, method: str, against: str):
         err = np.vstack([value - 100 * part["low"].to_numpy(dtype=float),
                          100 * part["high"].to_numpy(dtype=float) - value])
         ax.errorbar(value, y[idx], xerr=err, fmt="o", markersize=2.5, elinewidth=0.8,
-                    color=style.MODALITY_COLOURS.get(modality, "black"),
-                    label=_modality_name(modality))
+                    color=style.MODALITY_COLOURS.get(kind_of.get(modality), "black"),
+                    label=kind_of.get(modality, modality))
     ax.axvline(0, color="0.3", linewidth=0.6)
     ambiguous = diffs.groupby("corruption")["test_modality"].transform("nunique") > 1
-    ax.set_yticks(y, [f"{c.replace('_', ' ')} ({_modality_name(m)})" if twice
+    ax.set_yticks(y, [f"{c.replace('_', ' ')} ({kind_of.get(m, m)})" if twice
                       else c.replace("_", " ")
                       for c, m, twice in zip(diffs["corruption"], diffs["test_modality"],
                                              ambiguous, strict=True)])

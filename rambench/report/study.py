@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
@@ -16,13 +15,14 @@ from rambench.metrics import (
     MissingReferenceError,
     scores,
 )
+from rambench.schema import Record
 
 
 @dataclass
 class Study:
     name: str
     tidy: pd.DataFrame
-    records: list[dict[str, Any]]
+    records: list[Record]
 
     @property
     def methods(self) -> list[str]:
@@ -36,9 +36,10 @@ class Study:
 
 def load(store) -> Study:
     """The study's tidy table and records; UsageError if it has no results or a cell twice."""
+    from rambench.store import tidy_frame
+
     records = store.records()
-    tidy = store.tidy()
-    store.invalid[:] = list(dict.fromkeys(store.invalid))  # read twice: report each once
+    tidy = tidy_frame(records)
     if tidy.empty or not (tidy["metric"] == "accuracy").any():
         raise UsageError(f"study {store.study!r} has no results yet under {store.root}")
     with user_errors():

@@ -25,7 +25,7 @@ OKABE_ITO = {  # name -> hex; vermillion is kept for raml
 CYCLE = [OKABE_ITO[c] for c in ("blue", "orange", "bluish green", "reddish purple", "sky blue",
                                 "black", "yellow")]
 MARKERS = ["o", "s", "^", "v", "D", "P", "X", "h", "<", ">"]
-MODALITY_COLOURS = {"visual": OKABE_ITO["blue"], "audio": OKABE_ITO["orange"]}
+MODALITY_COLOURS = {"image": OKABE_ITO["blue"], "audio": OKABE_ITO["orange"]}  # by kind
 HEATMAP_CMAP = "magma_r"  # perceptually uniform, readable in grey and by colour-blind readers
 
 RC = {

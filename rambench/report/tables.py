@@ -28,6 +28,7 @@ import pandas as pd
 
 from rambench import metrics
 from rambench import stats as st
+from rambench.schema import MISSING_KINDS
 
 VIEWS = ("main", "corruption", "severity", "missing", "conditions", "leaderboard")
 FORMATS = ("md", "latex", "csv", "html")
@@ -45,32 +46,31 @@ Test = Callable[[str, str, str], "st.Paired | None"]  # (dataset, method, agains
 
 
 def condition_label(row: pd.Series) -> str:
-    if row["corruption"] == "none" and row["missing_pattern"] == "none":
+    """How a table names a test condition (from its kind and axes)."""
+    kind = row["condition_kind"]
+    if kind == "clean":
         return "clean"
-    if row["missing_pattern"] == "drop":
+    if kind == "drop":
         return f"missing {row['test_modality']}"
-    if row["missing_pattern"] == "random":
+    if kind == "random_missing":
         return f"missing rate {row['missing_rate']:g}"
-    if row["test_modality"] == "all":
+    if kind == "mixed":
         return f"mixed {row['corruption']} s{row['severity']}"
     return f"{row['test_modality']} {row['corruption']} s{row['severity']}"
 
 
-def condition_group(row: pd.Series) -> int:
-    """Row order of a table: clean, single-modality corruptions, missing, mixed."""
-    if row["missing_pattern"] != "none":
-        return 2 if row["missing_pattern"] == "drop" else 3
-    if row["corruption"] == "none":
-        return 0
-    return 4 if row["test_modality"] == "all" else 1
+KIND_ORDER = {"clean": 0, "corruption": 1, "drop": 2, "random_missing": 3, "mixed": 4}
 
 
 def _ordered_conditions(acc: pd.DataFrame) -> pd.DataFrame:
+    """Rows in table order (clean, corruptions, dropped, random missing, mixed) with a
+    ``display`` column naming each condition."""
     acc = acc.copy()
-    acc["condition"] = acc.apply(condition_label, axis=1)
-    acc["order"] = acc.apply(condition_group, axis=1)
-    return acc.sort_values(["order", "test_modality", "corruption", "severity", "missing_rate"],
-                           ascending=[True, False, True, True, True], kind="stable")
+    acc["display"] = acc.apply(condition_label, axis=1)
+    acc["order"] = acc["condition_kind"].map(KIND_ORDER)
+    acc["visual_first"] = acc["modality_kind"] != "image"
+    return acc.sort_values(["order", "visual_first", "test_modality", "corruption", "severity",
+                            "missing_rate"], kind="stable", na_position="first")
 
 
 def accuracy_table(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -79,9 +79,10 @@ def accuracy_table(tidy: pd.DataFrame) -> pd.DataFrame:
     if acc.empty:
         return pd.DataFrame()
     ordered = _ordered_conditions(acc)
-    table = ordered.pivot_table(index="condition", columns="method", values="value",
+    table = ordered.pivot_table(index="display", columns="method", values="value",
                                 aggfunc="mean")
-    return table.reindex(list(dict.fromkeys(ordered["condition"])))
+    table.index.name = "condition"
+    return table.reindex(list(dict.fromkeys(ordered["display"])))
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
@@ -201,9 +202,14 @@ def columns_table(title: str, columns: list[Column], reference: str, against: st
 # ---------------------------------------------------------------------------- the views
 
 
-def modality_label(modality: str) -> str:
-    """'image' for visual, 'audio' for audio: the kind of data a modality carries."""
-    return metrics.KIND_OF_MODALITY.get(modality, modality)
+def modality_label(frame: pd.DataFrame, modality: str) -> str:
+    """The kind of data a modality carries (image, audio), as recorded in its rows."""
+    kinds = frame.loc[frame["test_modality"] == modality, "modality_kind"].dropna()
+    return str(kinds.iloc[0]) if len(kinds) else modality
+
+
+def _image_first(frame: pd.DataFrame):
+    return lambda m: (modality_label(frame, m) != "image", m)
 
 
 def _select(dataset: str, base: Callable[[pd.DataFrame], pd.Series]):
@@ -255,8 +261,8 @@ def severity_auc_weights(cells: pd.DataFrame) -> np.ndarray:
     """Weights making a weighted mean of one seed's clean + corruption cells the severity AUC
     (the mean over corruptions of each corruption's trapezoid area, clean as severity 0)."""
     w = np.zeros(len(cells))
-    clean = np.flatnonzero((cells["group"] == "clean").to_numpy())
-    corrupt = cells[cells["group"] == "corruption"]
+    clean = np.flatnonzero((cells["condition_kind"] == "clean").to_numpy())
+    corrupt = cells[cells["condition_kind"] == "corruption"]
     groups = corrupt.groupby(metrics.CORRUPTION, sort=False).indices
     if len(clean) != 1 or not groups:
         return np.full(len(cells), np.nan)
@@ -273,12 +279,12 @@ def severity_auc_weights(cells: pd.DataFrame) -> np.ndarray:
 def missing_auc_weights(cells: pd.DataFrame) -> np.ndarray:
     """Weights making a weighted mean of one seed's clean + random-missing cells the area
     under accuracy vs missing rate (clean as rate 0)."""
-    x = np.where(cells["group"] == "clean", 0.0, cells["missing_rate"].astype(float))
+    x = np.where(cells["condition_kind"] == "clean", 0.0, cells["missing_rate"].astype(float))
     return metrics.trapezoid_weights(x)
 
 
-def _is(group: str) -> Callable[[pd.DataFrame], pd.Series]:
-    return lambda f: f["group"] == group
+def _is(*kinds: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda f: f["condition_kind"].isin(kinds)
 
 
 def main_columns(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
@@ -286,13 +292,12 @@ def main_columns(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
     columns = [Column("clean", metrics.clean_accuracy(tidy), test=_paired(corr, _is("clean")))]
     by_modality = metrics.mpc(tidy, by="modality")
     tests = GroupedTests(corr, ["test_modality"], _is("corruption"))
-    for modality in sorted(by_modality["test_modality"].unique(),
-                           key=lambda m: (m != "visual", m)):
-        columns.append(Column(f"{modality_label(modality)} mPC",
+    for modality in sorted(by_modality["test_modality"].unique(), key=_image_first(tidy)):
+        columns.append(Column(f"{modality_label(tidy, modality)} mPC",
                               by_modality[by_modality["test_modality"] == modality],
                               test=tests.test(modality)))
-    columns.append(Column("missing", metrics.group_score(tidy, "missing"),
-                          test=_paired(corr, _is("missing"), "equal")))
+    columns.append(Column("missing", metrics.group_score(tidy, MISSING_KINDS),
+                          test=_paired(corr, _is(*MISSING_KINDS), "equal")))
     columns.append(_mce_column(tidy, corr, reference, notes, relative=False))
     return [c for c in columns if c is not None]
 
@@ -347,12 +352,13 @@ def corruption_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     per = metrics.mpc(tidy, by="corruption")
     columns = []
     keys = per[metrics.CORRUPTION].drop_duplicates()
+    image_first = _image_first(tidy)
     keys = keys.sort_values(metrics.CORRUPTION, key=lambda s: s.map(
-        lambda v: (v != "visual", v)) if s.name == "test_modality" else s)
+        image_first) if s.name == "test_modality" else s)
     tests = GroupedTests(corr, list(metrics.CORRUPTION), _is("corruption"))
     for modality, corruption in keys.itertuples(index=False):
         part = per[(per["test_modality"] == modality) & (per["corruption"] == corruption)]
-        columns.append(Column(f"{modality_label(modality)}: {corruption}", part,
+        columns.append(Column(f"{modality_label(tidy, modality)}: {corruption}", part,
                               test=tests.test(modality, corruption)))
     return columns_table("Accuracy (%) per corruption, mean over severities", columns,
                          reference, against)
@@ -364,18 +370,17 @@ def severity_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     columns = [Column("0 (clean)", metrics.clean_accuracy(tidy),
                       test=_paired(corr, _is("clean")))]
     rows = metrics.scores(tidy)
-    severities = sorted(rows[rows["group"] == "corruption"]["severity"].unique())
+    severities = sorted(rows[rows["condition_kind"] == "corruption"]["severity"].unique())
     tests = GroupedTests(corr, ["severity"], _is("corruption"))
     for severity in severities:
-        keep = (tidy["severity"] == severity) | (tidy["corruption"] == "none")
+        keep = (tidy["condition_kind"] == "clean") | (
+            (tidy["condition_kind"] == "corruption") & (tidy["severity"] == severity))
         columns.append(Column(str(severity), metrics.mpc(tidy[keep]),
                               test=tests.test(severity)))
     if severities:
-        def clean_or_corrupt(f):
-            return f["group"].isin(["clean", "corruption"])
-
         columns.append(Column("AUC", metrics.severity_auc(tidy),
-                              test=_paired(corr, clean_or_corrupt, severity_auc_weights)))
+                              test=_paired(corr, _is("clean", "corruption"),
+                                           severity_auc_weights)))
     return columns_table("Accuracy (%) per severity, mean over corruptions; AUC: normalised "
                          "area under accuracy vs severity", columns, reference, against)
 
@@ -384,32 +389,29 @@ def missing_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
                   reference: str = metrics.DEFAULT_REFERENCE,
                   against: str | None = AGAINST) -> Table:
     rows = metrics.scores(tidy)
-    missing = rows[rows["group"] == "missing"]
     columns = []
-    drops = GroupedTests(corr, ["test_modality"], lambda f: f["missing_pattern"] == "drop")
-    for modality in sorted(missing[missing["missing_pattern"] == "drop"]["test_modality"]
-                           .unique(), key=lambda m: (m != "visual", m)):
+    drops = GroupedTests(corr, ["test_modality"], _is("drop"))
+    dropped_modalities = rows[rows["condition_kind"] == "drop"]["test_modality"].unique()
+    for modality in sorted(dropped_modalities, key=_image_first(tidy)):
         def dropped(f, modality=modality):
-            return (f["missing_pattern"] == "drop") & (f["test_modality"] == modality)
+            return f["test_modality"] == modality
 
-        columns.append(Column(f"no {modality_label(modality)}",
-                              metrics.group_score(tidy, "missing", select=dropped),
+        columns.append(Column(f"no {modality_label(tidy, modality)}",
+                              metrics.group_score(tidy, "drop", select=dropped),
                               test=drops.test(modality)))
-    rates = sorted(missing[missing["missing_pattern"] == "random"]["missing_rate"].unique())
-    at_rate = GroupedTests(corr, ["missing_rate"], lambda f: f["missing_pattern"] == "random")
+    rates = sorted(rows[rows["condition_kind"] == "random_missing"]["missing_rate"].unique())
+    at_rate = GroupedTests(corr, ["missing_rate"], _is("random_missing"))
     for rate in rates:
         def at(f, rate=rate):
-            return (f["missing_pattern"] == "random") & (f["missing_rate"] == rate)
+            return f["missing_rate"] == rate
 
         columns.append(Column(f"rate {rate:g}",
-                              metrics.group_score(tidy, "missing", select=at),
+                              metrics.group_score(tidy, "random_missing", select=at),
                               test=at_rate.test(rate)))
     if rates:
-        def clean_or_random(f):
-            return (f["group"] == "clean") | (f["missing_pattern"] == "random")
-
         columns.append(Column("AUC", metrics.missing_rate_auc(tidy),
-                              test=_paired(corr, clean_or_random, missing_auc_weights)))
+                              test=_paired(corr, _is("clean", "random_missing"),
+                                           missing_auc_weights)))
     return columns_table("Accuracy (%) with a dropped modality and at random missing rates; "
                          "AUC: normalised area under accuracy vs missing rate", columns,
                          reference, against)
@@ -431,8 +433,8 @@ def leaderboard_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
         _mce_column(tidy, corr, reference, notes, relative=False),
         _mce_column(tidy, corr, reference, notes, relative=True),
         Column("severity AUC", metrics.severity_auc(tidy)),
-        Column("missing", metrics.group_score(tidy, "missing"),
-               test=_paired(corr, _is("missing"), "equal")),
+        Column("missing", metrics.group_score(tidy, MISSING_KINDS),
+               test=_paired(corr, _is(*MISSING_KINDS), "equal")),
         Column("missing AUC", metrics.missing_rate_auc(tidy)),
         Column("mixed", metrics.group_score(tidy, "mixed"),
                test=_paired(corr, _is("mixed"), "equal")),
@@ -463,17 +465,17 @@ def conditions_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     """Test condition x method (mean ± std over seeds), best per row."""
     rows = _ordered_conditions(metrics.scores(tidy))
     if rows["dataset"].nunique() > 1:
-        rows["condition"] = rows["dataset"] + ": " + rows["condition"]
-    conditions = list(dict.fromkeys(rows["condition"]))
+        rows["display"] = rows["dataset"] + ": " + rows["display"]
+    conditions = list(dict.fromkeys(rows["display"]))
     methods = _row_order(list(rows["method"].unique()), reference, against)
-    grouped = rows.groupby(["condition", "method"])["score"]
+    grouped = rows.groupby(["display", "method"])["score"]
     mean = grouped.mean().unstack().reindex(index=conditions, columns=methods) * 100
     std = grouped.std(ddof=1).unstack().reindex(index=conditions, columns=methods) * 100
     seeds = grouped.count().unstack().reindex(index=conditions, columns=methods)
     p = pd.DataFrame(np.nan, index=conditions, columns=methods)
     mark = pd.DataFrame("", index=conditions, columns=methods)
     label = rows.drop_duplicates(["dataset", *metrics.CELL])[["dataset", *metrics.CELL,
-                                                              "condition"]]
+                                                              "display"]]
     if corr is not None and not corr.empty and against in methods:
         for method in methods:
             if method == against:
@@ -482,9 +484,9 @@ def conditions_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
                                            weighting="equal")
             tests = tests.merge(label, on=["dataset", *metrics.CELL])
             for t in tests.itertuples(index=False):
-                p.loc[t.condition, method] = t.p
+                p.loc[t.display, method] = t.p
                 if t.p < ALPHA and t.diff != 0:
-                    mark.loc[t.condition, method] = "win" if t.diff > 0 else "loss"
+                    mark.loc[t.display, method] = "win" if t.diff > 0 else "loss"
     return Table("Accuracy (%) per test condition", "condition", mean, std, seeds, p, mark,
                  dict.fromkeys(methods, True), against, best_axis="row")
 

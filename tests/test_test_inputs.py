@@ -7,8 +7,8 @@ from corruptions import registry
 from corruptions.backends import corrupt_batch
 from rambench.cache import CorruptionCache
 from rambench.datasets import Split, datasets
-from rambench.evaluate import build_test_inputs, sample_seeds
-from rambench.plan import Condition
+from rambench.schema import Corrupt, Drop, Mixed, RandomMissing
+from rambench.test_inputs import build_test_inputs, sample_seeds
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,10 @@ def test_sample_seeds_depend_on_seed_key_and_index_only():
 def test_corrupted_inputs_are_per_sample_and_reproducible(avdigits, modality, corruption,
                                                           backend):
     dataset, split = avdigits
-    cond = Condition("corruption", modality, corruption, 3)
+    cond = Corrupt(modality, corruption, 3)
     first = build_test_inputs(dataset, split, cond, 0, "1f" * 10, backend).inputs[modality]
     # another condition in between must not change anything (no global RNG leaks)
-    build_test_inputs(dataset, split, Condition("corruption", "visual", "shot_noise", 5), 0,
+    build_test_inputs(dataset, split, Corrupt("visual", "shot_noise", 5), 0,
                       "2e" * 10, backend)
     again = build_test_inputs(dataset, split, cond, 0, "1f" * 10, backend).inputs[modality]
     assert np.array_equal(first, again)
@@ -60,20 +60,16 @@ def test_corrupted_inputs_are_per_sample_and_reproducible(avdigits, modality, co
 
 def test_drop_and_random_missing_masks(avdigits):
     dataset, split = avdigits
-    drop = build_test_inputs(dataset, split, Condition("missing", "audio",
-                                                       missing_pattern="drop"), 0, "aa" * 10)
+    drop = build_test_inputs(dataset, split, Drop("audio"), 0, "aa" * 10)
     assert drop.missing["audio"].all() and "visual" not in drop.missing
-    rate = build_test_inputs(dataset, split, Condition("missing", missing_pattern="random",
-                                                       missing_rate=0.9), 0, "bb" * 10)
+    rate = build_test_inputs(dataset, split, RandomMissing(0.9), 0, "bb" * 10)
     both = np.stack([rate.missing["visual"], rate.missing["audio"]], 1)
     assert not both.all(axis=1).any() and both.any()
 
 
 def test_mixed_protocol_corrupts_each_modality_of_each_sample_independently(avdigits):
     dataset, split = avdigits
-    cond = Condition("mixed", "all", "gaussian_noise+gaussian_noise", 5,
-                     mixed=(("visual", "gaussian_noise"), ("audio", "gaussian_noise")),
-                     mixed_probability=0.5)
+    cond = Mixed((("visual", "gaussian_noise"), ("audio", "gaussian_noise")), 5, 0.5)
     out = build_test_inputs(dataset, split, cond, 0, "cc" * 10)
     changed = {m: np.array([not np.array_equal(out.inputs[m][i], split.inputs[m][i])
                             for i in range(len(split))]) for m in ("visual", "audio")}
@@ -85,7 +81,7 @@ def test_mixed_protocol_corrupts_each_modality_of_each_sample_independently(avdi
 def test_cache_reuses_identical_data_and_rebuilds_a_damaged_entry(avdigits, tmp_path):
     dataset, split = avdigits
     cache = CorruptionCache(tmp_path)
-    cond = Condition("corruption", "visual", "snow", 2)
+    cond = Corrupt("visual", "snow", 2)
     built = build_test_inputs(dataset, split, cond, 0, "ab" * 10, cache=cache).inputs["visual"]
     assert (cache.hits, cache.misses) == (0, 1)
     reused = build_test_inputs(dataset, split, cond, 0, "ab" * 10, cache=cache).inputs["visual"]

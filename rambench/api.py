@@ -1,0 +1,162 @@
+"""The Python entry point: `benchmark(...)` runs a study and returns its `ResultSet`;
+`load(...)` opens a stored one. The `rambench` command line is a thin layer on these.
+
+    import rambench
+    results = rambench.benchmark("raml", dataset="avdigits", grid="smoke", seeds=[0],
+                                 out="results", study="notebook")
+    results.tidy()             # one row per (cell, metric)
+    print(results.table("main").render("md"))
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rambench.cache import CorruptionCache, default_cache_dir
+from rambench.config import resolve
+from rambench.errors import UsageError
+from rambench.grid import Grid, load_grid
+from rambench.plan import Plan, make_plan
+from rambench.schema import Record
+from rambench.store import Store, tidy_frame
+
+MethodArg = str | type
+
+
+@dataclass
+class RunSummary:
+    """What a run did: cells planned, computed, reused; methods found stale; time."""
+
+    study: str
+    root: str
+    cells: int
+    computed: int
+    reused: int
+    stale_methods: dict[str, list[str]]  # method label -> why its stored results are stale
+    reused_stale: bool
+    seconds: float
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+@dataclass
+class ResultSet:
+    """The current records of a study, with the tables the CLI prints."""
+
+    study: str
+    root: Path
+    records: list[Record]
+    summary: RunSummary | None = None  # set by `benchmark`
+
+    def tidy(self) -> pd.DataFrame:
+        """One row per (cell, metric) with the public export columns."""
+        return tidy_frame(self.records)
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted({r.method.label for r in self.records})
+
+    def table(self, view: str = "main", reference: str | None = None,
+              against: str | None = None):
+        """A `rambench.report.tables.Table` (render it with `.render('md'|'latex'|...)`)."""
+        from rambench.report.study import Study, reference_for, user_errors
+        from rambench.report.tables import build_table
+
+        study = Study(self.study, self.tidy(), self.records)
+        with user_errors():
+            return build_table(view, study.tidy, study.correctness(),
+                               reference_for(study, reference), against)
+
+    def __repr__(self) -> str:
+        return (f"ResultSet(study={self.study!r}, records={len(self.records)}, "
+                f"methods={self.methods})")
+
+
+def plan_study(
+    methods: MethodArg | Sequence[MethodArg] | None = None,
+    dataset: str = "avdigits",
+    grid: str | Grid = "smoke",
+    seeds: Sequence[int] | None = None,
+    out: str | Path = "results",
+    study: str = "default",
+    set: Sequence[str] | dict[str, dict[str, str]] = (),  # noqa: A002 - mirrors --set
+    epochs: int | None = None,
+    device: str = "auto",
+    corruption_backend: str = "torch",
+    force: bool = False,
+    reuse_stale: bool = False,
+) -> Plan:
+    """The study's plan: its cells, what is done, what is stale."""
+    if isinstance(methods, (str, type)):
+        methods = [methods]
+    spec = resolve(dataset, methods, grid if isinstance(grid, Grid) else load_grid(grid),
+                   seeds, set, epochs, device, corruption_backend)
+    return make_plan(spec, Store(out, study), force, reuse_stale)
+
+
+def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = True,
+             progress: bool = True, force: bool = False) -> ResultSet:
+    from rambench.execute import execute
+
+    start = time.perf_counter()
+    cache = CorruptionCache((cache_dir or default_cache_dir()) if use_cache else None)
+    execute(plan, cache=cache, progress=progress, force=force)
+    stale: dict[str, dict[str, None]] = {}
+    for s in plan.stale:
+        stale.setdefault(s.cell.job.method.label, {})[s.reason] = None
+    summary = RunSummary(
+        study=plan.store.study, root=str(plan.store.root), cells=len(plan.cells),
+        computed=len(plan.todo), reused=plan.done,
+        stale_methods={m: list(r) for m, r in stale.items()}, reused_stale=plan.reused_stale,
+        seconds=round(time.perf_counter() - start, 3),
+        cache={"root": str(cache.root) if cache.root else None, "reused": cache.hits,
+               "built": cache.misses})
+    wanted = {c.coordinates for c in plan.cells}
+    records = [r for r in plan.store.records() if r.coordinates in wanted]
+    return ResultSet(plan.store.study, plan.store.root, records, summary)
+
+
+def benchmark(
+    methods: MethodArg | Sequence[MethodArg] | None = None,
+    dataset: str = "avdigits",
+    grid: str | Grid = "smoke",
+    seeds: Sequence[int] | None = None,
+    out: str | Path = "results",
+    study: str = "default",
+    set: Sequence[str] | dict[str, dict[str, str]] = (),  # noqa: A002 - mirrors --set
+    epochs: int | None = None,
+    device: str = "auto",
+    corruption_backend: str = "torch",
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    force: bool = False,
+    reuse_stale: bool = False,
+    progress: bool = False,
+) -> ResultSet:
+    """Train each method once per seed and evaluate it on every cell of `grid`; cells
+    already stored are reused. `methods`: registered names, variant labels such as
+    "raml[norm=hard]", `path/file.py:Class`, Method subclasses, or None for the grid's
+    list. Returns the study's results for exactly these methods, seeds and conditions."""
+    plan = plan_study(methods, dataset, grid, seeds, out, study, set, epochs, device,
+                      corruption_backend, force, reuse_stale)
+    return run_plan(plan, cache_dir, use_cache, progress, force)
+
+
+def load(study: str = "default", out: str | Path = "results") -> ResultSet:
+    """A stored study's current records."""
+    store = Store(out, study)
+    if not store.records_dir.is_dir():
+        existing = sorted(p.parent.name for p in Path(out).glob("*/records"))
+        raise UsageError(f"no study {study!r} under {out}/"
+                         + (f"; studies there: {', '.join(existing)}" if existing else ""))
+    return ResultSet(study, store.root, store.records())

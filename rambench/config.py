@@ -1,0 +1,171 @@
+"""A study's settings, resolved in one place: `resolve(...) -> StudySpec`.
+
+Precedence, lowest first: a dataclass's defaults < the dataset's training defaults < the
+grid file (`set:`, `epochs:`, `seeds:`, `methods:`) < the command line (`--set`,
+`--epochs`, `--seeds`, `--method`) < a variant label's own values (`raml[norm=hard]`).
+The CLI and the Python API both call `resolve`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from corruptions.backends import DEFAULT_BACKEND, check_backend
+from rambench.datasets import Dataset, datasets
+from rambench.device import resolve_device
+from rambench.errors import UsageError
+from rambench.grid import Grid
+from rambench.identity import MethodId, method_code_hash, non_default_params, parse_label
+from rambench.methods import Method, methods
+from rambench.params import apply_overrides, parse_assignments
+from rambench.train import TrainConfig
+
+Overrides = dict[str, dict[str, str]]  # scope -> key -> value (as typed)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method as a study runs it: its identity, class and hyper-parameters."""
+
+    id: MethodId
+    cls: type[Method]
+    params: Any
+
+    @property
+    def label(self) -> str:
+        return self.id.label
+
+    @property
+    def family(self) -> str:
+        return self.cls.family
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    dataset: Dataset
+    methods: tuple[MethodSpec, ...]
+    seeds: tuple[int, ...]
+    grid: Grid
+    train: TrainConfig
+    device: torch.device
+    corruption_backend: str = DEFAULT_BACKEND
+
+
+def _class_and_name(text: str) -> tuple[type[Method], str]:
+    """A registered name or `path/file.py:Class` -> (class, name). A file plug-in is named
+    `stem:Class`, unless the same class is also registered (e.g. through an entry point),
+    in which case the registered name wins: one class, one identity."""
+    if isinstance(text, type):
+        return text, _registered_name(text) or text.__name__
+    cls = methods.get(text)
+    if text in methods.names():
+        return cls, text
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise UsageError(f"{text!r} is not a rambench Method subclass")
+    path_text, attr = text.rsplit(":", 1)
+    return cls, _registered_name(cls) or f"{Path(path_text).stem}:{attr}"
+
+
+def _registered_name(cls: type) -> str | None:
+    try:
+        source = Path(inspect.getfile(cls)).resolve()
+    except TypeError:
+        return None
+    for name in methods.names():
+        other = methods.get(name)
+        if other is cls:
+            return name
+        try:
+            same_file = Path(inspect.getfile(other)).resolve() == source
+        except TypeError:
+            continue
+        if same_file and other.__qualname__ == cls.__qualname__:
+            return name
+    return None
+
+
+def resolve_methods(requested: Sequence[str | type], overrides: Overrides) -> list[MethodSpec]:
+    """Method names, variant labels (raml[norm=hard]), file.py:Class, classes or 'all' ->
+    specs. `overrides` (from --set and the grid) apply to every variant of their scope."""
+    expanded: list[str | type] = []
+    for item in requested:
+        expanded += methods.names() if item == "all" else [item]
+    specs: dict[str, MethodSpec] = {}
+    scopes_used = {"train"}
+    for item in expanded:
+        base, variant = (item, {}) if isinstance(item, type) else parse_label(item)
+        cls, name = _class_and_name(base)
+        scopes = [s for s in (name, cls.__name__, base if isinstance(base, str) else None)
+                  if s in overrides]
+        scopes_used.update(scopes)
+        values = {k: v for s in scopes for k, v in overrides[s].items()}
+        if (values or variant) and not dataclasses.fields(cls.Params):
+            raise UsageError(f"method {name!r} has no hyper-parameters to set")
+        params = apply_overrides(cls.Params, name, {**values, **variant})
+        spec = MethodSpec(MethodId(name, non_default_params(params), method_code_hash(cls)),
+                          cls, params)
+        specs.setdefault(spec.label, spec)
+    unknown = set(overrides) - scopes_used
+    if unknown:
+        raise UsageError(f"--set scope(s) {', '.join(sorted(unknown))} match no selected "
+                         f"method; scopes: train, "
+                         f"{', '.join(dict.fromkeys(s.id.name for s in specs.values()))}")
+    return list(specs.values())
+
+
+def resolve_train_config(overrides: dict[str, str], epochs: int | None,
+                         dataset: Dataset | None = None) -> TrainConfig:
+    """Training settings: TrainConfig's defaults < the dataset's < `overrides` < epochs."""
+    base = apply_overrides(TrainConfig, f"{dataset.name} train defaults",
+                           dataset.train_defaults) if dataset is not None else None
+    cfg = apply_overrides(TrainConfig, "train", overrides, base)
+    if epochs is not None:
+        if epochs < 1:
+            raise UsageError(f"--epochs must be at least 1; got {epochs}")
+        cfg = dataclasses.replace(cfg, epochs=epochs)
+    return cfg
+
+
+def resolve(
+    dataset: str,
+    methods_requested: Sequence[str | type] | None,
+    grid: Grid,
+    seeds: Sequence[int] | None = None,
+    assignments: Sequence[str] | Overrides = (),
+    epochs: int | None = None,
+    device: str = "auto",
+    corruption_backend: str = DEFAULT_BACKEND,
+) -> StudySpec:
+    """Everything a study needs, from the command line's or the API's arguments."""
+    ds = datasets.get(dataset)()
+    command = assignments if isinstance(assignments, dict) else parse_assignments(assignments)
+    overrides: Overrides = {}
+    for key, value in grid.overrides.items():
+        scope, _, name = key.partition(".")
+        overrides.setdefault(scope, {})[name] = value
+    for scope, values in command.items():  # the command line wins over the grid
+        overrides.setdefault(scope, {}).update(values)
+    cfg = resolve_train_config(overrides.pop("train", {}),
+                               epochs if epochs is not None else grid.epochs, ds)
+    requested = list(methods_requested or grid.methods or [])
+    if not requested:
+        raise UsageError(f"no method given: pass --method NAME (see rambench ls methods) or "
+                         f"list methods in the grid ({grid.source})")
+    specs = resolve_methods(requested, overrides)
+    seed_list = list(dict.fromkeys(seeds or grid.seeds or [0]))
+    for seed in seed_list:
+        if not 0 <= seed < 2**32:
+            raise UsageError(f"seeds must be integers in 0..{2**32 - 1}; got {seed}")
+    try:
+        backend = check_backend(corruption_backend)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return StudySpec(ds, tuple(specs), tuple(seed_list), grid, cfg, resolve_device(device),
+                     backend)

@@ -1,0 +1,34 @@
+"""Where computation runs: resolving `--device`, mixed precision, moving batches."""
+
+from __future__ import annotations
+
+import torch
+
+from rambench.batch import Batch
+from rambench.errors import UsageError
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"--device: unknown device {device!r}; devices: auto, cpu, cuda, "
+                         "cuda:N") from None
+
+
+def autocast(device: torch.device):
+    # bf16 autocast on CUDA; full precision on CPU so that CPU results are exact.
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    batch = batch.to(device)
+    if device.type == "cuda":
+        for m, x in batch.inputs.items():
+            if x.dim() == 4:
+                batch.inputs[m] = x.contiguous(memory_format=torch.channels_last)
+    return batch

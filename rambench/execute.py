@@ -1,0 +1,115 @@
+"""Executing a plan: units of work (training jobs with their evaluation cells) handed to an
+`Executor`.
+
+The executor seam keeps planning and evaluation independent of where work runs. Today's
+executor runs in this process; one that spreads units over processes, devices or cluster
+nodes implements the same `map`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from tqdm.auto import tqdm
+
+from rambench.cache import CorruptionCache
+from rambench.checkpoints import load_or_train
+from rambench.evaluate import cell_record, predict
+from rambench.plan import Cell, Job, Plan
+from rambench.schema import Record
+from rambench.test_inputs import build_test_inputs
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Training jobs of one seed and the cells to evaluate with them. Cells of one seed
+    that share a condition share their corrupted inputs (built once per unit)."""
+
+    seed: int
+    jobs: tuple[Job, ...]
+    cells: tuple[Cell, ...]
+
+
+def work_units(plan: Plan) -> list[WorkUnit]:
+    """One unit per seed: every job of that seed, so corrupted inputs are built once and
+    shared by all methods."""
+    units = []
+    for seed in sorted({c.job.seed for c in plan.todo}):
+        cells = tuple(c for c in plan.todo if c.job.seed == seed)
+        units.append(WorkUnit(seed, tuple(dict.fromkeys(c.job for c in cells)), cells))
+    return units
+
+
+class Executor(Protocol):
+    def map(self, fn: Callable[[WorkUnit], T], units: Iterable[WorkUnit]) -> Iterator[T]:
+        """fn(unit) for every unit, results in any order."""
+        ...
+
+
+class InProcess:
+    """Runs every unit here, one after another."""
+
+    def map(self, fn: Callable[[WorkUnit], T], units: Iterable[WorkUnit]) -> Iterator[T]:
+        for unit in units:
+            yield fn(unit)
+
+
+def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
+             progress: bool = True, force: bool = False,
+             on_record: Callable[[Record], None] | None = None) -> list[Record]:
+    """Train (or load) the unit's jobs, evaluate its cells, store every record."""
+    spec = plan.spec
+    dataset, device = spec.dataset, spec.device
+    kinds = {m: s.kind for m, s in dataset.modalities.items()}
+    test = dataset.split("test")
+    models = {job.key: load_or_train(job, dataset, plan.store, device, progress, force)
+              for job in unit.jobs}
+    by_data: dict[str, list[Cell]] = {}
+    for cell in unit.cells:
+        by_data.setdefault(cell.data_key, []).append(cell)
+    written = []
+    for data_key, cells in by_data.items():
+        start = time.perf_counter()
+        inputs = build_test_inputs(dataset, test, cells[0].condition, unit.seed, data_key,
+                                   spec.corruption_backend, device, cache)
+        corrupt_seconds = time.perf_counter() - start
+        for cell in cells:
+            method, training = models[cell.job.key]
+            t0 = time.perf_counter()
+            probabilities = predict(method, test, kinds, device, spec.train.eval_batch_size,
+                                    inputs=inputs.inputs, missing=inputs.missing)
+            record = cell_record(cell, plan.store.study, dataset, probabilities, test.y,
+                                 inputs.missing, training, spec.corruption_backend, spec.grid,
+                                 device, corrupt_seconds + time.perf_counter() - t0)
+            plan.store.write(record)
+            written.append(record)
+            if on_record is not None:
+                on_record(record)
+    return written
+
+
+def execute(plan: Plan, cache: CorruptionCache | None = None, progress: bool = True,
+            force: bool = False, executor: Executor | None = None) -> list[Record]:
+    """Run every cell still to do; returns the records written.
+
+    Corrupted test inputs are built once per data key and unit; with a `cache`, they are
+    also kept on disk for later runs and other studies."""
+    bar = tqdm(total=len(plan.todo), desc="grid", unit="cell",
+               disable=None if progress else True)  # None: only on a terminal
+
+    def step(record: Record) -> None:
+        bar.set_postfix_str(record.condition.label)
+        bar.update()
+
+    def run(unit: WorkUnit) -> list[Record]:
+        return run_unit(plan, unit, cache, progress, force, step)
+
+    written = [r for records in (executor or InProcess()).map(run, work_units(plan))
+               for r in records]
+    bar.close()
+    return written

@@ -1,0 +1,103 @@
+"""Test inputs for a condition: corrupted arrays and missing-modality masks.
+
+Every random draw comes from a per-sample seed derived from (seed, data key, sample
+index), so a sample's corruption depends on neither batch size nor the order of cells,
+and every method of a study sees exactly the same corrupted test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from corruptions.backends import DEFAULT_BACKEND, corrupt_batch
+from corruptions.missing import random_missing_mask
+from rambench.cache import CorruptionCache
+from rambench.datasets import Dataset, Split
+from rambench.schema import Condition, Corrupt, Drop, Mixed, RandomMissing
+
+
+def sample_seeds(seed: int, data_key: str, n: int, stream: int = 0) -> np.ndarray:
+    """One 32-bit seed per sample index, independent across (seed, key, stream)."""
+    entropy = [seed, int(data_key[:16], 16), stream]
+    return np.array(
+        [np.random.SeedSequence(entropy + [i]).generate_state(1)[0] for i in range(n)],
+        dtype=np.uint32,
+    )
+
+
+@dataclass
+class TestInputs:
+    inputs: dict[str, np.ndarray]  # arrays replacing the split's (only corrupted ones differ)
+    missing: dict[str, np.ndarray]  # modality -> bool (N,), True where dropped
+
+
+def _corrupt_array(
+    dataset: Dataset, modality: str, array: np.ndarray, name: str, severity: int,
+    seeds: np.ndarray, backend: str, device: torch.device | str,
+    selected: np.ndarray | None = None,
+) -> np.ndarray:
+    spec = dataset.modalities[modality]
+    rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))
+    out = np.array(array)  # a writable in-memory copy (the split may be memory-mapped)
+    if not len(rows):
+        return out
+    part, part_seeds = out[rows], seeds[rows].tolist()
+    if spec.kind == "image" and part.ndim == 5:  # video clips (N, T, H, W, C): every frame
+        frames = part.shape[1]
+        part_seeds = [frame_seed(s, t) for s in part_seeds for t in range(frames)]
+        part = part.reshape(-1, *part.shape[2:])
+    corrupted = corrupt_batch(part, name, spec.kind, severity, part_seeds, backend, device,
+                              spec.sample_rate)
+    out[rows] = corrupted.reshape(out[rows].shape)
+    return out
+
+
+def frame_seed(sample_seed: int, frame: int) -> int:
+    """Frame t of a clip is corrupted with its own seed, derived from the clip's."""
+    return int(np.random.SeedSequence([sample_seed, frame]).generate_state(1)[0])
+
+
+def build_test_inputs(
+    dataset: Dataset, split: Split, condition: Condition, seed: int, data_key: str,
+    backend: str = DEFAULT_BACKEND, device: torch.device | str = "cpu",
+    cache: CorruptionCache | None = None,
+) -> TestInputs:
+    """The test inputs of one condition. Corrupted arrays come from `cache` when it holds
+    this data key, and are stored there otherwise."""
+    inputs, missing = dict(split.inputs), {}
+    n = len(split)
+
+    def corrupted(modality: str, name: str, stream: int, probability: float | None = None):
+        if cache is not None and (hit := cache.get(data_key, modality)) is not None:
+            return hit
+        seeds = sample_seeds(seed, data_key, n, stream)
+        selected = None if probability is None else np.array(
+            [np.random.default_rng(s).random() < probability for s in seeds])
+        array = _corrupt_array(dataset, modality, split.inputs[modality], name,
+                               condition.severity, seeds, backend, device, selected)
+        if cache is not None:
+            cache.put(data_key, modality, array, {
+                "dataset_version": dataset.version, "seed": seed,
+                "condition": condition.to_json(), "backend": backend,
+                "device": torch.device(device).type})
+        return array
+
+    if isinstance(condition, Corrupt):
+        inputs[condition.test_modality] = corrupted(condition.test_modality,
+                                                    condition.corruption, 0)
+    elif isinstance(condition, Drop):
+        missing = {condition.test_modality: np.ones(n, dtype=bool)}
+    elif isinstance(condition, RandomMissing):
+        modalities = tuple(dataset.modalities)
+        masks = np.stack([
+            random_missing_mask(len(modalities), condition.missing_rate, int(s))
+            for s in sample_seeds(seed, data_key, n)
+        ])
+        missing = {m: masks[:, j] for j, m in enumerate(modalities)}
+    elif isinstance(condition, Mixed):
+        for stream, (modality, name) in enumerate(condition.pairs, start=1):
+            inputs[modality] = corrupted(modality, name, stream, condition.probability)
+    return TestInputs(inputs, missing)

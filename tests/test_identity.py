@@ -1,0 +1,187 @@
+"""Method identity: labels, variants, code hashes, and stale results after a code change."""
+
+import json
+import textwrap
+
+import pytest
+
+from rambench import api
+from rambench.config import resolve_methods
+from rambench.errors import UsageError
+from rambench.grid import load_grid, parse_grid
+from rambench.identity import MethodId, method_code_hash, parse_label
+from tests.conftest import run_cli
+
+TINY_GRID = {"conditions": {"clean": True, "missing_modalities": ["audio"]}}
+
+PLUGIN = textwrap.dedent('''
+    import torch.nn.functional as F
+    from torch import nn
+
+    from rambench.methods import Method
+
+    SCALE = 1.0
+
+
+    class MeanFusion(Method):
+        """Average of per-modality linear classifiers."""
+
+        def __init__(self, ctx, params=None):
+            super().__init__(ctx, params)
+            self.heads = nn.ModuleDict(
+                {m: nn.Linear(ctx.feature_dim, ctx.num_classes) for m in ctx.modalities})
+
+        def forward(self, batch):
+            logits = [self.heads[m](z) for m, z in self.encode(batch).items()]
+            return SCALE * sum(logits) / len(logits)
+
+        def training_loss(self, batch):
+            return {"loss": F.cross_entropy(self(batch), batch.y)}
+''')
+
+
+def test_labels_show_only_non_default_parameters():
+    specs = resolve_methods(["raml", "raml[norm=hard]", "raml[norm=soft,alpha=0.5]"], {})
+    assert [s.label for s in specs] == ["raml", "raml[norm=hard]", "raml[alpha=0.5]"]
+    assert specs[1].params.norm == "hard" and specs[2].params.alpha == 0.5
+    # a variant naming only defaults is the method itself, once
+    assert [s.label for s in resolve_methods(["raml", "raml[norm=soft]"], {})] == ["raml"]
+    # --set applies to every variant of its scope; the label's own values win
+    both = resolve_methods(["raml", "raml[alpha=2]"], {"raml": {"alpha": "0.5"}})
+    assert [s.label for s in both] == ["raml[alpha=0.5]", "raml[alpha=2]"]
+    assert MethodId("m", (("b", True), ("lr", 0.001))).label == "m[b=true,lr=0.001]"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("raml[norm]", "expected key=value"), ("raml[norm=hard", "expected name[key=value"),
+    ("raml[nrom=hard]", "did you mean 'norm'"), ("raml[norm=l1]", "norm must be one of"),
+    ("late_fusion[x=1]", "has no hyper-parameters"),
+])
+def test_bad_variant_labels_are_usage_errors(text, message):
+    with pytest.raises(UsageError) as err:
+        resolve_methods([text], {})
+    assert message in str(err.value)
+
+
+def test_parse_label():
+    assert parse_label(" raml[ norm = hard , alpha=0.5 ] ") == (
+        "raml", {"norm": "hard", "alpha": "0.5"})
+    assert parse_label("mine.py:Cls") == ("mine.py:Cls", {})
+
+
+def test_grid_methods_expand_to_the_product_of_variants(tmp_path):
+    grid = parse_grid({"methods": {"raml": {"norm": ["soft", "hard"],
+                                            "token_corruption": [0, 0.5]},
+                                   "late_fusion": None}, **TINY_GRID}, "g", "g.yaml")
+    assert grid.methods == [
+        "raml[norm=soft,token_corruption=0]", "raml[norm=soft,token_corruption=0.5]",
+        "raml[norm=hard,token_corruption=0]", "raml[norm=hard,token_corruption=0.5]",
+        "late_fusion"]
+    labels = [s.label for s in resolve_methods(grid.methods, {})]
+    assert labels == ["raml[token_corruption=0]", "raml", "raml[norm=hard,token_corruption=0]",
+                      "raml[norm=hard]", "late_fusion"]
+
+
+def test_ablation_preset_turns_each_component_off():
+    grid = load_grid("raml-ablation.yaml")
+    labels = [s.label for s in resolve_methods(grid.methods, {})]
+    assert labels[0] == "raml" and len(set(labels)) == len(labels) == 7
+    assert {"raml[unimodal_heads=false]", "raml[norm=none]", "raml[token_corruption=0]",
+            "raml[gamma=0]", "raml[norm=hard]"} <= set(labels)
+
+
+def write_module(path, scale="1.0", comment=""):
+    path.write_text(PLUGIN.replace("SCALE = 1.0", f"SCALE = {scale}{comment}"))
+
+
+def test_code_hash_ignores_comments_and_docstrings_but_not_constants(tmp_path, monkeypatch):
+    from rambench.registry import load_from_file
+
+    path = tmp_path / "hashme.py"
+    write_module(path)
+    first = method_code_hash(load_from_file(f"{path}:MeanFusion"))
+    write_module(path, comment="  # a comment")
+    path.write_text(path.read_text().replace("Average of", "The average of"))
+    assert method_code_hash(load_from_file(f"{path}:MeanFusion")) == first
+    write_module(path, scale="2.0")
+    assert method_code_hash(load_from_file(f"{path}:MeanFusion")) != first
+
+
+def test_code_hash_covers_imported_baseline_modules():
+    from baselines.late_fusion import LateFusion
+    from rambench.identity import method_files
+
+    names = {p.name for p in method_files(LateFusion)}
+    assert "late_fusion.py" in names and "base.py" not in names  # the harness is separate
+
+
+def test_editing_a_registered_method_reruns_it_only(tmp_path, monkeypatch):
+    """A method registered by name (as an installed plug-in is): change one constant in
+    its file, and the next run retrains that method, keeps the other's results, and leaves
+    the old results on disk as stale."""
+    import importlib
+
+    from rambench.methods import methods
+
+    module = tmp_path / "registered_mine.py"
+    write_module(module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    methods.names()  # load the built-in entries first
+    monkeypatch.setitem(methods._entries, "registered_mine",
+                        importlib.import_module("registered_mine").MeanFusion)
+    grid = parse_grid(TINY_GRID, "tiny", "tiny")
+    kwargs = dict(dataset="avdigits", grid=grid, seeds=[0], out=tmp_path / "results",
+                  study="s", epochs=1)
+    first = api.benchmark(["registered_mine", "visual_only"], use_cache=False, **kwargs)
+    assert first.summary.computed == 4 and first.summary.stale_methods == {}
+    again = api.benchmark(["registered_mine", "visual_only"], use_cache=False, **kwargs)
+    assert again.summary.computed == 0
+    write_module(module, scale="3.0")  # one changed constant, as a user edits the file
+    plan = api.plan_study(["registered_mine", "visual_only"], **kwargs)
+    assert plan.stale_summary().startswith(
+        "1 method changed since its results were stored (registered_mine: method code "
+        "changed): re-running it")
+    assert {c.job.method.label for c in plan.todo} == {"registered_mine"}
+    second = api.run_plan(plan, use_cache=False)
+    assert second.summary.computed == 2 and second.summary.reused == 2
+    store = plan.store
+    index = store.index()
+    assert len(index.stale) == 2 and len(store.records()) == 4  # old kept, not mixed in
+    assert {r.method.code for r in store.records() if r.method.name == "registered_mine"} \
+        == {plan.cells[0].job.method.id.code}
+
+
+def test_editing_a_file_plugin_reruns_it_and_reuse_stale_keeps_old_results(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(json.dumps(TINY_GRID))
+    write_module(tmp_path / "mine.py")
+    run = ["run", "--method", "mine.py:MeanFusion", "--method", "visual_only", "--grid",
+           "tiny.yaml", "--epochs", "1", "--no-cache"]
+    first = json.loads(run_cli(*run, "--json", cwd=tmp_path).stdout)
+    assert first["computed"] == 4
+    assert {r["method"] for r in first["results"]} == {"mine:MeanFusion", "visual_only"}
+    write_module(tmp_path / "mine.py", comment="  # comments do not change results")
+    assert ", 0 to do" in run_cli(*run, "--dry-run", cwd=tmp_path).stdout
+    write_module(tmp_path / "mine.py", scale="3.0")
+    kept = run_cli(*run, "--reuse-stale", "--json", cwd=tmp_path)
+    assert json.loads(kept.stdout)["computed"] == 0
+    assert "keeping the old results (--reuse-stale)" in kept.stderr
+    rerun = run_cli(*run, cwd=tmp_path)
+    assert ("1 method changed since its results were stored (mine:MeanFusion: method code "
+            "changed): re-running it; --reuse-stale keeps the old results") in rerun.stderr
+    assert "2 already done, 2 to run" in rerun.stderr
+    studies = json.loads(run_cli("ls", "studies", "--json", cwd=tmp_path).stdout)
+    assert studies[0]["records"] == 4 and studies[0]["stale_methods"] == {"mine:MeanFusion": 2}
+    listing = run_cli("ls", "studies", cwd=tmp_path).stdout
+    assert "stale: mine:MeanFusion (2 results of earlier code" in listing
+    export = tmp_path / "e.csv"
+    run_cli("export", "--to", str(export), cwd=tmp_path)
+    assert len(export.read_text().splitlines()) == 1 + 4  # current results only
+
+
+def test_two_plugins_with_the_same_class_name_do_not_collide(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_module(tmp_path / folder / f"{folder}_mine.py")
+    specs = resolve_methods([f"{tmp_path}/a/a_mine.py:MeanFusion",
+                             f"{tmp_path}/b/b_mine.py:MeanFusion"], {})
+    assert [s.label for s in specs] == ["a_mine:MeanFusion", "b_mine:MeanFusion"]
