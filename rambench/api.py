@@ -42,6 +42,7 @@ class RunSummary:
     reused_stale: bool
     seconds: float
     cache: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # jobs that could not be trained
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -110,17 +111,18 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
 
     start = time.perf_counter()
     cache = CorruptionCache((cache_dir or default_cache_dir()) if use_cache else None)
-    execute(plan, cache=cache, progress=progress, force=force)
+    outcome = execute(plan, cache=cache, progress=progress, force=force)
     stale: dict[str, dict[str, None]] = {}
     for s in plan.stale:
         stale.setdefault(s.cell.job.method.label, {})[s.reason] = None
     summary = RunSummary(
         study=plan.store.study, root=str(plan.store.root), cells=len(plan.cells),
-        computed=len(plan.todo), reused=plan.done,
+        computed=len(outcome.records), reused=plan.done,
         stale_methods={m: list(r) for m, r in stale.items()}, reused_stale=plan.reused_stale,
         seconds=round(time.perf_counter() - start, 3),
         cache={"root": str(cache.root) if cache.root else None, "reused": cache.hits,
-               "built": cache.misses})
+               "built": cache.misses},
+        failures=outcome.failures)
     wanted = {c.coordinates for c in plan.cells}
     records = [r for r in plan.store.records() if r.coordinates in wanted]
     return ResultSet(plan.store.study, plan.store.root, records, summary)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from rambench.errors import UsageError
+from rambench.errors import TrainingError, UsageError
 
 SEEDS_HELP = "comma-separated seeds, e.g. 0,1,2 (default: the grid's, else 0)"
 
@@ -85,7 +85,9 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
     grid = parse_grid({"conditions": {"clean": True}}, "clean", "train")
     plan = plan_study(method, dataset, grid, [seed], out, study, assignments, epochs, device,
                       force=True)
-    record = run_plan(plan, use_cache=False, force=True, progress=not as_json).records[0]
+    results = run_plan(plan, use_cache=False, force=True, progress=not as_json)
+    _fail_on(results.summary.failures)
+    record = results.records[0]
     training = record.provenance["training"]
     checkpoint = plan.store.checkpoint_path(record.provenance["job_key"])
     if as_json:
@@ -165,8 +167,19 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
         _echo_json({**results.summary.to_json(), "results": [
             {"method": r.method.label, "seed": r.seed, "condition": r.condition.label,
              "metrics": r.metrics, "key": r.key} for r in results.records]})
-        return
-    click.echo(to_markdown(accuracy_table(results.tidy())))
+    else:
+        click.echo(to_markdown(accuracy_table(results.tidy())))
+    _fail_on(results.summary.failures)
+
+
+def _fail_on(failures: list[str]) -> None:
+    """Exit 1 naming every job that could not be trained (their cells were not stored)."""
+    for failure in failures:
+        click.echo(f"Error: {failure}", err=True)
+    if failures:
+        click.echo("the other cells are stored; fix the method and run the same command to "
+                   "retry the failed jobs", err=True)
+        sys.exit(1)
 
 
 def _report_invalid(store) -> None:
@@ -513,22 +526,43 @@ def _existing_store(out: str, study: str):
     return store
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (what SLURM and `kill` send), handled like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
 def main() -> None:
+    import logging
+    import signal
+
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as err:  # click turns Ctrl-C into Abort
+        cause = err.__cause__ if isinstance(err.__cause__, KeyboardInterrupt) else None
+        _interrupted(cause or KeyboardInterrupt())
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
     except UsageError as err:
         click.echo(f"Error: {err}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: finished cells are stored; run the same command to resume",
-                   err=True)
-        sys.exit(130)
+    except TrainingError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt as err:
+        _interrupted(err)
+
+
+def _interrupted(err: KeyboardInterrupt) -> None:
+    what = "terminated" if isinstance(err, _Terminated) else "interrupted"
+    click.echo(f"\n{what}: finished cells are stored; run the same command to resume",
+               err=True)
+    sys.exit(143 if isinstance(err, _Terminated) else 130)
 
 
 if __name__ == "__main__":

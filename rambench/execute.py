@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from rambench.cache import CorruptionCache
 from rambench.checkpoints import load_or_train
+from rambench.errors import TrainingError
 from rambench.evaluate import cell_record, predict
 from rambench.plan import Cell, Job, Plan
 from rambench.schema import Record
@@ -59,19 +60,31 @@ class InProcess:
             yield fn(unit)
 
 
+@dataclass
+class UnitResult:
+    records: list[Record]
+    failures: list[str]  # one line per job that could not be trained
+
+
 def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
              progress: bool = True, force: bool = False,
-             on_record: Callable[[Record], None] | None = None) -> list[Record]:
-    """Train (or load) the unit's jobs, evaluate its cells, store every record."""
+             on_record: Callable[[Record], None] | None = None) -> UnitResult:
+    """Train (or load) the unit's jobs, evaluate their cells, store every record. A job
+    whose training fails is reported and its cells skipped; the other jobs go on."""
     spec = plan.spec
     dataset, device = spec.dataset, spec.device
     kinds = {m: s.kind for m, s in dataset.modalities.items()}
     test = dataset.split("test")
-    models = {job.key: load_or_train(job, dataset, plan.store, device, progress, force)
-              for job in unit.jobs}
+    models, failures = {}, []
+    for job in unit.jobs:
+        try:
+            models[job.key] = load_or_train(job, dataset, plan.store, device, progress, force)
+        except TrainingError as err:
+            failures.append(str(err))
     by_data: dict[str, list[Cell]] = {}
     for cell in unit.cells:
-        by_data.setdefault(cell.data_key, []).append(cell)
+        if cell.job.key in models:
+            by_data.setdefault(cell.data_key, []).append(cell)
     written = []
     for data_key, cells in by_data.items():
         start = time.perf_counter()
@@ -90,12 +103,12 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
             written.append(record)
             if on_record is not None:
                 on_record(record)
-    return written
+    return UnitResult(written, failures)
 
 
 def execute(plan: Plan, cache: CorruptionCache | None = None, progress: bool = True,
-            force: bool = False, executor: Executor | None = None) -> list[Record]:
-    """Run every cell still to do; returns the records written.
+            force: bool = False, executor: Executor | None = None) -> UnitResult:
+    """Run every cell still to do; returns the records written and the failed jobs.
 
     Corrupted test inputs are built once per data key and unit; with a `cache`, they are
     also kept on disk for later runs and other studies."""
@@ -106,10 +119,12 @@ def execute(plan: Plan, cache: CorruptionCache | None = None, progress: bool = T
         bar.set_postfix_str(record.condition.label)
         bar.update()
 
-    def run(unit: WorkUnit) -> list[Record]:
+    def run(unit: WorkUnit) -> UnitResult:
         return run_unit(plan, unit, cache, progress, force, step)
 
-    written = [r for records in (executor or InProcess()).map(run, work_units(plan))
-               for r in records]
+    total = UnitResult([], [])
+    for result in (executor or InProcess()).map(run, work_units(plan)):
+        total.records += result.records
+        total.failures += result.failures
     bar.close()
-    return written
+    return total

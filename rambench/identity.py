@@ -29,8 +29,8 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # and fusion modules, the method base class. Datasets carry their own version in the key;
 # corruptions carry their backend's version in the data key.
 HARNESS_FILES = ("rambench/train.py", "rambench/evaluate.py", "rambench/batch.py",
-                 "rambench/checkpoints.py", "rambench/methods/base.py",
-                 "rambench/models/*.py", "rambench/datasets/base.py")
+                 "rambench/device.py", "rambench/methods/base.py", "rambench/models/*.py",
+                 "rambench/datasets/base.py")
 
 
 def format_value(value: Any) -> str:

@@ -371,6 +371,17 @@ def coverage_notes(tidy: pd.DataFrame, metric: str = "accuracy", limit: int = 5)
     return out
 
 
+def training_notes(tidy: pd.DataFrame) -> list[str]:
+    """Notes on (method, seed) units whose training ended at chance accuracy."""
+    if "training_status" not in tidy:
+        return []
+    flagged = tidy[tidy["training_status"] != "ok"][["method", "seed", "training_status"]]
+    return [f"{method} seed {seed}: training {status.replace('_', ' ')} (best validation "
+            "accuracy within noise of always predicting the commonest class); its numbers "
+            "are not a result of the method working"
+            for method, seed, status in flagged.drop_duplicates().itertuples(index=False)]
+
+
 def summarise(per_seed: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
     """Mean, sample std (ddof=1; NaN for one seed) and number of seeds of a per-seed metric.
 

@@ -357,7 +357,8 @@ class Record:
             **c.axes(),
         }
         tail = {"n": self.n, "corruption_backend": self.corruption_backend, "key": self.key,
-                "code_version": self.provenance.get("code_version")}
+                "code_version": self.provenance.get("code_version"),
+                "training_status": (self.provenance.get("training") or {}).get("status", "ok")}
         return [{**base, "metric": name, "value": value,
                  "higher_is_better": CELL_METRICS[name].higher_is_better, **tail}
                 for name, value in self.metrics.items()]
@@ -367,7 +368,7 @@ EXPORT_COLUMNS = [
     "study", "dataset", "method", "method_family", "family", "seed", "condition",
     "condition_kind", "test_modality", "modality_kind", "corruption", "corruption_family",
     "severity", "missing_pattern", "missing_rate", "metric", "value", "n",
-    "higher_is_better", "corruption_backend", "key", "code_version",
+    "higher_is_better", "corruption_backend", "key", "code_version", "training_status",
 ]
 # `family` is the former name of `method_family`, kept for one release.
 

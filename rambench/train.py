@@ -7,6 +7,7 @@ seeding and device; methods only provide `training_loss` and `forward`.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 from rambench.datasets import Dataset, to_batch
 from rambench.device import autocast, to_device
+from rambench.errors import TrainingError
 from rambench.evaluate import accuracy
 from rambench.methods import Method, MethodContext
 from rambench.models import encoders
@@ -50,15 +52,24 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "step")
 
 
+TRAINING_STATUSES = ("ok", "at_chance")
+
+
 @dataclass(frozen=True)
 class TrainSummary:
-    """How a training run went; kept with the checkpoint and in every record."""
+    """How a training run went; kept with the checkpoint and in every record.
+
+    `status` is "at_chance" when the best validation accuracy is within two binomial
+    standard errors of always predicting the most frequent validation class: the method
+    did not learn, and tables say so instead of presenting its numbers as a result."""
 
     best_epoch: int
     best_val_accuracy: float
     epochs_run: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: losses, val
+    status: str = "ok"
+    chance_accuracy: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,17 +147,21 @@ def train(
         method.start_epoch(epoch, cfg.epochs)
         totals: dict[str, float] = {}
         order = order_rng.permutation(len(train_split))
-        for start_i in range(0, len(order), cfg.batch_size):
+        for step, start_i in enumerate(range(0, len(order), cfg.batch_size)):
             batch = to_device(to_batch(train_split, kinds, order[start_i:start_i + cfg.batch_size]),
                              device)
             with autocast(device):
                 losses = method.training_loss(batch)
+            values = {name: float(value.detach()) for name, value in losses.items()}
+            if not math.isfinite(values["loss"]):
+                raise TrainingError(f"the loss is {values['loss']} at epoch {epoch + 1}, step "
+                                    f"{step + 1} (terms: {values})")
             optimiser.zero_grad(set_to_none=True)
             losses["loss"].backward()
             optimiser.step()
             step_schedule()
-            for name, value in losses.items():
-                totals[name] = totals.get(name, 0.0) + float(value.detach()) / steps_per_epoch
+            for name, value in values.items():
+                totals[name] = totals.get(name, 0.0) + value / steps_per_epoch
         epoch_schedule()
         val_acc = accuracy(method, val_split, kinds, device, cfg.eval_batch_size)
         history.append({"epoch": epoch, "val_accuracy": val_acc,
@@ -157,8 +172,15 @@ def train(
         if epoch - best[1] >= cfg.patience:
             break
     method.load_state_dict(best[2])
+    chance = chance_accuracy(val_split.y)
+    at_chance = best[0] <= chance + 2 * math.sqrt(chance * (1 - chance) / len(val_split))
     return TrainResult(
         state_dict={k: v.detach().cpu() for k, v in best[2].items()},
         summary=TrainSummary(best[1], best[0], epoch + 1, time.perf_counter() - start,
-                             history),
+                             history, "at_chance" if at_chance else "ok", chance),
     )
+
+
+def chance_accuracy(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the most frequent label."""
+    return float(np.bincount(np.asarray(labels)).max() / len(labels))

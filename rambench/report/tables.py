@@ -503,7 +503,7 @@ def build_table(view: str, tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
         table = builders[view](tidy, corr, reference, against)
     else:
         raise ValueError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
-    table.notes = metrics.coverage_notes(tidy) + table.notes
+    table.notes = metrics.training_notes(tidy) + metrics.coverage_notes(tidy) + table.notes
     return table
 
 
