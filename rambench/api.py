@@ -24,7 +24,7 @@ from rambench.errors import UsageError
 from rambench.grid import Grid, load_grid
 from rambench.plan import Plan, make_plan
 from rambench.schema import Record
-from rambench.store import Store, tidy_frame
+from rambench.store import Store, check_writable, tidy_frame
 
 MethodArg = str | type
 
@@ -110,7 +110,10 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
     from rambench.execute import execute
 
     start = time.perf_counter()
+    if plan.todo:
+        check_writable(plan.store.root, "results", "--out")
     cache = CorruptionCache((cache_dir or default_cache_dir()) if use_cache else None)
+    cache.check()
     outcome = execute(plan, cache=cache, progress=progress, force=force)
     stale: dict[str, dict[str, None]] = {}
     for s in plan.stale:

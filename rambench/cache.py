@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import numpy as np
 from rambench.store import atomic_write_bytes, sha256_file, user_cache_dir
 
 ENV_VAR = "RAMBENCH_CACHE_DIR"
+log = logging.getLogger("rambench")
 
 
 def default_cache_dir() -> Path:
@@ -39,12 +42,31 @@ class CacheInfo:
 
 
 class CorruptionCache:
-    """get/put corrupted arrays by (data key, modality); `root=None` disables caching."""
+    """get/put corrupted arrays by (data key, modality); `root=None` disables caching.
+
+    The cache only saves time: a location that cannot be written (not a folder, read-only,
+    full) gives one warning and the run goes on uncached."""
 
     def __init__(self, root: str | Path | None):
         self.root = Path(root) / "corrupted" if root is not None else None
         self.hits = 0
         self.misses = 0
+
+    def check(self) -> None:
+        """Disable the cache, with a warning, if its folder cannot be written."""
+        if self.root is None:
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-check."):
+                pass
+        except OSError as err:
+            self._disable(err)
+
+    def _disable(self, err: OSError) -> None:
+        log.warning("corrupted-data cache %s cannot be written (%s): continuing without it",
+                    self.root, err.strerror or err)
+        self.root = None
 
     def _paths(self, data_key: str, modality: str) -> tuple[Path, Path]:
         folder = self.root / data_key[:2] / data_key
@@ -77,11 +99,15 @@ class CorruptionCache:
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(array))
         data = buffer.getvalue()
-        atomic_write_bytes(array_path, data)
         meta = {"sha256": hashlib.sha256(data).hexdigest(), "shape": list(array.shape),
                 "dtype": str(array.dtype), **description}
-        atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True,
-                                                 default=str).encode())
+        try:
+            atomic_write_bytes(array_path, data)
+            atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True,
+                                                     default=str).encode())
+        except OSError as err:  # e.g. the disk filled up: the entry is simply not cached
+            shutil.rmtree(array_path.parent, ignore_errors=True)
+            self._disable(err)
 
     def info(self) -> CacheInfo:
         entries, size, datasets = 0, 0, {}

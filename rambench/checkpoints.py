@@ -78,6 +78,11 @@ def load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
     except TrainingError as err:
         raise TrainingError(f"training {job.method.label} (seed {job.seed}) failed: {err}; "
                             "nothing was stored for it") from None
+    except Exception as err:  # noqa: BLE001 - an error in the method's own code
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise TrainingError(f"method {job.method.label} (seed {job.seed}) failed during "
+                            f"training: {type(err).__name__}: {first}; nothing was stored "
+                            "for it") from err
     save_checkpoint(path, {"state_dict": result.state_dict, "job_key": job.key,
                            "method": job.method.label, "training": result.summary.to_json()})
     if result.summary.status == "at_chance":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import sys
 from pathlib import Path
@@ -154,6 +155,8 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
         else:
             click.echo(plan.describe())
         return
+    if plan.todo:
+        _writable(plan.store.root, "results", "--out")
     if summary := plan.stale_summary():
         click.echo(summary, err=True)
     click.echo(f"study {study!r}: {len(plan.cells)} cells, {plan.done} already done, "
@@ -284,7 +287,7 @@ def export(study, out, fmt, target, per_sample) -> None:
     _report_invalid(store)
     name = "export-per-sample" if per_sample else "export"
     path = Path(target) if target else store.root / f"{name}.{fmt}"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _writable(path.parent, "the export", "--to FILE")
     if fmt == "csv":
         tidy.to_csv(path, index=False)
     else:
@@ -322,7 +325,7 @@ def table(study, out, fmt, view, reference, target) -> None:
                              loader.reference_for(data, reference))
     text = render(result, fmt, label=f"tab:{study}-{view}")
     if target:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        _writable(Path(target).parent, "the table", "--to FILE")
         Path(target).write_text(text + "\n")
         click.echo(f"wrote {target}")
     else:
@@ -335,7 +338,9 @@ def table(study, out, fmt, view, reference, target) -> None:
 @out_option
 @click.option("--kind", type=click.Choice(["severity", "heatmap", "missing", "families", "all"]),
               default="all", show_default=True)
-def plot(study, out, kind) -> None:
+@click.option("--out-dir", default=None, type=click.Path(file_okay=False),
+              help="where the figures go (default: <out>/<study>/plots)")
+def plot(study, out, kind, out_dir) -> None:
     """Draw figures (PNG and PDF under <out>/<study>/plots): accuracy vs severity, drop
     heatmap, accuracy vs missing rate, per-family bars with bootstrap CIs."""
     from rambench.report import study as loader
@@ -345,7 +350,9 @@ def plot(study, out, kind) -> None:
     data = loader.load(store)
     kinds = KINDS if kind == "all" else (kind,)
     corr = data.correctness() if "families" in kinds else None
-    written = make_figures(data.tidy, store.root / "plots", kinds, corr)
+    folder = Path(out_dir) if out_dir else store.root / "plots"
+    _writable(folder, "figures", "--out-dir DIR")
+    written = make_figures(data.tidy, folder, kinds, corr)
     if not written:
         raise UsageError(f"study {study!r} has no results to draw a {kind} figure from")
     for paths in written.values():
@@ -362,7 +369,9 @@ def plot(study, out, kind) -> None:
               default="mpc", show_default=True, help="leaderboard order")
 @click.option("--reference", default=None,
               help="method that normalises mCE  [default: late_fusion]")
-def report(study, out, metric, reference) -> None:
+@click.option("--out-dir", default=None, type=click.Path(file_okay=False),
+              help="where the report goes (default: <out>/<study>/report)")
+def report(study, out, metric, reference, out_dir) -> None:
     """Write every table, every figure and a self-contained report.html to
     <out>/<study>/report."""
     from rambench.report import study as loader
@@ -371,7 +380,9 @@ def report(study, out, metric, reference) -> None:
     store = _existing_store(out, study)
     data = loader.load(store)
     with loader.user_errors():
-        written = write_report(data.tidy, data.records, store.root / "report", study, metric,
+        folder = Path(out_dir) if out_dir else store.root / "report"
+        _writable(folder, "the report", "--out-dir DIR")
+        written = write_report(data.tidy, data.records, folder, study, metric,
                                loader.reference_for(data, reference))
     for note in written["notes"]:
         click.echo(f"note: {note}", err=True)
@@ -385,8 +396,10 @@ def report(study, out, metric, reference) -> None:
 @out_option
 @click.option("--method", required=True, help="the method to compare")
 @click.option("--against", default="raml", show_default=True, help="the method compared with")
+@click.option("--out-dir", default=None, type=click.Path(file_okay=False),
+              help="where the figure goes (default: <out>/<study>/plots)")
 @json_option
-def compare(study, out, method, against, as_json) -> None:
+def compare(study, out, method, against, out_dir, as_json) -> None:
     """Paired comparison per condition group (bootstrap CI and p, Wilcoxon) and a figure of
     the per-corruption differences."""
     from rambench.report import study as loader
@@ -407,7 +420,9 @@ def compare(study, out, method, against, as_json) -> None:
     paths = []
     if not diffs.empty:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"compare_{method}_vs_{against}")
-        paths = save_figure(compare_figure(diffs, method, against), store.root / "plots", name)
+        folder = Path(out_dir) if out_dir else store.root / "plots"
+        _writable(folder, "the comparison figure", "--out-dir DIR")
+        paths = save_figure(compare_figure(diffs, method, against), folder, name)
     if as_json:
         _echo_json({"method": method, "against": against,
                     "groups": result.to_dict(orient="records"),
@@ -515,6 +530,12 @@ def preview(dataset, modality, index, seed, corruption_backend, target) -> None:
     click.echo(f"wrote {path}")
 
 
+def _writable(folder: Path, what: str, option: str) -> None:
+    from rambench.store import check_writable
+
+    check_writable(folder, what, option)
+
+
 def _existing_store(out: str, study: str):
     from rambench.store import Store
 
@@ -553,6 +574,13 @@ def main() -> None:
         sys.exit(2)
     except TrainingError as err:
         click.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+    except OSError as err:  # a full or failing disk mid-run
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+            raise
+        click.echo(f"Error: could not write {err.filename or 'a file'}: {err.strerror}; "
+                   "finished cells are stored: free space and run the same command to resume",
+                   err=True)
         sys.exit(1)
     except KeyboardInterrupt as err:
         _interrupted(err)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from corruptions.backends import DEFAULT_BACKEND, check_backend
+from rambench.check import probe
 from rambench.datasets import Dataset, datasets
 from rambench.device import resolve_device
 from rambench.errors import UsageError
@@ -65,10 +66,11 @@ def _class_and_name(text: str) -> tuple[type[Method], str]:
     if isinstance(text, type):
         return text, _registered_name(text) or text.__name__
     cls = methods.get(text)
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        what = "a class" if isinstance(cls, type) else f"a {type(cls).__name__}"
+        raise UsageError(f"{text!r} is {what}, not a subclass of rambench.methods.Method")
     if text in methods.names():
         return cls, text
-    if not (isinstance(cls, type) and issubclass(cls, Method)):
-        raise UsageError(f"{text!r} is not a rambench Method subclass")
     path_text, attr = text.rsplit(":", 1)
     return cls, _registered_name(cls) or f"{Path(path_text).stem}:{attr}"
 
@@ -159,6 +161,8 @@ def resolve(
         raise UsageError(f"no method given: pass --method NAME (see rambench ls methods) or "
                          f"list methods in the grid ({grid.source})")
     specs = resolve_methods(requested, overrides)
+    for spec in specs:
+        probe(spec, ds, cfg)
     seed_list = list(dict.fromkeys(seeds or grid.seeds or [0]))
     for seed in seed_list:
         if not 0 <= seed < 2**32:

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from rambench.batch import Batch
 from rambench.errors import UsageError
 
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
 
 def resolve_device(device: str) -> torch.device:
+    if not DEVICE.fullmatch(device):
+        raise UsageError(f"--device: unknown device {device!r}; devices: auto, cpu, cuda, "
+                         "cuda:N")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"--device: unknown device {device!r}; devices: auto, cpu, cuda, "
-                         "cuda:N") from None
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device} was asked for, but torch sees no CUDA device")
+        index = torch.device(device).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise UsageError(f"--device {device}: torch sees {torch.cuda.device_count()} "
+                             "CUDA device(s)")
+    return torch.device(device)
 
 
 def autocast(device: torch.device):

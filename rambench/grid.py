@@ -76,8 +76,14 @@ def load_grid(spec: str) -> Grid:
     elif spec.endswith((".yaml", ".yml")) or Path(spec).exists():
         path = Path(spec)
         if not path.is_file():
-            raise UsageError(f"grid file {spec} does not exist")
-        text, name, source = path.read_text(), path.stem, str(path)
+            raise UsageError(f"grid file {spec} does not exist"
+                             + (" (it is a folder)" if path.is_dir() else ""))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise UsageError(f"{spec}: not a UTF-8 text file (byte {err.start}); a grid is "
+                             "YAML text") from None
+        name, source = path.stem, str(path)
     else:
         raise UsageError(unknown_name_message("grid", spec, preset_names())
                          + " (or give a path to a .yaml file)")

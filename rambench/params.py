@@ -1,8 +1,16 @@
-"""`--set scope.key=value` overrides, typed by the dataclass they land in."""
+"""Hyper-parameters: declared once on a dataclass (type, default, allowed range), set from
+`--set scope.key=value`, a grid file or the Python API, and checked in one place.
+
+    @dataclass
+    class Params:
+        lr: float = param(1e-3, gt=0)            # a range
+        norm: Literal["soft", "hard"] = "soft"   # a set of values
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any
 
@@ -22,7 +30,39 @@ def parse_assignments(items: typing.Iterable[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def param(default: Any, *, ge: float | None = None, gt: float | None = None,
+          le: float | None = None) -> Any:
+    """A dataclass field with an allowed range: >= ge, > gt, <= le."""
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le)) if v is not None}
+    return dataclasses.field(default=default, metadata=bounds)
+
+
+def check_params(obj: Any, scope: str) -> None:
+    """UsageError naming the field if a value is outside its declared range or not finite."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        where = f"{scope}.{f.name}"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{where} must be a finite number; got {value}")
+        m = f.metadata
+        if ("ge" in m and value < m["ge"]) or ("gt" in m and value <= m["gt"]) or (
+                "le" in m and value > m["le"]):
+            allowed = " and ".join(f"{op} {m[k]:g}" for k, op in
+                                   (("ge", ">="), ("gt", ">"), ("le", "<=")) if k in m)
+            raise UsageError(f"{where} must be {allowed}; got {value:g}")
+
+
 def coerce(value: Any, annotation: Any, where: str) -> Any:
+    if typing.get_origin(annotation) is typing.Literal:
+        choices = typing.get_args(annotation)
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        for choice in choices:
+            if text == str(choice):
+                return choice
+        raise UsageError(f"{where} must be one of {', '.join(map(str, choices))}; "
+                         f"got {text!r}")
     if not isinstance(value, str):
         value = str(value) if not isinstance(value, bool) else str(value).lower()
     try:
@@ -51,6 +91,8 @@ def apply_overrides(cls: type, scope: str, overrides: dict[str, Any], base: Any 
             raise UsageError(unknown_name_message(f"key for {scope}", name, fields))
         values[name] = coerce(raw, hints[name], f"{scope}.{name}")
     try:
-        return cls(**values)
+        obj = cls(**values)
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
+    check_params(obj, scope)
+    return obj

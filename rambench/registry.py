@@ -57,6 +57,9 @@ class Registry(Generic[T]):
             return self._entries[name]
         if ":" in name and name.split(":", 1)[0].endswith(".py"):
             return load_from_file(name)
+        if name.endswith(".py"):
+            raise UsageError(f"{self.kind} {name!r}: name the class in the file too, as "
+                             f"{name}:ClassName")
         raise UsageError(unknown_name_message(self.kind, name, self._entries))
 
 
@@ -80,9 +83,18 @@ def load_from_file(spec: str):
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as err:  # noqa: BLE001 - any error in the user's file
+            del sys.modules[module_name]
+            where = f" (line {err.lineno})" if isinstance(err, SyntaxError) else ""
+            first = (str(err).strip().splitlines() or [""])[0]
+            raise UsageError(f"could not load {attr} from {path_text}{where}: "
+                             f"{type(err).__name__}: {first}") from None
     try:
         return getattr(module, attr)
     except AttributeError:
-        public = [n for n in vars(module) if not n.startswith("_")]
-        raise UsageError(unknown_name_message(f"name in {path_text}", attr, public)) from None
+        classes = [n for n, v in vars(module).items()
+                   if isinstance(v, type) and v.__module__ == module.__name__]
+        raise UsageError(unknown_name_message(f"class in {path_text}", attr, classes)) \
+            from None

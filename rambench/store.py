@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rambench.errors import UsageError
 from rambench.schema import EXPORT_COLUMNS, Record
 
 
@@ -49,7 +52,18 @@ def user_cache_dir(env_var: str, *parts: str) -> Path:
     return Path(base, "rambench", *parts)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give: a group-shared folder stays shared
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `path` so that a reader sees the old file or the whole new one, never a part
+    (temp file, fsync, rename), with the permissions of the user's umask."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -57,6 +71,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -70,8 +85,40 @@ class StoreIndex:
     stale: list[Record] = field(default_factory=list)
 
 
+STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+STUDY_RULE = ("a study name is one folder name of 1-100 letters, digits, '_', '-' and '.', "
+              "not starting with '.' or '-'")
+
+
+def check_study_name(study: str) -> str:
+    if not STUDY_NAME.fullmatch(study):
+        raise UsageError(f"--study {study[:120]!r}: {STUDY_RULE}")
+    return study
+
+
+def check_writable(folder: Path, what: str, option: str) -> None:
+    """Fail before any work if `folder` cannot be created and written (or the disk is
+    nearly full), naming the folder and the option that chose it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check."):
+            pass
+    except OSError as err:
+        raise UsageError(f"cannot write {what} to {folder} ({err.strerror or err}); choose "
+                         f"another folder with {option}") from None
+    free = shutil.disk_usage(folder).free
+    if free < MIN_FREE_BYTES:
+        raise UsageError(f"only {free / 2**20:.0f} MiB free under {folder}; rambench needs "
+                         f"at least {MIN_FREE_BYTES / 2**20:.0f} MiB for {what} (choose "
+                         f"another folder with {option})")
+
+
+MIN_FREE_BYTES = 64 * 2**20
+
+
 class Store:
     def __init__(self, out: Path | str, study: str):
+        check_study_name(study)
         self.root = Path(out) / study
         self.study = study
         self.records_dir = self.root / "records"

@@ -10,7 +10,7 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,34 +22,23 @@ from rambench.errors import TrainingError
 from rambench.evaluate import accuracy
 from rambench.methods import Method, MethodContext
 from rambench.models import encoders
+from rambench.params import param
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    patience: int = 10  # stop after this many epochs without a better validation accuracy
-    feature_dim: int = 128
-    eval_batch_size: int = 256
-    optimizer: str = "adamw"  # adamw | sgd (with `momentum`)
-    momentum: float = 0.9
-    schedule: str = "onecycle"  # onecycle (per step) | step (x step_gamma every step_size epochs)
-    step_size: int = 70
-    step_gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
-            if getattr(self, key) not in allowed:
-                from rambench.errors import UsageError
-
-                raise UsageError(f"train.{key} must be one of {', '.join(allowed)}; "
-                                 f"got {getattr(self, key)!r}")
-
-
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("onecycle", "step")
+    epochs: int = param(30, ge=1)
+    batch_size: int = param(64, ge=1)
+    lr: float = param(2e-3, gt=0)
+    weight_decay: float = param(1e-4, ge=0)
+    patience: int = param(10, ge=1)  # stop after this many epochs without a better val. acc.
+    feature_dim: int = param(128, ge=1)
+    eval_batch_size: int = param(256, ge=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd uses `momentum`
+    momentum: float = param(0.9, ge=0, le=1)
+    schedule: Literal["onecycle", "step"] = "onecycle"  # per step | x step_gamma per step_size
+    step_size: int = param(70, ge=1)
+    step_gamma: float = param(0.1, gt=0, le=1)
 
 
 TRAINING_STATUSES = ("ok", "at_chance")

@@ -90,7 +90,7 @@ def test_plugin_method_from_a_file_outside_the_package_trains(cli, tmp_path):
     assert accuracy > 40.0  # far above chance (10 %) after four epochs
     assert (tmp_path / "results" / "default" / "checkpoints").is_dir()
     missing = cli("train", "--method", "outside/mine.py:Nope", check=False)
-    assert_usage_error(missing, "unknown name in outside/mine.py 'Nope'", "MeanFusion")
+    assert_usage_error(missing, "unknown class in outside/mine.py 'Nope'", "MeanFusion")
 
 
 SMOKE = ["run", "--method", "raml", "--method", "late_fusion", "--grid", "smoke",

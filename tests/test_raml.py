@@ -107,7 +107,16 @@ def test_total_loss_is_the_weighted_sum():
 
 
 def test_invalid_switch_values_are_rejected():
-    with pytest.raises(ValueError, match="norm must be one of"):
-        RAMLParams(norm="l2")
+    from rambench.errors import UsageError
+    from rambench.params import apply_overrides
+
+    for values, message in [({"norm": "l2"}, "raml.norm must be one of soft, hard, none"),
+                            ({"num_tokens": "0"}, "raml.num_tokens must be >= 1; got 0"),
+                            ({"token_corruption": "2"}, "raml.token_corruption must be >= 0 "
+                                                        "and <= 1; got 2"),
+                            ({"alpha": "nan"}, "raml.alpha must be a finite number")]:
+        with pytest.raises(UsageError) as err:
+            apply_overrides(RAMLParams, "raml", values)
+        assert message in str(err.value)
     with pytest.raises(ValueError, match="needs raml.fusion=tokens"):
         RAMLParams(fusion="concat", token_corruption=0.5)

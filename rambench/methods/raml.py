@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,39 +40,27 @@ from torch import Tensor, nn
 from rambench.batch import Batch
 from rambench.methods.base import Method, MethodContext, methods
 from rambench.models.fusion import ConcatFusion, TokenFusion
-
-NORMS = ("soft", "hard", "none")
-FUSIONS = ("tokens", "concat")
-TOKEN_FILLS = ("noise", "zeros", "swap", "missing")
+from rambench.params import param
 
 
 @dataclass
 class RAMLParams:
     unimodal_heads: bool = True
-    alpha: float = 1.0  # weight of the unimodal losses
-    norm: str = "soft"  # soft | hard | none
-    beta: float = 0.1  # weight of the soft norm penalty
-    radius: float = 0.0  # target feature norm r; 0 means sqrt(d)
-    fusion: str = "tokens"  # tokens | concat
-    num_tokens: int = 8  # K
-    width: int = 64  # transformer width
-    layers: int = 2
-    heads: int = 4
-    token_corruption: float = 0.5  # p_c; 0 disables the corrupted view
-    rho_min: float = 0.25
-    token_fill: str = "noise"  # noise | zeros | swap | missing
-    gamma: float = 1.0  # weight of the consistency term
+    alpha: float = param(1.0, ge=0)  # weight of the unimodal losses
+    norm: Literal["soft", "hard", "none"] = "soft"
+    beta: float = param(0.1, ge=0)  # weight of the soft norm penalty
+    radius: float = param(0.0, ge=0)  # target feature norm r; 0 means sqrt(d)
+    fusion: Literal["tokens", "concat"] = "tokens"
+    num_tokens: int = param(8, ge=1)  # K
+    width: int = param(64, ge=1)  # transformer width
+    layers: int = param(2, ge=1)
+    heads: int = param(4, ge=1)
+    token_corruption: float = param(0.5, ge=0, le=1)  # p_c; 0 disables the corrupted view
+    rho_min: float = param(0.25, ge=0, le=1)
+    token_fill: Literal["noise", "zeros", "swap", "missing"] = "noise"
+    gamma: float = param(1.0, ge=0)  # weight of the consistency term
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (
-            ("norm", self.norm, NORMS),
-            ("fusion", self.fusion, FUSIONS),
-            ("token_fill", self.token_fill, TOKEN_FILLS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"raml.{name} must be one of {', '.join(allowed)}; got {value!r}")
-        if not 0.0 <= self.token_corruption <= 1.0 or not 0.0 <= self.rho_min <= 1.0:
-            raise ValueError("raml.token_corruption and raml.rho_min must lie in [0, 1]")
         if self.token_corruption > 0 and self.fusion != "tokens":
             raise ValueError("raml.token_corruption > 0 needs raml.fusion=tokens")
 

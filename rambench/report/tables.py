@@ -141,6 +141,10 @@ class Table:
     def tested(self) -> bool:
         return bool(self.p.notna().to_numpy().any())
 
+    def render(self, fmt: str = "md", label: str = "tab:results") -> str:
+        """The table as Markdown, LaTeX, CSV or HTML (see `render`)."""
+        return render(self, fmt, label)
+
 
 def _row_order(methods: list[str], reference: str, against: str | None) -> list[str]:
     def key(m: str) -> tuple[int, str]:
