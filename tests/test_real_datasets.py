@@ -182,3 +182,36 @@ def test_resnet18_encoders_shapes_and_parameter_count():
     assert audio(torch.randn(2, 48000)).shape == (2, 128)
     # the 1-channel stem: 7x7x1 instead of 7x7x3 filters
     assert sum(p.numel() for p in audio.resnet.parameters()) == 11_176_512 - 64 * 7 * 7 * 2
+
+
+def cremad_subset(root, actors: int):
+    """`actors` actors, one clip per emotion each, as frames folders."""
+    emotions = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
+    for a in range(actors):
+        for label, emotion in enumerate(emotions):
+            clip = f"{1001 + a}_IEO_{emotion}_XX"
+            real_layouts.write_wav(root / "AudioWAV" / f"{clip}.wav", label)
+            real_layouts.write_frames(root / "frames" / clip, label)
+
+
+def test_a_subset_whose_split_rule_leaves_a_split_empty_is_refused_or_repaired(tmp_path):
+    cremad_subset(tmp_path / "two", 2)
+    with pytest.raises(UsageError) as err:
+        prepare(datasets.get("cremad").adapter, tmp_path / "two",
+                datasets.get("cremad").settings(size=32), out=tmp_path / "data1",
+                progress=False)
+    assert "leaves val empty (clips per split: train 6, val 0, test 6)" in str(err.value)
+    assert not (tmp_path / "data1").exists()  # refused before decoding anything
+    # four actors (a typical test subset): the last training actor becomes validation
+    cremad_subset(tmp_path / "four", 4)
+    classes, clips = datasets.get("cremad").adapter.scan(tmp_path / "four")
+    split_of = {c.id.split("_")[0]: c.split for c in clips}
+    assert split_of == {"1001": "test", "1002": "train", "1003": "train", "1004": "val"}
+
+
+def test_a_file_named_outside_the_convention_is_named(tmp_path):
+    cremad_subset(tmp_path, 12)
+    real_layouts.write_wav(tmp_path / "AudioWAV" / "take two.wav", 0)
+    with pytest.raises(UsageError) as err:
+        datasets.get("cremad").adapter.scan(tmp_path)
+    assert "take two.wav is not named actor_sentence_emotion_level" in str(err.value)

@@ -97,6 +97,24 @@ class Adapter(ABC):
                           f"{self.layout}")
 
 
+def check_splits(adapter: Adapter, classes, clips) -> None:
+    """Refuse, before decoding anything, a layout whose split rule leaves a split empty or
+    a class absent from the training split (e.g. a small subset of a dataset)."""
+    counts = {split: sum(c.split == split for c in clips) for split in SPLITS}
+    empty = [split for split, n in counts.items() if n == 0]
+    if empty:
+        raise UsageError(
+            f"{adapter.name}: the split rule leaves {', '.join(empty)} empty (clips per split: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + f"); add clips (e.g. more speakers or actors) or the split files. Expected "
+              f"layout:\n{adapter.layout}")
+    seen = {c.label for c in clips if c.split == "train"}
+    absent = [classes[i] for i in range(len(classes)) if i not in seen]
+    if absent:
+        raise UsageError(f"{adapter.name}: no training clip of class(es) "
+                         f"{', '.join(map(str, absent))}; every class needs training clips")
+
+
 @dataclass
 class PrepareReport:
     folder: Path
@@ -116,6 +134,7 @@ def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
     classes, clips = adapter.scan(root)
     if not clips:
         raise adapter.missing(root, "no clips")
+    check_splits(adapter, classes, clips)
     order = {s: i for i, s in enumerate(SPLITS)}
     clips = sorted(clips, key=lambda c: (order[c.split], c.id))  # each split contiguous
     plan = {"dataset": adapter.name, "adapter_version": adapter.version,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 import zlib
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from rambench.datasets.prepared import (
     load_defaults,
     prepared_dataset,
 )
+from rambench.errors import UsageError
 
 
 def _held_out(key: str, buckets: int = 10) -> bool:
@@ -40,6 +42,10 @@ def _visual_source(root: Path, clip_id: str, video_dirs: tuple[str, ...],
     return {"video": root / video_dirs[0] / f"{clip_id}{suffixes[0]}"}  # reported if unreadable
 
 
+CREMAD_NAME = re.compile(r"\d+_[A-Z]+_[A-Z]+_[A-Z0-9]+")
+FSDD_NAME = re.compile(r"\d_[^_]+_\d+")
+
+
 class CremaD(Adapter):
     name = "cremad"
     version = "1"
@@ -54,9 +60,17 @@ class CremaD(Adapter):
         wavs = sorted((root / "AudioWAV").glob("*.wav"))
         if not wavs:
             raise self.missing(root, "AudioWAV/*.wav")
+        for wav in wavs:
+            if not CREMAD_NAME.fullmatch(wav.stem):
+                raise UsageError(f"cremad: {wav} is not named actor_sentence_emotion_level "
+                                 "(e.g. 1001_DFA_ANG_XX.wav). Expected layout:\n"
+                                 f"{self.layout}")
         split_of = self._csv_split(root)
         actors = sorted({w.stem.split("_")[0] for w in wavs})
         test_actors, val_actors = set(actors[::10]), set(actors[5::10])
+        if not val_actors and len(actors) >= 3:
+            # fewer than 6 actors (a subset): the last training actor validates
+            val_actors = {[a for a in actors if a not in test_actors][-1]}
         clips = []
         for wav in wavs:
             clip_id = wav.stem
@@ -114,6 +128,9 @@ class KineticsSounds(Adapter):
             for line in path.read_text().splitlines():
                 if not line.strip():
                     continue
+                if "," not in line:
+                    raise UsageError(f"ks: {path}: line {line!r} is not clip_id,class_name. "
+                                     f"Expected layout:\n{self.layout}")
                 clip_id, label = (p.strip() for p in line.split(",", 1))
                 if label not in classes:
                     raise self.missing(root, f"class {label!r} of {path.name} in classes.txt")
@@ -178,6 +195,10 @@ class AVMNIST(Adapter):
         wavs = sorted((root / "fsdd" / "recordings").glob("*_*_*.wav"))
         if not wavs:
             raise self.missing(root, "fsdd/recordings/*.wav")
+        for wav in wavs:
+            if not FSDD_NAME.fullmatch(wav.stem):
+                raise UsageError(f"avmnist: {wav} is not named digit_speaker_index (e.g. "
+                                 f"7_jackson_32.wav). Expected layout:\n{self.layout}")
         speakers = sorted({w.stem.split("_")[1] for w in wavs})
         if len(speakers) < 3:
             raise self.missing(root, "recordings of at least 3 speakers")

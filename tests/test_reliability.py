@@ -1,0 +1,143 @@
+"""Nothing wrong is stored as a result: diverged training, damaged checkpoints, an unusable
+cache, termination by signal, and reports on studies without corruption cells."""
+
+import os
+import signal
+import stat
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+from tests.conftest import RAMBENCH, run_cli
+
+TINY = "conditions: {clean: true, missing_modalities: all, missing_rates: [0.5]}\n"
+RUN = ["run", "--method", "late_fusion", "--grid", "tiny.yaml", "--epochs", "1"]
+
+NAN_PLUGIN = textwrap.dedent('''
+    import torch.nn.functional as F
+    from torch import nn
+    from rambench.methods import Method
+
+
+    class NaNLoss(Method):
+        def __init__(self, ctx, params=None):
+            super().__init__(ctx, params)
+            self.head = nn.Linear(ctx.feature_dim, ctx.num_classes)
+
+        def forward(self, batch):
+            return sum(self.head(z) for z in self.encode(batch).values())
+
+        def training_loss(self, batch):
+            return {"loss": F.cross_entropy(self(batch), batch.y) * float("nan")}
+''')
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An undamaged run: (folder, its export text)."""
+    folder = tmp_path_factory.mktemp("reliability")
+    (folder / "tiny.yaml").write_text(TINY)
+    run_cli(*RUN, "--study", "clean", cwd=folder)
+    return folder, export(folder, "clean")
+
+
+def export(folder, study) -> str:
+    target = folder / f"{study}.csv"
+    run_cli("export", "--study", study, "--to", str(target), cwd=folder)
+    lines = target.read_text().splitlines()
+    study_col = lines[0].split(",").index("study")
+    return "\n".join(",".join(v for i, v in enumerate(line.split(",")) if i != study_col)
+                     for line in lines)
+
+
+def test_a_diverged_training_is_refused_named_and_retried(reference):
+    folder, _ = reference
+    (folder / "nan.py").write_text(NAN_PLUGIN)
+    args = ["run", "--method", "nan.py:NaNLoss", "--method", "late_fusion", "--grid",
+            "tiny.yaml", "--epochs", "1", "--study", "nan"]
+    result = run_cli(*args, cwd=folder, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert ("Error: training nan:NaNLoss (seed 0) failed: the loss is nan at epoch 1, step 1"
+            in result.stderr)
+    assert "run the same command to retry the failed jobs" in result.stderr
+    records = list((folder / "results" / "nan" / "records").glob("*.json"))
+    assert len(records) == 4  # late fusion's cells only
+    assert not any("NaNLoss" in p.read_text() for p in records)
+    again = run_cli(*args, "--dry-run", cwd=folder)
+    assert "4 done, 4 to do (1 training jobs)" in again.stdout  # it will be retried
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
+def test_a_damaged_checkpoint_is_named_moved_aside_and_retrained(reference, damage):
+    folder, expected = reference
+    study = f"ckpt-{damage}"
+    run_cli(*RUN, "--study", study, cwd=folder)
+    root = folder / "results" / study
+    (checkpoint,) = root.glob("checkpoints/*.pt")
+    data = bytearray(checkpoint.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0x10
+    checkpoint.write_bytes(bytes(data))
+    for record in root.glob("records/*.json"):
+        record.unlink()  # the cells must be recomputed from the checkpoint
+    result = run_cli(*RUN, "--study", study, cwd=folder)
+    assert f"warning: damaged checkpoint {checkpoint.relative_to(folder)}" in result.stderr
+    assert "checksum mismatch" in result.stderr and "retraining" in result.stderr
+    assert len(list(root.glob("checkpoints/*.pt.damaged-*"))) == 1
+    assert export(folder, study) == expected
+
+
+@pytest.mark.parametrize("where", ["a file", "read-only"])
+def test_an_unusable_cache_costs_speed_not_results(reference, where, tmp_path):
+    folder, expected = reference
+    if where == "a file":
+        cache = tmp_path / "cache-file"
+        cache.write_text("not a folder")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root can write to a read-only folder")
+        cache = tmp_path / "ro"
+        cache.mkdir()
+        cache.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    study = f"cache-{where.replace(' ', '-')}"
+    result = run_cli(*RUN, "--study", study, "--cache-dir", str(cache), cwd=folder)
+    assert "warning: corrupted-data cache" in result.stderr
+    assert "continuing without it" in result.stderr
+    assert export(folder, study) == expected
+
+
+def test_sigterm_prints_the_resume_message_and_a_rerun_completes(reference):
+    folder, expected = reference
+    records = folder / "results" / "term" / "records"
+    proc = subprocess.Popen([RAMBENCH, *RUN, "--study", "term"], cwd=folder,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(records.glob("*.json")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == 143, err
+    assert "terminated: finished cells are stored; run the same command to resume" in err
+    assert "Traceback" not in err
+    run_cli(*RUN, "--study", "term", cwd=folder)
+    assert export(folder, "term") == expected
+
+
+def test_records_follow_the_umask_and_reports_work_without_corruption_cells(reference):
+    folder, _ = reference
+    (record, *_) = (folder / "results" / "clean" / "records").glob("*.json")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(record.stat().st_mode) == 0o666 & ~mask
+    report = run_cli("report", "--study", "clean", cwd=folder)
+    assert "report.html" in report.stdout
+    plot = run_cli("plot", "--study", "clean", cwd=folder)
+    assert "missing.png" in plot.stdout
+    table = run_cli("table", "--study", "clean", "--view", "missing", cwd=folder)
+    assert "| late_fusion |" in table.stdout
