@@ -50,10 +50,22 @@ def _cache(cache_dir: str | None, enabled: bool = True):
     return CorruptionCache((cache_dir or default_cache_dir()) if enabled else None)
 
 
+VERBOSE = False  # set by -v: errors also show the traceback of their cause
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rambench")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="more detail: debug messages, and the full traceback behind an error")
+@click.option("-q", "--quiet", is_flag=True, help="no warnings, only errors")
+def cli(verbose: bool, quiet: bool) -> None:
     """rambench: robustness benchmarking for multimodal learning (RAML and baselines)."""
+    import logging
+
+    global VERBOSE
+    VERBOSE = verbose
+    logging.getLogger("rambench").setLevel(
+        logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
 
 
 METHOD_HELP = ("registered name (rambench ls methods), variant label such as "
@@ -180,8 +192,8 @@ def _fail_on(failures: list[str]) -> None:
     for failure in failures:
         click.echo(f"Error: {failure}", err=True)
     if failures:
-        click.echo("the other cells are stored; fix the method and run the same command to "
-                   "retry the failed jobs", err=True)
+        click.echo("fix the method and run the same command again: failed jobs are retried, "
+                   "finished cells are kept", err=True)
         sys.exit(1)
 
 
@@ -547,6 +559,19 @@ def _existing_store(out: str, study: str):
     return store
 
 
+class _LevelFormatter:
+    """'warning: ...', 'debug: ...': the level in lower case, as the CLI's other lines."""
+
+    def __init__(self, fmt: str):
+        import logging
+
+        self._formatter = logging.Formatter(fmt)
+
+    def format(self, record) -> str:
+        record.levelname = record.levelname.lower()
+        return self._formatter.format(record)
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM (what SLURM and `kill` send), handled like Ctrl-C."""
 
@@ -559,7 +584,10 @@ def main() -> None:
     import logging
     import signal
 
-    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LevelFormatter("%(levelname)s: %(message)s"))
+    logging.getLogger("rambench").addHandler(handler)
+    logging.getLogger("rambench").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli.main(standalone_mode=False)
@@ -570,10 +598,10 @@ def main() -> None:
         err.show()
         sys.exit(err.exit_code)
     except UsageError as err:
-        click.echo(f"Error: {err}", err=True)
+        _error(err)
         sys.exit(2)
     except TrainingError as err:
-        click.echo(f"Error: {err}", err=True)
+        _error(err)
         sys.exit(1)
     except OSError as err:  # a full or failing disk mid-run
         if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
@@ -584,6 +612,15 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt as err:
         _interrupted(err)
+
+
+def _error(err: Exception) -> None:
+    """One line; with -v, first the traceback of what caused it (e.g. a method's bug)."""
+    if VERBOSE and err.__cause__ is not None:
+        import traceback
+
+        traceback.print_exception(err.__cause__, file=sys.stderr)
+    click.echo(f"Error: {err}", err=True)
 
 
 def _interrupted(err: KeyboardInterrupt) -> None:

@@ -215,3 +215,24 @@ def test_a_file_named_outside_the_convention_is_named(tmp_path):
     with pytest.raises(UsageError) as err:
         datasets.get("cremad").adapter.scan(tmp_path)
     assert "take two.wav is not named actor_sentence_emotion_level" in str(err.value)
+
+
+def test_a_damaged_prepared_array_is_detected_and_rebuilt(prepared):
+    name, folder, _ = prepared
+    if name != "avmnist":
+        pytest.skip("one layout is enough")
+    data = folder / "data" / name
+    cls = datasets.get(name)
+    cls(data)  # verifies every array once and remembers it
+    assert (data / "audio.npy.verified").exists()
+    raw = bytearray((data / "audio.npy").read_bytes())
+    raw[-3] ^= 0x01
+    (data / "audio.npy").write_bytes(bytes(raw))
+    with pytest.raises(UsageError) as err:
+        cls(data)
+    assert f"the prepared array {data / 'audio.npy'} is damaged (checksum mismatch)" \
+        in str(err.value)
+    out = run_cli("prepare", name, "--root", "raw", *SMALL, "--data-dir", "data",
+                  cwd=folder).stdout
+    assert "clips prepared in" in out  # rebuilt, not "already prepared"
+    assert len(cls(data).split("test")) > 0

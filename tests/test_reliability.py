@@ -61,7 +61,7 @@ def test_a_diverged_training_is_refused_named_and_retried(reference):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert ("Error: training nan:NaNLoss (seed 0) failed: the loss is nan at epoch 1, step 1"
             in result.stderr)
-    assert "run the same command to retry the failed jobs" in result.stderr
+    assert "run the same command again: failed jobs are retried" in result.stderr
     records = list((folder / "results" / "nan" / "records").glob("*.json"))
     assert len(records) == 4  # late fusion's cells only
     assert not any("NaNLoss" in p.read_text() for p in records)

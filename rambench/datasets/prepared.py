@@ -149,6 +149,8 @@ def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
             excluded = len(manifest["excluded"])
             return PrepareReport(final, len(clips) - excluded, excluded, True)
         shutil.rmtree(final)  # other settings or files: prepare afresh
+    elif final.exists():
+        shutil.rmtree(final)  # no manifest: a damaged or incomplete cache
     work = final.with_name(adapter.name + ".partial")
     if work.exists() and _read_json(work / "plan.json").get("plan_hash") != plan_hash:
         shutil.rmtree(work)
@@ -266,8 +268,34 @@ class PreparedDataset(Dataset):
         self.class_names = tuple(self.manifest["classes"])
         s = PrepareSettings(**self.manifest["settings"])
         self.modalities = self.modality_specs(s)
-        self._arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r")
-                        for name in self.manifest["arrays"]}
+        self._arrays = {name: self._verified(folder / f"{name}.npy", info)
+                        for name, info in self.manifest["arrays"].items()}
+
+    def _verified(self, path: Path, info: dict) -> np.ndarray:
+        """The array at `path`, memory-mapped, after checking its SHA-256 against the
+        manifest; the check is remembered (by size and modification time) in a stamp file,
+        so a large cache is hashed once, not on every run. A damaged array removes the
+        manifest, so that `rambench prepare` rebuilds the cache."""
+        stamp = path.with_name(path.name + ".verified")
+        try:
+            st = path.stat()
+            mark = f"{st.st_size}:{st.st_mtime_ns}:{info['sha256']}"
+            if not (stamp.exists() and stamp.read_text() == mark):
+                if sha256_file(path) != info["sha256"]:
+                    raise ValueError("checksum mismatch")
+                try:
+                    stamp.write_text(mark)
+                except OSError:  # a read-only cache: verify again next time
+                    pass
+            array = np.load(path, mmap_mode="r")
+            if list(array.shape) != info["shape"]:
+                raise ValueError(f"shape {list(array.shape)}, expected {info['shape']}")
+        except (OSError, ValueError) as err:
+            (self.folder / "manifest.json").unlink(missing_ok=True)
+            raise UsageError(f"dataset {self.name!r}: the prepared array {path} is damaged "
+                             f"({err}); run `rambench prepare {self.name} --root PATH` again "
+                             "to rebuild it") from None
+        return array
 
     @classmethod
     def settings(cls, **overrides: Any) -> PrepareSettings:
