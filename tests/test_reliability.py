@@ -141,3 +141,26 @@ def test_records_follow_the_umask_and_reports_work_without_corruption_cells(refe
     assert "missing.png" in plot.stdout
     table = run_cli("table", "--study", "clean", "--view", "missing", cwd=folder)
     assert "| late_fusion |" in table.stdout
+
+
+def test_a_full_cache_disk_costs_speed_not_results(reference, tmp_path, monkeypatch, caplog):
+    """The cache's writes fail as on a full disk (ENOSPC): one warning, a correct study."""
+    import errno
+
+    from rambench import api, cache
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    folder, _ = reference
+    monkeypatch.setattr(cache, "atomic_write_bytes", full)
+    grid = api.load_grid(str(folder / "tiny.yaml"))
+    grid.raw["conditions"]["corruptions"] = {"visual": ["gaussian_noise"]}
+    grid.raw["conditions"]["severities"] = [3]
+    with caplog.at_level("WARNING", logger="rambench"):
+        results = api.benchmark("late_fusion", grid=grid, epochs=1, out=tmp_path,
+                                study="full-disk", cache_dir=tmp_path / "cache")
+    assert results.summary.computed == 5
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0]
+    assert not list((tmp_path / "cache").rglob("*.npy"))
