@@ -22,3 +22,25 @@ def make_batch(inputs: dict[str, torch.Tensor], y, present=None) -> Batch:
     n = len(y)
     present = present or {m: torch.ones(n, dtype=torch.bool) for m in inputs}
     return Batch(dict(inputs), dict(present), torch.as_tensor(y), torch.arange(n))
+
+
+def plugin_source(class_name: str, loss: str) -> str:
+    """A method file a user could write: per-modality linear heads summed, with `loss` (an
+    expression of `self`, `batch` and `F`) as what `training_loss` returns."""
+    return f'''
+import torch.nn.functional as F
+from torch import nn
+from rambench.methods import Method
+
+
+class {class_name}(Method):
+    def __init__(self, ctx, params=None):
+        super().__init__(ctx, params)
+        self.head = nn.Linear(ctx.feature_dim, ctx.num_classes)
+
+    def forward(self, batch):
+        return sum(self.head(z) for z in self.encode(batch).values())
+
+    def training_loss(self, batch):
+        return {loss}
+'''

@@ -8,36 +8,19 @@ import textwrap
 import pytest
 
 from rambench import cli
-
-GOOD_METHOD = '''
-import torch.nn.functional as F
-from torch import nn
-from rambench.methods import Method
-
-
-class Good(Method):
-    def __init__(self, ctx, params=None):
-        super().__init__(ctx, params)
-        self.head = nn.Linear(ctx.feature_dim, ctx.num_classes)
-
-    def forward(self, batch):
-        return sum(self.head(z) for z in self.encode(batch).values())
-
-    def training_loss(self, batch):
-        return {BODY}
-'''
+from tests.helpers import plugin_source
 
 PLUGINS = {
     "syntax.py": "class Broken(:\n    pass\n",
     "imports.py": "import not_a_module_anywhere\n",
     "notmethod.py": "class NotMethod:\n    pass\n",
     "function.py": "def Function(ctx, params=None):\n    return None\n",
-    "noloss.py": GOOD_METHOD.replace("{BODY}", '{"ce": F.cross_entropy(self(batch), batch.y)}'),
-    "tensor.py": GOOD_METHOD.replace("{BODY}", "F.cross_entropy(self(batch), batch.y)"),
-    "raises.py": GOOD_METHOD.replace("{BODY}", "1 / 0"),
-    "width.py": GOOD_METHOD.replace("{BODY}", '{"loss": self(batch).sum()}').replace(
+    "noloss.py": plugin_source("Good", '{"ce": F.cross_entropy(self(batch), batch.y)}'),
+    "tensor.py": plugin_source("Good", "F.cross_entropy(self(batch), batch.y)"),
+    "raises.py": plugin_source("Good", "1 / 0"),
+    "width.py": plugin_source("Good", '{"loss": self(batch).sum()}').replace(
         "ctx.num_classes)", "3)"),
-    "constant.py": GOOD_METHOD.replace("{BODY}", '{"loss": batch.y.float().mean()}'),
+    "constant.py": plugin_source("Good", '{"loss": batch.y.float().mean()}'),
 }
 
 GRIDS = {

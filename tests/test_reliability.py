@@ -5,33 +5,18 @@ import os
 import signal
 import stat
 import subprocess
-import textwrap
 import time
 
 import pytest
 
 from tests.conftest import RAMBENCH, run_cli
+from tests.helpers import plugin_source
 
 TINY = "conditions: {clean: true, missing_modalities: all, missing_rates: [0.5]}\n"
 RUN = ["run", "--method", "late_fusion", "--grid", "tiny.yaml", "--epochs", "1"]
 
-NAN_PLUGIN = textwrap.dedent('''
-    import torch.nn.functional as F
-    from torch import nn
-    from rambench.methods import Method
-
-
-    class NaNLoss(Method):
-        def __init__(self, ctx, params=None):
-            super().__init__(ctx, params)
-            self.head = nn.Linear(ctx.feature_dim, ctx.num_classes)
-
-        def forward(self, batch):
-            return sum(self.head(z) for z in self.encode(batch).values())
-
-        def training_loss(self, batch):
-            return {"loss": F.cross_entropy(self(batch), batch.y) * float("nan")}
-''')
+NAN_PLUGIN = plugin_source(
+    "NaNLoss", '{"loss": F.cross_entropy(self(batch), batch.y) * float("nan")}')
 
 
 @pytest.fixture(scope="module")
