@@ -30,6 +30,7 @@ class Corruption:
     apply: ApplyFn
     severity_table: tuple[str, ...]  # a human-readable parameter for severities 1..5
     backend: str  # e.g. "imagecorruptions==1.1.2"
+    protocol: str | None = None  # set for a corruption of one paper's protocol (e.g. "qmf")
 
     def __call__(self, sample: np.ndarray, severity: int, seed: int, **context) -> np.ndarray:
         if severity not in SEVERITIES:
@@ -51,7 +52,7 @@ def register(corruption: Corruption) -> Corruption:
 
 def _load_builtin() -> None:
     # Importing the modules registers their corruptions.
-    from corruptions import audio, image  # noqa: F401
+    from corruptions import audio, image, protocols  # noqa: F401
 
 
 def get(name: str, kind: str) -> Corruption:
@@ -62,10 +63,12 @@ def get(name: str, kind: str) -> Corruption:
         raise KeyError(unknown_name_message(f"{kind} corruption", name, names(kind))) from None
 
 
-def names(kind: str | None = None) -> list[str]:
-    """Registered names (of one kind, or of all kinds), in registration order."""
+def names(kind: str | None = None, protocols: bool = False) -> list[str]:
+    """Registered names (of one kind, or of all kinds), in registration order; with
+    `protocols`, also the corruptions of papers' protocols (see `corruptions.protocols`)."""
     _load_builtin()
-    return list(dict.fromkeys(n for k, n in _REGISTRY if kind is None or k == kind))
+    return list(dict.fromkeys(n for (k, n), c in _REGISTRY.items()
+                              if (kind is None or k == kind) and (protocols or not c.protocol)))
 
 
 def all_corruptions() -> list[Corruption]:

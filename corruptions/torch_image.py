@@ -39,6 +39,7 @@ from PIL import Image
 from corruptions import _imagecorruptions_compat as _compat
 from corruptions import _torch_ops as ops
 from corruptions.image import REFERENCE_CONSTANTS
+from corruptions.protocols import qmf_epsilon
 
 # name -> severities whose torch function runs the reference code per sample on the CPU
 REFERENCE_FALLBACK: dict[str, tuple[int, ...]] = {
@@ -392,6 +393,14 @@ def _per_sample_reference(name: str, x: torch.Tensor, severity: int, seeds) -> t
     return torch.from_numpy(out).to(x.device, x.dtype).permute(0, 3, 1, 2)
 
 
+def qmf_gaussian_noise(x, severity, seeds):
+    """`corruptions.protocols.qmf_gaussian_noise`: one N(0, 10 ε) grey-level field per
+    sample, the same on every channel."""
+    std = 10 * qmf_epsilon(severity) / 255
+    noise = ops.randn(ops.generators(seeds, x.device), 1, *x.shape[2:])  # (B, 1, H, W)
+    return _clip255(x + std * noise)
+
+
 FUNCTIONS: dict[str, TorchImageFn] = {
     "gaussian_noise": gaussian_noise, "shot_noise": shot_noise,
     "impulse_noise": impulse_noise, "speckle_noise": speckle_noise,
@@ -400,5 +409,6 @@ FUNCTIONS: dict[str, TorchImageFn] = {
     "fog": fog, "brightness": brightness, "spatter": spatter, "contrast": contrast,
     "elastic_transform": elastic_transform, "pixelate": pixelate,
     "jpeg_compression": jpeg_compression, "saturate": saturate,
+    "qmf_gaussian_noise": qmf_gaussian_noise,
 }
-assert set(FUNCTIONS) == set(_compat.NAMES)
+assert set(FUNCTIONS) == {*_compat.NAMES, "qmf_gaussian_noise"}

@@ -223,8 +223,9 @@ def ls(what: str, out: str, as_json: bool) -> None:
             classes = f"{row['classes']} classes" if row["classes"] else "classes from the data"
             click.echo(f"{row['name']:<10} {classes}; {mods}; {row['description']}")
         elif what == "corruptions":
+            protocol = f" (protocol: {row['protocol']})" if row["protocol"] else ""
             click.echo(f"{row['name']:<18} {row['kind']:<6} {row['family']:<10} severities "
-                       f"1-5: {' | '.join(row['severities'])}")
+                       f"1-5: {' | '.join(row['severities'])}{protocol}")
         elif what == "grids":
             click.echo(f"{row['name']:<14} {row['description']}")
         else:
@@ -257,7 +258,8 @@ def _listing(what: str, out: str) -> list[dict]:
         from corruptions import registry
 
         return [{"name": c.name, "kind": c.kind, "family": c.family,
-                 "severities": list(c.severity_table)} for c in registry.all_corruptions()]
+                 "severities": list(c.severity_table), "protocol": c.protocol}
+                for c in registry.all_corruptions()]
     if what == "grids":
         from rambench.grid import load_grid, preset_names
 

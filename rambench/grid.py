@@ -19,6 +19,7 @@ Schema (every key optional except `conditions`):
         corruptions: {visual: gaussian_noise, audio: gaussian_noise}
         severities: [1, 3, 5]
         probability: 0.5
+        # or `protocol: qmf`: QMF/PDF's noisy-modality protocol (corruptions.protocols)
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from rambench.schema import Clean, Condition, Corrupt, Drop, Mixed, RandomMissin
 TOP_KEYS = ("seeds", "methods", "epochs", "set", "conditions", "description")
 CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "missing_rates",
                   "mixed")
-MIXED_KEYS = ("corruptions", "severities", "probability")
+MIXED_KEYS = ("corruptions", "severities", "probability", "protocol")
+# mixed protocols: the corruption each modality kind gets, and the probability
+MIXED_PROTOCOLS = {"qmf": ({"image": "qmf_gaussian_noise", "audio": "gaussian_noise"}, 0.5)}
 
 
 @dataclass
@@ -195,7 +198,12 @@ def _modality_list(value: Any, kinds: dict[str, str], source: str, key: str) -> 
 
 
 def _corruption_names(value: Any, kind: str, source: str, key: str) -> list[str]:
-    return _names(value, corruption_registry.names(kind), f"{kind} corruption", source, key)
+    """'all' (the common corruptions of `kind`), or names, which may also name protocol
+    corruptions such as qmf_gaussian_noise."""
+    if value == "all":
+        return corruption_registry.names(kind)
+    return _names(value, corruption_registry.names(kind, protocols=True),
+                  f"{kind} corruption", source, key)
 
 
 def expand_conditions(
@@ -233,6 +241,18 @@ def expand_conditions(
 def _mixed_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condition]:
     spec = _check_keys(spec, MIXED_KEYS, source, "conditions.mixed")
     default = {m: "gaussian_noise" for m in kinds}
+    if "protocol" in spec:
+        protocol = spec["protocol"]
+        if protocol not in MIXED_PROTOCOLS:
+            _fail(source, "conditions.mixed.protocol",
+                  unknown_name_message("protocol", str(protocol), MIXED_PROTOCOLS))
+        for key in ("corruptions", "probability"):
+            if key in spec:
+                _fail(source, f"conditions.mixed.{key}",
+                      f"set by protocol {protocol!r}; leave it out")
+        by_kind, probability = MIXED_PROTOCOLS[protocol]
+        default = {m: by_kind[kind] for m, kind in kinds.items()}
+        spec = {**spec, "probability": probability}
     chosen = spec.get("corruptions", default)
     if not isinstance(chosen, dict):
         _fail(source, "conditions.mixed.corruptions", "expected a mapping modality -> name")

@@ -51,7 +51,8 @@ def test_ls_lists_methods_with_family_and_corruptions_with_tables(cli):
         line = next(ln for ln in methods.splitlines() if ln.startswith(name + " "))
         assert family in line
     corruptions = cli("ls", "corruptions").stdout.splitlines()
-    assert len([ln for ln in corruptions if " image " in ln]) == 19
+    image = [ln for ln in corruptions if " image " in ln]
+    assert len(image) == 20 and sum("(protocol: qmf)" in ln for ln in image) == 1
     assert any(ln.startswith("reverb ") for ln in corruptions)
     assert "smoke" in cli("ls", "grids").stdout
 
