@@ -110,8 +110,10 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
     from rambench.execute import execute
 
     start = time.perf_counter()
-    if plan.todo:
+    if plan.todo or plan.superseded:
         check_writable(plan.store.root, "results", "--out")
+    for record in plan.superseded:
+        plan.store.make_current(record)
     cache = CorruptionCache((cache_dir or default_cache_dir()) if use_cache else None)
     cache.check()
     outcome = execute(plan, cache=cache, progress=progress, force=force)

@@ -171,6 +171,9 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
         _writable(plan.store.root, "results", "--out")
     if summary := plan.stale_summary():
         click.echo(summary, err=True)
+    if plan.superseded:
+        click.echo(f"{len(plan.superseded)} stored results of this code and these settings "
+                   "are made current again (a run of other code had replaced them)", err=True)
     click.echo(f"study {study!r}: {len(plan.cells)} cells, {plan.done} already done, "
                f"{len(plan.todo)} to run", err=True)
     results = run_plan(plan, cache_dir, not no_cache, progress=not as_json, force=force)

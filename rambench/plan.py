@@ -104,6 +104,9 @@ class Plan:
     stale: list[Stale]  # planned cells whose stored result is of other code or settings
     reused_stale: bool
     store: Store
+    # stored results of this plan that a later run of other code or settings superseded;
+    # running the plan makes them current again (e.g. after a change was reverted)
+    superseded: list[Record] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -173,9 +176,11 @@ def make_plan(spec: StudySpec, store: Store, force: bool = False,
     if force:
         return Plan(spec, cells, list(cells), [], reuse_stale, store)
     stored = store.index()
-    todo, stale = [], []
+    todo, stale, superseded = [], [], []
     for cell in cells:
         if cell.key in stored.by_key:
+            if stored.current[cell.coordinates].key != cell.key:
+                superseded.append(stored.by_key[cell.key])
             continue
         old = stored.current.get(cell.coordinates)
         if old is not None:
@@ -183,4 +188,4 @@ def make_plan(spec: StudySpec, store: Store, force: bool = False,
             if reuse_stale:
                 continue
         todo.append(cell)
-    return Plan(spec, cells, todo, stale, reuse_stale, store)
+    return Plan(spec, cells, todo, stale, reuse_stale, store, superseded)

@@ -308,8 +308,10 @@ class Record:
         return (self.dataset, self.method.label, self.seed, self.condition.label)
 
     @property
-    def created(self) -> str:
-        return self.provenance.get("created") or ""
+    def current_since(self) -> str:
+        """When this record became its cell's current result: when it was written, or when
+        a run of its code and settings found it stored and made it current again."""
+        return self.provenance.get("current_since") or self.provenance.get("created") or ""
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -157,6 +157,16 @@ class Store:
         path = self.record_path(key)
         return path.exists() and self.read(path) is not None
 
+    def make_current(self, record: Record) -> None:
+        """Make a stored record its cell's current result again (after a run whose code
+        and settings produced it, e.g. when a change was reverted)."""
+        import dataclasses
+        import datetime
+
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        self.write(dataclasses.replace(record, provenance={**record.provenance,
+                                                           "current_since": now}))
+
     def all_records(self) -> list[Record]:
         """Every sound record, current and stale."""
         if not self.records_dir.is_dir():
@@ -166,7 +176,7 @@ class Store:
 
     def index(self) -> StoreIndex:
         index = StoreIndex()
-        for record in sorted(self.all_records(), key=lambda r: (r.created, r.key)):
+        for record in sorted(self.all_records(), key=lambda r: (r.current_since, r.key)):
             index.by_key[record.key] = record
             previous = index.current.get(record.coordinates)
             if previous is not None:

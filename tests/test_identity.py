@@ -149,6 +149,12 @@ def test_editing_a_registered_method_reruns_it_only(tmp_path, monkeypatch):
     assert len(index.stale) == 2 and len(store.records()) == 4  # old kept, not mixed in
     assert {r.method.code for r in store.records() if r.method.name == "registered_mine"} \
         == {plan.cells[0].job.method.id.code}
+    write_module(module)  # the edit is reverted: the first results are current again
+    back = api.plan_study(["registered_mine", "visual_only"], **kwargs)
+    assert not back.todo and len(back.superseded) == 2
+    api.run_plan(back, use_cache=False)
+    assert {r.method.code for r in store.records() if r.method.name == "registered_mine"} \
+        == {r.method.code for r in first.records if r.method.name == "registered_mine"}
 
 
 def test_editing_a_file_plugin_reruns_it_and_reuse_stale_keeps_old_results(tmp_path):
