@@ -1,7 +1,8 @@
 """Unimodal references: one encoder and a linear classifier on a single modality.
 
 loss = CE(W z_m + b, y). They show how much each modality carries alone, and are the
-floor that fusion must beat. The other modalities are ignored entirely.
+floor that fusion must beat. The other modalities are ignored entirely; a sample whose
+modality is absent gets all-zero logits (a uniform prediction: there is nothing to go on).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class Unimodal(Method):
         return (self.modality,)
 
     def forward(self, batch: Batch) -> Tensor:
-        return self.classifier(self.encode(batch)[self.modality])
+        logits = self.classifier(self.encode(batch)[self.modality])
+        return logits * batch.present[self.modality].unsqueeze(1).to(logits.dtype)
 
     def training_loss(self, batch: Batch) -> dict[str, Tensor]:
         return {"loss": F.cross_entropy(self(batch), batch.y)}

@@ -1,18 +1,28 @@
-"""Checking a method against the method contract before any work is done.
+"""Checking a method against the method contract.
 
-`probe(spec, dataset)` builds the method and runs `training_loss` and `forward` once on a
-few training samples (on the CPU, without a backward pass). A method that cannot be built
-with its settings, that raises, whose `training_loss` does not return a dict holding a
-finite scalar `loss`, or whose logits are not (batch, classes), is reported in one line
-naming the method, before any training starts.
+* `probe(spec, dataset)`, run by every `rambench run` before any work: builds the method and
+  runs `training_loss` and `forward` once on a few training samples (on the CPU, without a
+  backward pass). A method that cannot be built with its settings, that raises, whose
+  `training_loss` does not return a dict holding a scalar `loss`, or whose logits are not
+  (batch, classes), is reported in one line naming the method.
+* `conformance(spec, dataset)`, run by `rambench check` (in the spirit of `benchopt test`):
+  the probe, then a finite loss, the same loss for the same seed, logits that do not depend
+  on the values of inputs marked absent, a state dict that round-trips, and a few optimiser
+  steps on `training_loss` that reduce the cross-entropy of `forward` on a fixed batch (the
+  prediction loss rather than the training loss itself, which may legitimately rise: a
+  feature-reconstruction term grows with the features' scale); on still images and on
+  multi-frame clips.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from rambench.datasets import Dataset, to_batch
+from rambench.datasets import Dataset, Split, to_batch
 from rambench.errors import UsageError
 from rambench.train import TrainConfig, build_method, modality_kinds
 
@@ -66,3 +76,115 @@ def probe(spec, dataset: Dataset, cfg: TrainConfig) -> None:
                              f"(batch, classes) = {expected}; got {shape}")
     finally:
         torch.set_rng_state(rng_state)
+
+
+# ------------------------------------------------------------------- conformance suite
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+class ClipFixture(Dataset):
+    """A CREMA-D-shaped fixture in memory: clips of 3 frames of 32 x 32 RGB and 0.5 s of
+    16 kHz audio, the CREMA-D encoders (ResNet-18 on frames and on the log-mel), 6 classes,
+    random content. Methods see multi-frame (B, T, C, H, W) visual inputs."""
+
+    name = "clip-fixture"
+    version = "1"
+    description = "multi-frame clips, for rambench check"
+
+    def __init__(self, n: int = 8):
+        from rambench.datasets import datasets
+
+        cremad = datasets.get("cremad")
+        self.modalities = cremad.modality_specs(cremad.settings(size=32, seconds=0.5))
+        self.class_names = tuple(cremad.defaults["classes"])
+        rng = np.random.default_rng(0)
+        visual = rng.integers(0, 256, (n, *self.modalities["visual"].shape), dtype=np.uint8)
+        audio = rng.uniform(-0.5, 0.5, (n, *self.modalities["audio"].shape)).astype(np.float32)
+        self._split = Split({"visual": visual, "audio": audio}, np.arange(n) % 6)
+
+    def split(self, name: str) -> Split:
+        return self._split
+
+
+def fixtures() -> dict[str, Dataset]:
+    """The datasets `rambench check` runs on: still images (avdigits) and clips."""
+    from rambench.datasets import datasets
+
+    return {"still images (avdigits)": datasets.get("avdigits")(), "clips": ClipFixture()}
+
+
+def conformance(spec, dataset: Dataset, steps: int = 25) -> list[CheckResult]:
+    """The method contract, checked on a few samples of `dataset` (see `rambench check`)."""
+    cfg = TrainConfig(feature_dim=32)
+    results: list[CheckResult] = []
+
+    def record(name: str, passed: bool, detail: str = "") -> bool:
+        results.append(CheckResult(name, bool(passed), detail))
+        return bool(passed)
+
+    try:
+        probe(spec, dataset, cfg)
+    except UsageError as err:
+        record("contract: builds, training_loss holds 'loss', logits (batch, classes)", False,
+               str(err))
+        return results
+    record("contract: builds, training_loss holds 'loss', logits (batch, classes)", True)
+    kinds = modality_kinds(dataset)
+    split = dataset.split("train")
+    batch = to_batch(split, kinds, np.arange(min(8, len(split))))
+
+    def build(seed: int = 0):
+        return build_method(spec.cls, dataset, spec.params, cfg, seed)
+
+    def loss_of(method) -> float:
+        method.train()
+        method.start_epoch(0, 1)
+        torch.manual_seed(0)
+        return float(method.training_loss(batch)["loss"].detach())
+
+    method = build()
+    first = loss_of(method)
+    record("loss is finite", np.isfinite(first), f"loss = {first}")
+    again = loss_of(build())
+    record("same seed, same loss", first == again, f"{first!r} then {again!r}")
+
+    method.eval()
+    with torch.no_grad():
+        for m in kinds:
+            absent = batch.with_missing({m: torch.ones(len(batch), dtype=torch.bool)})
+            noisy = dataclasses.replace(absent, inputs={
+                **absent.inputs, m: torch.rand_like(absent.inputs[m])})
+            gap = float((method(absent) - method(noisy)).abs().max())
+            record(f"ignores the values of an absent {m} input", gap <= 1e-5,
+                   f"logits change by {gap:.3g} when an absent input's values change")
+        copy = build(seed=1)
+        copy.load_state_dict(method.state_dict())
+        copy.eval()
+        gap = float((copy(batch) - method(batch)).abs().max())
+        record("state dict round-trips", gap == 0.0, f"logits differ by {gap:.3g}")
+
+    def prediction_loss(method) -> float:  # cross-entropy of forward() on the batch
+        method.train()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return float(torch.nn.functional.cross_entropy(method(batch), batch.y))
+
+    optimiser = torch.optim.AdamW(method.parameters(), lr=1e-3)
+    before = prediction_loss(method)
+    for step in range(steps):
+        method.train()
+        torch.manual_seed(step)
+        loss = method.training_loss(batch)["loss"]
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+    after = prediction_loss(method)
+    record(f"{steps} steps on training_loss reduce the prediction loss on a fixed batch",
+           after < before, f"cross-entropy {before:.4f} -> {after:.4f}")
+    return results

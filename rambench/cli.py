@@ -206,6 +206,40 @@ def _report_invalid(store) -> None:
                    err=True)
 
 
+@cli.command()
+@click.option("--method", "method_names", multiple=True, required=True,
+              help=f"{METHOD_HELP}; repeatable; 'all' for every registered method")
+@set_option
+@json_option
+def check(method_names, assignments, as_json) -> None:
+    """Check methods against the method contract on still images and on multi-frame clips:
+    logits of shape (batch, classes), a finite loss, the same loss for the same seed, no
+    dependence on the values of absent inputs, a state dict that round-trips, and a
+    prediction loss that a few optimiser steps reduce. Exits 1 if any check fails."""
+    from rambench.check import conformance, fixtures
+    from rambench.config import resolve_methods
+    from rambench.params import parse_assignments
+
+    specs = resolve_methods(list(method_names), parse_assignments(assignments))
+    report, failed = [], 0
+    for spec in specs:
+        for fixture, dataset in fixtures().items():
+            for result in conformance(spec, dataset):
+                failed += not result.passed
+                report.append({"method": spec.label, "fixture": fixture, **vars(result)})
+                if not as_json:
+                    mark = "PASS" if result.passed else "FAIL"
+                    detail = "" if result.passed else f": {result.detail}"
+                    click.echo(f"{mark}  {spec.label} on {fixture}: {result.name}{detail}")
+    if as_json:
+        _echo_json(report)
+    elif not failed:
+        click.echo(f"all {len(report)} checks passed")
+    if failed:
+        click.echo(f"{failed} of {len(report)} checks failed", err=True)
+        sys.exit(1)
+
+
 @cli.command("ls")
 @click.argument("what", type=click.Choice(["methods", "datasets", "corruptions", "grids",
                                            "studies"]))

@@ -1,0 +1,53 @@
+"""`rambench check`: every registered method passes the method contract on still images and
+on multi-frame clips; a broken plug-in fails with a clear line and exit 1."""
+
+import json
+
+import pytest
+
+from rambench.check import conformance, fixtures
+from rambench.config import resolve_methods
+from rambench.methods import methods
+from tests.helpers import plugin_source
+
+FIXTURES = fixtures()
+
+
+@pytest.mark.parametrize("fixture", list(FIXTURES))
+@pytest.mark.parametrize("name", methods.names())
+def test_every_registered_method_passes(name, fixture):
+    spec = resolve_methods([name], {})[0]
+    results = conformance(spec, FIXTURES[fixture])
+    assert len(results) == 7 + len(FIXTURES[fixture].modalities) - 2  # one per modality
+    failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
+    assert not failed
+
+
+IGNORES_PRESENCE = plugin_source(
+    "Careless", '{"loss": F.cross_entropy(self(batch), batch.y)}').replace(
+    "return sum(self.head(z) for z in self.encode(batch).values())",
+    "return sum(self.head(z) for z in self.encode(batch).values()) + 0 * batch.y[:, None]")
+
+
+def test_a_method_that_reads_absent_inputs_fails_with_a_clear_line(cli, tmp_path):
+    (tmp_path / "careless.py").write_text(IGNORES_PRESENCE)
+    result = cli("check", "--method", "careless.py:Careless", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert ("FAIL  careless:Careless on still images (avdigits): ignores the values of an "
+            "absent visual input: logits change by") in result.stdout
+    assert "PASS  careless:Careless on clips: state dict round-trips" in result.stdout
+    assert "checks failed" in result.stderr
+    report = json.loads(cli("check", "--method", "careless.py:Careless", "--json",
+                            check=False).stdout)
+    assert {r["fixture"] for r in report} == set(FIXTURES)
+    assert sum(not r["passed"] for r in report) == 4  # two modalities on two fixtures
+
+
+def test_a_conforming_plugin_passes(cli, tmp_path):
+    (tmp_path / "good.py").write_text(plugin_source(
+        "Good", '{"loss": F.cross_entropy(self(batch), batch.y)}').replace(
+        "return sum(self.head(z) for z in self.encode(batch).values())",
+        "return sum(self.head(z) * batch.present[m][:, None]\n"
+        "                   for m, z in self.encode(batch).items())"))
+    out = cli("check", "--method", "good.py:Good").stdout
+    assert out.strip().endswith("all 14 checks passed")
