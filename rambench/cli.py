@@ -200,10 +200,13 @@ def _fail_on(failures: list[str]) -> None:
         sys.exit(1)
 
 
-def _report_invalid(store) -> None:
+def _report_invalid(store, study=None) -> None:
+    """Warnings about unreadable records and, for a loaded study, its notes (stale ones)."""
     for path, why in store.invalid:
         click.echo(f"warning: ignoring unreadable record {path} ({why}); it will be recomputed",
                    err=True)
+    for note in study.notes if study is not None else []:
+        click.echo(f"note: {note}", err=True)
 
 
 @cli.command()
@@ -381,7 +384,7 @@ def table(study, out, fmt, view, reference, target) -> None:
         click.echo(f"wrote {target}")
     else:
         click.echo(text)
-    _report_invalid(store)
+    _report_invalid(store, data)
 
 
 @cli.command()
@@ -409,7 +412,7 @@ def plot(study, out, kind, out_dir) -> None:
     for paths in written.values():
         for path in paths:
             click.echo(f"wrote {path}")
-    _report_invalid(store)
+    _report_invalid(store, data)
 
 
 @cli.command()
@@ -434,12 +437,13 @@ def report(study, out, metric, reference, out_dir) -> None:
         folder = Path(out_dir) if out_dir else store.root / "report"
         _writable(folder, "the report", "--out-dir DIR")
         written = write_report(data.tidy, data.records, folder, study, metric,
-                               loader.reference_for(data, reference))
+                               loader.reference_for(data, reference),
+                               study_notes=data.notes)
     for note in written["notes"]:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {len(written['tables'])} tables and {len(written['figures'])} figure "
                f"files; open {written['html']}")
-    _report_invalid(store)
+    _report_invalid(store)  # the study's notes are among the report's
 
 
 @cli.command()
@@ -483,7 +487,7 @@ def compare(study, out, method, against, out_dir, as_json) -> None:
         click.echo(format_comparison(result, method, against))
         for path in paths:
             click.echo(f"wrote {path}")
-    _report_invalid(store)
+    _report_invalid(store, data)
 
 
 @cli.command()

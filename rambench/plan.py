@@ -107,13 +107,17 @@ class Plan:
     # stored results of this plan that a later run of other code or settings superseded;
     # running the plan makes them current again (e.g. after a change was reverted)
     superseded: list[Record] = field(default_factory=list)
+    forced: bool = False
 
     @property
     def done(self) -> int:
         return len(self.cells) - len(self.todo)
 
     def jobs_to_train(self) -> list[Job]:
-        return list(dict.fromkeys(c.job for c in self.todo))
+        """The jobs of the cells to do that have no checkpoint yet (all of them with
+        --force): what a run will train rather than load."""
+        jobs = dict.fromkeys(c.job for c in self.todo)
+        return [j for j in jobs if self.forced or not self.store.checkpoint_path(j.key).exists()]
 
     def stale_summary(self) -> str | None:
         """'2 methods changed since their results were stored (raml: method code
@@ -174,7 +178,7 @@ def make_plan(spec: StudySpec, store: Store, force: bool = False,
     or, with `reuse_stale`, the stored result is kept."""
     cells = list(make_cells(spec))
     if force:
-        return Plan(spec, cells, list(cells), [], reuse_stale, store)
+        return Plan(spec, cells, list(cells), [], reuse_stale, store, forced=True)
     stored = store.index()
     todo, stale, superseded = [], [], []
     for cell in cells:

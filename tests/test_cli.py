@@ -1,6 +1,7 @@
 """The CLI as a user calls it: the installed console script, in a fresh folder."""
 
 import csv
+import json
 import signal
 import subprocess
 import textwrap
@@ -90,6 +91,11 @@ def test_plugin_method_from_a_file_outside_the_package_trains(cli, tmp_path):
     accuracy = float(out.split("clean test accuracy ")[1].split("%")[0])
     assert accuracy > 40.0  # far above chance (10 %) after four epochs
     assert (tmp_path / "results" / "default" / "checkpoints").is_dir()
+    as_json = json.loads(cli("train", "--method", "outside/mine.py:MeanFusion", "--epochs",
+                             "4", "--json").stdout)
+    assert as_json["method"] == "mine:MeanFusion" and as_json["clean_accuracy"] > 0.4
+    assert len(as_json["training"]["history"]) == 4  # per-epoch losses and validation
+    assert {"loss", "val_accuracy", "lr"} <= set(as_json["training"]["history"][0])
     missing = cli("train", "--method", "outside/mine.py:Nope", check=False)
     assert_usage_error(missing, "unknown class in outside/mine.py 'Nope'", "MeanFusion")
 

@@ -182,6 +182,9 @@ def test_editing_a_file_plugin_reruns_it_and_reuse_stale_keeps_old_results(tmp_p
     export = tmp_path / "e.csv"
     run_cli("export", "--to", str(export), cwd=tmp_path)
     assert len(export.read_text().splitlines()) == 1 + 4  # current results only
+    table = run_cli("table", cwd=tmp_path)
+    assert "note: 2 stale results (of earlier code or settings) are left out" in table.stderr
+    assert table.stdout.count("| mine:MeanFusion |") == 1
 
 
 def test_two_plugins_with_the_same_class_name_do_not_collide(tmp_path):

@@ -149,3 +149,27 @@ def test_a_full_cache_disk_costs_speed_not_results(reference, tmp_path, monkeypa
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "No space left on device" in warnings[0]
     assert not list((tmp_path / "cache").rglob("*.npy"))
+
+
+@pytest.mark.parametrize("moment", ["checkpoint written", "two records written"])
+def test_a_run_killed_at_any_moment_resumes_to_the_same_export(reference, moment):
+    folder, expected = reference
+    study = "killed-" + moment.split()[0]
+    root = folder / "results" / study
+    proc = subprocess.Popen([RAMBENCH, *RUN, "--study", study], cwd=folder,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def reached() -> bool:
+        if moment == "checkpoint written":
+            return bool(list(root.glob("checkpoints/*.pt.sha256")))
+        return len(list(root.glob("records/*.json"))) >= 2
+
+    deadline = time.time() + 300
+    while time.time() < deadline and not reached() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    dry = run_cli(*RUN, "--study", study, "--dry-run", cwd=folder).stdout
+    assert "(0 training jobs)" in dry  # the checkpoint is reused, not retrained
+    run_cli(*RUN, "--study", study, cwd=folder)
+    assert export(folder, study) == expected

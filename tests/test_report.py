@@ -1,5 +1,6 @@
 """Tables, figures, report.html and the report commands on a tiny fake study."""
 
+import json
 import re
 from html.parser import HTMLParser
 
@@ -206,6 +207,12 @@ def test_cli_table_plot_report_compare(cli, tmp_path):
         assert re.search(rf"^{group}\s+[-+]\d", compared, re.M), compared
     assert (plots / "compare_tmc_vs_raml.png").exists()
     assert (plots / "compare_tmc_vs_raml.pdf").exists()
+    as_json = json.loads(cli("compare", "--study", "fake", "--method", "tmc", "--json").stdout)
+    groups = {g["group"]: g for g in as_json["groups"]}
+    assert set(groups) == {"clean", "image", "audio", "missing", "mixed"}
+    # tmc (clean 0.85) is below raml (0.92) everywhere in the fake study, by design
+    assert all(g["diff"] < 0 and g["low"] <= g["diff"] <= g["high"] for g in groups.values())
+    assert {"test_modality", "corruption", "diff", "p"} <= set(as_json["per_corruption"][0])
     assert_usage_error(cli("compare", "--study", "fake", "--method", "tmcc", check=False),
                        "did you mean 'tmc'")
     assert_usage_error(cli("table", "--study", "fake", "--reference", "late", check=False),

@@ -93,9 +93,11 @@ def _data_uri(path: Path) -> str:
 def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
                  study: str, metric: str = "mpc",
                  reference: str = metrics.DEFAULT_REFERENCE,
-                 against: str | None = tables.AGAINST) -> dict[str, Any]:
+                 against: str | None = tables.AGAINST,
+                 study_notes: Sequence[str] = ()) -> dict[str, Any]:
     """Writes tables/, figures/ and report.html under `out_dir`; returns
-    {'html': path, 'tables': [paths], 'figures': [paths], 'notes': [str]}."""
+    {'html': path, 'tables': [paths], 'figures': [paths], 'notes': [str]}. `study_notes`
+    (e.g. how many stale results were left out) lead the report's notes."""
     from rambench.stats import correctness
 
     if metric not in tables.LEADERBOARD_METRICS:
@@ -115,7 +117,7 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
             path.write_text(tables.render(table, fmt, label=f"tab:{study}-{view}") + "\n")
             table_paths.append(path)
     figure_paths = figures.make_figures(tidy, figure_dir, figures.KINDS, corr)
-    notes = list(dict.fromkeys(n for t in built.values() for n in t.notes))
+    notes = list(dict.fromkeys([*study_notes, *(n for t in built.values() for n in t.notes)]))
 
     parts = [f"<h1>rambench report: study {html.escape(study)}</h1>",
              f"<p class='legend'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "

@@ -23,6 +23,14 @@ class Study:
     name: str
     tidy: pd.DataFrame
     records: list[Record]
+    stale: int = 0  # records of earlier code or settings, left out
+
+    @property
+    def notes(self) -> list[str]:
+        if not self.stale:
+            return []
+        return [f"{self.stale} stale results (of earlier code or settings) are left out; "
+                "`rambench ls studies` lists them"]
 
     @property
     def methods(self) -> list[str]:
@@ -38,13 +46,14 @@ def load(store) -> Study:
     """The study's tidy table and records; UsageError if it has no results or a cell twice."""
     from rambench.store import tidy_frame
 
-    records = store.records()
+    index = store.index()
+    records = sorted(index.current.values(), key=lambda r: r.key)
     tidy = tidy_frame(records)
     if tidy.empty or not (tidy["metric"] == "accuracy").any():
         raise UsageError(f"study {store.study!r} has no results yet under {store.root}")
     with user_errors():
         scores(tidy)  # checks that every cell occurs once
-    return Study(store.study, tidy, records)
+    return Study(store.study, tidy, records, len(index.stale))
 
 
 def check_method(study: Study, name: str, option: str) -> str:
