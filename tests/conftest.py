@@ -9,6 +9,9 @@ import torch
 # Small models: one intra-op thread is as fast, and immune to OpenMP oversubscription
 # when the machine is shared (two threads per process on a busy 2-core box ran 30x slower).
 torch.set_num_threads(1)
+# ... and so does every `rambench` the tests start (the suite runs one worker per core); set
+# for the whole environment, so that processes started directly (killed runs) inherit it
+os.environ["OMP_NUM_THREADS"] = "1"
 
 RAMBENCH = str(Path(sys.executable).with_name("rambench"))
 

