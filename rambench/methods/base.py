@@ -40,6 +40,8 @@ class Method(nn.Module):
 
     family: ClassVar[str] = "vanilla"
     citation: ClassVar[str] = ""
+    # The authors' code this implementation follows, "owner/repo@commit:path" ("" for none).
+    reference: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
 
     def __init__(self, ctx: MethodContext, params: Any = None):
