@@ -168,15 +168,22 @@ def glass_blur(x, severity=1):
     # sigma, max_delta, iterations
     c = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)][
         severity - 1]
+    x = np.array(x)
+    return glass_blur_with(x, c, x.shape[0], x.shape[1])
 
+
+def glass_blur_with(x: np.ndarray, c: tuple, height: int, width: int) -> np.ndarray:
+    """The reference's glass blur with constants `c` = (sigma, max delta, iterations),
+    shuffling pixels over rows `range(height - delta, delta, -1)` and the same for columns
+    (ImageNet-C: the image's size; CIFAR-10-C / Tiny-ImageNet-C: a fixed 32 / 64)."""
     x = np.uint8(
         gaussian(np.array(x) / 255., sigma=c[0], channel_axis=-1) * 255)
     x_shape = np.array(x).shape
 
     # locally shuffle pixels
-    height, width = x_shape[0], x_shape[1]
     rows = range(height - c[1], c[1], -1)
     cols = range(width - c[1], c[1], -1)
+    height, width = x_shape[0], x_shape[1]
     n_draws = len(rows) * len(cols)
     is_view = x.ndim == 3
     pixels = x.reshape(height * width, -1).tolist() if is_view else x.ravel().tolist()
@@ -199,7 +206,6 @@ def glass_blur(x, severity=1):
                    1) * 255
 
 
-# modification of https://github.com/FLHerne/mapgen/blob/master/diamondsquare.py
 def plasma_fractal(mapsize=256, wibbledecay=3):
     """Reference `plasma_fractal`; `np.float_` -> `np.float64` (its alias, removed in numpy 2).
 
@@ -287,6 +293,11 @@ def spatter(x, severity=1):
          (0.65, 0.3, 2, 0.68, 0.5, 0),
          (0.65, 0.3, 1, 0.65, 1.5, 1),
          (0.67, 0.4, 1, 0.65, 1.5, 1)][severity - 1]
+    return spatter_with(x, c)
+
+
+def spatter_with(x, c: tuple):
+    """`spatter` with constants `c` (the same algorithm in all three published generators)."""
     x_PIL = x
     x = np.array(x, dtype=np.float32) / 255.
 

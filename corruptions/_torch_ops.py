@@ -130,9 +130,10 @@ def filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> tor
 
 # ------------------------------------------------------------------------- resampling
 
-def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
+def clipped_zoom(x: torch.Tensor, zoom: float, centred: bool = False) -> torch.Tensor:
     """imagecorruptions' `clipped_zoom` on (B, C, H, W): crop the centre 1/zoom of the image,
-    scale it up with scipy.ndimage.zoom(order=1) and keep the top-left (H, W).
+    scale it up with scipy.ndimage.zoom(order=1) and keep the top-left (H, W) (`centred`:
+    the centred (H, W), as CIFAR-10-C and Tiny-ImageNet-C).
 
     scipy's zoom (grid_mode=False) maps output o to input o * (n - 1) / (n_out - 1) with
     n_out = round(n * zoom): the corner-aligned bilinear interpolation of torch."""
@@ -141,7 +142,9 @@ def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
     top, left = (h - crop_h) // 2, (w - crop_w) // 2
     size = (int(round(crop_h * zoom)), int(round(crop_w * zoom)))
     crop = x[..., top:top + crop_h, left:left + crop_w]
-    return F.interpolate(crop, size=size, mode="bilinear", align_corners=True)[..., :h, :w]
+    zoomed = F.interpolate(crop, size=size, mode="bilinear", align_corners=True)
+    trim_h, trim_w = ((size[0] - h) // 2, (size[1] - w) // 2) if centred else (0, 0)
+    return zoomed[..., trim_h:trim_h + h, trim_w:trim_w + w]
 
 
 # ------------------------------------------------------------------------ motion blur

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from corruptions import registry
+from corruptions.scales import DEFAULT_SCALE, resolve_scale
 
 BACKENDS = ("torch", "reference")
 DEFAULT_BACKEND = "torch"
@@ -52,18 +53,24 @@ def torch_function(name: str, kind: str):
 def corrupt_batch(
     array: np.ndarray, name: str, kind: str, severity: int, seeds: Sequence[int],
     backend: str = DEFAULT_BACKEND, device: torch.device | str = "cpu",
-    sample_rate: int | None = None,
+    sample_rate: int | None = None, scale: str = DEFAULT_SCALE,
 ) -> np.ndarray:
     """Corrupt every sample of `array` with its own seed; same shape and dtype out.
 
-    image: uint8 (N, H, W, C), C in {1, 3}; audio: float32 (N, T) with `sample_rate`.
-    A sample's output depends only on (sample, name, severity, its seed, backend)."""
+    image: uint8 (N, H, W, C), C in {1, 3}, corrupted with the constants of severity `scale`
+    (`corruptions.scales`; `auto`: from the image size); audio: float32 (N, T) with
+    `sample_rate`. A sample's output depends only on (sample, name, severity, its seed,
+    backend, scale)."""
     if severity not in registry.SEVERITIES:
         raise ValueError(f"severity must be one of {registry.SEVERITIES}, got {severity!r}")
     if len(seeds) != len(array):
         raise ValueError(f"{len(seeds)} seeds for {len(array)} samples")
     corruption = registry.get(name, kind)
-    context = {"sample_rate": sample_rate} if kind == "audio" else {}
+    if kind == "image":
+        scale = resolve_scale(scale, *array.shape[1:3]) if array.ndim == 4 else scale
+        context = {"scale": scale}
+    else:
+        context = {"sample_rate": sample_rate}
     if check_backend(backend) == "reference":
         out = array.copy()
         for i, seed in enumerate(seeds):
@@ -78,7 +85,7 @@ def corrupt_batch(
         for start in range(0, len(array), chunk):
             part, part_seeds = array[start:start + chunk], list(seeds[start:start + chunk])
             if kind == "image":
-                parts.append(_images(fn, part, severity, part_seeds, device))
+                parts.append(_images(fn, part, severity, part_seeds, device, scale))
             else:
                 x = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32)).to(device)
                 parts.append(fn(x, severity, part_seeds, sample_rate).cpu().numpy())
@@ -86,7 +93,7 @@ def corrupt_batch(
 
 
 def _images(fn, images: np.ndarray, severity: int, seeds: list[int],
-            device: torch.device) -> np.ndarray:
+            device: torch.device, scale: str) -> np.ndarray:
     """uint8 (B, H, W, C) -> the torch function on (B, 3, H, W) in [0, 1] -> uint8, as
     the reference: one-channel images are replicated to RGB, corrupted, and the rounded
     mean of the three channels is kept; outputs are truncated to uint8 like `np.uint8`."""
@@ -98,7 +105,7 @@ def _images(fn, images: np.ndarray, severity: int, seeds: list[int],
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
     gray = x.shape[1] == 1
     x = x.expand(-1, 3, -1, -1) if gray else x
-    out = fn(x.float() / 255, severity, seeds).clamp(0, 255).to(torch.uint8)
+    out = fn(x.float() / 255, severity, seeds, scale).clamp(0, 255).to(torch.uint8)
     if gray:
         out = out.float().mean(1, keepdim=True).round().to(torch.uint8)
     return out.permute(0, 2, 3, 1).cpu().numpy()

@@ -38,7 +38,9 @@ import operator
 import numpy as np
 
 from corruptions import _imagecorruptions_compat as _compat
+from corruptions import scales, small_images
 from corruptions.registry import SEVERITIES, Corruption, register
+from corruptions.scales import DEFAULT_SCALE, resolve_scale
 
 BACKEND = _compat.BACKEND
 
@@ -64,73 +66,14 @@ FAMILIES: dict[str, str] = {
     "saturate": "digital",
 }
 
-# The reference's per-severity constants (the `c = [...]` list of each function), with names
-# for what they are. Pixel values are on the reference's [0, 1] scale unless stated otherwise.
-REFERENCE_CONSTANTS: dict[str, tuple[tuple[str, ...], list]] = {
-    "gaussian_noise": (("sigma",), [.08, .12, 0.18, 0.26, 0.38]),
-    "shot_noise": (("poisson rate",), [60, 25, 12, 5, 3]),
-    "impulse_noise": (("s&p amount",), [.03, .06, .09, 0.17, 0.27]),
-    "speckle_noise": (("multiplicative sigma",), [.15, .2, 0.35, 0.45, 0.6]),
-    "defocus_blur": (("disk radius", "alias blur"),
-                     [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)]),
-    "glass_blur": (("sigma", "max delta", "iterations"),
-                   [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)]),
-    "motion_blur": (("radius", "sigma"), [(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)]),
-    # np.arange(start, stop, step) zoom factors
-    "zoom_blur": (("zoom start", "zoom stop", "zoom step"),
-                  [(1, 1.11, 0.01), (1, 1.16, 0.01), (1, 1.21, 0.02), (1, 1.26, 0.02),
-                   (1, 1.31, 0.03)]),
-    "gaussian_blur": (("sigma",), [1, 2, 3, 4, 6]),
-    "snow": (("snow loc", "snow scale", "zoom", "threshold", "blur radius", "blur sigma",
-              "image weight"),
-             [(0.1, 0.3, 3, 0.5, 10, 4, 0.8),
-              (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
-              (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
-              (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
-              (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)]),
-    "frost": (("image weight", "frost weight"),
-              [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)]),
-    "fog": (("fog strength", "wibble decay"),
-            [(1.5, 2), (2., 2), (2.5, 1.7), (2.5, 1.5), (3., 1.4)]),
-    "brightness": (("V shift",), [.1, .2, .3, .4, .5]),
-    "spatter": (("liquid loc", "liquid scale", "liquid sigma", "threshold", "intensity",
-                 "mud"),
-                [(0.65, 0.3, 4, 0.69, 0.6, 0),
-                 (0.65, 0.3, 3, 0.68, 0.6, 0),
-                 (0.65, 0.3, 2, 0.68, 0.5, 0),
-                 (0.65, 0.3, 1, 0.65, 1.5, 1),
-                 (0.67, 0.4, 1, 0.65, 1.5, 1)]),
-    "contrast": (("contrast factor",), [0.4, .3, .2, .1, .05]),
-    # displacement field: uniform noise in +-0.5% of H, gaussian sigma 1% of (H, W), times alpha
-    "elastic_transform": (("alpha",), [250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1,
-                                       250 * 0.12]),
-    "pixelate": (("downscale factor",), [0.6, 0.5, 0.4, 0.3, 0.25]),
-    "jpeg_compression": (("JPEG quality",), [25, 18, 15, 10, 7]),
-    "saturate": (("S factor", "S shift"), [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)]),
-}
 
-
-def _format_number(value) -> str:
-    return f"{value:g}"
-
-
-def _severity_table(name: str) -> tuple[str, ...]:
-    keys, constants = REFERENCE_CONSTANTS[name]
-    rows = []
-    for c in constants:
-        values = c if isinstance(c, tuple) else (c,)
-        if name == "zoom_blur":
-            factors = np.arange(*values)
-            rows.append(f"zoom factors {factors[0]:.2f}..{factors[-1]:.2f} step "
-                        f"{_format_number(values[2])} ({len(factors)} zooms)")
-        elif name == "spatter":
-            kind = "mud" if values[5] else "water"
-            rows.append(f"{kind}: " + ", ".join(
-                f"{k}={_format_number(v)}" for k, v in zip(keys[:5], values[:5], strict=True)))
-        else:
-            rows.append(", ".join(
-                f"{k}={_format_number(v)}" for k, v in zip(keys, values, strict=True)))
-    return tuple(rows)
+def reference_corrupt(image: np.ndarray, severity: int, name: str, seed: int,
+                      scale: str) -> np.ndarray:
+    """The reference backend on one uint8 (H, W, 3) image at a resolved severity scale:
+    `imagecorruptions` for `imagenet`, `corruptions.small_images` for the small scales."""
+    if scale == "imagenet":
+        return _compat.corrupt(image, severity, name, seed)
+    return small_images.corrupt(image, severity, name, seed, scale)
 
 
 def _check_sample(sample: np.ndarray) -> None:
@@ -145,15 +88,17 @@ def _check_sample(sample: np.ndarray) -> None:
 
 
 def _make_apply(name: str):
-    def apply(sample: np.ndarray, severity: int, seed: int, **context) -> np.ndarray:
+    def apply(sample: np.ndarray, severity: int, seed: int, scale: str = DEFAULT_SCALE,
+              **context) -> np.ndarray:
         _check_sample(sample)
         if severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
         seed = operator.index(seed)
+        scale = resolve_scale(scale, *sample.shape[:2])
         if sample.shape[2] == 3:
-            return _compat.corrupt(sample, severity, name, seed)
+            return reference_corrupt(sample, severity, name, seed, scale)
         rgb = np.repeat(sample, 3, axis=2)
-        out = _compat.corrupt(rgb, severity, name, seed)
+        out = reference_corrupt(rgb, severity, name, seed, scale)
         return np.rint(out.mean(axis=2, keepdims=True)).astype(np.uint8)
 
     apply.__name__ = apply.__qualname__ = name
@@ -167,8 +112,9 @@ CORRUPTIONS: dict[str, Corruption] = {
         kind="image",
         family=FAMILIES[name],
         apply=_make_apply(name),
-        severity_table=_severity_table(name),
+        severity_table=scales.describe(name, "imagenet"),
         backend=BACKEND,
+        scale_tables={scale: scales.describe(name, scale) for scale in scales.SCALES},
     ))
     for name in _compat.NAMES
 }

@@ -9,8 +9,8 @@ so that a sample's corruption does not depend on batch size or on the order of c
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,17 @@ class Corruption:
     severity_table: tuple[str, ...]  # a human-readable parameter for severities 1..5
     backend: str  # e.g. "imagecorruptions==1.1.2"
     protocol: str | None = None  # set for a corruption of one paper's protocol (e.g. "qmf")
+    # severity scale -> its table, for corruptions whose constants depend on the image size
+    # (`corruptions.scales`); empty for the others, whose one table is `severity_table`
+    scale_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def scaled(self) -> bool:
+        return bool(self.scale_tables)
+
+    def describe(self, scale: str | None = None) -> tuple[str, ...]:
+        """The severity table at a resolved scale (ignored by unscaled corruptions)."""
+        return self.scale_tables[scale] if self.scaled and scale else self.severity_table
 
     def __call__(self, sample: np.ndarray, severity: int, seed: int, **context) -> np.ndarray:
         if severity not in SEVERITIES:

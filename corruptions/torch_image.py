@@ -38,8 +38,10 @@ from PIL import Image
 
 from corruptions import _imagecorruptions_compat as _compat
 from corruptions import _torch_ops as ops
-from corruptions.image import REFERENCE_CONSTANTS
+from corruptions import small_images
+from corruptions.image import reference_corrupt
 from corruptions.protocols import qmf_epsilon
+from corruptions.scales import NOMINAL_SIZE, constants
 
 # name -> severities whose torch function runs the reference code per sample on the CPU
 REFERENCE_FALLBACK: dict[str, tuple[int, ...]] = {
@@ -50,8 +52,10 @@ REFERENCE_FALLBACK: dict[str, tuple[int, ...]] = {
 TorchImageFn = Callable[[torch.Tensor, int, Sequence[int]], torch.Tensor]
 
 
-def _c(name: str, severity: int):
-    return REFERENCE_CONSTANTS[name][1][severity - 1]
+def _c(name: str, severity: int, scale: str):
+    """A corruption's constants at a severity and scale; one number for one-number tables."""
+    row = constants(name, severity, scale)
+    return row[0] if len(row) == 1 else row
 
 
 def _clip255(x: torch.Tensor) -> torch.Tensor:
@@ -60,38 +64,38 @@ def _clip255(x: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------ noise
 
-def gaussian_noise(x, severity, seeds):
+def gaussian_noise(x, severity, seeds, scale):
     gens = ops.generators(seeds, x.device)
-    return _clip255(x + _c("gaussian_noise", severity) * ops.randn(gens, *x.shape[1:]))
+    return _clip255(x + _c("gaussian_noise", severity, scale) * ops.randn(gens, *x.shape[1:]))
 
 
-def shot_noise(x, severity, seeds):
-    c = _c("shot_noise", severity)
+def shot_noise(x, severity, seeds, scale):
+    c = _c("shot_noise", severity, scale)
     gens = ops.generators(seeds, x.device)
     counts = torch.stack([torch.poisson(xi * c, generator=g) for xi, g in zip(x, gens,
                                                                                 strict=True)])
     return _clip255(counts / c)
 
 
-def impulse_noise(x, severity, seeds):
+def impulse_noise(x, severity, seeds, scale):
     """skimage's s&p: each value flipped with probability `amount`, to 1 or 0 equally
     (one uniform u per value: salt when u < amount / 2, pepper when amount / 2 <= u <
     amount, the same distribution as skimage's two draws)."""
-    amount = _c("impulse_noise", severity)
+    amount = _c("impulse_noise", severity, scale)
     u = ops.rand(ops.generators(seeds, x.device), *x.shape[1:])
     out = torch.where(u < amount / 2, torch.ones_like(x), x)
     return _clip255(torch.where((u >= amount / 2) & (u < amount), torch.zeros_like(x), out))
 
 
-def speckle_noise(x, severity, seeds):
+def speckle_noise(x, severity, seeds, scale):
     gens = ops.generators(seeds, x.device)
-    return _clip255(x + x * _c("speckle_noise", severity) * ops.randn(gens, *x.shape[1:]))
+    return _clip255(x + x * _c("speckle_noise", severity, scale) * ops.randn(gens, *x.shape[1:]))
 
 
 # ------------------------------------------------------------------------------- blur
 
-def gaussian_blur(x, severity, seeds):
-    return _clip255(ops.gaussian_filter(x, _c("gaussian_blur", severity)))
+def gaussian_blur(x, severity, seeds, scale):
+    return _clip255(ops.gaussian_filter(x, _c("gaussian_blur", severity, scale)))
 
 
 @functools.lru_cache(maxsize=8)
@@ -99,20 +103,23 @@ def _disk(radius: float, alias_blur: float) -> np.ndarray:
     return _compat._ref.disk(radius=radius, alias_blur=alias_blur)
 
 
-def defocus_blur(x, severity, seeds):
-    radius, alias_blur = _c("defocus_blur", severity)
+def defocus_blur(x, severity, seeds, scale):
+    radius, alias_blur = _c("defocus_blur", severity, scale)
     kernel = torch.from_numpy(_disk(radius, alias_blur))
     return _clip255(ops.filter2d(x, kernel.to(x.device)))
 
 
-def glass_blur(x, severity, seeds):
-    sigma, delta, iterations = _c("glass_blur", severity)
+def glass_blur(x, severity, seeds, scale):
+    sigma, delta, iterations = _c("glass_blur", severity, scale)
     b, ch, h, w = x.shape
     # the reference blurs, then truncates to uint8
     blurred = (ops.gaussian_filter(x, sigma) * 255).to(torch.uint8)
     gens = ops.generators(seeds, x.device)
-    rows = torch.arange(h - delta, delta, -1, device=x.device)
-    cols = torch.arange(w - delta, delta, -1, device=x.device)
+    # ImageNet-C shuffles over the image; CIFAR-10-C / Tiny-ImageNet-C over a fixed 32 / 64
+    size = NOMINAL_SIZE[scale]
+    range_h, range_w = (h, w) if scale == "imagenet" else (min(size, h), min(size, w))
+    rows = torch.arange(range_h - delta, delta, -1, device=x.device)
+    cols = torch.arange(range_w - delta, delta, -1, device=x.device)
     flat = blurred.reshape(b, ch, h * w)
     if len(rows) and len(cols):
         dst = (rows[:, None] * w + cols[None, :]).reshape(-1)  # in processing order
@@ -154,22 +161,22 @@ def _resolve_moves(dst: torch.Tensor, src: torch.Tensor, size: int) -> torch.Ten
     return final
 
 
-def motion_blur(x, severity, seeds, angles: torch.Tensor | None = None):
-    radius, sigma = _c("motion_blur", severity)
+def motion_blur(x, severity, seeds, scale, angles: torch.Tensor | None = None):
+    radius, sigma = _c("motion_blur", severity, scale)
     if angles is None:
         angles = ops.uniform(ops.generators(seeds, x.device), -45, 45)
     return (ops.motion_blur(x * 255, radius, sigma, angles)).clamp(0, 255)
 
 
-def _zoom_factors(severity: int) -> np.ndarray:
-    return np.arange(*_c("zoom_blur", severity))
+def _zoom_factors(severity: int, scale: str) -> np.ndarray:
+    return np.arange(*_c("zoom_blur", severity, scale))
 
 
-def zoom_blur(x, severity, seeds):
-    factors = _zoom_factors(severity)
+def zoom_blur(x, severity, seeds, scale):
+    factors = _zoom_factors(severity, scale)
     out = torch.zeros_like(x)
     for z in factors:
-        out += ops.clipped_zoom(x, float(z))
+        out += ops.clipped_zoom(x, float(z), centred=scale != "imagenet")
     return _clip255((x + out) / (len(factors) + 1))
 
 
@@ -181,13 +188,15 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return (x * weights[:, None, None]).sum(1, keepdim=True)
 
 
-def snow(x, severity, seeds):
-    loc, scale, zoom, threshold, radius, sigma, weight = _c("snow", severity)
+def snow(x, severity, seeds, scale):
+    loc, spread, zoom, threshold, radius, sigma, weight = _c("snow", severity, scale)
     b, _, h, w = x.shape
     gens = ops.generators(seeds, x.device)
-    layer = loc + scale * ops.randn(gens, h, w)
-    layer = ops.clipped_zoom(layer[:, None], zoom)[:, 0]
+    layer = loc + spread * ops.randn(gens, h, w)
+    layer = ops.clipped_zoom(layer[:, None], zoom, centred=scale != "imagenet")[:, 0]
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer).clamp(0, 1)
+    if scale != "imagenet":  # the small generators' PNG round trip before the blur
+        layer = (layer * 255).to(torch.uint8).to(x.dtype) / 255
     angles = ops.uniform(gens, -135, -45)
     layer = ops.motion_blur(layer, radius, sigma, angles)
     layer = (torch.round(layer * 255).clamp(0, 255).to(torch.uint8).to(x.dtype) / 255)[:, None]
@@ -196,8 +205,11 @@ def snow(x, severity, seeds):
 
 
 @functools.lru_cache(maxsize=16)
-def _frost_photos(h: int, w: int) -> tuple[np.ndarray, ...]:
+def _frost_photos(h: int, w: int, scale: str) -> tuple[np.ndarray, ...]:
     """The reference's frost photos (RGB), each rescaled as the reference does for (h, w)."""
+    if scale != "imagenet":
+        return tuple(np.ascontiguousarray(small_images.frost_photo(i, scale, h, w)[..., ::-1])
+                     for i in range(5))
     photos = []
     for i in range(5):  # the reference draws randint(5): frost6 is never used
         frost = cv2.imread(_compat._resource_filename(
@@ -219,10 +231,10 @@ def _frost_photos(h: int, w: int) -> tuple[np.ndarray, ...]:
 _FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
 
 
-def frost(x, severity, seeds):
-    image_weight, frost_weight = _c("frost", severity)
+def frost(x, severity, seeds, scale):
+    image_weight, frost_weight = _c("frost", severity, scale)
     b, _, h, w = x.shape
-    photos = _frost_photos(h, w)
+    photos = _frost_photos(h, w, scale)
     crops = []
     for g in ops.generators(seeds, x.device):
         idx = int(torch.randint(5, (), generator=g, device=g.device))
@@ -262,29 +274,31 @@ def plasma_fractal(gens: list[torch.Generator], mapsize: int, wibbledecay: float
     return (m / m.amax((1, 2), keepdim=True)).to(dtype)
 
 
-def fog(x, severity, seeds):
-    strength, decay = _c("fog", severity)
+def fog(x, severity, seeds, scale):
+    strength, decay = _c("fog", severity, scale)
     b, ch, h, w = x.shape
     mapsize = 1 << (max(h, w, ch) - 1).bit_length()  # next power of 2, as the reference
+    if scale != "imagenet":
+        mapsize = max(mapsize, NOMINAL_SIZE[scale])
     gens = ops.generators(seeds, x.device)
     fractal = plasma_fractal(gens, mapsize, decay, x.dtype)[:, None, :h, :w]
     max_val = x.amax((1, 2, 3), keepdim=True)
     return _clip255((x + strength * fractal) * max_val / (max_val + strength))
 
 
-def brightness(x, severity, seeds):
+def brightness(x, severity, seeds, scale):
     hsv = rgb_to_hsv(x)
-    v = (hsv[:, 2] + _c("brightness", severity)).clamp(0, 1)
+    v = (hsv[:, 2] + _c("brightness", severity, scale)).clamp(0, 1)
     return _clip255(hsv_to_rgb(torch.stack([hsv[:, 0], hsv[:, 1], v], 1)))
 
 
-def spatter(x, severity, seeds):
-    loc, scale, sigma, threshold, intensity, mud = _c("spatter", severity)
+def spatter(x, severity, seeds, scale):
+    loc, spread, sigma, threshold, intensity, mud = _c("spatter", severity, scale)
     if not mud:
-        return _per_sample_reference("spatter", x, severity, seeds)  # water: OpenCV
+        return _per_sample_reference("spatter", x, severity, seeds, scale)  # water: OpenCV
     b, _, h, w = x.shape
     gens = ops.generators(seeds, x.device)
-    liquid = ops.gaussian_filter(loc + scale * ops.randn(gens, h, w), sigma)
+    liquid = ops.gaussian_filter(loc + spread * ops.randn(gens, h, w), sigma)
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
     m = ops.gaussian_filter((liquid > threshold).to(x.dtype), intensity)
     m = torch.where(m < 0.8, torch.zeros_like(m), m)[:, None]
@@ -294,20 +308,20 @@ def spatter(x, severity, seeds):
 
 # ---------------------------------------------------------------------------- digital
 
-def contrast(x, severity, seeds):
+def contrast(x, severity, seeds, scale):
     means = x.mean((2, 3), keepdim=True)
-    return _clip255((x - means) * _c("contrast", severity) + means)
+    return _clip255((x - means) * _c("contrast", severity, scale) + means)
 
 
-def saturate(x, severity, seeds):
-    factor, shift = _c("saturate", severity)
+def saturate(x, severity, seeds, scale):
+    factor, shift = _c("saturate", severity, scale)
     hsv = rgb_to_hsv(x)
     s = (hsv[:, 1] * factor + shift).clamp(0, 1)
     return _clip255(hsv_to_rgb(torch.stack([hsv[:, 0], s, hsv[:, 2]], 1)))
 
 
-def jpeg_compression(x, severity, seeds):
-    return _per_sample_reference("jpeg_compression", x, severity, seeds)
+def jpeg_compression(x, severity, seeds, scale):
+    return _per_sample_reference("jpeg_compression", x, severity, seeds, scale)
 
 
 @functools.lru_cache(maxsize=32)
@@ -328,15 +342,18 @@ def _pil_resize(x: torch.Tensor, size: tuple[int, int], resample: int) -> torch.
     return (mh @ x).round().clamp(0, 255)
 
 
-def pixelate(x, severity, seeds):
-    c = _c("pixelate", severity)
+def pixelate(x, severity, seeds, scale):
+    factor = _c("pixelate", severity, scale)
     h, w = x.shape[-2:]
-    small = _pil_resize(x * 255, (int(h * c), int(w * c)), Image.BOX)
-    return _pil_resize(small, (h, w), Image.NEAREST)
+    small = _pil_resize(x * 255, (int(h * factor), int(w * factor)), Image.BOX)
+    # ImageNet-C scales back up with NEAREST, the small generators with BOX
+    return _pil_resize(small, (h, w), Image.NEAREST if scale == "imagenet" else Image.BOX)
 
 
-def elastic_transform(x, severity, seeds):
-    alpha = _c("elastic_transform", severity)
+def elastic_transform(x, severity, seeds, scale):
+    if scale != "imagenet":  # the original affine + elastic transform: OpenCV's warpAffine
+        return _per_sample_reference("elastic_transform", x, severity, seeds, scale)
+    alpha = _c("elastic_transform", severity, scale)
     b, ch, h, w = x.shape
     sigma = (h * 0.01, w * 0.01)
     max_d = h * 0.005
@@ -385,15 +402,16 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
 
 # -------------------------------------------------------------------- reference fallback
 
-def _per_sample_reference(name: str, x: torch.Tensor, severity: int, seeds) -> torch.Tensor:
+def _per_sample_reference(name: str, x: torch.Tensor, severity: int, seeds,
+                          scale: str) -> torch.Tensor:
     """Run the reference on the CPU for each sample (uint8 in, [0, 255] floats out)."""
     images = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    out = np.stack([_compat.corrupt(img, severity, name, int(s))
+    out = np.stack([reference_corrupt(img, severity, name, int(s), scale)
                     for img, s in zip(images, seeds, strict=True)])
     return torch.from_numpy(out).to(x.device, x.dtype).permute(0, 3, 1, 2)
 
 
-def qmf_gaussian_noise(x, severity, seeds):
+def qmf_gaussian_noise(x, severity, seeds, scale):
     """`corruptions.protocols.qmf_gaussian_noise`: one N(0, 10 ε) grey-level field per
     sample, the same on every channel."""
     std = 10 * qmf_epsilon(severity) / 255

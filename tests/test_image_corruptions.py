@@ -30,7 +30,7 @@ from PIL import Image
 
 from corruptions import _imagecorruptions_compat as compat
 from corruptions import image as image_corruptions
-from corruptions import registry
+from corruptions import registry, scales
 
 ic = compat.imagecorruptions
 ref = compat._ref
@@ -160,7 +160,7 @@ def _severity_constants(function) -> list:
 @pytest.mark.parametrize("name", NAMES)
 def test_severity_table_constants_match_reference(name):
     expected = _severity_constants(ref.__dict__[name])
-    _, ours = image_corruptions.REFERENCE_CONSTANTS[name]
+    ours = [row if len(row) > 1 else row[0] for row in scales.TABLES[name]["imagenet"].rows]
     if name == "zoom_blur":
         ours = [np.arange(*c) for c in ours]
         assert all(np.array_equal(a, b) for a, b in zip(ours, expected, strict=True))
@@ -183,7 +183,7 @@ def test_matches_reference(size, name, severity):
     img = IMAGES[size]
     before = img.copy()
     seed = 1000 + severity
-    out = CORRUPTIONS[name](img, severity, seed)
+    out = CORRUPTIONS[name](img, severity, seed, scale="imagenet")
     assert out.shape == img.shape and out.dtype == np.uint8
     assert np.array_equal(img, before), "the input must not be modified"
     assert not np.array_equal(out, img), "the corruption must change the image"
@@ -197,7 +197,7 @@ def test_matches_reference(size, name, severity):
 @pytest.mark.parametrize("size", list(NON_SQUARE))
 def test_non_square_matches_reference(size, name, severity):
     img = NON_SQUARE[size]
-    out = CORRUPTIONS[name](img, severity, 7)
+    out = CORRUPTIONS[name](img, severity, 7, scale="imagenet")
     assert out.shape == img.shape and out.dtype == np.uint8
     assert not np.array_equal(out, img)
     np.testing.assert_array_equal(out, reference(img, severity, name, 7))
@@ -206,7 +206,7 @@ def test_non_square_matches_reference(size, name, severity):
 @pytest.mark.parametrize("name", NAMES)
 def test_grayscale(name):
     for severity in (1, 5):
-        out = CORRUPTIONS[name](GRAY, severity, 3)
+        out = CORRUPTIONS[name](GRAY, severity, 3, scale="imagenet")
         assert out.shape == GRAY.shape and out.dtype == np.uint8
         np.testing.assert_array_equal(out, reference(GRAY, severity, name, 3))
         # saturate: a gray image has no saturation, severities 1-3 only scale it (S * c + 0)
@@ -221,7 +221,8 @@ def test_gaussian_blur_is_a_per_channel_gaussian_filter():
                                                           mode="nearest", truncate=4.0)
                             for k in range(3)], axis=-1)
         expected = np.uint8(np.clip(blurred, 0, 1) * 255)
-        np.testing.assert_array_equal(CORRUPTIONS["gaussian_blur"](img, severity, 0), expected)
+        out = CORRUPTIONS["gaussian_blur"](img, severity, 0, scale="imagenet")
+        np.testing.assert_array_equal(out, expected)
 
 
 def test_glass_blur_keeps_two_dimensional_reference_behaviour():
@@ -240,7 +241,7 @@ def test_spatter_without_liquid_is_not_black():
     # computes 0/0 and returns NaN, cast to 0 (a black image).
     img, seed = IMAGES["32x32"], 35
     assert reference_or_spatter_guard(img, 1, "spatter", seed) is None
-    out = CORRUPTIONS["spatter"](img, 1, seed)
+    out = CORRUPTIONS["spatter"](img, 1, seed, scale="imagenet")
     np.testing.assert_array_equal(out, np.uint8(np.clip(img.astype(np.float32) / 255., 0, 1)
                                                 * 255))
     assert mean_abs_change(out, img) < 1
@@ -255,7 +256,7 @@ def test_severity_5_changes_more_than_severity_1(size, name):
     # Averaged over three seeds: frost at 32x32 with seed 0 changes the image less at severity 5
     # (0.6 * image + 0.75 * frost) than at 1 (image + 0.4 * frost, clipped).
     img = IMAGES[size]
-    change = {s: np.mean([mean_abs_change(CORRUPTIONS[name](img, s, seed), img)
+    change = {s: np.mean([mean_abs_change(CORRUPTIONS[name](img, s, seed, scale="imagenet"), img)
                           for seed in (0, 1, 2)]) for s in (1, 5)}
     assert change[5] > change[1]
 
@@ -287,9 +288,9 @@ def test_deterministic_given_seed(name):
 
 def test_impulse_noise_is_reproducible_and_seeded():
     img = IMAGES["224x224"]
-    a = CORRUPTIONS["impulse_noise"](img, 2, 4)
-    np.testing.assert_array_equal(a, CORRUPTIONS["impulse_noise"](img, 2, 4))
-    assert not np.array_equal(a, CORRUPTIONS["impulse_noise"](img, 2, 5))
+    a = CORRUPTIONS["impulse_noise"](img, 2, 4, scale="imagenet")
+    np.testing.assert_array_equal(a, CORRUPTIONS["impulse_noise"](img, 2, 4, scale="imagenet"))
+    assert not np.array_equal(a, CORRUPTIONS["impulse_noise"](img, 2, 5, scale="imagenet"))
 
 
 # ------------------------------------------------------------------------- plumbing

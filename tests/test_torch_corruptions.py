@@ -20,7 +20,7 @@ import skimage.transform
 import torch
 
 from corruptions import _imagecorruptions_compat as compat
-from corruptions import backends, registry, torch_audio, torch_image
+from corruptions import backends, registry, scales, torch_audio, torch_image
 from rambench.datasets import datasets
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -55,12 +55,15 @@ def avdigits_test():
     return datasets.get("avdigits")().split("test")
 
 
-def reference(images: np.ndarray, name: str, severity: int, seeds) -> np.ndarray:
-    return backends.corrupt_batch(images, name, "image", severity, seeds, "reference")
+def reference(images: np.ndarray, name: str, severity: int, seeds,
+              scale: str = "auto") -> np.ndarray:
+    return backends.corrupt_batch(images, name, "image", severity, seeds, "reference",
+                                  scale=scale)
 
 
-def torch_backend(images: np.ndarray, name: str, severity: int, seeds) -> np.ndarray:
-    return backends.corrupt_batch(images, name, "image", severity, seeds, "torch")
+def torch_backend(images: np.ndarray, name: str, severity: int, seeds,
+                  scale: str = "auto") -> np.ndarray:
+    return backends.corrupt_batch(images, name, "image", severity, seeds, "torch", scale=scale)
 
 
 def test_every_corruption_has_a_torch_implementation():
@@ -81,23 +84,25 @@ def _reference_motion_angles(seeds) -> torch.Tensor:
     return torch.tensor(angles, dtype=torch.float64)
 
 
-def _torch_with_reference_randomness(images, name, severity, seeds):
+def _torch_with_reference_randomness(images, name, severity, seeds, scale="auto"):
     if name != "motion_blur":
-        return torch_backend(images, name, severity, seeds)
+        return torch_backend(images, name, severity, seeds, scale)
     angles = _reference_motion_angles(seeds)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-    out = torch_image.motion_blur(x, severity, seeds, angles=angles)
+    scale = scales.resolve_scale(scale, *images.shape[1:3])
+    out = torch_image.motion_blur(x, severity, seeds, scale, angles=angles)
     return out.to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-@pytest.mark.parametrize("size", [64, 224])
+@pytest.mark.parametrize(("size", "scale"), [(64, "imagenet"), (64, "tinyimagenet"),
+                                             (64, "cifar"), (32, "cifar"), (224, "imagenet")])
 @pytest.mark.parametrize("name", DETERMINISTIC_IMAGE)
-def test_deterministic_image_corruptions_match_reference_psnr_35(name, size):
+def test_deterministic_image_corruptions_match_reference_psnr_35(name, size, scale):
     images = photos(size)[:2] if size == 224 else photos(size)
     seeds = list(range(len(images)))
     for severity in SEVERITIES:
-        ours = _torch_with_reference_randomness(images, name, severity, seeds)
-        ref = reference(images, name, severity, seeds)
+        ours = _torch_with_reference_randomness(images, name, severity, seeds, scale)
+        ref = reference(images, name, severity, seeds, scale)
         assert psnr(ours, ref) >= 35, (name, severity, psnr(ours, ref))
 
 
@@ -147,15 +152,16 @@ def _change_stats(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     return float(np.abs(change).mean()), float(change.std())
 
 
+@pytest.mark.parametrize("scale", scales.SCALES)
 @pytest.mark.parametrize("name", STOCHASTIC_IMAGE)
-def test_stochastic_image_corruptions_match_reference_statistics(name):
-    """48 draws (4 photos x 12 seeds) at 64x64, every severity: the mean absolute change
-    and the standard deviation of the change are within 10 % of the reference's."""
+def test_stochastic_image_corruptions_match_reference_statistics(name, scale):
+    """48 draws (4 photos x 12 seeds) at 64x64, every severity and scale: the mean absolute
+    change and the standard deviation of the change are within 10 % of the reference's."""
     images = np.repeat(photos(64), 12, axis=0)
     seeds = list(range(len(images)))
     for severity in SEVERITIES:
-        ours = _change_stats(torch_backend(images, name, severity, seeds), images)
-        ref = _change_stats(reference(images, name, severity, seeds), images)
+        ours = _change_stats(torch_backend(images, name, severity, seeds, scale), images)
+        ref = _change_stats(reference(images, name, severity, seeds, scale), images)
         for got, want, what in zip(ours, ref, ("mean |change|", "std change"), strict=True):
             assert abs(got - want) <= 0.10 * want, (name, severity, what, got, want)
 
