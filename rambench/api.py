@@ -96,12 +96,15 @@ def plan_study(
     corruption_backend: str = "torch",
     force: bool = False,
     reuse_stale: bool = False,
+    severity_scale: str | None = None,
 ) -> Plan:
-    """The study's plan: its cells, what is done, what is stale."""
+    """The study's plan: its cells, what is done, what is stale. `severity_scale`: the image
+    corruptions' constants (imagenet | tinyimagenet | cifar | auto; default: the grid's,
+    else auto, which picks by image size)."""
     if isinstance(methods, (str, type)):
         methods = [methods]
     spec = resolve(dataset, methods, grid if isinstance(grid, Grid) else load_grid(grid),
-                   seeds, set, epochs, device, corruption_backend)
+                   seeds, set, epochs, device, corruption_backend, severity_scale)
     return make_plan(spec, Store(out, study), force, reuse_stale)
 
 
@@ -149,13 +152,14 @@ def benchmark(
     force: bool = False,
     reuse_stale: bool = False,
     progress: bool = False,
+    severity_scale: str | None = None,
 ) -> ResultSet:
     """Train each method once per seed and evaluate it on every cell of `grid`; cells
     already stored are reused. `methods`: registered names, variant labels such as
     "raml[norm=hard]", `path/file.py:Class`, Method subclasses, or None for the grid's
     list. Returns the study's results for exactly these methods, seeds and conditions."""
     plan = plan_study(methods, dataset, grid, seeds, out, study, set, epochs, device,
-                      corruption_backend, force, reuse_stale)
+                      corruption_backend, force, reuse_stale, severity_scale)
     return run_plan(plan, cache_dir, use_cache, progress, force)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from corruptions.scales import SCALE_CHOICES
 from rambench.errors import TrainingError, UsageError
 
 SEEDS_HELP = "comma-separated seeds, e.g. 0,1,2 (default: the grid's, else 0)"
@@ -132,6 +133,10 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @click.option("--corruption-backend", type=click.Choice(["torch", "reference"]),
               default="torch", show_default=True,
               help="batched torch implementations (on --device) or the reference libraries")
+@click.option("--severity-scale", type=click.Choice(SCALE_CHOICES), default=None,
+              help="image corruptions' severity table: ImageNet-C (224 px), Tiny-ImageNet-C "
+                   "(64 px), CIFAR-10-C (32 px), or auto from the image size [default: the "
+                   "grid's, else auto]")
 @cache_option
 @click.option("--no-cache", is_flag=True, help="do not read or write the corrupted-data cache")
 @click.option("--force", is_flag=True, help="recompute cells (and retrain) even if stored")
@@ -140,7 +145,7 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @click.option("--dry-run", is_flag=True, help="print the plan and exit")
 @json_option
 def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, out, study,
-        corruption_backend, cache_dir, no_cache, force, reuse_stale, dry_run,
+        corruption_backend, severity_scale, cache_dir, no_cache, force, reuse_stale, dry_run,
         as_json) -> None:
     """Train each method once per seed and evaluate it on every cell of a grid.
 
@@ -153,7 +158,7 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
 
     plan = plan_study(list(method_names) or None, dataset, grid_spec, _seeds(seeds), out,
                       study, assignments, epochs, device, corruption_backend, force,
-                      reuse_stale)
+                      reuse_stale, severity_scale)
     _report_invalid(plan.store)
     if dry_run:
         if as_json:
@@ -264,8 +269,15 @@ def ls(what: str, out: str, as_json: bool) -> None:
             click.echo(f"{row['name']:<10} {classes}; {mods}; {row['description']}")
         elif what == "corruptions":
             protocol = f" (protocol: {row['protocol']})" if row["protocol"] else ""
+            tables = row["severities"]
+            if isinstance(tables, list):
+                click.echo(f"{row['name']:<18} {row['kind']:<6} {row['family']:<10} severities "
+                           f"1-5: {' | '.join(tables)}{protocol}")
+                continue
             click.echo(f"{row['name']:<18} {row['kind']:<6} {row['family']:<10} severities "
-                       f"1-5: {' | '.join(row['severities'])}{protocol}")
+                       f"1-5 by scale:{protocol}")
+            for scale, table in tables.items():
+                click.echo(f"    {scale:<13} {' | '.join(table)}")
         elif what == "grids":
             click.echo(f"{row['name']:<14} {row['description']}")
         else:
@@ -298,7 +310,9 @@ def _listing(what: str, out: str) -> list[dict]:
         from corruptions import registry
 
         return [{"name": c.name, "kind": c.kind, "family": c.family,
-                 "severities": list(c.severity_table), "protocol": c.protocol}
+                 "severities": ({scale: list(t) for scale, t in c.scale_tables.items()}
+                                if c.scaled else list(c.severity_table)),
+                 "protocol": c.protocol}
                 for c in registry.all_corruptions()]
     if what == "grids":
         from rambench.grid import load_grid, preset_names

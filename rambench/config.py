@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 
+from corruptions import registry as corruption_registry
 from corruptions.backends import DEFAULT_BACKEND, check_backend
+from corruptions.scales import DEFAULT_SCALE, check_scale, resolve_scale
 from rambench.check import probe
 from rambench.datasets import Dataset, datasets
 from rambench.device import resolve_device
@@ -26,6 +28,7 @@ from rambench.grid import Grid
 from rambench.identity import MethodId, method_code_hash, non_default_params, parse_label
 from rambench.methods import Method, methods
 from rambench.params import apply_overrides, parse_assignments
+from rambench.schema import Condition
 from rambench.train import TrainConfig
 
 Overrides = dict[str, dict[str, str]]  # scope -> key -> value (as typed)
@@ -57,6 +60,24 @@ class StudySpec:
     train: TrainConfig
     device: torch.device
     corruption_backend: str = DEFAULT_BACKEND
+    severity_scale: str = DEFAULT_SCALE  # imagenet | tinyimagenet | cifar | auto
+
+    def scale_of(self, modality: str) -> str:
+        """The resolved severity scale of an image modality (`auto`: from its frame size)."""
+        shape = self.dataset.modalities[modality].shape  # ([T,] H, W, C)
+        return resolve_scale(self.severity_scale, *shape[-3:-1])
+
+    def conditions(self) -> list[Condition]:
+        """The grid's conditions, each image corruption with its resolved severity scale."""
+        kinds = {m: s.kind for m, s in self.dataset.modalities.items()}
+        out = []
+        for condition in self.grid.conditions(kinds):
+            scaled = [m for m, name in condition.corruptions()
+                      if kinds[m] == "image" and corruption_registry.get(name, "image").scaled]
+            if scaled:
+                condition = dataclasses.replace(condition, severity_scale=self.scale_of(scaled[0]))
+            out.append(condition)
+        return out
 
 
 def _class_and_name(text: str) -> tuple[type[Method], str]:
@@ -93,17 +114,35 @@ def _registered_name(cls: type) -> str | None:
     return None
 
 
-def resolve_methods(requested: Sequence[str | type], overrides: Overrides) -> list[MethodSpec]:
+def resolve_methods(requested: Sequence[str | type], overrides: Overrides,
+                    dataset: Dataset | None = None) -> list[MethodSpec]:
     """Method names, variant labels (raml[norm=hard]), file.py:Class, classes or 'all' ->
-    specs. `overrides` (from --set and the grid) apply to every variant of their scope."""
-    expanded: list[str | type] = []
+    specs. `overrides` (from --set and the grid) apply to every variant of their scope.
+    With a `dataset`, each method's `supports(ctx)` is asked: a method that 'all' brought
+    in and that declines the dataset is skipped with a warning; one named explicitly is a
+    UsageError giving the reason."""
+    import logging
+
+    from rambench.methods import MethodContext
+
+    expanded: list[tuple[str | type, bool]] = []  # (item, whether 'all' brought it in)
     for item in requested:
-        expanded += methods.names() if item == "all" else [item]
+        expanded += [(n, True) for n in methods.names()] if item == "all" else [(item, False)]
+    ctx = MethodContext.from_dataset(dataset, TrainConfig().feature_dim) \
+        if dataset is not None else None
     specs: dict[str, MethodSpec] = {}
     scopes_used = {"train"}
-    for item in expanded:
+    for item, from_all in expanded:
         base, variant = (item, {}) if isinstance(item, type) else parse_label(item)
         cls, name = _class_and_name(base)
+        reason = cls.supports(ctx) if ctx is not None else None
+        if reason is not None:
+            if from_all:
+                logging.getLogger("rambench").warning("skipping %s: %s", name, reason)
+                scopes_used.update(s for s in (name, cls.__name__) if s in overrides)
+                continue
+            raise UsageError(f"method {name!r} does not support dataset "
+                             f"{dataset.name!r}: {reason}")
         scopes = [s for s in (name, cls.__name__, base if isinstance(base, str) else None)
                   if s in overrides]
         scopes_used.update(scopes)
@@ -144,6 +183,7 @@ def resolve(
     epochs: int | None = None,
     device: str = "auto",
     corruption_backend: str = DEFAULT_BACKEND,
+    severity_scale: str | None = None,
 ) -> StudySpec:
     """Everything a study needs, from the command line's or the API's arguments."""
     ds = datasets.get(dataset)()
@@ -171,5 +211,10 @@ def resolve(
         backend = check_backend(corruption_backend)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    scale = severity_scale or grid.severity_scale or DEFAULT_SCALE
+    try:
+        check_scale(scale)
+    except ValueError as err:
+        raise UsageError(f"--severity-scale: {err}") from None
     return StudySpec(ds, tuple(specs), tuple(seed_list), grid, cfg, resolve_device(device),
-                     backend)
+                     backend, scale)

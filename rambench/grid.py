@@ -33,11 +33,13 @@ from typing import Any
 import yaml
 
 from corruptions import registry as corruption_registry
+from corruptions.scales import SCALE_CHOICES
 from corruptions.registry import SEVERITIES, unknown_name_message
 from rambench.errors import UsageError
 from rambench.schema import Clean, Condition, Corrupt, Drop, Mixed, RandomMissing
 
-TOP_KEYS = ("seeds", "methods", "epochs", "set", "conditions", "description")
+TOP_KEYS = ("seeds", "methods", "epochs", "set", "conditions", "description",
+            "severity_scale")
 CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "missing_rates",
                   "mixed")
 MIXED_KEYS = ("corruptions", "severities", "probability", "protocol")
@@ -54,6 +56,7 @@ class Grid:
     methods: list[str] | None = None  # method names and variant labels, e.g. raml[norm=hard]
     epochs: int | None = None
     overrides: dict[str, str] = field(default_factory=dict)
+    severity_scale: str | None = None  # imagenet | tinyimagenet | cifar | auto
 
     @property
     def hash(self) -> str:
@@ -137,6 +140,12 @@ def parse_grid(raw: Any, name: str, source: str) -> Grid:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             _fail(source, "epochs", f"expected a positive integer; got {epochs!r}")
         grid.epochs = epochs
+    if "severity_scale" in raw:
+        scale = raw["severity_scale"]
+        if scale not in SCALE_CHOICES:
+            _fail(source, "severity_scale",
+                  unknown_name_message("severity scale", str(scale), SCALE_CHOICES))
+        grid.severity_scale = scale
     if "set" in raw:
         overrides = raw["set"]
         if not isinstance(overrides, dict):

@@ -93,6 +93,9 @@ class Stale:
             return "method code changed"
         if old.provenance.get("harness") != self.cell.job.harness:
             return "harness code changed"
+        old_scale = getattr(old.condition, "severity_scale", None)
+        if old_scale != getattr(self.cell.condition, "severity_scale", None):
+            return "severity scale changed"
         return "settings changed"
 
 
@@ -159,7 +162,7 @@ def make_cells(spec: StudySpec) -> Iterator[Cell]:
     import dataclasses
 
     kinds = {m: s.kind for m, s in spec.dataset.modalities.items()}
-    conditions = spec.grid.conditions(kinds)
+    conditions = spec.conditions()
     harness = harness_fingerprint()
     train_config = dataclasses.asdict(spec.train)
     for seed in spec.seeds:

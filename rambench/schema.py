@@ -26,7 +26,8 @@ SCHEMA_VERSION = 2
 # ------------------------------------------------------------------------------ conditions
 
 
-AXES = ("test_modality", "corruption", "severity", "missing_pattern", "missing_rate")
+AXES = ("test_modality", "corruption", "severity", "severity_scale", "missing_pattern",
+        "missing_rate")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class Corrupt(Condition):
     test_modality: str
     corruption: str
     severity: int
+    # the image corruptions' constants table (`corruptions.scales`: imagenet | tinyimagenet |
+    # cifar, resolved from the image size); None for corruptions without scales (audio)
+    severity_scale: str | None = None
 
     @property
     def label(self) -> str:
@@ -118,6 +122,7 @@ class Mixed(Condition):
     pairs: tuple[tuple[str, str], ...]  # (modality, corruption)
     severity: int
     probability: float = 0.5
+    severity_scale: str | None = None  # as `Corrupt.severity_scale`, for its image pairs
 
     @property
     def label(self) -> str:
@@ -149,6 +154,21 @@ def condition_from_json(data: dict[str, Any]) -> Condition:
     if "pairs" in data:
         data["pairs"] = tuple(tuple(p) for p in data["pairs"])
     return CONDITION_TYPES[kind](**data)
+
+
+def with_reference_scale(condition: Condition, modality_kind: str | None) -> Condition:
+    """A record written before severity scales existed used ImageNet-C's constants for every
+    image corruption that has scales: say so on its condition."""
+    if not isinstance(condition, (Corrupt, Mixed)) or condition.severity_scale is not None:
+        return condition
+    from corruptions import registry
+
+    kinds = (modality_kind or "").split("+")
+    for (_, name), kind in zip(condition.corruptions(), kinds, strict=False):
+        if kind == "image" and name in registry.names("image", protocols=True) and \
+                registry.get(name, "image").scaled:
+            return dataclasses.replace(condition, severity_scale="imagenet")
+    return condition
 
 
 def _condition_from_schema1(d: dict[str, Any]) -> Condition:
@@ -340,7 +360,9 @@ class Record:
         return cls(
             key=data["key"], study=data["study"], dataset=data["dataset"],
             dataset_version=data["dataset_version"], method=MethodInfo(**data["method"]),
-            seed=int(data["seed"]), condition=condition_from_json(data["condition"]),
+            seed=int(data["seed"]),
+            condition=with_reference_scale(condition_from_json(data["condition"]),
+                                           data["modality_kind"]),
             modality_kind=data["modality_kind"], corruption_family=data["corruption_family"],
             corruption_backend=data["corruption_backend"], metrics=dict(data["metrics"]),
             n=int(data["n"]), correct=unpack_bits(data["correct"], int(data["n"])),
@@ -369,7 +391,7 @@ class Record:
 EXPORT_COLUMNS = [
     "study", "dataset", "method", "method_family", "family", "seed", "condition",
     "condition_kind", "test_modality", "modality_kind", "corruption", "corruption_family",
-    "severity", "missing_pattern", "missing_rate", "metric", "value", "n",
+    "severity", "severity_scale", "missing_pattern", "missing_rate", "metric", "value", "n",
     "higher_is_better", "corruption_backend", "key", "code_version", "training_status",
 ]
 # `family` is the former name of `method_family`, kept for one release.
@@ -393,7 +415,8 @@ def _from_schema1(d: dict[str, Any]) -> Record:
         key=d["key"], study=d["study"], dataset=d["dataset"],
         dataset_version=d["dataset_version"],
         method=MethodInfo(method, d["method"], d["family"], d.get("method_params", {}), None),
-        seed=int(d["seed"]), condition=condition,
+        seed=int(d["seed"]),
+        condition=with_reference_scale(condition, "+".join(k or "" for k in kinds)),
         modality_kind="+".join(kinds) if all(kinds) and kinds else None,
         corruption_family="+".join(dict.fromkeys(families)) if families else None,
         # records from before the torch backend existed used the reference

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from corruptions.backends import DEFAULT_BACKEND, corrupt_batch
+from corruptions.scales import DEFAULT_SCALE
 from corruptions.missing import random_missing_mask
 from rambench.cache import CorruptionCache
 from rambench.datasets import Dataset, Split
@@ -37,7 +38,7 @@ class TestInputs:
 def _corrupt_array(
     dataset: Dataset, modality: str, array: np.ndarray, name: str, severity: int,
     seeds: np.ndarray, backend: str, device: torch.device | str,
-    selected: np.ndarray | None = None,
+    selected: np.ndarray | None = None, scale: str | None = None,
 ) -> np.ndarray:
     spec = dataset.modalities[modality]
     rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))
@@ -50,7 +51,7 @@ def _corrupt_array(
         part_seeds = [frame_seed(s, t) for s in part_seeds for t in range(frames)]
         part = part.reshape(-1, *part.shape[2:])
     corrupted = corrupt_batch(part, name, spec.kind, severity, part_seeds, backend, device,
-                              spec.sample_rate)
+                              spec.sample_rate, scale or DEFAULT_SCALE)
     out[rows] = corrupted.reshape(out[rows].shape)
     return out
 
@@ -77,7 +78,8 @@ def build_test_inputs(
         selected = None if probability is None else np.array(
             [np.random.default_rng(s).random() < probability for s in seeds])
         array = _corrupt_array(dataset, modality, split.inputs[modality], name,
-                               condition.severity, seeds, backend, device, selected)
+                               condition.severity, seeds, backend, device, selected,
+                               condition.severity_scale)
         if cache is not None:
             cache.put(data_key, modality, array, {
                 "dataset_version": dataset.version, "seed": seed,

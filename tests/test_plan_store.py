@@ -61,24 +61,27 @@ def test_data_key_is_shared_by_methods_but_not_by_seeds():
     assert Cell(job(seed=1), Clean()).data_key != a.data_key
 
 
-CONDITIONS = [Clean(), Corrupt("visual", "fog", 2), Drop("audio"), RandomMissing(0.3),
+CONDITIONS = [Clean(), Corrupt("visual", "fog", 2), Corrupt("visual", "fog", 2, "cifar"),
+              Drop("audio"), RandomMissing(0.3),
               Mixed((("visual", "gaussian_noise"), ("audio", "gaussian_noise")), 2, 0.5)]
 
 
-@pytest.mark.parametrize("cond", CONDITIONS, ids=lambda c: c.kind)
+@pytest.mark.parametrize("cond", CONDITIONS, ids=lambda c: c.label)
 def test_condition_round_trips_through_json(cond):
     assert condition_from_json(json.loads(json.dumps(cond.to_json()))) == cond
 
 
 def test_condition_axes_are_none_where_a_condition_has_no_such_axis():
     assert Clean().axes() == dict.fromkeys(
-        ["test_modality", "corruption", "severity", "missing_pattern", "missing_rate"])
+        ["test_modality", "corruption", "severity", "severity_scale", "missing_pattern",
+         "missing_rate"])
     assert Drop("audio").axes()["missing_pattern"] == "drop"
     assert RandomMissing(0.3).axes()["missing_pattern"] == "random"
     mixed = CONDITIONS[-1]
     assert (mixed.test_modality, mixed.corruption) == ("visual+audio",
                                                       "gaussian_noise+gaussian_noise")
-    assert len({c.label for c in CONDITIONS}) == len(CONDITIONS)
+    # the severity scale is a setting of a cell, not another cell: the label leaves it out
+    assert len({c.label for c in CONDITIONS}) == len(CONDITIONS) - 1
 
 
 def test_pack_bits_round_trip():
@@ -107,7 +110,8 @@ def test_record_round_trips_through_the_store(tmp_path):
     probs = np.random.default_rng(1).dirichlet(np.ones(10), size=7).astype(np.float32)
     labels = np.arange(7) % 10
     predictions = Predictions.from_probabilities(probs, labels)
-    record = make_record(key="k", condition=Corrupt("visual", "fog", 3), modality_kind="image",
+    record = make_record(key="k", condition=Corrupt("visual", "fog", 3, "cifar"),
+                         modality_kind="image",
                          corruption_family="weather", correct=predictions.correct,
                          predictions=predictions, method="raml[norm=hard]")
     store = Store(tmp_path, "s")
@@ -161,7 +165,7 @@ def test_schema_1_records_are_migrated_when_read(tmp_path):
     for data in (schema1_record("a"), schema1_record("b", condition=drop)):
         (store.records_dir / f"{data['key']}.json").write_text(json.dumps(data))
     fog, dropped = sorted(store.records(), key=lambda r: r.key)
-    assert fog.schema == 1 and fog.condition == Corrupt("visual", "fog", 3)
+    assert fog.schema == 1 and fog.condition == Corrupt("visual", "fog", 3, "imagenet")
     assert (fog.modality_kind, fog.corruption_family) == ("image", "weather")
     assert fog.method.family == "vanilla" and fog.method.code is None
     assert fog.corruption_backend == "reference" and fog.predictions is None
@@ -203,3 +207,22 @@ def test_random_missing_respects_rate_and_never_drops_everything(rate):
     assert abs(masks.mean() - expected) < 0.03
     # hand-computed for two modalities: r (1 - r) / (1 - r^2) = r / (1 + r)
     assert expected == pytest.approx(rate / (1 + rate))
+
+
+def test_records_from_before_severity_scales_read_as_imagenet():
+    """Image corruptions with scales used ImageNet-C's constants before scales existed;
+    audio corruptions and protocol corruptions have no scale."""
+    def stored(condition, modality_kind):
+        data = make_record(condition=condition, modality_kind=modality_kind).to_json()
+        data["condition"].pop("severity_scale", None)
+        return Record.from_json(data).condition.severity_scale
+
+    assert stored(Corrupt("visual", "fog", 2), "image") == "imagenet"
+    assert stored(Corrupt("audio", "gaussian_noise", 2), "audio") is None
+    assert stored(Corrupt("visual", "qmf_gaussian_noise", 2), "image") is None
+    mixed = Mixed((("visual", "gaussian_noise"), ("audio", "gaussian_noise")), 2, 0.5)
+    assert stored(mixed, "image+audio") == "imagenet"
+    # a record that has a scale keeps it
+    assert Record.from_json(make_record(condition=Corrupt("visual", "fog", 2, "cifar"),
+                                        modality_kind="image").to_json()
+                            ).condition.severity_scale == "cifar"
