@@ -2,6 +2,14 @@
 
 loss = CE(W [z_1; ...; z_M] + b, y), features of absent modalities set to zero.
 No hyper-parameters.
+
+Reference code: none (`reference = ""`). Concatenation late fusion is a generic baseline
+with no authors' implementation to follow. For comparison, it is the model of OGM-GE's
+code run without modulation (GeWu-Lab/OGM-GE_CVPR2022@343dc1d95c9bda88f105c0da8d24f185e0e98b54:
+models/fusion_modules.py, ConcatFusion: fc_out on the concatenated features, with
+main.py --modulation Normal --fusion_method concat), and `ogm_ge` here with alpha = 0 and
+generalization_enhancement = False reduces to it. Deviation from that code: absent
+modalities' features are zeroed (it has no missing modalities).
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ present modality (a sample with nothing to classify teaches nothing), the same
 conditional distribution as the grid's random missing pattern; the realised drop rate is
 therefore p (1 - p^(M-1)) / (1 - p^M) (0.23 for p = 0.3, M = 2). Features are not
 rescaled by 1 / (1 - p) (the fusion sees zeros, exactly as for a missing modality).
+
+Reference code: none (`reference = ""`). Neverova et al. released no implementation of
+ModDrop, and Ma et al. (CVPR 2022) none of their modality-dropout training; the ModDrop code
+on GitHub is third-party. This file follows the papers' descriptions only.
 """
 
 from __future__ import annotations

@@ -1,54 +1,64 @@
-"""PDF: Predictive Dynamic Fusion (reimplementation from the paper).
+"""PDF: Predictive Dynamic Fusion.
 
 B. Cao, Y. Xia, Y. Ding, C. Zhang, Q. Hu, "Predictive Dynamic Fusion", ICML 2024
-(arXiv:2406.04802).
+(arXiv:2406.04802). Follows the authors' code,
+Yinan-Xia/PDF@864867426cde076fb3d0529d4df6b440d6963451:src/models/latefusion_pdf.py
+(MultimodalLateFusionClf_pdf: predictors lines 24-35, training fusion 'pdf_train' lines
+42-57, test fusion 'pdf_test' lines 59-81) with the loss of train_pdf.py
+(model_forward, lines 174-214).
 
-Each modality m has a linear classifier f_m on its feature z_m, with softmax p_m, and a small
-confidence predictor g_m (MLP, sigmoid output) on the detached feature that regresses the
-true-class probability TCP_m = p_m[y] (detached target) with a squared error. From the
+Each modality m has a linear classifier f_m on its feature z_m, with softmax p_m, and a
+confidence predictor g_m on the detached feature (latefusion_pdf.py lines 43-46) that
+regresses the true-class probability TCP_m = p_m[y] (detached target) with an L1 loss
+(train_pdf.py lines 178-190). The reference predictor ("ConfidNet") is three Linear layers
+without activations between them, d -> 2d -> d -> 1, then a sigmoid (lines 24-35). From the
 predicted TCPs p^_m (clamped to [eps, 1 - eps]) the Collaborative Belief of modality m is
 
     Mono-Confidence   w_mono_m = p^_m
-    Holo-Confidence   w_holo_m = log(prod_{j != m} p^_j) / log(prod_j p^_j)
-                               = sum_{j != m} l_j / sum_j l_j,     l_j = -log p^_j
-    Co-Belief         w_m = w_mono_m + w_holo_m
+    Holo-Confidence   w_holo_m = log(prod_{j != m} p^_j) / (log(prod_j p^_j) + 1e-8)
+                               = sum_{j != m} l_j / (sum_j l_j - 1e-8),   l_j = -log p^_j
+    Co-Belief         w_m = w_mono_m + w_holo_m            (lines 47-50)
 
-(the product and sums run over the modalities present for the sample). A modality's Co-Belief
-grows with its own predicted confidence and with the other modalities' predicted losses.
+(products and sums over the modalities present for the sample).
 
-Relative calibration (test time): with the distribution uniformity DU_m = sum_k |p_mk - 1/K|
-(distance of p_m from the uniform distribution; low = uncertain), RC_m = DU_m / mean_{j != m}
-DU_j, and the calibrated Co-Belief is w_m * min(1, RC_m): a modality whose prediction is less
-certain than the others' gets its Co-Belief shrunk, a more certain one keeps it.
+Relative calibration (test time only, 'pdf_test', lines 66-74): with the distribution
+uniformity DU_m = mean_k |p_mk - 1/K|, RC_m = DU_m / DU_other, and the calibrated Co-Belief
+is w_m * min(1, RC_m) (the reference's torch.where on DU_txt > DU_img is exactly this min).
 
-Fusion weights are the softmax of the (calibrated) Co-Beliefs over the present modalities;
-the prediction is the weighted sum of logits  f = sum_m W_m f_m  (W_m = 0 where m is absent).
+Fusion weights are the softmax of the (calibrated) Co-Beliefs, computed from detached
+quantities; the prediction is the weighted sum of logits  f = sum_m W_m f_m  (lines 51-56,
+75-80; W_m = 0 where m is absent).
 
-Loss:  CE(f, y) + sum_m CE(f_m, y) + sum_m mean (g_m(stopgrad z_m) - stopgrad p_m[y])^2.
+Loss:  CE(f, y) + sum_m CE(f_m, y) + sum_m mean |g_m(stopgrad z_m) - stopgrad p_m[y]|
+(train_pdf.py lines 190, 205-210).
 
-Hyper-parameters (defaults): tcp_hidden = 64 (width of g_m), eps = 1e-6,
-relative_calibration = True (applied in eval mode, i.e. at test time only, as in the paper).
+Hyper-parameters (defaults): tcp_predictor = "reference", tcp_loss = "l1", eps = 1e-6,
+relative_calibration = True (applied in eval mode, i.e. at test time only, as in the
+reference), tcp_hidden = 64 (width of the "mlp" predictor only).
 
-Missing modalities: an absent modality is left out of the Holo-Confidence products, the
-relative calibration and the softmax (weight exactly 0), so its input cannot influence the
-prediction; its unimodal losses use the samples where it is present only. With one present
-modality its weight is 1 (Holo-Confidence 0, no calibration).
+Switches back to rambench's previous form: tcp_loss = "mse" (squared error) and
+tcp_predictor = "mlp" (Linear(d, tcp_hidden) - ReLU - Linear(tcp_hidden, 1) - sigmoid).
 
-Deviations and points I am not sure of (reconstructed from the paper as I remember it):
-- the Co-Belief is fused at the decision level (weighted logits), as in QMF on which PDF
-  builds; the authors' image-text models may fuse elsewhere;
-- the Co-Beliefs are detached in the fusion: g_m is trained only by its TCP regression (its
-  input is already detached in the paper, so the fusion loss would otherwise train g_m toward
-  whatever weight minimises the fused CE, not toward the TCP);
-- softmax normalisation of the Co-Beliefs and the min(1, RC) calibration form are my
-  recollection of the paper; for more than two modalities RC compares with the mean DU of the
-  other present modalities (the paper states the two-modality ratio);
-- the TCP predictor is a 2-layer MLP (hidden 64); the paper's predictor size is dataset-specific.
+Remaining deviations:
+- missing modalities and M > 2 (not in the reference): an absent modality is left out of
+  the Holo-Confidence sums, the relative calibration and the softmax (weight exactly 0), so
+  its input cannot influence the prediction; its unimodal losses use the samples where it is
+  present only; with one present modality its weight is 1. For more than two modalities RC
+  compares with the mean DU of the other present modalities;
+- predicted TCPs are clamped to [eps, 1 - eps] before the logarithms (the reference takes
+  log of the raw sigmoid, which is -inf if it underflows); a Holo-Confidence whose
+  denominator is not positive (only possible for eps < 5e-9) is set to 0;
+- the reference applies (Adam's, coupled) weight decay, 1 in its shell scripts, to one weight
+  matrix of each predictor only (train_pdf.py lines 102-110: ConfidNet_txt.0.weight and
+  ConfidNet_img.1.weight); the harness owns the optimiser and decays all parameters alike;
+- the reference's text and image encoders (BERT, ResNet-152 with 3 pooled embeddings) and
+  their freezing schedule are replaced by the benchmark's encoders.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -56,17 +66,33 @@ from torch import Tensor, nn
 
 from rambench.batch import Batch
 from rambench.methods import Method, MethodContext, methods
+from rambench.params import param
+
+HOLO_EPS = 1e-8  # latefusion_pdf.py adds 1e-8 to the log of the product
 
 
 @dataclass
 class PDFParams:
-    tcp_hidden: int = 64  # width of the TCP predictor
+    tcp_predictor: Literal["reference", "mlp"] = "reference"  # ConfidNet d-2d-d-1 | small MLP
+    tcp_loss: Literal["l1", "mse"] = "l1"  # TCP regression loss
+    tcp_hidden: int = param(64, ge=1)  # width of the "mlp" predictor
     eps: float = 1e-6  # predicted TCPs are clamped to [eps, 1 - eps]
     relative_calibration: bool = True  # rescale Co-Beliefs by min(1, RC) at test time
 
     def __post_init__(self) -> None:
         if not 0 < self.eps < 0.5:
             raise ValueError("pdf.eps must lie in (0, 0.5)")
+
+
+def tcp_predictor(kind: str, dim: int, hidden: int) -> nn.Module:
+    """The confidence predictor g_m: feature (B, dim) -> predicted TCP (B, 1) in (0, 1)."""
+    if kind == "reference":  # ConfidNet of latefusion_pdf.py: no activation between layers
+        return nn.Sequential(nn.Linear(dim, 2 * dim), nn.Linear(2 * dim, dim),
+                             nn.Linear(dim, 1), nn.Sigmoid())
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, 1),
+                             nn.Sigmoid())
+    raise ValueError(f"unknown PDF predictor {kind!r}")
 
 
 def co_belief(tcp: Tensor, present: Tensor, eps: float = 1e-6) -> Tensor:
@@ -77,13 +103,15 @@ def co_belief(tcp: Tensor, present: Tensor, eps: float = 1e-6) -> Tensor:
     mask = present.to(tcp.dtype)
     losses = -torch.log(tcp) * mask  # l_j = -log p^_j, 0 for absent modalities
     total = losses.sum(dim=1, keepdim=True)
-    holo = (total - losses) / total.clamp(min=1e-12)
+    denominator = total - HOLO_EPS  # -(log prod_j p^_j + 1e-8)
+    holo = torch.where(denominator > 0, (total - losses) / denominator.clamp(min=1e-12),
+                       torch.zeros_like(losses))
     return (tcp + holo) * mask
 
 
 def distribution_uniformity(probs: Tensor) -> Tensor:
-    """DU (B,) = sum_k |p_k - 1/K|: 0 for the uniform distribution."""
-    return (probs - 1.0 / probs.shape[1]).abs().sum(dim=1)
+    """DU (B,) = mean_k |p_k - 1/K|: 0 for the uniform distribution."""
+    return (probs - 1.0 / probs.shape[1]).abs().mean(dim=1)
 
 
 def relative_calibration(du: Tensor, present: Tensor) -> Tensor:
@@ -111,16 +139,16 @@ class PDF(Method):
 
     family = "uncertainty"
     citation = "Cao et al., Predictive Dynamic Fusion, ICML 2024"
+    reference = ("Yinan-Xia/PDF@864867426cde076fb3d0529d4df6b440d6963451:"
+                 "src/models/latefusion_pdf.py")
     Params = PDFParams
 
     def __init__(self, ctx: MethodContext, params: PDFParams | None = None):
         super().__init__(ctx, params)
         d, c, h = ctx.feature_dim, ctx.num_classes, self.params.tcp_hidden
         self.heads = nn.ModuleDict({m: nn.Linear(d, c) for m in ctx.modalities})
-        self.tcp = nn.ModuleDict({
-            m: nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, 1), nn.Sigmoid())
-            for m in ctx.modalities
-        })
+        kind = self.params.tcp_predictor
+        self.tcp = nn.ModuleDict({m: tcp_predictor(kind, d, h) for m in ctx.modalities})
 
     def unimodal(self, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Per-modality logits and predicted TCP (B,) from the detached features."""
@@ -164,7 +192,8 @@ class PDF(Method):
             unimodal = unimodal + F.cross_entropy(logits[m][keep], batch.y[keep])
             with torch.no_grad():
                 target = logits[m].float().softmax(dim=1).gather(1, batch.y.unsqueeze(1))
-            regression = regression + F.mse_loss(tcp[m][keep], target.squeeze(1)[keep])
+            regress = F.l1_loss if self.params.tcp_loss == "l1" else F.mse_loss
+            regression = regression + regress(tcp[m][keep], target.squeeze(1)[keep])
         out["unimodal"], out["tcp"] = unimodal, regression
         out["loss"] = out["ce"] + unimodal + regression
         return out

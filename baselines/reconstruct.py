@@ -32,6 +32,12 @@ are replaced by one MLP per modality on the benchmark's shared encoders' feature
 drop scheme is the one of `moddrop`. The real features of dropped modalities serve as
 targets (the inputs are there at training time; only the fusion is denied them). Needs at
 least two modalities.
+
+Reference code: none (`reference = ""`). This is rambench's own simplified design "in the
+style of" MMIN and ActionMAE, not a reimplementation of either; their authors' code
+(AIM3-RUC/MMIN@afeb523b86ec9ee6770ae19672b5718912ade1f8:models/mmin_model.py,
+sangminwoo/ActionMAE@0b257bd682e696d6788fce63e9854e1bee12402c:lib/modeling/actionmae.py)
+implements the architectures named above, which this file does not follow.
 """
 
 from __future__ import annotations

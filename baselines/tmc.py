@@ -1,11 +1,19 @@
-"""TMC: Trusted Multi-view Classification (reimplementation from the paper).
+"""TMC: Trusted Multi-view Classification.
 
 Z. Han, C. Zhang, H. Fu, J. T. Zhou, "Trusted Multi-View Classification", ICLR 2021.
+Follows the authors' code for the RGB-D setting,
+hanmenghan/TMC@08d0ca4c4461b6de1cf73514d8c621598bc2b504:ETMC TPAMI/models/TMC.py
+(KL lines 8-17, ce_loss lines 19-28, DS_Combin_two lines 55-91, forward lines 93-108) with the
+training step of ETMC TPAMI/train_TMC_nyud2.py (model_forward lines 51-60, annealing_epoch
+= 10 at line 37). The same repository's "TMC ICLR/model.py" has the same loss and
+combination (it averages the summed per-sample loss instead of summing per-view means,
+equal with every modality present) but a 1-based epoch counter and lambda_epochs = 50.
 
 Each modality m has an evidential head on its feature z_m: evidence e_m = softplus(W_m z_m +
-c_m) >= 0, a Dirichlet alpha_m = e_m + 1 with strength S_m = sum_k alpha_mk, and the
-subjective-logic opinion b_m = e_m / S_m (belief per class), u_m = K / S_m (uncertainty),
-sum_k b_mk + u_m = 1. Two opinions are fused with the reduced Dempster-Shafer rule
+c_m) >= 0 (TMC.py lines 106-107), a Dirichlet alpha_m = e_m + 1 with strength S_m = sum_k
+alpha_mk, and the subjective-logic opinion b_m = e_m / S_m (belief per class), u_m = K / S_m
+(uncertainty), sum_k b_mk + u_m = 1. Two opinions are fused with the reduced Dempster-Shafer
+rule
 
     C = sum_{i != j} b1_i b2_j,   b = (b1 b2 + b1 u2 + b2 u1) / (1 - C),   u = u1 u2 / (1 - C),
 
@@ -18,29 +26,30 @@ batch:
     L(alpha) = sum_j y_j (psi(S) - psi(alpha_j)) + lambda_t KL(Dir(alpha~) || Dir(1)),
     alpha~ = y + (1 - y) * alpha,   lambda_t = min(1, t / annealing_epochs),
 
-with psi the digamma function and t the 0-based epoch, set by the harness via start_epoch.
+with psi the digamma function and t the 0-based epoch (as i_epoch in train_TMC_nyud2.py),
+set by the harness via start_epoch.
 
-Hyper-parameters (defaults): annealing_epochs = 10 (the KL weight grows linearly from 0 at the
-first epoch and reaches 1 at epoch 10; 0 means a constant weight of 1).
+Hyper-parameters (defaults): annealing_epochs = 10 (the reference's --annealing_epoch; the
+KL weight is 0 in the first epoch and reaches 1 at epoch 10; 0 means a constant weight of 1).
 
-Missing modalities: an absent modality contributes the vacuous opinion (e = 0, so b = 0 and
-u = 1), which is the identity of the combination rule, so its input cannot influence the fused
-opinion; its own loss term averages over the samples where it is present only. A sample with
-every modality absent gets the vacuous fused Dirichlet alpha = 1 (uniform).
+Missing modalities (not in the reference): an absent modality contributes the vacuous
+opinion (e = 0, so b = 0 and u = 1), which is the identity of the combination rule, so its
+input cannot influence the fused opinion; its own loss term averages over the samples where
+it is present only. A sample with every modality absent gets the vacuous fused Dirichlet
+alpha = 1 (uniform).
 
 Prediction: forward returns log(alpha) of the fused Dirichlet. Its softmax is exactly the
-expected class probability alpha / S, and its argmax is the argmax of the fused belief
-(alpha_k = b_k S + 1 with one S per sample).
+expected class probability alpha / S, and its argmax is the argmax of the fused belief and
+of the fused evidence the reference's evaluation uses (alpha_k = b_k S + 1 with one S per
+sample).
 
-Deviations from the paper:
-- the per-view networks are the benchmark's encoders plus one linear evidence layer each (the
-  paper uses view-specific fully connected or convolutional nets ending in the evidence layer);
-- evidence uses softplus (the paper describes a non-negative activation such as ReLU; softplus
-  keeps a gradient for negative pre-activations);
-- the KL annealing horizon is an epoch count (10 by default); the paper anneals over a
-  dataset-dependent number of steps;
-- the Dirichlet arithmetic runs in float32 even under bf16 autocast (digamma and log-gamma of
-  large arguments are too coarse in bf16).
+Remaining deviations:
+- the per-view networks are the benchmark's encoders plus one linear evidence layer each
+  (the reference: ImageNet-pretrained ResNet-18s plus optional hidden layers, --hidden
+  empty by default, i.e. also one Linear), trained with the harness's optimiser (the
+  reference: Adam lr 1e-4, weight decay 1e-5);
+- the Dirichlet arithmetic runs in float32 even under bf16 autocast (digamma and log-gamma
+  of large arguments are too coarse in bf16).
 """
 
 from __future__ import annotations
@@ -120,6 +129,8 @@ class TMC(Method):
 
     family = "uncertainty"
     citation = "Han et al., Trusted Multi-View Classification, ICLR 2021"
+    reference = ("hanmenghan/TMC@08d0ca4c4461b6de1cf73514d8c621598bc2b504:"
+                 "ETMC TPAMI/models/TMC.py")
     Params = TMCParams
 
     def __init__(self, ctx: MethodContext, params: TMCParams | None = None):

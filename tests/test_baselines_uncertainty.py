@@ -157,9 +157,9 @@ def test_pdf_co_belief_and_relative_calibration_by_hand():
     w = fusion_weights(belief, present)
     w1 = 1 / (1 + math.exp(expected[1] - expected[0]))
     assert w[0].tolist() == pytest.approx([w1, 1 - w1], rel=1e-5)
-    # DU = sum_k |p_k - 1/3|: (0.7, 0.2, 0.1) -> 0.73333, (0.4, 0.3, 0.3) -> 0.13333
+    # DU = mean_k |p_k - 1/3|: (0.7, 0.2, 0.1) -> 0.73333 / 3, (0.4, 0.3, 0.3) -> 0.13333 / 3
     du = distribution_uniformity(torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.3, 0.3]]))
-    assert du.tolist() == pytest.approx([0.7333333, 0.1333333], rel=1e-5)
+    assert du.tolist() == pytest.approx([0.7333333 / 3, 0.1333333 / 3], rel=1e-5)
     # RC_1 = 0.7333 / 0.1333 = 5.5 -> min(1, .) = 1;  RC_2 = 0.1333 / 0.7333 = 0.181818
     rc = relative_calibration(du.view(1, 2), present)
     assert rc[0].tolist() == pytest.approx([1.0, 0.1333333 / 0.7333333], rel=1e-5)
@@ -196,16 +196,23 @@ def test_pdf_calibration_only_at_test_time_and_tcp_regression_is_detached():
 
 
 def test_ogm_coefficients_by_hand():
-    # s = (6, 3), alpha = 0.5: rho = (2, 0.5) -> k = (1 - tanh(0.5 * 1), 1) = (0.537883, 1)
+    # s = (6, 3), alpha = 0.5: rho = (2, 0.5)
+    # reference: k = (1 - tanh(0.5 * 2), 1) = (0.238406, 1);  shifted: (1 - tanh(0.5 * 1), 1)
     k = ogm_coefficients(torch.tensor([6.0, 3.0]), 0.5)
+    assert k.tolist() == pytest.approx([1 - math.tanh(1.0), 1.0])
+    k = ogm_coefficients(torch.tensor([6.0, 3.0]), 0.5, form="shifted")
     assert k.tolist() == pytest.approx([1 - math.tanh(0.5), 1.0])
     # three modalities, against the mean of the others: s = (4, 2, 2): rho = (2, 2/3, 2/3)
-    k = ogm_coefficients(torch.tensor([4.0, 2.0, 2.0]), 0.5)
+    k = ogm_coefficients(torch.tensor([4.0, 2.0, 2.0]), 0.5, form="shifted")
     assert k.tolist() == pytest.approx([1 - math.tanh(0.5), 1.0, 1.0])
+    k = ogm_coefficients(torch.tensor([4.0, 2.0, 2.0]), 0.5)
+    assert k.tolist() == pytest.approx([1 - math.tanh(1.0), 1.0, 1.0])
     # an invalid (absent) modality is unmodulated and not a reference
     k = ogm_coefficients(torch.tensor([4.0, 2.0, 9.0]), 0.5, torch.tensor([True, True, False]))
-    assert k.tolist() == pytest.approx([1 - math.tanh(0.5), 1.0, 1.0])
+    assert k.tolist() == pytest.approx([1 - math.tanh(1.0), 1.0, 1.0])
     assert ogm_coefficients(torch.tensor([4.0]), 0.5).tolist() == [1.0]
+    with pytest.raises(ValueError):
+        ogm_coefficients(torch.tensor([4.0, 2.0]), 0.5, form="other")
 
 
 def _ogm_pair(dim=8, in_dim=5, **params):
@@ -230,7 +237,9 @@ def _grads(method, batch):
 
 
 def test_ogm_scales_only_the_dominant_encoder_gradient():
-    plain, modulated, batch = _ogm_pair(alpha=10.0, generalization_enhancement=False)
+    # modulate="all": every encoder parameter (the linear test encoders have no conv layer)
+    plain, modulated, batch = _ogm_pair(alpha=10.0, generalization_enhancement=False,
+                                        modulate="all")
     _, g0 = _grads(plain, batch)
     out, g1 = _grads(modulated, batch)
     k = {m: out[f"k_{m}"].item() for m in ("audio", "visual")}
