@@ -15,7 +15,7 @@ from rambench.datasets import Dataset, Split, to_batch
 from rambench.device import autocast, to_device
 from rambench.methods import Method
 from rambench.provenance import code_version, device_description, git_commit, package_versions
-from rambench.schema import MethodInfo, Predictions, Record
+from rambench.schema import AV_FAMILY, AVEvent, MethodInfo, Predictions, Record
 
 if TYPE_CHECKING:
     from rambench.train import TrainSummary
@@ -59,10 +59,11 @@ def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
     job, condition = cell.job, cell.condition
     predictions = Predictions.from_probabilities(probabilities, labels)
     correct = predictions.correct
-    tested = [m for m, _ in condition.corruptions()] or (
-        [condition.test_modality] if getattr(condition, "test_modality", None) else [])
+    tested = condition.tested_modalities()
     families = [registry.get(name, dataset.modalities[m].kind).family
                 for m, name in condition.corruptions()]
+    if isinstance(condition, AVEvent):
+        families = [AV_FAMILY]
     details = {}
     if missing:
         details["missing_fraction"] = {m: float(v.mean()) for m, v in missing.items()}

@@ -32,16 +32,18 @@ from typing import Any
 
 import yaml
 
+from corruptions import av_events
 from corruptions import registry as corruption_registry
-from corruptions.scales import SCALE_CHOICES
 from corruptions.registry import SEVERITIES, unknown_name_message
+from corruptions.scales import SCALE_CHOICES
 from rambench.errors import UsageError
-from rambench.schema import Clean, Condition, Corrupt, Drop, Mixed, RandomMissing
+from rambench.schema import AVEvent, Clean, Condition, Corrupt, Drop, Mixed, RandomMissing
 
 TOP_KEYS = ("seeds", "methods", "epochs", "set", "conditions", "description",
             "severity_scale")
 CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "missing_rates",
-                  "mixed")
+                  "mixed", "av")
+AV_KEYS = ("events", "severities", "noise_dir")
 MIXED_KEYS = ("corruptions", "severities", "probability", "protocol")
 # mixed protocols: the corruption each modality kind gets, and the probability
 MIXED_PROTOCOLS = {"qmf": ({"image": "qmf_gaussian_noise", "audio": "gaussian_noise"}, 0.5)}
@@ -244,7 +246,42 @@ def expand_conditions(
     out += [RandomMissing(float(r)) for r in rates]
     if "mixed" in spec:
         out += _mixed_conditions(spec["mixed"], kinds, source)
+    if "av" in spec:
+        out += _av_conditions(spec["av"], kinds, source)
     return out
+
+
+def _av_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condition]:
+    """Co-occurring audio-visual events on the dataset's first image and audio modality."""
+    spec = _check_keys(spec if spec is not None else {}, AV_KEYS, source, "conditions.av")
+    image = [m for m, k in kinds.items() if k == "image"]
+    audio = [m for m, k in kinds.items() if k == "audio"]
+    if not image or not audio:
+        found = ", ".join(f"{m} ({k})" for m, k in kinds.items())
+        _fail(source, "conditions.av", f"audio-visual events need an image and an audio "
+                                       f"modality; this dataset has {found}")
+    events = _names(spec.get("events", "all"), av_events.names(), "audio-visual event",
+                    source, "conditions.av.events")
+    severities = _int_list(spec.get("severities", list(SEVERITIES)), source,
+                           "conditions.av.severities", SEVERITIES)
+    noise_dir = digest = None
+    if spec.get("noise_dir") is not None:
+        folder = Path(str(spec["noise_dir"])).expanduser().resolve()
+        if not folder.is_dir():
+            _fail(source, "conditions.av.noise_dir", f"no such folder: {folder}")
+        noise_dir, digest = str(folder), _folder_digest(folder, events)
+    return [AVEvent(e, s, (image[0], audio[0]), noise_dir, digest)
+            for e in events for s in severities]
+
+
+def _folder_digest(folder: Path, events: list[str]) -> str:
+    """A hash of the recordings an AV condition reads, so that new files mean new results."""
+    sha = hashlib.sha256()
+    for event in events:
+        for path in sorted((folder / event).glob("*.wav")) if (folder / event).is_dir() else []:
+            sha.update(f"{event}/{path.name}".encode())
+            sha.update(path.read_bytes())
+    return sha.hexdigest()[:16]
 
 
 def _mixed_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condition]:

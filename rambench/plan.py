@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from corruptions import av_events
 from corruptions.backends import backend_id
 from rambench.config import MethodSpec, StudySpec
 from rambench.identity import harness_fingerprint
-from rambench.schema import Condition, Record
+from rambench.schema import AVEvent, Condition, Record
 from rambench.store import Store
 
 
@@ -154,6 +155,8 @@ class Plan:
 def condition_backends(condition: Condition, kinds: dict[str, str], backend: str,
                        device) -> dict[str, str]:
     """What produces each corruption a condition applies (library, version, device)."""
+    if isinstance(condition, AVEvent):  # one numpy implementation, on the CPU
+        return {condition.event: av_events.BACKEND}
     return {name: backend_id(name, kinds[m], backend, device)
             for m, name in condition.corruptions()}
 

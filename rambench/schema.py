@@ -43,8 +43,15 @@ class Condition:
         raise NotImplementedError
 
     def corruptions(self) -> tuple[tuple[str, str], ...]:
-        """(modality, corruption) pairs this condition applies."""
+        """(modality, corruption) pairs this condition applies (from the corruption
+        library's per-modality registry)."""
         return ()
+
+    def tested_modalities(self) -> tuple[str, ...]:
+        """The modalities whose inputs this condition changes or removes."""
+        pairs = tuple(m for m, _ in self.corruptions())
+        modality = getattr(self, "test_modality", None)
+        return pairs or ((modality,) if modality else ())
 
     def axes(self) -> dict[str, Any]:
         """The condition's value on each of `AXES` (None where it has none)."""
@@ -54,7 +61,8 @@ class Condition:
         out: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = [list(p) for p in value] if isinstance(value, tuple) else value
+            out[f.name] = ([list(p) if isinstance(p, tuple) else p for p in value]
+                           if isinstance(value, tuple) else value)
         return out
 
 
@@ -85,6 +93,37 @@ class Corrupt(Condition):
 
     def corruptions(self) -> tuple[tuple[str, str], ...]:
         return ((self.test_modality, self.corruption),)
+
+
+AV_FAMILY = "av_event"  # the corruption family of every co-occurring audio-visual event
+
+
+@dataclass(frozen=True)
+class AVEvent(Condition):
+    """One real-world event corrupting the image and the audio of every sample at once, with
+    a shared severity (rain on the lens and on the soundtrack, ...; `corruptions.av_events`)."""
+
+    kind: ClassVar[str] = "av"
+    event: str
+    severity: int
+    modalities: tuple[str, str]  # (image modality, audio modality)
+    noise_dir: str | None = None  # real recordings <noise_dir>/<event>/*.wav, if given
+    noise_digest: str | None = None  # hash of those files' contents: part of the key
+
+    @property
+    def label(self) -> str:
+        return f"av:{self.event}@{self.severity}"
+
+    @property
+    def test_modality(self) -> str:
+        return "+".join(self.modalities)
+
+    @property
+    def corruption(self) -> str:
+        return self.event
+
+    def tested_modalities(self) -> tuple[str, ...]:
+        return self.modalities
 
 
 @dataclass(frozen=True)
@@ -141,7 +180,7 @@ class Mixed(Condition):
 
 
 CONDITION_TYPES: dict[str, type[Condition]] = {
-    cls.kind: cls for cls in (Clean, Corrupt, Drop, RandomMissing, Mixed)}
+    cls.kind: cls for cls in (Clean, Corrupt, AVEvent, Drop, RandomMissing, Mixed)}
 CONDITION_KINDS = tuple(CONDITION_TYPES)
 MISSING_KINDS = ("drop", "random_missing")
 
@@ -153,6 +192,8 @@ def condition_from_json(data: dict[str, Any]) -> Condition:
         raise ValueError(f"unknown condition kind {kind!r}; kinds: {', '.join(CONDITION_KINDS)}")
     if "pairs" in data:
         data["pairs"] = tuple(tuple(p) for p in data["pairs"])
+    if "modalities" in data:
+        data["modalities"] = tuple(data["modalities"])
     return CONDITION_TYPES[kind](**data)
 
 

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from corruptions import av_events
 from corruptions.backends import DEFAULT_BACKEND, corrupt_batch
-from corruptions.scales import DEFAULT_SCALE
 from corruptions.missing import random_missing_mask
+from corruptions.scales import DEFAULT_SCALE
 from rambench.cache import CorruptionCache
 from rambench.datasets import Dataset, Split
-from rambench.schema import Condition, Corrupt, Drop, Mixed, RandomMissing
+from rambench.schema import AVEvent, Condition, Corrupt, Drop, Mixed, RandomMissing
 
 
 def sample_seeds(seed: int, data_key: str, n: int, stream: int = 0) -> np.ndarray:
@@ -102,4 +103,30 @@ def build_test_inputs(
     elif isinstance(condition, Mixed):
         for stream, (modality, name) in enumerate(condition.pairs, start=1):
             inputs[modality] = corrupted(modality, name, stream, condition.probability)
+    elif isinstance(condition, AVEvent):
+        inputs.update(_av_inputs(dataset, split, condition, seed, data_key, cache))
     return TestInputs(inputs, missing)
+
+
+def _av_inputs(dataset: Dataset, split: Split, condition: AVEvent, seed: int, data_key: str,
+               cache: CorruptionCache | None) -> dict[str, np.ndarray]:
+    """Both modalities of an audio-visual event, one seed per sample; the crowd babble draws
+    from the whole split's clean audio (never the batch's), so it does not depend on batching."""
+    image_m, audio_m = condition.modalities
+    if cache is not None:
+        hits = {m: cache.get(data_key, m) for m in condition.modalities}
+        if all(v is not None for v in hits.values()):
+            return hits
+    seeds = sample_seeds(seed, data_key, len(split)).tolist()
+    audio = np.asarray(split.inputs[audio_m], dtype=np.float32)
+    images, sound, _ = av_events.apply_event(
+        condition.event, np.asarray(split.inputs[image_m]), audio, condition.severity, seeds,
+        dataset.modalities[audio_m].sample_rate, pool=list(audio),
+        noise_dir=condition.noise_dir)
+    out = {image_m: images, audio_m: sound}
+    if cache is not None:
+        for m, array in out.items():
+            cache.put(data_key, m, array, {
+                "dataset_version": dataset.version, "seed": seed,
+                "condition": condition.to_json(), "backend": av_events.BACKEND})
+    return out

@@ -7,7 +7,9 @@ from corruptions import registry
 from corruptions.backends import corrupt_batch
 from rambench.cache import CorruptionCache
 from rambench.datasets import Split, datasets
-from rambench.schema import Corrupt, Drop, Mixed, RandomMissing
+from rambench.errors import UsageError
+from rambench.grid import expand_conditions
+from rambench.schema import AVEvent, Corrupt, Drop, Mixed, RandomMissing, condition_from_json
 from rambench.test_inputs import build_test_inputs, sample_seeds
 
 
@@ -104,3 +106,47 @@ def test_cache_reuses_identical_data_and_rebuilds_a_damaged_entry(avdigits, tmp_
     path.with_suffix(".json").unlink()
     assert cache.get("ab" * 10, "visual") is None
     assert cache.clear() == 1 and cache.info().entries == 0
+
+
+def test_an_av_event_corrupts_both_modalities_with_the_split_as_babble_pool(avdigits, tmp_path):
+    dataset, split = avdigits
+    cond = AVEvent("crowd", 4, ("visual", "audio"))
+    first = build_test_inputs(dataset, split, cond, 0, "3c" * 10)
+    for m in ("visual", "audio"):
+        assert first.inputs[m].shape == split.inputs[m].shape
+        assert first.inputs[m].dtype == split.inputs[m].dtype
+        assert not np.array_equal(first.inputs[m], split.inputs[m]), m
+    # the same seed and key give the same inputs; the cache returns them unchanged
+    cache = CorruptionCache(tmp_path)
+    built = build_test_inputs(dataset, split, cond, 0, "3c" * 10, cache=cache)
+    cached = build_test_inputs(dataset, split, cond, 0, "3c" * 10, cache=cache)
+    for m in ("visual", "audio"):
+        assert np.array_equal(built.inputs[m], first.inputs[m])
+        assert np.array_equal(cached.inputs[m], first.inputs[m])
+    assert cache.hits == 2
+    # another seed, other draws
+    other = build_test_inputs(dataset, split, cond, 1, "3c" * 10)
+    assert not np.array_equal(other.inputs["audio"], first.inputs["audio"])
+
+
+def test_av_conditions_from_a_grid(tmp_path):
+    kinds = {"visual": "image", "audio": "audio"}
+    conditions = expand_conditions({"clean": False, "av": {"events": ["rain", "fire"],
+                                                           "severities": [1, 5]}}, kinds, "g")
+    assert [c.label for c in conditions] == ["av:rain@1", "av:rain@5", "av:fire@1",
+                                             "av:fire@5"]
+    assert all(c.modalities == ("visual", "audio") for c in conditions)
+    assert condition_from_json(conditions[0].to_json()) == conditions[0]
+    with pytest.raises(UsageError, match="need an image and an audio modality"):
+        expand_conditions({"av": {}}, {"visual": "image"}, "g")
+    with pytest.raises(UsageError, match="unknown audio-visual event 'rian'"):
+        expand_conditions({"av": {"events": ["rian"]}}, kinds, "g")
+    # real recordings are part of the condition: other files, another key
+    (tmp_path / "rain").mkdir()
+    (tmp_path / "rain" / "a.wav").write_bytes(b"RIFF-one")
+    first = expand_conditions({"av": {"events": ["rain"], "noise_dir": str(tmp_path)}},
+                              kinds, "g")[1]
+    (tmp_path / "rain" / "a.wav").write_bytes(b"RIFF-two")
+    second = expand_conditions({"av": {"events": ["rain"], "noise_dir": str(tmp_path)}},
+                               kinds, "g")[1]
+    assert first.noise_dir == str(tmp_path.resolve()) and first.noise_digest != second.noise_digest

@@ -39,7 +39,7 @@ MARK_TEXT = {"md": {"win": "▲", "loss": "▼"}, "html": {"win": "▲", "loss":
 LEADERBOARD_METRICS = {  # --metric name -> leaderboard column
     "clean": "clean", "mpc": "mPC", "rpc": "rPC", "mce": "mCE", "rmce": "rel. mCE",
     "auc": "severity AUC", "missing": "missing", "missing_auc": "missing AUC",
-    "er": "eff. robustness", "mixed": "mixed",
+    "er": "eff. robustness", "av": "AV events", "mixed": "mixed",
 }
 
 Test = Callable[[str, str, str], "st.Paired | None"]  # (dataset, method, against)
@@ -56,10 +56,12 @@ def condition_label(row: pd.Series) -> str:
         return f"missing rate {row['missing_rate']:g}"
     if kind == "mixed":
         return f"mixed {row['corruption']} s{row['severity']}"
+    if kind == "av":
+        return f"AV {row['corruption']} s{row['severity']}"
     return f"{row['test_modality']} {row['corruption']} s{row['severity']}"
 
 
-KIND_ORDER = {"clean": 0, "corruption": 1, "drop": 2, "random_missing": 3, "mixed": 4}
+KIND_ORDER = {"clean": 0, "corruption": 1, "av": 2, "drop": 3, "random_missing": 4, "mixed": 5}
 
 
 def _ordered_conditions(acc: pd.DataFrame) -> pd.DataFrame:
@@ -300,6 +302,9 @@ def main_columns(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
         columns.append(Column(f"{modality_label(tidy, modality)} mPC",
                               by_modality[by_modality["test_modality"] == modality],
                               test=tests.test(modality)))
+    if (tidy["condition_kind"] == "av").any():
+        columns.append(Column("AV events", metrics.group_score(tidy, "av"),
+                              test=_paired(corr, _is("av"), "equal")))
     columns.append(Column("missing", metrics.group_score(tidy, MISSING_KINDS),
                           test=_paired(corr, _is(*MISSING_KINDS), "equal")))
     columns.append(_mce_column(tidy, corr, reference, notes, relative=False))
@@ -440,6 +445,8 @@ def leaderboard_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
         Column("missing", metrics.group_score(tidy, MISSING_KINDS),
                test=_paired(corr, _is(*MISSING_KINDS), "equal")),
         Column("missing AUC", metrics.missing_rate_auc(tidy)),
+        Column("AV events", metrics.group_score(tidy, "av"),
+               test=_paired(corr, _is("av"), "equal")),
         Column("mixed", metrics.group_score(tidy, "mixed"),
                test=_paired(corr, _is("mixed"), "equal")),
     ]

@@ -1,0 +1,882 @@
+"""Co-occurring audio-visual corruptions: one real-world event corrupts both modalities of a
+sample at once, with one shared severity (after AVRobustBench, Maharana et al., NeurIPS
+2025; see docs/av-events.md for the parameter table and how this differs from it).
+
+Each event is one frozen `AVEvent`: its name, a description, the image parameters and the
+audio parameters of severities 1-5, and the functions that apply them. The events:
+
+rain, wind, crowd, underwater, fire, interference, compression, sensor_noise.
+
+`apply_event(name, images, audio, severity, seeds, sample_rate, pool=None, noise_dir=None)`
+corrupts a batch: images uint8 (N, H, W, C) stills or (N, T, H, W, C) clips, C in {1, 3};
+audio float32 (N, L) in [-1, 1]; one integer seed per sample. It returns
+(images, audio, details) with the same shapes and dtypes and one dict of drawn parameters
+per sample. Either side may be None (then None comes back for it).
+
+Determinism: every random draw derives from (seed, event name) through
+`numpy.random.SeedSequence`, with separate streams for the image, the audio, the
+cross-modal draws (e.g. where interference drops out) and the noise bed; never global RNG
+state, never the severity. So a sample sees the same rain drops, the same noise waveform,
+the same people at every severity; the severity only scales them (draws are nested:
+severity 3's drops are a subset of severity 4's). A sample's output depends only on
+(sample, event, severity, seed, sample_rate, pool contents, noise files), not on the batch.
+
+Images: corrupted as float32 RGB in [0, 1]; one-channel images are replicated to RGB,
+corrupted, and the rounded mean of the three uint8 output channels is returned (as
+corruptions.image does). Clips: all frames of a clip share the event's draws (same rain
+angle, same people, same smoke), with two exceptions, documented per event: rain drops
+fall (the drop field moves by half a streak length per frame along the streak) and
+sensor noise is drawn afresh per frame; interference glitches only the frames whose time
+span overlaps an audio dropout (the two sides of one event), each with its own glitch.
+
+Audio: an optional transform (underwater: a resonant low-pass; interference: dropouts;
+compression: low-rate mu-law coding) followed, for events with an `snr_db` parameter, by a
+noise bed scaled to that SNR relative to the RMS of the *clean* clip (audiomentations'
+convention, as corruptions.audio): bed RMS = RMS(clip) / 10^(snr/20), exactly (the bed is
+normalised to unit RMS first). A silent clip therefore gets no bed. The bed is synthetic
+(procedural, per event), babble of other clips for crowd (from `pool`), or a real
+recording from `noise_dir/<event>/*.wav` when `noise_dir` is given. The output is clipped
+to [-1, 1] (a recorder saturates) and keeps the input's length.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import math
+import operator
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+from scipy import ndimage, signal
+from scipy.io import wavfile
+
+from corruptions.registry import SEVERITIES, unknown_name_message
+
+BACKEND = "rambench-av/1"  # bump when an event's output changes for the same seed
+MIN_IMAGE_SIZE = 8
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def _params(rows: Mapping[str, Sequence[Any]]) -> tuple[Mapping[str, Any], ...]:
+    """{'a': (a1..a5), 'b': (b1..b5)} -> 5 read-only dicts, one per severity."""
+    for key, values in rows.items():
+        if len(values) != len(SEVERITIES):
+            raise ValueError(f"{key}: {len(values)} values for {len(SEVERITIES)} severities")
+    return tuple(MappingProxyType({k: v[i] for k, v in rows.items()})
+                 for i in range(len(SEVERITIES)))
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def _unit_rms(x: np.ndarray) -> np.ndarray:
+    r = _rms(x)
+    return x / r if r > 0 else np.zeros_like(x)
+
+
+def _luma(frames: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (..., 1) Rec. 601 luminance."""
+    return (frames @ np.array([0.299, 0.587, 0.114], dtype=frames.dtype))[..., None]
+
+
+def _line_kernel(length: float, angle_deg: float) -> np.ndarray:
+    """A line of `length` px through the centre of an odd square kernel, `angle_deg`
+    counter-clockwise from the +x axis (image rows grow downwards), splatted bilinearly;
+    peak 1 (not normalised)."""
+    length = max(float(length), 1.0)
+    n = int(math.ceil(length)) // 2 * 2 + 1
+    c = (n - 1) / 2
+    a = math.radians(angle_deg)
+    t = np.linspace(-(length - 1) / 2, (length - 1) / 2, 4 * n)
+    xs, ys = c + t * math.cos(a), c - t * math.sin(a)
+    k = np.zeros((n, n), dtype=np.float64)
+    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    fx, fy = xs - x0, ys - y0
+    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
+                      (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        xi, yi = np.clip(x0 + dx, 0, n - 1), np.clip(y0 + dy, 0, n - 1)
+        np.add.at(k, (yi, xi), w)
+    return (k / k.max()).astype(np.float32)
+
+
+def _filter(frame: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    return cv2.filter2D(frame, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+
+
+def _fractal(h: int, w: int, rng: np.random.Generator, octaves: int = 5,
+             persistence: float = 0.55, base: int = 2) -> np.ndarray:
+    """Value-noise fBm in [0, 1], (h, w) float32: a fog/smoke-like cloud field."""
+    out = np.zeros((h, w), dtype=np.float32)
+    amp, total = 1.0, 0.0
+    for o in range(octaves):
+        gh, gw = base * 2**o + 1, max(2, round((base * 2**o) * w / h)) + 1
+        grid = rng.random((gh, gw), dtype=np.float32)
+        out += amp * cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+        total += amp
+        amp *= persistence
+    out -= out.min()
+    peak = out.max()
+    return out / peak if peak > 0 else out
+
+
+def _gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        return frames
+    return ndimage.gaussian_filter(frames, sigma=(0, sigma, sigma, 0), mode="reflect",
+                                   truncate=3.0)
+
+
+def _butter(x: np.ndarray, cutoff: float, sample_rate: int, btype: str,
+            order: int = 2) -> np.ndarray:
+    """Causal Butterworth filter; a cutoff at or past Nyquist leaves x unchanged (lowpass)
+    or silences it (highpass)."""
+    nyquist = sample_rate / 2
+    if cutoff >= 0.99 * nyquist:
+        return x.copy() if btype == "lowpass" else np.zeros_like(x)
+    sos = signal.butter(order, cutoff / nyquist, btype=btype, output="sos")
+    return signal.sosfilt(sos, x)
+
+
+def _smooth_noise(length: int, step: int, rng: np.random.Generator) -> np.ndarray:
+    """N(0, 1) values every `step` samples, linearly interpolated: a slow random curve."""
+    points = rng.standard_normal(length // max(step, 1) + 2)
+    return np.interp(np.arange(length) / max(step, 1), np.arange(len(points)), points)
+
+
+def _impulse_bank(length: int, rate_per_s: float, sample_rate: int,
+                  rng: np.random.Generator, kernels: Sequence[np.ndarray],
+                  pareto: float | None) -> np.ndarray:
+    """Poisson impulses (rate per second), each shaped by one of `kernels`; amplitudes
+    log-normal, or heavy-tailed (Pareto with shape `pareto`) when given."""
+    n = int(rng.poisson(rate_per_s * length / sample_rate))
+    positions = rng.integers(0, length, n)
+    amps = (rng.pareto(pareto, n) + 1) if pareto else rng.lognormal(0.0, 0.6, n)
+    amps *= rng.choice((-1.0, 1.0), n)
+    which = rng.integers(0, len(kernels), n)
+    out = np.zeros(length)
+    for k, kernel in enumerate(kernels):
+        train = np.zeros(length)
+        sel = which == k
+        np.add.at(train, positions[sel], amps[sel])
+        if sel.any():
+            out += signal.fftconvolve(train, kernel)[:length]
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# image sides: f(frames float32 (T, H, W, 3) in [0, 1], params, rng, shared) -> (frames, info)
+
+
+def _rain_image(frames, p, rng, shared):
+    t, h, w, _ = frames.shape
+    angle = float(rng.uniform(-20.0, 20.0))  # degrees off vertical (wind-blown)
+    seed_field = rng.random((h, w), dtype=np.float32)
+    intensity = rng.uniform(0.5, 1.0, (h, w)).astype(np.float32)
+    drops = np.where(seed_field < p["drop_density"], intensity, 0).astype(np.float32)
+    length = max(2.0, p["streak_length"] * h)
+    kernel = _line_kernel(length, 90.0 + angle)
+    step = 0.5 * length  # fall per frame
+    colour = np.array([0.80, 0.85, 0.92], dtype=np.float32)
+    grey = _luma(frames)
+    base = frames * (1 - p["haze"]) * p["darken"] + p["haze"] * grey
+    out = np.empty_like(frames)
+    for i in range(t):
+        dy = round(i * step * math.cos(math.radians(angle)))
+        dx = round(i * step * math.sin(math.radians(angle)))
+        layer = np.clip(_filter(np.roll(drops, (dy, dx), axis=(0, 1)), kernel), 0, 1)
+        streaks = p["streak_alpha"] * layer[..., None] * colour
+        out[i] = 1 - (1 - base[i]) * (1 - streaks)  # screen blend: streaks lighten
+    return out, {"rain_angle_deg": round(angle, 3), "drops": int((drops > 0).sum())}
+
+
+def _wind_image(frames, p, rng, shared):
+    t, h, w, _ = frames.shape
+    angle = float(rng.uniform(-45.0, 45.0))
+    dust = _fractal(h, w, rng)[..., None]
+    length = max(2.0, p["blur_length"] * min(h, w))
+    kernel = _line_kernel(length, angle)
+    kernel /= kernel.sum()
+    blurred = np.stack([_filter(f, kernel) for f in frames])
+    colour = np.array([0.76, 0.70, 0.60], dtype=np.float32)  # dust
+    alpha = p["dust_alpha"] * dust
+    return blurred * (1 - alpha) + alpha * colour, {"wind_angle_deg": round(angle, 3)}
+
+
+CROWD_MAX_PEOPLE = 5
+
+
+def _crowd_image(frames, p, rng, shared):
+    """Dark head-and-shoulders silhouettes standing in front of the camera (bottom edge)."""
+    t, h, w, _ = frames.shape
+    centres = rng.uniform(0.0, 1.0, CROWD_MAX_PEOPLE)
+    widths = rng.uniform(0.8, 1.2, CROWD_MAX_PEOPLE)
+    heights = rng.uniform(0.85, 1.15, CROWD_MAX_PEOPLE)
+    # dark clothing: a grey level with a little hue
+    colours = (rng.uniform(0.05, 0.3, (CROWD_MAX_PEOPLE, 1))
+               * rng.uniform(0.75, 1.25, (CROWD_MAX_PEOPLE, 3))).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = frames.copy()
+    people = []
+    for k in range(p["people"]):
+        ph = p["height"] * h * heights[k]
+        pw = p["width"] * w * widths[k]
+        cx = centres[k] * w
+        shoulders = (((xx - cx) / (0.5 * pw)) ** 2 + ((yy - (h + 0.05 * ph)) / (0.55 * ph)) ** 2
+                     <= 1)
+        head = (((xx - cx) / (0.21 * pw)) ** 2 + ((yy - (h - 0.68 * ph)) / (0.25 * ph)) ** 2
+                <= 1)
+        mask = ndimage.gaussian_filter((shoulders | head).astype(np.float32), 0.7)[..., None]
+        out = out * (1 - mask) + mask * colours[k]
+        people.append((round(float(cx), 1), round(float(ph), 1)))
+    return out, {"people_x_height_px": people}
+
+
+def _underwater_image(frames, p, rng, shared):
+    gains = np.array([p["red_gain"], p["green_gain"], 1.0], dtype=np.float32)
+    x = frames * gains
+    x = _gaussian_blur(x, p["blur"] * min(frames.shape[1:3]))
+    mean = _luma(x).mean(axis=(1, 2, 3), keepdims=True)
+    x = mean + p["contrast"] * (x - mean)
+    water = np.array(UNDERWATER_WATER_RGB, dtype=np.float32)
+    return x * (1 - p["haze"]) + p["haze"] * water, {}
+
+
+UNDERWATER_WATER_RGB = (0.05, 0.35, 0.45)
+
+
+def _fire_image(frames, p, rng, shared):
+    t, h, w, _ = frames.shape
+    smoke = _fractal(h, w, rng)
+    # smoke rises: denser towards the top; the fire glows from the bottom
+    rows = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]  # 0 top .. 1 bottom
+    density = (p["smoke_alpha"] * smoke * (1.15 - 0.3 * rows))[..., None]
+    glow = (p["glow"] * rows**2)[..., None] * np.array([1.0, 0.45, 0.1], dtype=np.float32)
+    warm = np.array([1.0, 0.88, 0.7], dtype=np.float32)
+    x = frames * ((1 - p["tint"]) + p["tint"] * warm) + glow
+    smoke_colour = np.array([0.36, 0.34, 0.33], dtype=np.float32)
+    return x * (1 - density) + density * smoke_colour, {}
+
+
+GLITCH_MAX_BANDS = 8
+GLITCH_MAX_BLOCKS = 4
+
+
+def _glitch(frame: np.ndarray, p: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
+    """Shifted row bands (with an RGB split) and displaced blocks; draws are for the most
+    severe setting, the severity uses the first ones (nested)."""
+    h, w, _ = frame.shape
+    ys = rng.random(GLITCH_MAX_BANDS)
+    hs = rng.random(GLITCH_MAX_BANDS)
+    shifts = rng.uniform(-1, 1, GLITCH_MAX_BANDS)
+    blocks = rng.random((GLITCH_MAX_BLOCKS, 4))
+    out = frame.copy()
+    split = round(p["rgb_split"] * w)
+    for k in range(p["bands"]):
+        bh = max(1, round(hs[k] * p["band_height"] * h))
+        y0 = min(int(ys[k] * h), h - bh)
+        shift = round(shifts[k] * p["shift"] * w)
+        band = np.roll(frame[y0:y0 + bh], shift, axis=1)
+        if split:
+            band[..., 0] = np.roll(band[..., 0], split, axis=1)
+            band[..., 2] = np.roll(band[..., 2], -split, axis=1)
+        out[y0:y0 + bh] = band
+    bh, bw = max(1, h // 6), max(1, w // 6)
+    for k in range(p["blocks"]):
+        sy, sx, dy, dx = blocks[k]
+        sy, dy = int(sy * (h - bh)), int(dy * (h - bh))
+        sx, dx = int(sx * (w - bw)), int(dx * (w - bw))
+        out[dy:dy + bh, dx:dx + bw] = frame[sy:sy + bh, sx:sx + bw]
+    return out
+
+
+def _interference_image(frames, p, rng, shared):
+    t = len(frames)
+    if t == 1:
+        hit = [0]
+    else:  # frames whose time span [i/T, (i+1)/T) overlaps a dropout
+        hit = [i for i in range(t)
+               if any(a < (i + 1) / t and b > i / t for a, b in shared["dropouts"])]
+    out = frames.copy()
+    for i in range(t):
+        frame_rng = np.random.default_rng(rng.integers(2**63))  # one stream per frame
+        if i in hit:
+            out[i] = _glitch(frames[i], p, frame_rng)
+    return out, {"glitched_frames": hit}
+
+
+def _compression_image(frames, p, rng, shared):
+    out = np.empty_like(frames)
+    for i, f in enumerate(frames):
+        buffer = io.BytesIO()
+        Image.fromarray(np.rint(f * 255).astype(np.uint8)).save(
+            buffer, format="JPEG", quality=p["jpeg_quality"])
+        out[i] = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
+    return out, {}
+
+
+def _sensor_image(frames, p, rng, shared):
+    """Poisson-Gaussian sensor noise: std sqrt(a x + b^2), fresh per frame."""
+    z = rng.standard_normal(frames.shape, dtype=np.float32)
+    sigma = np.sqrt(p["shot_a"] * frames + p["read_b"] ** 2)
+    return frames + sigma * z, {}
+
+
+# ---------------------------------------------------------------------------------------
+# audio sides. transform: f(x float64 (L,), params, rng, sample_rate, shared) -> (y, info);
+# bed: f(length, params, rng, sample_rate) -> noise (any scale; normalised afterwards)
+
+
+def _rain_bed(length, p, rng, sr):
+    kernels = []
+    for _ in range(8):  # droplet "plinks": short damped sinusoids, 1.5-5 kHz
+        f = min(rng.uniform(1500, 5000), 0.45 * sr)
+        tau = rng.uniform(0.001, 0.004)
+        n = max(2, int(5 * tau * sr))
+        tt = np.arange(n) / sr
+        kernels.append(np.exp(-tt / tau) * np.sin(2 * np.pi * f * tt))
+    drops = _impulse_bank(length, p["drops_per_s"], sr, rng, kernels, None)
+    hiss = _butter(rng.standard_normal(length), 2000.0, sr, "highpass")
+    hiss = hiss if _rms(hiss) > 0 else rng.standard_normal(length)
+    return (math.sqrt(1 - p["hiss"]) * _unit_rms(drops) + math.sqrt(p["hiss"]) * _unit_rms(hiss))
+
+
+def _wind_bed(length, p, rng, sr):
+    rumble = _butter(rng.standard_normal(length), 400.0, sr, "lowpass", order=2)
+    gust = _smooth_noise(length, int(0.3 * sr), rng)
+    gust /= max(np.abs(gust).max(), 1e-12)
+    return _unit_rms(rumble) * np.clip(1 + p["gust_depth"] * gust, 0, None)
+
+
+def _underwater_bed(length, p, rng, sr):
+    return _butter(rng.standard_normal(length), 300.0, sr, "lowpass", order=2)
+
+
+def _fire_bed(length, p, rng, sr):
+    kernels = []
+    for _ in range(8):  # crackles: sub-millisecond to 3 ms noise bursts, high-passed
+        n = max(2, int(rng.uniform(0.0005, 0.003) * sr))
+        burst = rng.standard_normal(n) * np.exp(-np.arange(n) / (n / 4))
+        kernels.append(burst - burst.mean())
+    crackle = _impulse_bank(length, p["crackles_per_s"], sr, rng, kernels, 1.5)
+    crackle = _butter(crackle, 800.0, sr, "highpass")
+    rumble = _butter(rng.standard_normal(length), 150.0, sr, "lowpass", order=2)
+    return math.sqrt(0.6) * _unit_rms(crackle) + math.sqrt(0.4) * _unit_rms(rumble)
+
+
+def _white_bed(length, p, rng, sr):
+    return rng.standard_normal(length)
+
+
+def resonant_lowpass(cutoff: float, q: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """RBJ-cookbook biquad low-pass (b, a), scaled to a peak gain of 1 (0 dB)."""
+    w0 = 2 * math.pi * min(cutoff, 0.45 * sample_rate) / sample_rate
+    alpha = math.sin(w0) / (2 * q)
+    cos = math.cos(w0)
+    b = np.array([(1 - cos) / 2, 1 - cos, (1 - cos) / 2])
+    a = np.array([1 + alpha, -2 * cos, 1 - alpha])
+    b, a = b / a[0], a / a[0]
+    _, response = signal.freqz(b, a, worN=4096)
+    return b / np.abs(response).max(), a
+
+
+def _underwater_audio(x, p, rng, sr, shared):
+    b, a = resonant_lowpass(p["cutoff_hz"], p["q"], sr)
+    return signal.lfilter(b, a, x), {}
+
+
+def _interference_shared(p_image, p_audio, rng):
+    """Dropout spans as fractions of the clip: one in each of n equal parts (no overlap)."""
+    n, total = p_audio["dropouts"], p_audio["dropout_fraction"]
+    each = total / n
+    starts = [(i + rng.random() * (1 - each * n)) / n for i in range(n)]
+    return {"dropouts": [(s, s + each) for s in starts]}
+
+
+def dropout_samples(dropouts: Sequence[tuple[float, float]], length: int
+                    ) -> list[tuple[int, int]]:
+    """Fractional dropout spans -> (start, stop) sample indices."""
+    return [(round(a * length), min(length, round(b * length))) for a, b in dropouts]
+
+
+def _interference_audio(x, p, rng, sr, shared):
+    y = x.copy()
+    spans = dropout_samples(shared["dropouts"], len(x))
+    for a, b in spans:
+        y[a:b] = 0.0
+    return y, {"dropouts": spans}
+
+
+def mu_law_quantize(x: np.ndarray, bits: int) -> np.ndarray:
+    """mu-law companding with 2^bits levels (mu = 2^bits - 1), encode + decode; x is
+    clipped to [-1, 1] first."""
+    mu = 2**bits - 1
+    x = np.clip(x, -1.0, 1.0)
+    y = np.sign(x) * np.log1p(mu * np.abs(x)) / math.log1p(mu)
+    q = np.rint((y + 1) / 2 * mu)  # 0 .. mu
+    y = 2 * q / mu - 1
+    return np.sign(y) * np.expm1(np.abs(y) * math.log1p(mu)) / mu
+
+
+def _compression_audio(x, p, rng, sr, shared):
+    target = min(int(p["codec_rate_hz"]), sr)
+    if target < sr:
+        g = math.gcd(sr, target)
+        low = signal.resample_poly(x, target // g, sr // g)
+        low = mu_law_quantize(low, p["bits"])
+        y = signal.resample_poly(low, sr // g, target // g)[:len(x)]
+        y = np.pad(y, (0, len(x) - len(y)))
+    else:
+        y = mu_law_quantize(x, p["bits"])
+    return y, {}
+
+
+# ---------------------------------------------------------------------------------------
+# the events
+
+
+@dataclass(frozen=True)
+class AVEvent:
+    """One co-occurring event: both sides' parameters for severities 1..5 in one place.
+
+    image(frames, params, rng, shared) acts on float32 (T, H, W, 3) in [0, 1];
+    audio(x, params, rng, sample_rate, shared) is the transform (None: identity);
+    bed(length, params, rng, sample_rate) the synthetic noise bed, added at
+    `audio_params[s]['snr_db']` (None: no bed, or `bed_kind == 'pool'` for babble);
+    shared(image_params, audio_params, rng) draws what both sides use (None: nothing)."""
+
+    name: str
+    description: str
+    image_params: tuple[Mapping[str, Any], ...]
+    audio_params: tuple[Mapping[str, Any], ...]
+    image: Callable
+    audio: Callable | None = None
+    bed: Callable | None = None
+    bed_kind: str | None = None  # "synthetic", "pool" (crowd babble) or None (no bed)
+    shared: Callable | None = None
+    image_units: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    audio_units: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def has_bed(self) -> bool:
+        return self.bed_kind is not None
+
+
+SNR_LADDER = (20, 15, 10, 5, 0)
+
+EVENTS: dict[str, AVEvent] = {e.name: e for e in (
+    AVEvent(
+        name="rain",
+        description="rain streaks at a wind angle over a darkened, hazy scene; droplet "
+                    "plinks and high-frequency hiss",
+        image_params=_params({"drop_density": (0.002, 0.004, 0.007, 0.011, 0.016),
+                              "streak_length": (0.06, 0.08, 0.10, 0.12, 0.15),
+                              "streak_alpha": (0.45, 0.5, 0.55, 0.6, 0.65),
+                              "darken": (0.95, 0.9, 0.85, 0.8, 0.75),
+                              "haze": (0.05, 0.1, 0.15, 0.2, 0.25)}),
+        audio_params=_params({"snr_db": SNR_LADDER,
+                              "drops_per_s": (150, 300, 600, 1200, 2400),
+                              "hiss": (0.3, 0.35, 0.4, 0.45, 0.5)}),
+        image=_rain_image, bed=_rain_bed, bed_kind="synthetic",
+        image_units=MappingProxyType({"drop_density": "fraction of pixels",
+                                      "streak_length": "x image height",
+                                      "streak_alpha": "screen-blend opacity",
+                                      "darken": "scene gain", "haze": "blend to grey"}),
+        audio_units=MappingProxyType({"drops_per_s": "Poisson rate",
+                                      "hiss": "share of bed power"}),
+    ),
+    AVEvent(
+        name="wind",
+        description="directional motion blur (camera shake in gusts) with blowing dust; "
+                    "low-frequency rumble modulated by slow gusts",
+        image_params=_params({"blur_length": (0.03, 0.05, 0.08, 0.12, 0.16),
+                              "dust_alpha": (0.05, 0.1, 0.15, 0.2, 0.3)}),
+        audio_params=_params({"snr_db": SNR_LADDER,
+                              "gust_depth": (0.3, 0.45, 0.6, 0.75, 0.9)}),
+        image=_wind_image, bed=_wind_bed, bed_kind="synthetic",
+        image_units=MappingProxyType({"blur_length": "x min(H, W)",
+                                      "dust_alpha": "peak blend to dust colour"}),
+        audio_units=MappingProxyType({"gust_depth": "amplitude modulation depth"}),
+    ),
+    AVEvent(
+        name="crowd",
+        description="dark head-and-shoulders silhouettes occluding the bottom of the frame; "
+                    "babble of other clips of the same split (the pool)",
+        image_params=_params({"people": (1, 2, 3, 4, 5),
+                              "height": (0.35, 0.42, 0.5, 0.55, 0.6),
+                              "width": (0.3, 0.32, 0.34, 0.36, 0.38)}),
+        audio_params=_params({"snr_db": SNR_LADDER, "talkers": (2, 3, 4, 6, 8)}),
+        image=_crowd_image, bed_kind="pool",
+        image_units=MappingProxyType({"people": "silhouettes", "height": "x image height",
+                                      "width": "shoulder width x image width"}),
+        audio_units=MappingProxyType({"talkers": "other clips mixed"}),
+    ),
+    AVEvent(
+        name="underwater",
+        description="red and green absorbed, blur, lower contrast, blue-green haze; a "
+                    "muffled resonant low-pass with low water rumble",
+        image_params=_params({"red_gain": (0.8, 0.65, 0.5, 0.35, 0.2),
+                              "green_gain": (0.97, 0.94, 0.9, 0.86, 0.82),
+                              "blur": (0.003, 0.005, 0.008, 0.011, 0.015),
+                              "contrast": (0.92, 0.85, 0.78, 0.7, 0.62),
+                              "haze": (0.08, 0.15, 0.22, 0.3, 0.38)}),
+        audio_params=_params({"cutoff_hz": (3000, 2000, 1200, 800, 500),
+                              "q": (1.0, 1.5, 2.0, 2.5, 3.0),
+                              "snr_db": (30, 25, 20, 15, 10)}),
+        image=_underwater_image, audio=_underwater_audio, bed=_underwater_bed,
+        bed_kind="synthetic",
+        image_units=MappingProxyType({"red_gain": "x R", "green_gain": "x G",
+                                      "blur": "Gaussian sigma x min(H, W)",
+                                      "contrast": "around mean luminance",
+                                      "haze": "blend to water (0.05, 0.35, 0.45)"}),
+        audio_units=MappingProxyType({"cutoff_hz": "biquad low-pass", "q": "resonance",
+                                      "snr_db": "300 Hz rumble bed"}),
+    ),
+    AVEvent(
+        name="fire",
+        description="smoke cloud (fractal noise, denser at the top), warm tint and an "
+                    "orange glow from below; crackle impulses and a low rumble",
+        image_params=_params({"smoke_alpha": (0.3, 0.42, 0.54, 0.66, 0.78),
+                              "tint": (0.2, 0.3, 0.4, 0.5, 0.6),
+                              "glow": (0.05, 0.08, 0.11, 0.14, 0.18)}),
+        audio_params=_params({"snr_db": SNR_LADDER,
+                              "crackles_per_s": (20, 40, 80, 150, 250)}),
+        image=_fire_image, bed=_fire_bed, bed_kind="synthetic",
+        image_units=MappingProxyType({"smoke_alpha": "peak smoke opacity",
+                                      "tint": "blend to warm white balance",
+                                      "glow": "orange added at the bottom row"}),
+        audio_units=MappingProxyType({"crackles_per_s": "Poisson rate"}),
+    ),
+    AVEvent(
+        name="interference",
+        description="frame glitches (shifted row bands with an RGB split, displaced "
+                    "blocks) on the frames the audio drops out in; zeroed audio segments",
+        image_params=_params({"bands": (2, 3, 4, 6, 8),
+                              "band_height": (0.04, 0.05, 0.06, 0.08, 0.1),
+                              "shift": (0.05, 0.1, 0.15, 0.2, 0.3),
+                              "rgb_split": (0.0, 0.01, 0.02, 0.03, 0.04),
+                              "blocks": (0, 1, 2, 3, 4)}),
+        audio_params=_params({"dropouts": (1, 2, 3, 4, 5),
+                              "dropout_fraction": (0.05, 0.1, 0.2, 0.3, 0.4)}),
+        image=_interference_image, audio=_interference_audio, shared=_interference_shared,
+        image_units=MappingProxyType({"bands": "row bands shifted",
+                                      "band_height": "max x image height",
+                                      "shift": "max x image width",
+                                      "rgb_split": "R/B offset x width",
+                                      "blocks": "H/6 x W/6 blocks moved"}),
+        audio_units=MappingProxyType({"dropouts": "segments zeroed",
+                                      "dropout_fraction": "of the clip, in total"}),
+    ),
+    AVEvent(
+        name="compression",
+        description="JPEG frames; low-rate, few-bit mu-law audio coding",
+        image_params=_params({"jpeg_quality": (25, 18, 15, 10, 7)}),
+        audio_params=_params({"codec_rate_hz": (8000, 6000, 4000, 3000, 2000),
+                              "bits": (8, 7, 6, 5, 4)}),
+        image=_compression_image, audio=_compression_audio,
+        image_units=MappingProxyType({"jpeg_quality": "PIL quality"}),
+        audio_units=MappingProxyType({"codec_rate_hz": "resampled to and back",
+                                      "bits": "mu-law bits"}),
+    ),
+    AVEvent(
+        name="sensor_noise",
+        description="Poisson-Gaussian pixel noise (fresh every frame); white noise on the "
+                    "microphone",
+        image_params=_params({"shot_a": (0.002, 0.004, 0.008, 0.015, 0.03),
+                              "read_b": (0.02, 0.03, 0.05, 0.07, 0.1)}),
+        audio_params=_params({"snr_db": SNR_LADDER}),
+        image=_sensor_image, bed=_white_bed, bed_kind="synthetic",
+        image_units=MappingProxyType({"shot_a": "variance per unit intensity",
+                                      "read_b": "read-noise std"}),
+        audio_units=MappingProxyType({}),
+    ),
+)}
+
+
+def names() -> list[str]:
+    return list(EVENTS)
+
+
+def get(name: str) -> AVEvent:
+    try:
+        return EVENTS[name]
+    except KeyError:
+        raise KeyError(unknown_name_message("AV event", name, list(EVENTS))) from None
+
+
+# ---------------------------------------------------------------------------------------
+# real noise recordings
+
+
+def _pcm_to_float(data: np.ndarray) -> np.ndarray:
+    if data.dtype == np.uint8:
+        return (data.astype(np.float64) - 128) / 128
+    if np.issubdtype(data.dtype, np.integer):
+        return data.astype(np.float64) / float(2 ** (8 * data.dtype.itemsize - 1))
+    return data.astype(np.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_noise(path: str, sample_rate: int, mtime_ns: int, size: int) -> np.ndarray:
+    rate, data = wavfile.read(path)
+    x = _pcm_to_float(np.asarray(data))
+    if x.ndim == 2:
+        x = x.mean(axis=1)  # (frames, channels) -> mono
+    if rate != sample_rate:
+        g = math.gcd(int(rate), int(sample_rate))
+        x = signal.resample_poly(x, sample_rate // g, rate // g)
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError(f"noise file {path} is empty or not finite")
+    x.setflags(write=False)
+    return x
+
+
+def load_noise(path: str | Path, sample_rate: int) -> np.ndarray:
+    """A wav file as mono float64 at `sample_rate` (int PCM scaled to [-1, 1), channels
+    averaged, resampled with scipy.signal.resample_poly); cached."""
+    path = Path(path)
+    st = path.stat()
+    return _load_noise(str(path.resolve()), int(sample_rate), st.st_mtime_ns, st.st_size)
+
+
+def fit_length(noise: np.ndarray, length: int, offset: int) -> np.ndarray:
+    """Tile `noise` circularly from `offset` to exactly `length` samples."""
+    return noise[(offset + np.arange(length)) % len(noise)]
+
+
+def noise_files(noise_dir: str | Path, event: str) -> list[Path]:
+    folder = Path(noise_dir) / event
+    files = sorted(f for f in folder.glob("*") if f.suffix.lower() == ".wav" and f.is_file())
+    if not files:
+        raise FileNotFoundError(f"no .wav files for AV event {event!r} in {folder}")
+    return files
+
+
+def _file_bed(files: list[Path], noise_dir: Path, length: int, sample_rate: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    f = files[int(rng.integers(len(files)))]
+    noise = load_noise(f, sample_rate)
+    offset = int(rng.integers(len(noise)))
+    return fit_length(noise, length, offset), {
+        "bed": f"file:{f.relative_to(noise_dir).as_posix()}", "bed_offset": offset}
+
+
+# ---------------------------------------------------------------------------------------
+# crowd babble
+
+
+def _digest(x: np.ndarray) -> bytes:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return hashlib.blake2b(repr(x.shape).encode() + x.tobytes(), digest_size=16).digest()
+
+
+@dataclass(frozen=True)
+class _Pool:
+    entries: tuple[np.ndarray, ...]  # non-silent pool clips, ordered by content digest
+    digests: tuple[bytes, ...]
+    indices: tuple[int, ...]  # their positions in the pool as passed
+
+    @classmethod
+    def build(cls, pool: Sequence[np.ndarray]) -> _Pool:
+        rows = []
+        for i, a in enumerate(pool):
+            a = np.asarray(a, dtype=np.float64)
+            if a.ndim != 1:
+                raise ValueError(f"pool entry {i} must be 1-D audio, got shape {a.shape}")
+            if a.size and _rms(a) > 0 and np.all(np.isfinite(a)):
+                rows.append((_digest(pool[i]), i, a))
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return cls(tuple(r[2] for r in rows), tuple(r[0] for r in rows),
+                   tuple(r[1] for r in rows))
+
+
+def _babble(pool: _Pool, own: bytes, talkers: int, length: int, rng: np.random.Generator
+            ) -> tuple[np.ndarray, dict]:
+    eligible = [j for j, d in enumerate(pool.digests) if d != own]
+    if not eligible:
+        raise ValueError("crowd babble needs at least one non-silent pool clip other than "
+                         "the sample itself")
+    chosen = rng.choice(eligible, size=min(talkers, len(eligible)), replace=False)
+    babble = np.zeros(length)
+    for j in chosen:
+        clip = pool.entries[j]
+        babble += _unit_rms(fit_length(clip, length, int(rng.integers(len(clip)))))
+    return babble, {"bed": "pool", "babble_pool_indices": [pool.indices[j] for j in chosen]}
+
+
+# ---------------------------------------------------------------------------------------
+# the entry point
+
+
+def _streams(name: str, seed: int) -> dict[str, np.random.Generator]:
+    entropy = [operator.index(seed) & (2**64 - 1), zlib.crc32(name.encode())]
+    keys = ("shared", "image", "audio", "bed")
+    children = np.random.SeedSequence(entropy).spawn(len(keys))
+    return {k: np.random.default_rng(c) for k, c in zip(keys, children, strict=True)}
+
+
+def _check_images(images: np.ndarray) -> bool:
+    """Validate; True for clips (N, T, H, W, C)."""
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+        raise ValueError(f"images must be a uint8 numpy array, got "
+                         f"{getattr(images, 'dtype', type(images).__name__)}")
+    if images.ndim not in (4, 5) or images.shape[-1] not in (1, 3):
+        raise ValueError(f"images must be (N, H, W, C) or (N, T, H, W, C) with C in {{1, 3}}, "
+                         f"got {images.shape}")
+    if min(images.shape[-3:-1]) < MIN_IMAGE_SIZE:
+        raise ValueError(f"image height and width must be at least {MIN_IMAGE_SIZE}, "
+                         f"got {images.shape[-3:-1]}")
+    if images.ndim == 5 and images.shape[1] < 1:
+        raise ValueError("clips need at least one frame")
+    return images.ndim == 5
+
+
+def _image_sample(event: AVEvent, params, sample: np.ndarray, rng, shared
+                  ) -> tuple[np.ndarray, dict]:
+    frames = sample.astype(np.float32) / 255
+    gray = frames.shape[-1] == 1
+    if gray:
+        frames = np.repeat(frames, 3, axis=-1)
+    out, info = event.image(np.ascontiguousarray(frames), params, rng, shared)
+    out = np.rint(np.clip(out, 0, 1) * 255).astype(np.uint8)
+    if gray:
+        out = np.rint(out.mean(axis=-1, keepdims=True)).astype(np.uint8)
+    return out, info
+
+
+def _audio_sample(event: AVEvent, params, x: np.ndarray, streams, shared, sample_rate,
+                  pool: _Pool | None, noise: tuple[list[Path], Path] | None
+                  ) -> tuple[np.ndarray, dict]:
+    clean = x.astype(np.float64)
+    info: dict[str, Any] = {}
+    if not len(clean):
+        return x.copy(), info
+    y = clean
+    if event.audio is not None:
+        y, info = event.audio(clean, params, streams["audio"], sample_rate, shared)
+    if event.has_bed and len(clean):
+        if noise is not None:
+            bed, bed_info = _file_bed(*noise, len(clean), sample_rate, streams["bed"])
+        elif event.bed_kind == "pool":
+            bed, bed_info = _babble(pool, _digest(x), params["talkers"], len(clean),
+                                    streams["bed"])
+        else:
+            bed, bed_info = event.bed(len(clean), params, streams["bed"], sample_rate), {
+                "bed": "synthetic"}
+        level = _rms(clean) / 10 ** (params["snr_db"] / 20)
+        y = y + level * _unit_rms(np.asarray(bed, dtype=np.float64))
+        info.update(bed_info)
+    return np.clip(y, -1.0, 1.0).astype(np.float32), info
+
+
+def apply_event(
+    name: str,
+    images: np.ndarray | None,
+    audio: np.ndarray | None,
+    severity: int,
+    seeds: Sequence[int],
+    sample_rate: int | None = None,
+    pool: Sequence[np.ndarray] | None = None,
+    noise_dir: str | Path | None = None,
+) -> tuple[np.ndarray | None, np.ndarray | None, list[dict]]:
+    """Corrupt both modalities of every sample with event `name` at `severity`.
+
+    images: uint8 (N, H, W, C) or clips (N, T, H, W, C), C in {1, 3}, H, W >= 8, or None;
+    audio: float32 (N, L) at `sample_rate`, or None; seeds: one int per sample.
+    pool: the audio the crowd babble is drawn from (1-D arrays at `sample_rate`, e.g. the
+    clean audio of the whole split); entries equal to a sample's own clean audio (same
+    content, bitwise) and silent entries are never used; the choice depends on the pool's
+    contents, not on its order. noise_dir: real recordings `<noise_dir>/<name>/*.wav`
+    replace the synthetic (or babble) bed of events that have one; any rate, channel
+    count or length (resampled, mixed to mono, tiled or cropped to the clip).
+    Returns (images, audio, details): same shapes and dtypes, and per sample a dict
+    {"event", "severity", "seed", "image": {...}, "audio": {...}} of drawn parameters."""
+    event = get(name)
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+    if images is None and audio is None:
+        raise ValueError("nothing to corrupt: images and audio are both None")
+    seeds = [operator.index(s) for s in seeds]
+    n = len(seeds)
+    if images is not None:
+        _check_images(images)
+        if len(images) != n:
+            raise ValueError(f"{n} seeds for {len(images)} images")
+    pool_state = None
+    noise = None
+    if audio is not None:
+        if not isinstance(audio, np.ndarray) or audio.dtype != np.float32 or audio.ndim != 2:
+            raise ValueError(f"audio must be float32 (N, L), got "
+                             f"{getattr(audio, 'dtype', type(audio).__name__)} "
+                             f"{getattr(audio, 'shape', '')}")
+        if len(audio) != n:
+            raise ValueError(f"{n} seeds for {len(audio)} audio clips")
+        if sample_rate is None or operator.index(sample_rate) <= 0:
+            raise ValueError(f"a positive sample_rate is needed, got {sample_rate!r}")
+        sample_rate = operator.index(sample_rate)
+        if event.has_bed and noise_dir is not None:
+            noise = (noise_files(noise_dir, name), Path(noise_dir))
+        elif event.bed_kind == "pool" and n and audio.shape[1]:
+            if pool is None:
+                raise ValueError("the crowd event needs `pool` (audio clips to babble from) "
+                                 "or `noise_dir`")
+            pool_state = _Pool.build(pool)
+    p_image = event.image_params[severity - 1]
+    p_audio = event.audio_params[severity - 1]
+    out_images = images.copy() if images is not None else None
+    out_audio = audio.copy() if audio is not None else None
+    details = []
+    for i, seed in enumerate(seeds):
+        streams = _streams(name, seed)
+        shared = (event.shared(p_image, p_audio, streams["shared"])
+                  if event.shared is not None else {})
+        record: dict[str, Any] = {"event": name, "severity": severity, "seed": seed}
+        if shared:
+            record["shared"] = {k: [tuple(round(float(v), 6) for v in span) for span in spans]
+                                for k, spans in shared.items()}
+        if images is not None:
+            sample = images[i] if images.ndim == 5 else images[i][None]
+            out, record["image"] = _image_sample(event, p_image, sample, streams["image"],
+                                                 shared)
+            out_images[i] = out if images.ndim == 5 else out[0]
+        if audio is not None:
+            out_audio[i], record["audio"] = _audio_sample(
+                event, p_audio, audio[i], streams, shared, sample_rate, pool_state, noise)
+        details.append(record)
+    return out_images, out_audio, details
+
+
+# ---------------------------------------------------------------------------------------
+# documentation
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def markdown_table(name: str) -> str:
+    """The event's parameters per severity as a markdown table (docs/av-events.md)."""
+    e = get(name)
+    keys = [("image", k) for k in e.image_params[0]] + [("audio", k) for k in e.audio_params[0]]
+    units = {**{("image", k): v for k, v in e.image_units.items()},
+             **{("audio", k): v for k, v in e.audio_units.items()}}
+    units.setdefault(("audio", "snr_db"), "bed SNR, dB")
+    head = ["severity"] + [f"{side}: {k}" + (f" ({units[(side, k)]})" if (side, k) in units
+                                              else "") for side, k in keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in SEVERITIES:
+        values = [_fmt((e.image_params if side == "image" else e.audio_params)[s - 1][k])
+                  for side, k in keys]
+        lines.append("| " + " | ".join([str(s)] + values) + " |")
+    return "\n".join(lines)
