@@ -1,6 +1,8 @@
-"""AugMix's image operations in torch, applied per image to a batch (B, C, H, W) in [0, 1].
+"""AugMix's image operations in torch, applied per image to a batch (B, C, H, W) in [0, 1],
+and, through `per_clip`, to clips (B, T, C, H, W).
 
-Shared by `corrupt_aug` and `augmix`. The operation set is AugMix's (Hendrycks et al.,
+Shared by `corrupt_aug`, `augmix` and `consistency`, which pick their image modalities by
+kind (`image_modalities`), never by tensor rank. The operation set is AugMix's (Hendrycks et al.,
 ICLR 2020, Sec. 3): autocontrast, equalize, posterize, solarize, rotate, shear_x/y and
 translate_x/y. AugMix chose it to exclude operations that overlap ImageNet-C (contrast,
 colour, brightness, sharpness), so it is disjoint from the evaluation grid's corruptions.
@@ -17,14 +19,23 @@ fill with 0, like PIL's affine transform. Translations are not rounded to whole 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rambench.batch import Batch
+
+if TYPE_CHECKING:
+    from rambench.methods import MethodContext
+
 OPS = ("autocontrast", "equalize", "posterize", "solarize", "rotate", "shear_x", "shear_y",
        "translate_x", "translate_y")
 IDENTITY = -1  # an op index meaning "leave this image unchanged"
+# The legacy guess, for contexts built without specs only: input rank -> kind.
+RANK_KINDS = {2: "audio", 4: "image", 5: "image"}
 
 
 def autocontrast(x: Tensor) -> Tensor:
@@ -125,3 +136,45 @@ def random_chain(x: Tensor, max_depth: int = 3, severity: float = 3.0) -> Tensor
         op = torch.randint(len(OPS), (n,), device=x.device)
         x = apply_ops(x, torch.where(depth > k, op, IDENTITY), severity)
     return x
+
+
+def per_clip(fn: Callable[..., Tensor], x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    """fn(x) for still images x (B, C, H, W); for clips x (B, T, C, H, W), fn applied to
+    every frame with ONE random draw per clip: the T frames are folded into the channel
+    axis, (B, T * C, H, W), so fn draws its operations and magnitudes once per clip and
+    applies them to each frame; per-channel statistics (autocontrast, equalize) stay per
+    frame and channel. Exactly fn on each frame with the clip's draw, because every
+    operation here acts on channels independently (fn must, too).
+
+    Why one draw per clip rather than per frame: a clip is one sample, and an augmented
+    sample should be a plausible recording of it. A rotation, shear or posterisation that
+    changes from frame to frame is flicker that neither clean clips nor the grid's
+    corruptions have (the grid keeps a corruption's kind and severity for a whole clip);
+    frame-independent draws would also teach invariance to temporal jitter instead of to
+    the image operation. Element-wise noise (corrupt_aug's `seen` mode) still differs per
+    frame, as the grid's per-frame seeds make it."""
+    if x.dim() == 4:
+        return fn(x, *args, **kwargs)
+    if x.dim() != 5:
+        raise ValueError(f"expected images (B, C, H, W) or clips (B, T, C, H, W); got "
+                         f"shape {tuple(x.shape)}")
+    b, t, c, h, w = x.shape
+    return fn(x.reshape(b, t * c, h, w), *args, **kwargs).reshape(b, t, c, h, w)
+
+
+def modality_kinds(ctx: MethodContext, batch: Batch) -> dict[str, str | None]:
+    """modality -> "image" / "audio" from the method context's specs. A context built
+    without specs (the legacy four-argument MethodContext) falls back to the input's rank:
+    2-D audio waveforms, 4-D images, 5-D clips; anything else is None (left alone)."""
+    kinds = {}
+    for m, x in batch.inputs.items():
+        kind = ctx.kind(m) if m in ctx.modalities else None
+        if kind is None and not ctx.specs:
+            kind = RANK_KINDS.get(x.dim())
+        kinds[m] = kind
+    return kinds
+
+
+def image_modalities(ctx: MethodContext, batch: Batch) -> tuple[str, ...]:
+    """The image modalities (still or clips) of `batch`, by kind (see `modality_kinds`)."""
+    return tuple(m for m, kind in modality_kinds(ctx, batch).items() if kind == "image")

@@ -17,11 +17,17 @@ statistics are shared), and M is clamped to [1e-7, 1] before the log.
 Hyper-parameters: lam = 12, width = 3, depth = 3 (maximum chain depth; depths drawn from
 1..depth), severity = 3 (0-10), alpha = 1.
 
+Image modalities are those of kind "image" in the method context (not guessed from the
+tensor's rank). A multi-frame clip (B, T, C, H, W) is augmented frame by frame with ONE
+draw per clip (`_image_ops.per_clip`): the same chains, magnitudes and mixing weights
+for all T frames, so a view is a temporally coherent clip, as the grid's corruptions
+are (a per-frame draw would add flicker no clean or corrupted clip has).
+
 Deviations: AugMix augments the single image input of an image classifier; here it acts
-on every image modality (4-D input) of a multimodal sample and only there, while the
-other modalities' features are computed once and shared by the three views. Image
-modalities absent from a sample (zero-filled) are not augmented. Without any image
-modality the method is late fusion.
+on every image modality of a multimodal sample and only there, while the other
+modalities' features are computed once and shared by the three views. Image modalities
+absent from a sample (zero-filled) are not augmented. Without any image modality the
+method is late fusion.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from baselines._image_ops import random_chain
+from baselines._image_ops import image_modalities, per_clip, random_chain
 from baselines.late_fusion import LateFusion
 from rambench.batch import Batch
 from rambench.methods import methods
@@ -65,7 +71,10 @@ def mixing_weights(n: int, width: int, alpha: float, device) -> tuple[Tensor, Te
 @torch.no_grad()
 def augmix_view(x: Tensor, width: int = 3, depth: int = 3, severity: float = 3.0,
                 alpha: float = 1.0) -> Tensor:
-    """One AugMix view of each image of x (B, C, H, W) in [0, 1]."""
+    """One AugMix view of each image of x (B, C, H, W) in [0, 1], or of each clip of
+    x (B, T, C, H, W) with one draw per clip (see `_image_ops.per_clip`)."""
+    if x.dim() == 5:
+        return per_clip(augmix_view, x, width, depth, severity, alpha)
     chains = [random_chain(x, depth, severity) for _ in range(width)]
     w, b = mixing_weights(x.shape[0], width, alpha, x.device)
     return mix(x, chains, w.to(x.dtype), b.to(x.dtype))
@@ -99,14 +108,14 @@ class AugMix(LateFusion):
 
     def training_loss(self, batch: Batch) -> dict[str, Tensor]:
         p = self.params
-        images = [m for m in self.encoders if batch.inputs[m].dim() == 4]
+        images = [m for m in image_modalities(self.ctx, batch) if m in self.encoders]
         if not images:
             return {"loss": F.cross_entropy(self(batch), batch.y)}
         z = {}
         for m, encoder in self.encoders.items():
             x = batch.inputs[m]
             if m in images:
-                keep = batch.present[m].view(-1, 1, 1, 1)
+                keep = batch.present[m].view(-1, *([1] * (x.dim() - 1)))
                 views = [torch.where(keep, augmix_view(x, p.width, p.depth, p.severity,
                                                        p.alpha), x) for _ in range(2)]
                 z[m] = encoder(torch.cat([x, *views]))

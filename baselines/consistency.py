@@ -11,9 +11,13 @@ corrupted modality.
 Perturbed view: for each sample one of its present modalities is picked uniformly; with
 probability drop_prob it is dropped (zero-filled, presence flag cleared), otherwise it is
 corrupted with the `corrupt_aug` operations (AugMix chain for images; gain, circular
-shift or spectral tilt for waveforms; all disjoint from the grid). A sample with a single
-present modality is never left with none: it is corrupted instead. Then, with p = softmax
-of the fused (concat late fusion) logits,
+shift or spectral tilt for waveforms; all disjoint from the grid). Image modalities are
+those of kind "image" in the method context, not guessed from the tensor's rank; a
+multi-frame clip (B, T, C, H, W) is corrupted frame by frame with one draw per clip (the
+same chain and magnitudes for all T frames, `_image_ops.per_clip`), so the perturbed
+clip stays temporally coherent like the grid's corrupted clips instead of flickering.
+A sample with a single present modality is never left with none: it is corrupted
+instead. Then, with p = softmax of the fused (concat late fusion) logits,
     loss = CE(p_clean, y) + CE(p_pert, y) + lambda 1/2 [KL(p_clean || p_pert)
                                                        + KL(p_pert || p_clean)],
 a symmetric KL (not JS), averaged over the batch, with gradients through both views as in
@@ -42,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from baselines._image_ops import modality_kinds
 from baselines.corrupt_aug import corrupt_inputs
 from baselines.late_fusion import LateFusion
 from rambench.batch import Batch
@@ -104,7 +109,8 @@ class Consistency(LateFusion):
 
     def perturb(self, batch: Batch) -> Batch:
         drop, corrupt = perturbation_masks(batch.present, self.params.drop_prob)
-        return corrupt_inputs(batch, corrupt, severity=self.params.severity).with_missing(drop)
+        return corrupt_inputs(batch, corrupt, severity=self.params.severity,
+                              kinds=modality_kinds(self.ctx, batch)).with_missing(drop)
 
     def training_loss(self, batch: Batch) -> dict[str, Tensor]:
         clean, perturbed = self(concat(batch, self.perturb(batch))).chunk(2)

@@ -10,12 +10,17 @@ benchmark measures memorisation of its own corruptions.
 At training time each present modality of each sample is corrupted with probability p,
 in torch on the batch, then
     loss = CE(W [z_1(x~_1); ...; z_M(x~_M)] + b, y)         (concat late fusion).
-Nothing is corrupted at test time. The corruption depends on the input's rank:
+Nothing is corrupted at test time. The corruption depends on the modality's kind (from
+the method context's specs, not the tensor's rank):
   images (B, C, H, W): an AugMix chain (depth 1-3) of AugMix's operations (autocontrast,
     equalize, posterize, solarize, rotate, shear, translate; baselines/_image_ops.py).
-  waveforms (B, T): one of gain U(-12, +6) dB (not clipped), a circular time shift of up
-    to +-T/4, or a random EQ: a spectral tilt of U(-3, 3) dB/octave about 1/8 of the
-    Nyquist frequency (1 kHz at 16 kHz), limited to +-12 dB, applied through rfft.
+  clips (B, T, C, H, W): the same, frame by frame with one draw per clip (one chain,
+    magnitude and choice for all T frames; `_image_ops.per_clip`): a corrupted clip stays
+    temporally coherent, like the grid's, which keeps a corruption's kind and severity
+    for the whole clip; per-frame draws would add flicker no test clip has.
+  audio waveforms (B, T): one of gain U(-12, +6) dB (not clipped), a circular time shift
+    of up to +-T/4, or a random EQ: a spectral tilt of U(-3, 3) dB/octave about 1/8 of
+    the Nyquist frequency (1 kHz at 16 kHz), limited to +-12 dB, applied through rfft.
   anything else: left as is.
 The grid uses the 19 ImageNet-C corruptions and, for audio, gaussian/pink/brown noise,
 pitch shift, time stretch, clipping, mp3, low-pass, band-stop, time mask and reverb:
@@ -44,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from baselines._image_ops import random_chain
+from baselines._image_ops import RANK_KINDS, modality_kinds, per_clip, random_chain
 from baselines.late_fusion import LateFusion
 from rambench.batch import Batch
 from rambench.methods import methods
@@ -129,25 +134,35 @@ def seen_audio(x: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def corrupt(x: Tensor, where: Tensor, seen: bool = False, severity: float = 3.0) -> Tensor:
-    """x with rows `where` (bool (B,)) corrupted according to x's rank (see the module)."""
-    if not where.any() or x.dim() not in (2, 4):
+def corrupt(x: Tensor, where: Tensor, seen: bool = False, severity: float = 3.0,
+            kind: str | None = None) -> Tensor:
+    """x with rows `where` (bool (B,)) corrupted according to the modality's `kind`
+    ("image": still images (B, C, H, W) or clips (B, T, C, H, W); "audio": waveforms
+    (B, T); see the module). kind None: the legacy guess from the rank (RANK_KINDS)."""
+    if kind is None:
+        kind = RANK_KINDS.get(x.dim())
+    if not where.any() or kind not in ("image", "audio"):
         return x
     out = x.clone()
     sub = x[where]
-    if x.dim() == 4:
-        out[where] = seen_image(sub) if seen else random_chain(sub, 3, severity)
+    if kind == "image":
+        out[where] = per_clip(seen_image, sub) if seen else per_clip(random_chain, sub, 3,
+                                                                      severity)
     else:
         out[where] = seen_audio(sub) if seen else augment_audio(sub)
     return out
 
 
 def corrupt_inputs(batch: Batch, where: dict[str, Tensor], seen: bool = False,
-                   severity: float = 3.0) -> Batch:
-    """A copy of `batch` whose modality m is corrupted on the rows where[m] & present[m]."""
+                   severity: float = 3.0, kinds: dict[str, str | None] | None = None
+                   ) -> Batch:
+    """A copy of `batch` whose modality m is corrupted on the rows where[m] & present[m];
+    `kinds` (modality -> "image" / "audio", e.g. `_image_ops.modality_kinds`) says how;
+    a modality missing from it falls back to the legacy rank rule."""
+    kinds = kinds or {}
     inputs = dict(batch.inputs)
     for m, rows in where.items():
-        inputs[m] = corrupt(inputs[m], rows & batch.present[m], seen, severity)
+        inputs[m] = corrupt(inputs[m], rows & batch.present[m], seen, severity, kinds.get(m))
     return Batch(inputs, dict(batch.present), batch.y, batch.index)
 
 
@@ -176,5 +191,6 @@ class CorruptAug(LateFusion):
     def training_loss(self, batch: Batch) -> dict[str, Tensor]:
         p = self.params
         where = {m: torch.rand(len(batch), device=batch.y.device) < p.p for m in batch.inputs}
-        corrupted = corrupt_inputs(batch, where, p.seen, p.severity)
+        corrupted = corrupt_inputs(batch, where, p.seen, p.severity,
+                                   modality_kinds(self.ctx, batch))
         return {"loss": F.cross_entropy(self(corrupted), batch.y)}

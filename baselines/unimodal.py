@@ -3,6 +3,7 @@
 loss = CE(W z_m + b, y). They show how much each modality carries alone, and are the
 floor that fusion must beat. The other modalities are ignored entirely; a sample whose
 modality is absent gets all-zero logits (a uniform prediction: there is nothing to go on).
+A dataset without the modality is declined (`supports`): `--method all` skips it.
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ class Unimodal(Method):
     modality: ClassVar[str]
     family = "vanilla"
 
+    @classmethod
+    def supports(cls, ctx: MethodContext) -> str | None:
+        if cls.modality not in ctx.modalities:
+            return (f"needs the {cls.modality!r} modality; the dataset has "
+                    f"{', '.join(ctx.modalities)}")
+        return None
+
     def __init__(self, ctx: MethodContext, params=None):
-        if self.modality not in ctx.modalities:
-            raise ValueError(
-                f"{type(self).__name__} needs a {self.modality!r} modality; "
-                f"this dataset has {', '.join(ctx.modalities)}"
-            )
+        reason = self.supports(ctx)
+        if reason is not None:
+            raise ValueError(f"{type(self).__name__} {reason}")
         super().__init__(ctx, params)
         self.classifier = nn.Linear(ctx.feature_dim, ctx.num_classes)
 
@@ -33,8 +39,8 @@ class Unimodal(Method):
         return (self.modality,)
 
     def forward(self, batch: Batch) -> Tensor:
-        logits = self.classifier(self.encode(batch)[self.modality])
-        return logits * batch.present[self.modality].unsqueeze(1).to(logits.dtype)
+        logits = {self.modality: self.classifier(self.encode(batch)[self.modality])}
+        return self.mask_absent(logits, batch)[self.modality]
 
     def training_loss(self, batch: Batch) -> dict[str, Tensor]:
         return {"loss": F.cross_entropy(self(batch), batch.y)}

@@ -1,8 +1,10 @@
 """Checking a method against the method contract.
 
-* `probe(spec, dataset)`, run by every `rambench run` before any work: builds the method and
-  runs `training_loss` and `forward` once on a few training samples (on the CPU, without a
-  backward pass). A method that cannot be built with its settings, that raises, whose
+* `probe(spec, dataset)`, run by every `rambench run` before any work: asks the method's
+  `supports(ctx)`, builds the method (its context carries the dataset's modality specs),
+  checks its `param_groups()` and runs `training_loss` and `forward` once on a few
+  training samples (on the CPU, without a backward pass). A method that declines the
+  dataset, that cannot be built with its settings, that raises, whose
   `training_loss` does not return a dict holding a scalar `loss`, or whose logits are not
   (batch, classes), is reported in one line naming the method.
 * `conformance(spec, dataset)`, run by `rambench check` (in the spirit of `benchopt test`):
@@ -24,6 +26,7 @@ import torch
 
 from rambench.datasets import Dataset, Split, to_batch
 from rambench.errors import UsageError
+from rambench.methods import MethodContext, optimiser_groups
 from rambench.train import TrainConfig, build_method, modality_kinds
 
 PROBE_SAMPLES = 4
@@ -37,10 +40,18 @@ def _one_line(err: BaseException) -> str:
 def probe(spec, dataset: Dataset, cfg: TrainConfig) -> None:
     """Raise UsageError if the method (`rambench.config.MethodSpec`) breaks the contract."""
     label = spec.label
+    reason = spec.cls.supports(MethodContext.from_dataset(dataset, cfg.feature_dim))
+    if reason is not None:
+        raise UsageError(f"method {label} does not support dataset {dataset.name!r}: "
+                         f"{reason}")
     try:
         method = build_method(spec.cls, dataset, spec.params, cfg, seed=0)
     except Exception as err:  # noqa: BLE001 - any construction error is the method's
         raise UsageError(f"could not build method {label}: {_one_line(err)}") from err
+    try:
+        optimiser_groups(method, cfg.lr)
+    except Exception as err:  # noqa: BLE001
+        raise UsageError(f"method {label}: bad param_groups(): {_one_line(err)}") from err
     split = dataset.split("train")
     idx = np.arange(min(PROBE_SAMPLES, len(split)))
     batch = to_batch(split, modality_kinds(dataset), idx)
@@ -91,7 +102,9 @@ class CheckResult:
 class ClipFixture(Dataset):
     """A CREMA-D-shaped fixture in memory: clips of 3 frames of 32 x 32 RGB and 0.5 s of
     16 kHz audio, the CREMA-D encoders (ResNet-18 on frames and on the log-mel), 6 classes,
-    random content. Methods see multi-frame (B, T, C, H, W) visual inputs."""
+    random content. Methods see multi-frame (B, T, C, H, W) visual inputs, and a context
+    whose spec says so: ctx.spec("visual") has kind "image", shape (3, 3, 32, 32) and
+    frames 3."""
 
     name = "clip-fixture"
     version = "1"
@@ -175,7 +188,7 @@ def conformance(spec, dataset: Dataset, steps: int = 25) -> list[CheckResult]:
         with torch.no_grad():
             return float(torch.nn.functional.cross_entropy(method(batch), batch.y))
 
-    optimiser = torch.optim.AdamW(method.parameters(), lr=1e-3)
+    optimiser = torch.optim.AdamW(optimiser_groups(method, 1e-3), lr=1e-3)
     before = prediction_loss(method)
     for step in range(steps):
         method.train()

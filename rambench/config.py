@@ -200,7 +200,7 @@ def resolve(
     if not requested:
         raise UsageError(f"no method given: pass --method NAME (see rambench ls methods) or "
                          f"list methods in the grid ({grid.source})")
-    specs = resolve_methods(requested, overrides)
+    specs = resolve_methods(requested, overrides, dataset=ds)
     for spec in specs:
         probe(spec, ds, cfg)
     seed_list = list(dict.fromkeys(seeds or grid.seeds or [0]))

@@ -5,12 +5,15 @@
     class Params:
         lr: float = param(1e-3, gt=0)            # a range
         norm: Literal["soft", "hard"] = "soft"   # a set of values
+        kernel: tuple[int, ...] = param((3, 5), ge=1)  # --set m.kernel=3,5 or "(3, 5)"
+        radius: float | None = None              # --set m.radius=none
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from typing import Any
 
@@ -38,24 +41,60 @@ def param(default: Any, *, ge: float | None = None, gt: float | None = None,
 
 
 def check_params(obj: Any, scope: str) -> None:
-    """UsageError naming the field if a value is outside its declared range or not finite."""
+    """UsageError naming the field if a value is outside its declared range or not finite.
+    A tuple's bounds apply to each element; None (an optional left unset) is not checked."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        where = f"{scope}.{f.name}"
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"{where} must be a finite number; got {value}")
-        m = f.metadata
-        if ("ge" in m and value < m["ge"]) or ("gt" in m and value <= m["gt"]) or (
-                "le" in m and value > m["le"]):
-            allowed = " and ".join(f"{op} {m[k]:g}" for k, op in
-                                   (("ge", ">="), ("gt", ">"), ("le", "<=")) if k in m)
-            raise UsageError(f"{where} must be {allowed}; got {value:g}")
+        items = value if isinstance(value, tuple) else (value,)
+        for i, item in enumerate(items):
+            where = f"{scope}.{f.name}" + (f"[{i}]" if isinstance(value, tuple) else "")
+            _check_number(item, f.metadata, where)
+
+
+def _check_number(value: Any, m: Any, where: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{where} must be a finite number; got {value}")
+    if ("ge" in m and value < m["ge"]) or ("gt" in m and value <= m["gt"]) or (
+            "le" in m and value > m["le"]):
+        allowed = " and ".join(f"{op} {m[k]:g}" for k, op in
+                               (("ge", ">="), ("gt", ">"), ("le", "<=")) if k in m)
+        raise UsageError(f"{where} must be {allowed}; got {value:g}")
+
+
+NONE_WORDS = ("none", "null")
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(annotation)))
+    if origin is tuple:
+        return "a tuple"
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _split_tuple(text: str) -> list[str]:
+    """'(1, 2)', '[1,2]', '1,2', '1' -> ['1', '2'] / ['1']; '()' and '' -> []."""
+    text = text.strip()
+    if len(text) >= 2 and (text[0], text[-1]) in (("(", ")"), ("[", "]")):
+        text = text[1:-1]
+    parts = [p.strip() for p in text.split(",")]
+    if parts and parts[-1] == "":  # '(1,)'
+        parts = parts[:-1]
+    if any(p == "" for p in parts):
+        raise ValueError
+    return parts
 
 
 def coerce(value: Any, annotation: Any, where: str) -> Any:
-    if typing.get_origin(annotation) is typing.Literal:
+    """`value` (a string from --set or a grid file, or a Python value) as `annotation`:
+    bool, int, float, str, a Literal, a tuple (`tuple[int, ...]`, `tuple[float, float]`;
+    from '(1, 2)', '[1, 2]', '1,2' or a list), an optional (`X | None`; 'None' or 'none'
+    or Python None give None) or another union (its first type that accepts the value)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
         choices = typing.get_args(annotation)
         text = str(value).lower() if isinstance(value, bool) else str(value)
         for choice in choices:
@@ -63,6 +102,21 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
                 return choice
         raise UsageError(f"{where} must be one of {', '.join(map(str, choices))}; "
                          f"got {text!r}")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if type(None) in args and (value is None or (
+                isinstance(value, str) and value.strip().lower() in NONE_WORDS)):
+            return None
+        arms = [a for a in args if a is not type(None)]
+        for arm in arms:
+            try:
+                return coerce(value, arm, where)
+            except UsageError:
+                continue
+        names = [_type_name(a) for a in arms] + (["none"] if type(None) in args else [])
+        raise UsageError(f"{where} expects {' or '.join(names)}; got {value!r}") from None
+    if origin is tuple:
+        return _coerce_tuple(value, annotation, where)
     if not isinstance(value, str):
         value = str(value) if not isinstance(value, bool) else str(value).lower()
     try:
@@ -77,8 +131,27 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
             return float(value)
         return value
     except ValueError:
-        name = getattr(annotation, "__name__", str(annotation))
-        raise UsageError(f"{where} expects a {name}; got {value!r}") from None
+        raise UsageError(f"{where} expects a {_type_name(annotation)}; got {value!r}") \
+            from None
+
+
+def _coerce_tuple(value: Any, annotation: Any, where: str) -> tuple:
+    args = typing.get_args(annotation)
+    try:
+        items = _split_tuple(value) if isinstance(value, str) else list(value)
+    except (ValueError, TypeError):
+        raise UsageError(f"{where} expects a tuple such as (1, 2) or 1,2; got {value!r}") \
+            from None
+    if not args or (len(args) == 2 and args[1] is Ellipsis):  # tuple / tuple[X, ...]
+        kinds = [args[0] if args else str] * len(items)
+    else:
+        if len(items) != len(args):
+            raise UsageError(f"{where} expects {len(args)} values "
+                             f"({', '.join(map(_type_name, args))}); got {len(items)}: "
+                             f"{value!r}")
+        kinds = list(args)
+    return tuple(coerce(item, kind, f"{where}[{i}]")
+                 for i, (item, kind) in enumerate(zip(items, kinds, strict=True)))
 
 
 def apply_overrides(cls: type, scope: str, overrides: dict[str, Any], base: Any = None) -> Any:

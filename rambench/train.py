@@ -20,7 +20,7 @@ from rambench.datasets import Dataset, to_batch
 from rambench.device import autocast, to_device
 from rambench.errors import TrainingError
 from rambench.evaluate import accuracy
-from rambench.methods import Method, MethodContext
+from rambench.methods import Method, MethodContext, optimiser_groups
 from rambench.models import encoders
 from rambench.params import param
 
@@ -77,31 +77,32 @@ def modality_kinds(dataset: Dataset) -> dict[str, str]:
 def build_method(
     method_cls: type[Method], dataset: Dataset, params: Any, cfg: TrainConfig, seed: int
 ) -> Method:
-    """Construct a method with freshly initialised, seed-determined weights."""
+    """Construct a method with freshly initialised, seed-determined weights. Its context
+    carries each modality's InputSpec (kind, input shape, frames, sample rate)."""
     torch.manual_seed(seed)
     specs = dataset.modalities
-    ctx = MethodContext(
-        modalities=tuple(specs),
-        num_classes=dataset.num_classes,
-        feature_dim=cfg.feature_dim,
-        make_encoder=lambda m: encoders.get(specs[m].encoder)(specs[m], cfg.feature_dim),
-    )
+    ctx = MethodContext.from_dataset(
+        dataset, cfg.feature_dim,
+        make_encoder=lambda m: encoders.get(specs[m].encoder)(specs[m], cfg.feature_dim))
     return method_cls(ctx, params)
 
 
 def _optimiser(method: Method, cfg: TrainConfig, steps_per_epoch: int):
-    """(optimiser, called after every step, called after every epoch)."""
+    """(optimiser, called after every step, called after every epoch). A method's
+    `param_groups()` (learning-rate multipliers of cfg.lr per group) is honoured; the
+    schedule then scales every group alike (one-cycle peaks at cfg.lr x the group's scale)."""
+    groups = optimiser_groups(method, cfg.lr)
     if cfg.optimizer == "sgd":
-        optimiser = torch.optim.SGD(method.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+        optimiser = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                                     weight_decay=cfg.weight_decay)
     else:
-        optimiser = torch.optim.AdamW(method.parameters(), lr=cfg.lr,
-                                      weight_decay=cfg.weight_decay)
+        optimiser = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.schedule == "step":
         schedule = torch.optim.lr_scheduler.StepLR(optimiser, cfg.step_size, cfg.step_gamma)
         return optimiser, lambda: None, schedule.step
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
+        optimiser, max_lr=[g["lr"] for g in optimiser.param_groups],
+        total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
     return optimiser, schedule.step, lambda: None
 
 

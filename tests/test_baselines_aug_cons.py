@@ -1,5 +1,5 @@
 """Augmentation and consistency baselines: moddrop, corrupt_aug, augmix, consistency,
-reconstruct (and their shared image operations)."""
+reconstruct (and their shared image operations, on still images and on clips)."""
 
 import math
 
@@ -9,12 +9,25 @@ import torch
 from torch import nn
 
 from baselines import _image_ops as ops
-from baselines.augmix import AugMix, AugMixParams, js_divergence, mix, mixing_weights
-from baselines.consistency import Consistency, perturbation_masks, symmetric_kl
+from baselines.augmix import (
+    AugMix,
+    AugMixParams,
+    augmix_view,
+    js_divergence,
+    mix,
+    mixing_weights,
+)
+from baselines.consistency import (
+    Consistency,
+    ConsistencyParams,
+    perturbation_masks,
+    symmetric_kl,
+)
 from baselines.corrupt_aug import (
     CorruptAug,
     CorruptAugParams,
     circular_shift,
+    corrupt,
     corrupt_inputs,
     gain,
     spectral_tilt,
@@ -24,7 +37,7 @@ from baselines.moddrop import ModDrop, drop_mask
 from baselines.reconstruct import Reconstruct, ReconstructParams
 from corruptions.missing import expected_missing_fraction
 from rambench.datasets import Dataset, ModalitySpec, Split
-from rambench.methods import MethodContext
+from rambench.methods import InputSpec, MethodContext
 from rambench.train import TrainConfig, build_method, train
 from tests.helpers import identity_context, linear_context, make_batch
 
@@ -318,3 +331,137 @@ def test_training_smoke(cls, params):
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
     assert result.summary.best_val_accuracy > 0.5  # chance is 0.25
+
+
+# --- image modalities by kind; clips (B, T, C, H, W) augmented frame by frame ----------
+
+class Recorder(nn.Module):
+    """Flatten + linear that keeps every input it is given (what reaches the encoder)."""
+
+    def __init__(self, in_dim, dim):
+        super().__init__()
+        self.seen = []
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_dim, dim))
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.net(x)
+
+
+def recording_context(frames, dim=8, num_classes=3, specs=True):
+    """visual: still images (B, 3, 8, 8) (frames=1) or clips (B, T, 3, 8, 8); audio (B, 64).
+    specs=False: the legacy four-argument context (kinds guessed from the rank)."""
+    visual = (3, 8, 8) if frames == 1 else (frames, 3, 8, 8)
+    shapes = {"visual": visual, "audio": (64,)}
+
+    def make(m):
+        return Recorder(int(np.prod(shapes[m])), dim)
+
+    if not specs:
+        return MethodContext(("audio", "visual"), num_classes, dim, make)
+    return MethodContext(("audio", "visual"), num_classes, dim, make, {
+        "audio": InputSpec("audio", "audio", (64,), sample_rate=16_000),
+        "visual": InputSpec("visual", "image", visual, frames)})
+
+
+def av_batch(frames, n=16):
+    torch.manual_seed(1)
+    visual = torch.rand(n, 3, 8, 8) if frames == 1 else torch.rand(n, frames, 3, 8, 8)
+    return make_batch({"audio": 0.3 * torch.randn(n, 64), "visual": visual},
+                      [i % 3 for i in range(n)])
+
+
+AUG_METHODS = {
+    "augmix": lambda ctx: AugMix(ctx),
+    "corrupt_aug": lambda ctx: CorruptAug(ctx, CorruptAugParams(p=1.0)),
+    "consistency": lambda ctx: Consistency(ctx, ConsistencyParams(drop_prob=0.0)),
+}
+
+
+def visual_views(name, ctx, batch, seed=0):
+    """The visual tensors reaching the encoder in one training step, as (clean?, views):
+    augmix and consistency encode [clean; view(s)] in one batch, corrupt_aug only a view."""
+    torch.manual_seed(0)
+    method = AUG_METHODS[name](ctx).train()
+    torch.manual_seed(seed)
+    method.training_loss(batch)
+    seen = method.encoders["visual"].seen
+    assert len(seen) == 1
+    x = seen[0]
+    views = x.chunk(len(x) // len(batch))
+    assert len(views) == {"augmix": 3, "corrupt_aug": 1, "consistency": 2}[name]
+    if name != "corrupt_aug":
+        assert torch.equal(views[0], batch.inputs["visual"])  # the clean view is clean
+        views = views[1:]
+    return views, method.encoders["audio"].seen[0]
+
+
+@pytest.mark.parametrize("frames", [1, 4])
+@pytest.mark.parametrize("name", list(AUG_METHODS))
+def test_image_augmentation_changes_still_images_and_clips(name, frames):
+    batch = av_batch(frames)
+    clean = batch.inputs["visual"]
+    views, audio = visual_views(name, recording_context(frames), batch)
+    for view in views:
+        assert view.shape == clean.shape
+        changed = (view - clean).abs().flatten(1).amax(1) > 1e-4
+        if name == "consistency":  # one modality per sample: the visual one on some rows
+            audio_changed = (audio.chunk(2)[1] != batch.inputs["audio"]).any(1)
+            assert not (changed & audio_changed).any()
+            assert changed.float().mean() >= 0.25
+        else:
+            assert changed.float().mean() >= 0.75
+        assert view.min() >= 0 and view.max() <= 1
+
+
+@pytest.mark.parametrize("name", list(AUG_METHODS))
+def test_still_images_are_augmented_as_before(name):
+    """On 4-D still images the kind-based selection draws exactly what the old rank rule
+    (a legacy context without specs) draws, with the same random numbers."""
+    batch = av_batch(1)
+    new, _ = visual_views(name, recording_context(1), batch)
+    old, _ = visual_views(name, recording_context(1, specs=False), batch)
+    assert all(torch.equal(a, b) for a, b in zip(new, old, strict=True))
+
+
+def test_audio_is_not_taken_for_an_image_whatever_its_rank():
+    """Kinds come from the specs: a 4-D audio input (e.g. precomputed spectrogram frames)
+    is not given image operations, a clip is."""
+    ctx = MethodContext(("audio", "visual"), 3, 8, lambda m: nn.Identity(), {
+        "audio": InputSpec("audio", "audio", (1, 8, 8)),
+        "visual": InputSpec("visual", "image", (2, 1, 8, 8), frames=2)})
+    batch = make_batch({"audio": torch.rand(2, 1, 8, 8), "visual": torch.rand(2, 2, 1, 8, 8)},
+                       [0, 1])
+    assert ops.image_modalities(ctx, batch) == ("visual",)
+    assert ops.modality_kinds(ctx, batch) == {"audio": "audio", "visual": "image"}
+    legacy = MethodContext(("audio", "visual"), 3, 8, lambda m: nn.Identity())
+    assert ops.image_modalities(legacy, batch) == ("audio", "visual")  # the rank guess
+
+
+@pytest.mark.parametrize("fn, args", [(ops.random_chain, (3, 10.0)),
+                                      (augmix_view, (3, 3, 10.0, 1.0))])
+def test_a_clip_gets_one_draw_applied_to_every_frame(fn, args):
+    """per_clip == the same draw on each frame: with the same seed, frame t of the
+    augmented clip is what fn makes of frame t alone (fn draws per batch row)."""
+    clips = torch.rand(5, 3, 2, 8, 8)
+    torch.manual_seed(0)
+    out = ops.per_clip(fn, clips, *args)
+    assert out.shape == clips.shape
+    for t in range(clips.shape[1]):
+        torch.manual_seed(0)
+        assert torch.allclose(out[:, t], fn(clips[:, t], *args), atol=1e-6)
+    torch.manual_seed(0)
+    assert torch.equal(ops.per_clip(fn, clips[:, 0], *args), out[:, 0])  # 4-D: fn itself
+    with pytest.raises(ValueError, match="clips"):
+        ops.per_clip(fn, torch.rand(2, 8, 8), *args)
+
+
+def test_seen_corruptions_keep_a_clip_coherent_and_in_range():
+    torch.manual_seed(0)
+    clip = torch.rand(1, 1, 3, 8, 8).expand(6, 3, 3, 8, 8).contiguous()  # 3 equal frames
+    out = corrupt(clip, torch.ones(6, dtype=torch.bool), seen=False, severity=10.0,
+                  kind="image")
+    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 0], out[:, 2])
+    assert not torch.allclose(out, clip)
+    seen = corrupt(clip, torch.ones(6, dtype=torch.bool), seen=True, kind="image")
+    assert seen.min() >= 0 and seen.max() <= 1 and not torch.allclose(seen, clip)

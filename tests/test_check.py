@@ -47,7 +47,7 @@ def test_a_conforming_plugin_passes(cli, tmp_path):
     (tmp_path / "good.py").write_text(plugin_source(
         "Good", '{"loss": F.cross_entropy(self(batch), batch.y)}').replace(
         "return sum(self.head(z) for z in self.encode(batch).values())",
-        "return sum(self.head(z) * batch.present[m][:, None]\n"
-        "                   for m, z in self.encode(batch).items())"))
+        "return sum(self.head(z) for z in self.mask_absent(self.encode(batch), batch)"
+        ".values())"))
     out = cli("check", "--method", "good.py:Good").stdout
     assert out.strip().endswith("all 14 checks passed")

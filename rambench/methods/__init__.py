@@ -1,3 +1,13 @@
-from rambench.methods.base import FAMILIES, Method, MethodContext, methods, params_dict
+from rambench.methods.base import (
+    FAMILIES,
+    InputSpec,
+    Method,
+    MethodContext,
+    mask_absent,
+    methods,
+    optimiser_groups,
+    params_dict,
+)
 
-__all__ = ["FAMILIES", "Method", "MethodContext", "methods", "params_dict"]
+__all__ = ["FAMILIES", "InputSpec", "Method", "MethodContext", "mask_absent", "methods",
+           "optimiser_groups", "params_dict"]
