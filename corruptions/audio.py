@@ -7,64 +7,8 @@ only the corruption's own randomness (the noise waveform, where a mask sits) dep
 the seed. The tables are SEVERITY_TABLES (units in UNITS); ``severity_table(name)`` is
 their human-readable form, as registered.
 
-How the tables were chosen
---------------------------
-The target data is short speech (spoken digits, 16 kHz, ~1 s, most energy between
-100 Hz and 4 kHz). Severity 1 is meant to be a mild degradation, 5 a severe one under
-which speech is hard but not impossible to recognise. Every table is strictly monotone in
-its physical parameter, with roughly geometric steps (equal steps in dB, octaves,
-semitones, log-rate or clipping level), since perception is roughly logarithmic in all
-of them. Checks made while choosing them: on a synthetic vowel a log-spectral distance to
-the clean clip grows strictly with severity for all eleven (tests/test_audio_corruptions.py);
-on clean espeak-ng digits (8 voices, MFCC/DTW template matching) accuracy fell with
-severity, give or take one clip in 40 (DTW hardly notices time_stretch, time_mask or
-mp3_compression). On rambench's avdigits test split, a quickly trained AudioCNN (no
-augmentation) lost accuracy steadily with severity under the noises, pitch_shift,
-clipping, low_pass and reverb, but dropped sharply already at severity 1-2 of band_stop,
-time_mask, time_stretch and mp3_compression: it has only seen clips with a broadband noise
-floor, and digital silence (masks, the zero-padded end of a sped-up clip) or a gap in the
-floor (a notch, the encoder's lowpass) is far outside that. That is the model's
-brittleness, not a severe severity 1.
-
-- gaussian_noise (AddGaussianSNR, white), pink_noise: SNR 20/10/5/0/-5
-  dB, audiomentations' SNR (relative to the RMS of the whole input clip). Not 30..0 dB:
-  the avdigits clips already carry background noise (speech SNR -4..12 dB), so 30 dB
-  changed nothing there and 0 dB was only moderate; 20 dB is still mild on clean speech
-  and -5 dB severe.
-- pink_noise uses ``n_fft=2048``: audiomentations shapes noise with an n_fft-point
-  random-phase FIR whose DC gain is random, and with the default ``n_fft=128`` most of the
-  power lands below 100 Hz and the speech-band share varies by +-2.5 dB between seeds
-  (2048: exact -3 dB/octave, +-0.9 dB).
-- brown_noise (-6 dB/octave, ``n_fft=256``: exact slope, +-1.3 dB spread) puts ~90 % of
-  its power below 100 Hz, ~9 dB less in the speech band than white noise at equal SNR,
-  so its SNRs are 10 dB lower: 10/0/-5/-10/-15 dB. The output then exceeds [-1, 1] far
-  more than for the other noises (large low-frequency rumble).
-- pitch_shift: +1/+2/+4/+7/+12 semitones (up to an octave; signalsmith-stretch, formants
-  move with the pitch).
-- time_stretch: rate 1.1/1.2/1.4/1.7/2.0 (speed-up, pitch kept). Speeding up keeps the
-  whole utterance in the clip; the freed end (1 - 1/rate of the clip) is digital silence.
-- clipping: ClippingDistortion, 4/8/14/22/30 % of the samples clipped (half at each end of
-  the amplitude distribution; for Gaussian-like audio the clip level falls by ~15 % per
-  step, 2.05 -> 1.04 standard deviations). Even values only: audiomentations uses
-  int(p / 2) per side. Capped at 30 %: the threshold is a percentile of the whole clip,
-  and a clean clip that is more than 1 - p digital silence would be clipped to all zeros.
-- mp3_compression: 64/32/24/16/8 kbps (LAME via fast-mp3-augment, MPEG-2 layer III at
-  16 kHz; its lowpass is ~7.3/7.3/5.8/5.5/3.0 kHz; delay-compensated, length kept; clips
-  under 100 ms, which the encoder refuses, are padded with silence and cropped back).
-- low_pass: cutoff 4000/2000/1000/500/250 Hz, 24 dB/octave Butterworth (one octave per
-  step; 4 kHz only removes fricative energy, 250 Hz leaves little more than f0).
-- band_stop: a notch geometrically centred on 1 kHz (F1/F2 region) that widens from 1/2
-  to 4 octaves: 841-1189, 707-1414, 500-2000, 354-2828, 250-4000 Hz, 24 dB/octave.
-- time_mask: 5/10/20/35/50 % of the clip silenced, as 4 masks, one at a random position
-  inside each quarter of the clip (so the masks cannot all fall into leading or trailing
-  silence), each with 2 ms fades.
-- reverb: RoomSimulator (pyroomacoustics: image sources up to order 3 plus ray tracing)
-  with a fixed shoebox room, wall absorption and source-microphone distance per severity.
-  Measured on the simulated impulse responses at 16 kHz: RT60 0.16/0.34/0.65/0.98/1.60 s,
-  direct-to-reverberant ratio +4.6/-5.1/-6.6/-7.9/-9.4 dB, C50 24.9/14.0/7.3/4.5/1.8 dB.
-  The impulse response is scaled to unit energy so that reverb does not also change the
-  level (RoomSimulator's raw output is 1/(4 pi r) quieter); the tail past the clip end is
-  cut off.
+Why these values: docs/corruptions.md ("Audio severity tables"), which gives the reasoning
+behind every table and the checks made while choosing them.
 
 Determinism
 -----------

@@ -97,15 +97,29 @@ def plan_study(
     force: bool = False,
     reuse_stale: bool = False,
     severity_scale: str | None = None,
+    tune: bool = False,
+    progress: bool = False,
 ) -> Plan:
     """The study's plan: its cells, what is done, what is stale. `severity_scale`: the image
     corruptions' constants (imagenet | tinyimagenet | cifar | auto; default: the grid's,
-    else auto, which picks by image size)."""
+    else auto, which picks by image size). With `tune` (or a grid's `tune:`), each method's
+    learning rate is first picked on clean validation accuracy (`rambench.tune`): this
+    trains, or reuses, one model per candidate."""
     if isinstance(methods, (str, type)):
         methods = [methods]
-    spec = resolve(dataset, methods, grid if isinstance(grid, Grid) else load_grid(grid),
-                   seeds, set, epochs, device, corruption_backend, severity_scale)
-    return make_plan(spec, Store(out, study), force, reuse_stale)
+    grid = grid if isinstance(grid, Grid) else load_grid(grid)
+    spec = resolve(dataset, methods, grid, seeds, set, epochs, device, corruption_backend,
+                   severity_scale)
+    store = Store(out, study)
+    if tune or grid.tune:
+        from rambench import tune as tuning
+
+        settings = grid.tune or {}
+        tunings = tuning.tune(spec, store, settings.get("lr"), settings.get("seed", 0),
+                              progress)
+        tuning.save(store, tunings)
+        spec = tuning.apply(spec, tunings)
+    return make_plan(spec, store, force, reuse_stale)
 
 
 def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = True,
@@ -153,13 +167,14 @@ def benchmark(
     reuse_stale: bool = False,
     progress: bool = False,
     severity_scale: str | None = None,
+    tune: bool = False,
 ) -> ResultSet:
     """Train each method once per seed and evaluate it on every cell of `grid`; cells
     already stored are reused. `methods`: registered names, variant labels such as
     "raml[norm=hard]", `path/file.py:Class`, Method subclasses, or None for the grid's
     list. Returns the study's results for exactly these methods, seeds and conditions."""
     plan = plan_study(methods, dataset, grid, seeds, out, study, set, epochs, device,
-                      corruption_backend, force, reuse_stale, severity_scale)
+                      corruption_backend, force, reuse_stale, severity_scale, tune, progress)
     return run_plan(plan, cache_dir, use_cache, progress, force)
 
 

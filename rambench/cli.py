@@ -142,11 +142,14 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @click.option("--force", is_flag=True, help="recompute cells (and retrain) even if stored")
 @click.option("--reuse-stale", is_flag=True,
               help="keep stored results of methods whose code or settings changed since")
+@click.option("--tune", is_flag=True,
+              help="first pick each method's learning rate on clean validation accuracy "
+                   "(default lr x0.5, x1, x2; see rambench tune)")
 @click.option("--dry-run", is_flag=True, help="print the plan and exit")
 @json_option
 def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, out, study,
-        corruption_backend, severity_scale, cache_dir, no_cache, force, reuse_stale, dry_run,
-        as_json) -> None:
+        corruption_backend, severity_scale, cache_dir, no_cache, force, reuse_stale, tune,
+        dry_run, as_json) -> None:
     """Train each method once per seed and evaluate it on every cell of a grid.
 
     Finished cells are skipped, so an interrupted run resumes where it stopped. A method
@@ -158,7 +161,7 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
 
     plan = plan_study(list(method_names) or None, dataset, grid_spec, _seeds(seeds), out,
                       study, assignments, epochs, device, corruption_backend, force,
-                      reuse_stale, severity_scale)
+                      reuse_stale, severity_scale, tune and not dry_run, not as_json)
     _report_invalid(plan.store)
     if dry_run:
         if as_json:
@@ -567,6 +570,90 @@ def cache_clear(cache_dir) -> None:
     """Delete every cached corrupted test set (they are rebuilt when needed)."""
     store = _cache(cache_dir)
     click.echo(f"deleted {store.clear()} entries from {store.root}")
+
+
+@cli.command()
+@click.option("--method", "method_names", multiple=True, required=True,
+              help=f"{METHOD_HELP}; repeatable; 'all' for every registered method")
+@dataset_option
+@click.option("--lr", "lrs", default=None,
+              help="comma-separated candidate learning rates [default: the dataset's lr "
+                   "x0.5, x1, x2]")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", type=int, default=None, help="override train.epochs")
+@device_option
+@set_option
+@out_option
+@study_option
+@json_option
+def tune(method_names, dataset, lrs, seed, epochs, device, assignments, out, study,
+         as_json) -> None:
+    """Pick each method's learning rate by clean validation accuracy, the same candidates,
+    epochs and seed for every method; the checkpoints are the study's, so a following
+    `rambench run --tune` reuses them. Writes the table to STUDY/tuning.json."""
+    from rambench import tune as tuning
+    from rambench.config import resolve
+    from rambench.grid import parse_grid
+    from rambench.store import Store
+
+    candidates = None
+    if lrs:
+        try:
+            candidates = [float(v) for v in lrs.split(",") if v.strip()]
+        except ValueError:
+            raise UsageError(f"--lr expects comma-separated numbers, e.g. 1e-3,2e-3; "
+                             f"got {lrs!r}") from None
+    grid = parse_grid({"conditions": {"clean": True}}, "clean", "tune")
+    spec = resolve(dataset, list(method_names), grid, [seed], assignments, epochs, device)
+    candidates = tuning.candidates(spec, candidates)
+    store = Store(out, study)
+    _writable(store.root, "results", "--out")
+    tunings = tuning.tune(spec, store, candidates, seed, progress=not as_json)
+    tuning.save(store, tunings)
+    if as_json:
+        _echo_json([t.to_json() for t in tunings])
+        return
+    click.echo(f"best validation accuracy (%) per learning rate, {dataset}, seed {seed}")
+    click.echo(tuning.render(tunings))
+
+
+@cli.command()
+@dataset_option
+@click.option("--modality", "modalities", multiple=True,
+              help="modality to calibrate; repeatable (default: every modality)")
+@click.option("--seeds", default="0", show_default=True, help=SEEDS_HELP)
+@click.option("--epochs", type=int, default=None, help="override train.epochs")
+@click.option("--severity-scale", type=click.Choice(SCALE_CHOICES), default=None,
+              help="image corruptions' severity table [default: auto, from the image size]")
+@device_option
+@out_option
+@click.option("--study", default="calibration", show_default=True,
+              help="study holding the reference models' results (reused on a second call)")
+@json_option
+def calibrate(dataset, modalities, seeds, epochs, severity_scale, device, out, study,
+              as_json) -> None:
+    """Check that every corruption's severity ladder is graded on a dataset.
+
+    Trains (or reuses) the unimodal reference model of each modality, evaluates it on all of
+    that modality's corruptions at severities 1-5 and flags a ladder that collapses at
+    severity 1 (loses more than half of the clean-to-chance gap), is flat (severity 5 loses
+    less than a tenth of it) or is not monotone beyond seed noise.
+    """
+    from rambench.calibrate import calibrate as run_calibration
+    from rambench.calibrate import render
+
+    ladders = run_calibration(dataset, list(modalities) or None, _seeds(seeds) or [0], epochs,
+                              severity_scale, out, study, device, progress=not as_json)
+    if as_json:
+        _echo_json([vars(ladder) for ladder in ladders])
+        return
+    scales = sorted({ladder.severity_scale for ladder in ladders if ladder.severity_scale})
+    methods_used = ", ".join(dict.fromkeys(ladder.method for ladder in ladders))
+    click.echo(f"accuracy (%) of {methods_used} on {dataset}"
+               + (f"; image severity scale: {', '.join(scales)}" if scales else ""))
+    click.echo(render(ladders))
+    flagged = [ladder for ladder in ladders if ladder.flags]
+    click.echo(f"{len(flagged)} of {len(ladders)} ladders flagged")
 
 
 @cli.command()

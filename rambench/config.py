@@ -41,6 +41,8 @@ class MethodSpec:
     id: MethodId
     cls: type[Method]
     params: Any
+    # training settings of this method only (e.g. a tuned learning rate, `rambench.tune`)
+    train: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -61,6 +63,10 @@ class StudySpec:
     device: torch.device
     corruption_backend: str = DEFAULT_BACKEND
     severity_scale: str = DEFAULT_SCALE  # imagenet | tinyimagenet | cifar | auto
+
+    def train_config(self, method: MethodSpec) -> TrainConfig:
+        """The study's training settings with the method's own (e.g. a tuned lr) applied."""
+        return dataclasses.replace(self.train, **method.train)
 
     def scale_of(self, modality: str) -> str:
         """The resolved severity scale of an image modality (`auto`: from its frame size)."""

@@ -40,7 +40,8 @@ from rambench.errors import UsageError
 from rambench.schema import AVEvent, Clean, Condition, Corrupt, Drop, Mixed, RandomMissing
 
 TOP_KEYS = ("seeds", "methods", "epochs", "set", "conditions", "description",
-            "severity_scale")
+            "severity_scale", "tune")
+TUNE_KEYS = ("lr", "seed")
 CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "missing_rates",
                   "mixed", "av")
 AV_KEYS = ("events", "severities", "noise_dir")
@@ -59,6 +60,7 @@ class Grid:
     epochs: int | None = None
     overrides: dict[str, str] = field(default_factory=dict)
     severity_scale: str | None = None  # imagenet | tinyimagenet | cifar | auto
+    tune: dict[str, Any] | None = None  # {lr: [candidates] (default: x0.5, x1, x2), seed}
 
     @property
     def hash(self) -> str:
@@ -142,6 +144,18 @@ def parse_grid(raw: Any, name: str, source: str) -> Grid:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             _fail(source, "epochs", f"expected a positive integer; got {epochs!r}")
         grid.epochs = epochs
+    if "tune" in raw:
+        tune = _check_keys(raw["tune"] if raw["tune"] is not None else {}, TUNE_KEYS, source,
+                           "tune")
+        lrs = tune.get("lr")
+        if lrs is not None and not (isinstance(lrs, list) and lrs and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                for v in lrs)):
+            _fail(source, "tune.lr", f"expected a list of positive learning rates; got {lrs!r}")
+        seed = tune.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            _fail(source, "tune.seed", f"expected a non-negative integer; got {seed!r}")
+        grid.tune = {"lr": lrs, "seed": seed}
     if "severity_scale" in raw:
         scale = raw["severity_scale"]
         if scale not in SCALE_CHOICES:

@@ -167,11 +167,10 @@ def make_cells(spec: StudySpec) -> Iterator[Cell]:
     kinds = {m: s.kind for m, s in spec.dataset.modalities.items()}
     conditions = spec.conditions()
     harness = harness_fingerprint()
-    train_config = dataclasses.asdict(spec.train)
     for seed in spec.seeds:
         for method in spec.methods:
-            job = Job(spec.dataset.name, spec.dataset.version, method, train_config, seed,
-                      harness)
+            job = Job(spec.dataset.name, spec.dataset.version, method,
+                      dataclasses.asdict(spec.train_config(method)), seed, harness)
             for cond in conditions:
                 yield Cell(job, cond, condition_backends(cond, kinds, spec.corruption_backend,
                                                          spec.device))

@@ -39,6 +39,11 @@ GRIDS = {
     "modality.yaml": b"conditions: {corruptions: {video: [fog]}}\n",
     "corruption.yaml": b"conditions: {corruptions: {visual: [fogg]}}\n",
     "set.yaml": b"set: {alpha: 1}\nconditions: {clean: true}\n",
+    "scale.yaml": b"severity_scale: cifar10\nconditions: {clean: true}\n",
+    "tune.yaml": b"tune: {lr: [0.001, -1]}\nconditions: {clean: true}\n",
+    "tunekey.yaml": b"tune: {lrs: [0.001]}\nconditions: {clean: true}\n",
+    "avevent.yaml": b"conditions: {av: {events: [rian]}}\n",
+    "avnoise.yaml": b"conditions: {av: {noise_dir: nowhere}}\n",
 }
 
 R = ["run", "--method", "raml"]
@@ -117,6 +122,15 @@ CASES = [
     ([*R, "--grid", "modality.yaml"], "unknown modality 'video'"),
     ([*R, "--grid", "corruption.yaml"], "unknown image corruption 'fogg'; did you mean 'fog'"),
     ([*R, "--grid", "set.yaml"], "key 'set.alpha': expected scope.key"),
+    ([*R, "--grid", "scale.yaml"], "unknown severity scale 'cifar10'; did you mean 'cifar'"),
+    ([*R, "--grid", "tune.yaml"], "key 'tune.lr': expected a list of positive learning rates"),
+    ([*R, "--grid", "tunekey.yaml"], "key 'tune.lrs': unknown key 'lrs'; did you mean 'lr'"),
+    ([*R, "--grid", "avevent.yaml"], "unknown audio-visual event 'rian'; did you mean 'rain'"),
+    ([*R, "--grid", "avnoise.yaml"], "conditions.av.noise_dir': no such folder"),
+    ([*R, "--severity-scale", "cifar10"], "'cifar10' is not one of 'imagenet'"),
+    (["tune", "--method", "raml", "--lr", "0.001,fast"], "--lr expects comma-separated numbers"),
+    (["tune", "--method", "raml", "--lr", "0.001,-1"], "learning rates to tune must be positive"),
+    (["calibrate", "--modality", "video"], "--modality: unknown modality 'video' of 'avdigits'"),
     # plug-ins
     (["train", "--method", "nofile.py:Mine"], "no such file 'nofile.py'"),
     (["train", "--method", "plugins/noloss.py"], "name the class in the file too, as "

@@ -1,0 +1,99 @@
+"""An equal tuning budget for every method: the learning rate picked from a small fixed set by
+clean **validation** accuracy, never by the test grid.
+
+Every method gets the same candidates (by default the dataset's learning rate x 0.5, 1, 2),
+the same epochs and the same seed; each candidate is one ordinary training job, so its
+checkpoint is reused by the study (the chosen learning rate's job on the tuning seed *is*
+the study's job) and by a later tuning. Ties go to the candidate nearest the default. The
+chosen value becomes part of the method's training settings: it is in every cell's key and in
+every record's `train_config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rambench.checkpoints import load_or_train
+from rambench.config import StudySpec
+from rambench.errors import UsageError
+from rambench.identity import harness_fingerprint
+from rambench.plan import Job
+from rambench.store import Store
+
+LR_FACTORS = (0.5, 1.0, 2.0)  # candidates: the default learning rate times these
+
+
+@dataclass
+class Tuning:
+    """One method's tuning: validation accuracy per candidate learning rate, the choice."""
+
+    method: str
+    seed: int
+    val_accuracy: dict[float, float]
+    chosen: float
+
+    def to_json(self) -> dict:
+        return {"method": self.method, "seed": self.seed, "chosen_lr": self.chosen,
+                "val_accuracy": {f"{lr:g}": acc for lr, acc in self.val_accuracy.items()}}
+
+
+def candidates(spec: StudySpec, lrs: Sequence[float] | None) -> list[float]:
+    values = list(lrs) if lrs else [spec.train.lr * f for f in LR_FACTORS]
+    if not values or any(not (isinstance(v, (int, float)) and v > 0) for v in values):
+        raise UsageError(f"learning rates to tune must be positive numbers; got {values!r}")
+    return sorted(dict.fromkeys(float(v) for v in values))
+
+
+def tune(spec: StudySpec, store: Store, lrs: Sequence[float] | None = None, seed: int = 0,
+         progress: bool = True) -> list[Tuning]:
+    """Train every method of `spec` once per candidate learning rate (or reuse the
+    checkpoints) and pick, per method, the one with the best clean validation accuracy."""
+    values = candidates(spec, lrs)
+    harness = harness_fingerprint()
+    out = []
+    for method in spec.methods:
+        accuracy = {}
+        for lr in values:
+            cfg = dataclasses.replace(spec.train_config(method), lr=lr)
+            job = Job(spec.dataset.name, spec.dataset.version, method, dataclasses.asdict(cfg),
+                      seed, harness)
+            _, summary = load_or_train(job, spec.dataset, store, spec.device, progress)
+            accuracy[lr] = summary.best_val_accuracy
+        default = spec.train.lr
+        chosen = max(values, key=lambda lr: (accuracy[lr], -abs(math.log(lr / default))))
+        out.append(Tuning(method.label, seed, accuracy, chosen))
+    return out
+
+
+def apply(spec: StudySpec, tunings: Sequence[Tuning]) -> StudySpec:
+    """`spec` with each tuned method training at its chosen learning rate."""
+    chosen = {t.method: t.chosen for t in tunings}
+    methods = tuple(
+        dataclasses.replace(m, train={**m.train, "lr": chosen[m.label]})
+        if m.label in chosen else m for m in spec.methods)
+    return dataclasses.replace(spec, methods=methods)
+
+
+def save(store: Store, tunings: Sequence[Tuning]) -> None:
+    """Keep the tuning table with the study (tuning.json), merged with earlier tunings."""
+    path = store.root / "tuning.json"
+    existing = json.loads(path.read_text()) if path.is_file() else []
+    labels = {t.method for t in tunings}
+    rows = [r for r in existing if r.get("method") not in labels] + [t.to_json()
+                                                                     for t in tunings]
+    store.root.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def render(tunings: Sequence[Tuning]) -> str:
+    lrs = sorted({lr for t in tunings for lr in t.val_accuracy})
+    head = "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen |"
+    lines = [head, "|---|" + "---:|" * len(lrs) + "---:|"]
+    for t in tunings:
+        cells = [f"{100 * t.val_accuracy[lr]:.1f}" if lr in t.val_accuracy else "" for lr in lrs]
+        lines.append(f"| {t.method} | " + " | ".join(cells) + f" | {t.chosen:g} |")
+    return "\n".join(lines)

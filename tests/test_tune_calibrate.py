@@ -1,0 +1,74 @@
+"""rambench tune (the same learning-rate budget for every method, chosen on validation) and
+rambench calibrate (are the severity ladders graded?)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rambench import cli
+from rambench.calibrate import Ladder, reference_method, render
+from rambench.datasets import datasets
+from rambench.store import Store
+
+
+def ladder(clean, accuracy, chance=0.1, n=400):
+    return Ladder("visual", "fog", "visual_only", clean, accuracy, chance, n).check()
+
+
+def test_a_graded_ladder_is_not_flagged():
+    assert ladder(0.9, [0.85, 0.75, 0.6, 0.45, 0.3]).flags == []
+
+
+def test_collapse_flat_and_non_monotone_ladders_are_flagged():
+    # severity 1 loses 0.5 of the 0.8 gap (more than half): collapse
+    assert ladder(0.9, [0.49, 0.3, 0.2, 0.15, 0.1]).flags == ["collapses at s1"]
+    assert ladder(0.9, [0.51, 0.3, 0.2, 0.15, 0.1]).flags == []
+    # severity 5 loses less than a tenth of the gap: flat
+    assert ladder(0.9, [0.9, 0.89, 0.89, 0.88, 0.83]).flags == ["flat"]
+    # a rise beyond two binomial standard errors (n=400, p=0.5: 5 points) is not monotone
+    flags = ladder(0.9, [0.8, 0.5, 0.56, 0.4, 0.3]).flags
+    assert flags == ["not monotone (s2 50.0% < s3 56.0%)"]
+    assert ladder(0.9, [0.8, 0.5, 0.54, 0.4, 0.3]).flags == []  # within seed noise
+
+
+def test_render_gives_percentages_and_flags():
+    text = render([ladder(0.9, [0.49, 0.3, 0.2, 0.15, 0.1])])
+    assert "| visual | fog | 90.0 | 49.0 | 30.0 | 20.0 | 15.0 | 10.0 | collapses at s1 |" in text
+
+
+def test_reference_methods_are_the_unimodal_ones():
+    dataset = datasets.get("avdigits")()
+    assert reference_method(dataset, "visual") == "visual_only"
+    assert reference_method(dataset, "audio") == "audio_only"
+
+
+def run_cli(argv, monkeypatch, capsys, cwd):
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["rambench", *argv])
+    try:
+        cli.main()
+    except SystemExit as exit_:
+        assert exit_.code in (0, None), capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def test_tune_picks_the_best_validation_lr_and_the_study_reuses_its_checkpoint(
+        tmp_path, monkeypatch, capsys):
+    out = run_cli(["tune", "--method", "visual_only", "--epochs", "1", "--lr", "1e-4,4e-3",
+                   "--out", "r", "--json"], monkeypatch, capsys, tmp_path)
+    (row,) = json.loads(out)
+    accuracy = {float(k): v for k, v in row["val_accuracy"].items()}
+    assert set(accuracy) == {1e-4, 4e-3}
+    assert row["chosen_lr"] == max(accuracy, key=accuracy.get)
+    assert json.loads((tmp_path / "r/default/tuning.json").read_text()) == [row]
+    store = Store(tmp_path / "r", "default")
+    checkpoints = sorted(store.checkpoints_dir.glob("*.pt"))
+    assert len(checkpoints) == 2
+    (tmp_path / "grid.yaml").write_text(
+        "tune: {lr: [0.0001, 0.004]}\nconditions: {clean: true}\n")
+    run_cli(["run", "--method", "visual_only", "--grid", "grid.yaml", "--epochs", "1",
+             "--out", "r"], monkeypatch, capsys, tmp_path)
+    (record,) = store.records()
+    assert record.train_config["lr"] == row["chosen_lr"]
+    assert sorted(store.checkpoints_dir.glob("*.pt")) == checkpoints  # nothing retrained
