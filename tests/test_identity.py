@@ -41,11 +41,11 @@ PLUGIN = textwrap.dedent('''
 
 
 def test_labels_show_only_non_default_parameters():
-    specs = resolve_methods(["raml", "raml[norm=hard]", "raml[norm=soft,alpha=0.5]"], {})
+    specs = resolve_methods(["raml", "raml[norm=hard]", "raml[norm=clamp,alpha=0.5]"], {})
     assert [s.label for s in specs] == ["raml", "raml[norm=hard]", "raml[alpha=0.5]"]
     assert specs[1].params.norm == "hard" and specs[2].params.alpha == 0.5
     # a variant naming only defaults is the method itself, once
-    assert [s.label for s in resolve_methods(["raml", "raml[norm=soft]"], {})] == ["raml"]
+    assert [s.label for s in resolve_methods(["raml", "raml[norm=clamp]"], {})] == ["raml"]
     # --set applies to every variant of its scope; the label's own values win
     both = resolve_methods(["raml", "raml[alpha=2]"], {"raml": {"alpha": "0.5"}})
     assert [s.label for s in both] == ["raml[alpha=0.5]", "raml[alpha=2]"]
@@ -70,11 +70,11 @@ def test_parse_label():
 
 
 def test_grid_methods_expand_to_the_product_of_variants(tmp_path):
-    grid = parse_grid({"methods": {"raml": {"norm": ["soft", "hard"],
+    grid = parse_grid({"methods": {"raml": {"norm": ["clamp", "hard"],
                                             "token_corruption": [0, 0.5]},
                                    "late_fusion": None}, **TINY_GRID}, "g", "g.yaml")
     assert grid.methods == [
-        "raml[norm=soft,token_corruption=0]", "raml[norm=soft,token_corruption=0.5]",
+        "raml[norm=clamp,token_corruption=0]", "raml[norm=clamp,token_corruption=0.5]",
         "raml[norm=hard,token_corruption=0]", "raml[norm=hard,token_corruption=0.5]",
         "late_fusion"]
     labels = [s.label for s in resolve_methods(grid.methods, {})]
@@ -85,9 +85,10 @@ def test_grid_methods_expand_to_the_product_of_variants(tmp_path):
 def test_ablation_preset_turns_each_component_off():
     grid = load_grid("raml-ablation.yaml")
     labels = [s.label for s in resolve_methods(grid.methods, {})]
-    assert labels[0] == "raml" and len(set(labels)) == len(labels) == 7
-    assert {"raml[unimodal_heads=false]", "raml[norm=none]", "raml[token_corruption=0]",
-            "raml[gamma=0]", "raml[norm=hard]"} <= set(labels)
+    assert labels[0] == "raml" and len(set(labels)) == len(labels) == 17
+    assert {"raml[gate=false,unimodal_heads=false]", "raml[norm=none]", "raml[norm=soft]",
+            "raml[token_corruption=0]", "raml[gamma=0]", "raml[norm=hard]",
+            "raml[tokens=slices]", "raml[view_scope=tokens]", "raml[gate=false]"} <= set(labels)
 
 
 def write_module(path, scale="1.0", comment=""):

@@ -2,6 +2,12 @@
 
 Methods never build encoders themselves; they ask the harness for one per modality, so a
 dataset can switch to e.g. a ResNet-18 pair without touching any method.
+
+Besides `forward(x) -> (B, dim)`, the built-in encoders have `tokens(x) -> (B, N, dim)`:
+the pre-pool map, one token per cell (image: spatial cells; audio: time-frequency cells,
+mel-major; clips: frames), each passed through the same final projection as the pooled
+feature, so that `tokens(x).mean(1)` equals `forward(x)` up to rounding. `tokens` adds no
+parameters and `forward` is untouched, so methods that only call `forward` are unaffected.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ class SmallCNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(self.features(x).mean(dim=(2, 3)))
 
+    def tokens(self, x: Tensor) -> Tensor:
+        """(B, H'*W', dim): the projected cells of the last feature map, row-major."""
+        return self.proj(self.features(x).flatten(2).transpose(1, 2))
+
 
 class ImageCNN(nn.Module):
     """Images in [0, 1], (B, C, H, W), centred and fed to a SmallCNN."""
@@ -55,6 +65,10 @@ class ImageCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.cnn((x - 0.5) / 0.25)
+
+    def tokens(self, x: Tensor) -> Tensor:
+        """(B, H/4 * W/4, dim): spatial cells (64 for a 32x32 image)."""
+        return self.cnn.tokens((x - 0.5) / 0.25)
 
 
 def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, f_min: float, f_max: float):
@@ -105,6 +119,11 @@ class AudioCNN(nn.Module):
 
     def forward(self, wave: Tensor) -> Tensor:
         return self.cnn(self.norm(self.logmel(wave)))
+
+    def tokens(self, wave: Tensor) -> Tensor:
+        """(B, mels/8 * frames/8, dim): time-frequency cells, mel-major (5 x 12 = 60 for
+        1 s at 16 kHz)."""
+        return self.cnn.tokens(self.norm(self.logmel(wave)))
 
 
 encoders.register("image_cnn")(ImageCNN)

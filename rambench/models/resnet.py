@@ -1,7 +1,11 @@
 """ResNet-18 (He et al., CVPR 2016) written out, for real audio-visual data: a 3-channel
 variant over video frames with temporal average pooling and a 1-channel variant over
 log-mel spectrograms, both giving 512-d features as in OGM-GE's audio-visual model.
-No torchvision: the layers are the standard BasicBlock stack (2, 2, 2, 2)."""
+No torchvision: the layers are the standard BasicBlock stack (2, 2, 2, 2).
+
+`tokens(x) -> (B, N, dim)` gives the pre-pool tokens (frames of a clip, else the cells of
+the last map), projected like the pooled feature; `tokens(x).mean(1)` equals `forward(x)`
+up to rounding (see rambench.models.encoders)."""
 
 from __future__ import annotations
 
@@ -52,6 +56,10 @@ class ResNet18(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.features(x).mean(dim=(2, 3))
 
+    def cells(self, x: Tensor) -> Tensor:
+        """(B, H'*W', 512): the last feature map's cells, row-major, before pooling."""
+        return self.features(x).flatten(2).transpose(1, 2)
+
 
 def _projection(dim: int) -> nn.Module:
     return nn.Identity() if dim == ResNet18.out_dim else nn.Linear(ResNet18.out_dim, dim)
@@ -78,6 +86,14 @@ class FrameResNet(nn.Module):
             features = features.view(x.shape[0], x.shape[1], -1).mean(1)
         return self.proj(features)
 
+    def tokens(self, x: Tensor) -> Tensor:
+        """Clips (B, T, C, H, W): (B, T, dim), one token per frame (its pooled feature);
+        still images (B, C, H, W): (B, H/32 * W/32, dim), one per cell of the last map."""
+        if x.dim() == 5:
+            features = self.resnet((x.flatten(0, 1) - self.mean) / self.std)
+            return self.proj(features.view(x.shape[0], x.shape[1], -1))
+        return self.proj(self.resnet.cells((x - self.mean) / self.std))
+
 
 class SpectrogramResNet(nn.Module):
     """Waveform -> log-mel spectrogram (settings from the dataset's encoder options) ->
@@ -95,6 +111,11 @@ class SpectrogramResNet(nn.Module):
 
     def forward(self, wave: Tensor) -> Tensor:
         return self.proj(self.resnet(self.norm(self.logmel(wave))))
+
+    def tokens(self, wave: Tensor) -> Tensor:
+        """(B, mels/32 * frames/32, dim): time-frequency cells of the last map, mel-major
+        (4 x 10 = 40 for 3 s at 16 kHz, 128 mels, hop 160)."""
+        return self.proj(self.resnet.cells(self.norm(self.logmel(wave))))
 
 
 encoders.register("resnet18_frames")(FrameResNet)
