@@ -15,7 +15,7 @@ def test_declared_interface(avdigits):
     assert avdigits.modalities["visual"].shape == (32, 32, 1)
     assert avdigits.modalities["audio"].kind == "audio"
     assert avdigits.modalities["audio"].sample_rate == 16000
-    assert avdigits.version.startswith("1-")
+    assert avdigits.version.startswith("2-")
 
 
 def test_splits_shapes_sizes_and_labels(avdigits):
