@@ -104,6 +104,9 @@ class AugMix(LateFusion):
     family = "augmentation"
     citation = ("Hendrycks et al., AugMix: A Simple Data Processing Method to Improve "
                 "Robustness and Uncertainty, ICLR 2020")
+    # aug() (width 3, depth U{1,2,3}, severity 3, Dirichlet(1) / Beta(1, 1) mixing) and the
+    # JS loss (weight 12, mixture clamped to [1e-7, 1]) of train()
+    reference = "google-research/augmix@a43b785668b38f5a1fef90793d8b23f43729aeaf:cifar.py"
     Params = AugMixParams
 
     def training_loss(self, batch: Batch) -> dict[str, Tensor]:

@@ -84,7 +84,7 @@ from torch import Tensor, nn
 
 from rambench.batch import Batch
 from rambench.methods import Method, MethodContext, methods
-from rambench.models.fusion import ConcatFusion, masked_features
+from rambench.models.fusion import ConcatFusion
 from rambench.params import param
 
 GE_EPS = 1e-8  # main.py adds 1e-8 to the standard deviation of the GE noise
@@ -206,7 +206,7 @@ class OGMGE(Method):
         """(s (M,), valid (M,) bool): mean true-class probability of each modality's
         contribution over the samples where it is present (no gradient)."""
         with torch.no_grad():
-            contrib = self.contributions(masked_features(z, batch.present))
+            contrib = self.contributions(self.mask_absent(z, batch))
             scores, valid = [], []
             for m in self.ctx.modalities:
                 keep = batch.present[m]

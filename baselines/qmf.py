@@ -73,7 +73,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rambench.batch import Batch
+from rambench.batch import Batch, mask_absent
 from rambench.methods import Method, MethodContext, methods
 from rambench.params import param
 
@@ -104,8 +104,8 @@ def fuse(logits: dict[str, Tensor], conf: dict[str, Tensor], present: dict[str, 
     is absent.
 
     Returns (fused logits (B, K), weights dict m -> (B,))."""
-    weights = {m: (conf[m].detach() if detach else conf[m]) * present[m].to(conf[m].dtype)
-               for m in logits}
+    weights = mask_absent({m: conf[m].detach() if detach else conf[m] for m in logits},
+                          present)
     fused = sum(weights[m].unsqueeze(1) * logits[m] for m in logits)
     return fused, weights
 

@@ -49,9 +49,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.moddrop import drop_mask
-from rambench.batch import Batch
+from rambench.batch import Batch, mask_absent
 from rambench.methods import Method, MethodContext, methods
-from rambench.models.fusion import ConcatFusion, masked_features
+from rambench.models.fusion import ConcatFusion
 
 
 @dataclass
@@ -90,7 +90,7 @@ class Reconstruct(Method):
 
     def reconstruct(self, z: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
         """modality m -> z^_m (B, d), predicted from the other modalities' present features."""
-        zm = masked_features(z, present)
+        zm = mask_absent(z, present)
         flags = {m: present[m].to(f.dtype).unsqueeze(1) for m, f in zm.items()}
         rec = {}
         for m in self.ctx.modalities:

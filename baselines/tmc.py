@@ -147,10 +147,8 @@ class TMC(Method):
     def evidence(self, batch: Batch) -> dict[str, Tensor]:
         """Per-modality evidence (B, K) in float32; zero (vacuous) where a modality is absent."""
         z = self.encode(batch)
-        return {
-            m: F.softplus(self.heads[m](z[m]).float()) * batch.present[m].float().unsqueeze(1)
-            for m in self.ctx.modalities
-        }
+        return self.mask_absent(
+            {m: F.softplus(self.heads[m](z[m]).float()) for m in self.ctx.modalities}, batch)
 
     def fused_alpha(self, evidence: dict[str, Tensor]) -> Tensor:
         return combine_evidence([evidence[m] for m in self.ctx.modalities])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -38,3 +39,18 @@ class Batch:
             inputs[m] = inputs[m] * keep
             present[m] = present[m] & ~drop
         return Batch(inputs, present, self.y, self.index)
+
+
+def mask_absent(features: Mapping[str, Tensor],
+                present: Batch | Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """`features` (modality -> (B, ...)) with the rows of absent modalities set to 0
+    (`present` is a Batch or its `present` dict: modality -> bool (B,)), so that what an
+    absent input's zero-filled values make of an encoder never reaches the prediction.
+    Rows are replaced, not multiplied: a non-finite feature of an absent input gives 0
+    too; gradients reach the present rows only. Modalities not in `features` are ignored."""
+    flags = present.present if isinstance(present, Batch) else present
+    out = {}
+    for m, f in features.items():
+        keep = flags[m].to(device=f.device, dtype=torch.bool)
+        out[m] = torch.where(keep.view(-1, *([1] * (f.dim() - 1))), f, f.new_zeros(()))
+    return out

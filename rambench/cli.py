@@ -266,6 +266,8 @@ def ls(what: str, out: str, as_json: bool) -> None:
     for row in rows:
         if what == "methods":
             click.echo(f"{row['name']:<14} {row['family']:<13} {row['summary']}")
+            if row["reference"]:
+                click.echo(f"{'':<28} follows {row['reference']}")
         elif what == "datasets":
             mods = ", ".join(f"{m} ({k})" for m, k in row["modalities"].items())
             classes = f"{row['classes']} classes" if row["classes"] else "classes from the data"
@@ -300,8 +302,9 @@ def _listing(what: str, out: str) -> list[dict]:
     if what == "methods":
         from rambench.methods import methods
 
-        return [{"name": n, "family": methods.get(n).family, "summary": methods.get(n).summary()}
-                for n in methods.names()]
+        return [{"name": n, "family": cls.family, "summary": cls.summary(),
+                 "citation": cls.citation, "reference": cls.reference}
+                for n in methods.names() for cls in [methods.get(n)]]
     if what == "datasets":
         from rambench.datasets import datasets
 

@@ -8,7 +8,8 @@ What a method is told about the data is a `MethodContext`: the modalities with t
 `InputSpec` (kind, per-sample input shape, frames, sample rate), the number of classes,
 the feature width and an encoder factory. Optional hooks on `Method`: `supports(ctx)`
 (decline a dataset, with the reason), `param_groups()` (per-module learning-rate scales)
-and the helper `mask_absent(features, batch)` (also a module function, for fusion blocks).
+and the helper `mask_absent(features, batch)` (also `rambench.batch.mask_absent`, for fusion
+blocks).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
-from rambench.batch import Batch
+from rambench.batch import Batch, mask_absent
 from rambench.registry import Registry
 
 if TYPE_CHECKING:
@@ -205,21 +205,6 @@ class Method(nn.Module):
     def summary(cls) -> str:
         doc = (cls.__doc__ or "").strip().splitlines()
         return doc[0] if doc else ""
-
-
-def mask_absent(features: Mapping[str, Tensor],
-                present: Batch | Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """`features` (modality -> (B, ...)) with the rows of absent modalities set to 0
-    (`present` is a Batch or its `present` dict: modality -> bool (B,)), so that what an
-    absent input's zero-filled values make of an encoder never reaches the prediction.
-    Rows are replaced, not multiplied: a non-finite feature of an absent input gives 0
-    too; gradients reach the present rows only. Modalities not in `features` are ignored."""
-    flags = present.present if isinstance(present, Batch) else present
-    out = {}
-    for m, f in features.items():
-        keep = flags[m].to(device=f.device, dtype=torch.bool)
-        out[m] = torch.where(keep.view(-1, *([1] * (f.dim() - 1))), f, f.new_zeros(()))
-    return out
 
 
 def _group_params(value: Any) -> list[nn.Parameter]:

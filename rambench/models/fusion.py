@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-
-def masked_features(z: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Zero the features of absent modalities, so 'missing' never leaks encoder(zeros)."""
-    return {m: f * present[m].to(f.dtype).unsqueeze(1) for m, f in z.items()}
+from rambench.batch import mask_absent
 
 
 class ConcatFusion(nn.Module):
@@ -20,7 +17,7 @@ class ConcatFusion(nn.Module):
         self.classifier = nn.Linear(len(modalities) * dim, num_classes)
 
     def forward(self, z: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
-        z = masked_features(z, present)
+        z = mask_absent(z, present)
         return self.classifier(torch.cat([z[m] for m in self.modalities], dim=1))
 
 
