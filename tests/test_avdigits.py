@@ -12,7 +12,7 @@ def avdigits():
 def test_declared_interface(avdigits):
     assert avdigits.class_names == tuple("0123456789") and avdigits.num_classes == 10
     assert avdigits.modalities["visual"].kind == "image"
-    assert avdigits.modalities["visual"].shape == (32, 32, 1)
+    assert avdigits.modalities["visual"].shape == (32, 32, 3)
     assert avdigits.modalities["audio"].kind == "audio"
     assert avdigits.modalities["audio"].sample_rate == 16000
     assert avdigits.version.startswith("2-")
@@ -24,7 +24,7 @@ def test_splits_shapes_sizes_and_labels(avdigits):
         split = avdigits.split(name)
         n = len(split)
         sizes[name] = n
-        assert split.inputs["visual"].shape == (n, 32, 32, 1)
+        assert split.inputs["visual"].shape == (n, 32, 32, 3)
         assert split.inputs["visual"].dtype == np.uint8
         assert split.inputs["audio"].shape == (n, 16000)
         assert split.inputs["audio"].dtype == np.float32

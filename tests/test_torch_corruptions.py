@@ -117,8 +117,10 @@ def test_deterministic_on_non_square_images(name):
 
 @pytest.mark.parametrize("name", DETERMINISTIC_IMAGE)
 def test_deterministic_on_embedded_digits(name):
-    """One-channel 32x32 digits: replicated to RGB and averaged back, as the reference."""
-    images = avdigits_test().inputs["visual"][:16]
+    """The embedded digits made one-channel (grey) 32x32 images: replicated to RGB and
+    averaged back, as the reference."""
+    colour = avdigits_test().inputs["visual"][:16]
+    images = np.rint(colour.mean(-1, keepdims=True)).astype(np.uint8)
     seeds = list(range(16))
     for severity in SEVERITIES:
         ours = _torch_with_reference_randomness(images, name, severity, seeds)

@@ -37,12 +37,14 @@ SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 # and instead the variation of real scans and recordings, so that a model is not brittle
 # to a mild change it would meet anyway.
 DATA_VERSION = 2
-IMAGE_NOISE_STD = (15.0, 45.0)  # per-image std of additive pixel noise, uint8 units
+IMAGE_NOISE_STD = (2.0, 10.0)  # per-image std of additive sensor noise, uint8 units
 IMAGE_MAX_SHIFT = 3  # pixels
-IMAGE_ROTATION_DEG = 15.0  # random rotation in +-15 degrees
-IMAGE_SCALE = (0.85, 1.15)  # random digit size
-IMAGE_INK = (0.35, 1.0)  # stroke intensity (faint to dark pen)
-IMAGE_PAPER = (0.0, 90.0)  # background grey level
+IMAGE_ROTATION_DEG = 20.0  # random rotation in +-20 degrees
+IMAGE_SCALE = (0.8, 1.2)  # random digit size
+IMAGE_STROKE = (4.0, 10.0)  # edge sharpness of the pen strokes (logistic slope)
+IMAGE_CONTRAST = (0.3, 0.8)  # ink-paper luminance difference, as a fraction of 255
+IMAGE_OCCLUDED = 0.5  # fraction of images with one occluding patch
+IMAGE_PATCH = (7, 12)  # occluding patch side, pixels
 AUDIO_SNR_DB = (-4.0, 12.0)  # background noise level relative to the speech
 AUDIO_LOWPASS_HZ = (2500.0, 7800.0)  # the recording channel's bandwidth
 AUDIO_EQ_DB = 12.0  # one random peak or notch of up to +-12 dB (a room / microphone response)
@@ -71,8 +73,18 @@ def _pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.fft.irfft(spectrum, n)
 
 
+def _colour(rng: np.random.Generator) -> np.ndarray:
+    """A random RGB colour in [0, 1] with a random hue and saturation, luminance ~0.5."""
+    hue, sat = rng.uniform(0, 1), rng.uniform(0.2, 0.9)
+    rgb = np.abs((hue * 6 + np.array([0, 4, 2])) % 6 - 3) - 1  # hue -> RGB
+    return 0.5 + sat * 0.5 * (np.clip(rgb, 0, 1) - 0.5)
+
+
 def _degrade_image(img8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A handwritten digit as a small colour scan: crisp strokes of a coloured pen on coloured
+    paper, slanted, resized, shifted, sometimes partly covered, with light sensor noise."""
     up = ndimage.zoom(img8 / 16.0, IMAGE_SIZE / img8.shape[0], order=3)
+    up = 1 / (1 + np.exp(-rng.uniform(*IMAGE_STROKE) * (up - 0.5)))  # sharp pen edges
     # size and slant: an affine map about the centre, then the shift
     angle = np.deg2rad(rng.uniform(-IMAGE_ROTATION_DEG, IMAGE_ROTATION_DEG))
     scale = rng.uniform(*IMAGE_SCALE)
@@ -82,10 +94,17 @@ def _degrade_image(img8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     up = ndimage.affine_transform(up, matrix, offset=centre - matrix @ centre, order=1)
     dy, dx = rng.integers(-IMAGE_MAX_SHIFT, IMAGE_MAX_SHIFT + 1, size=2)
     up = np.roll(np.clip(up, 0, 1), (dy, dx), axis=(0, 1))
-    paper = rng.uniform(*IMAGE_PAPER)
-    ink = rng.uniform(*IMAGE_INK) * (255.0 - paper)
-    up = paper + ink * up + rng.normal(0.0, rng.uniform(*IMAGE_NOISE_STD), size=up.shape)
-    return np.clip(np.round(up), 0, 255).astype(np.uint8)[..., None]
+    # ink and paper: random colours whose luminances differ by the contrast (either darker)
+    contrast = rng.uniform(*IMAGE_CONTRAST) * rng.choice([-1.0, 1.0])
+    paper = _colour(rng) - contrast / 2
+    ink = _colour(rng) + contrast / 2
+    rgb = paper + (ink - paper) * up[..., None]
+    if rng.random() < IMAGE_OCCLUDED:
+        side = rng.integers(IMAGE_PATCH[0], IMAGE_PATCH[1] + 1)
+        top, left = rng.integers(0, IMAGE_SIZE - side + 1, size=2)
+        rgb[top:top + side, left:left + side] = _colour(rng)
+    rgb = rgb * 255 + rng.normal(0.0, rng.uniform(*IMAGE_NOISE_STD), size=rgb.shape)
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
 
 def _degrade_clip(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -162,7 +181,7 @@ class AVDigits(Dataset):
     name = "avdigits"
     description = __doc__.strip().splitlines()[0]
     modalities = {
-        "visual": ModalitySpec("visual", "image", (IMAGE_SIZE, IMAGE_SIZE, 1), "image_cnn"),
+        "visual": ModalitySpec("visual", "image", (IMAGE_SIZE, IMAGE_SIZE, 3), "image_cnn"),
         "audio": ModalitySpec("audio", "audio", (CLIP_SAMPLES,), "audio_cnn", SAMPLE_RATE),
     }
     class_names = tuple(str(d) for d in range(10))
@@ -170,8 +189,9 @@ class AVDigits(Dataset):
     @cached_property
     def version(self) -> str:  # type: ignore[override]
         calibration = (BUILD_SEED, SPLIT_FRACTIONS, IMAGE_NOISE_STD, IMAGE_MAX_SHIFT,
-                       IMAGE_ROTATION_DEG, IMAGE_SCALE, IMAGE_INK, IMAGE_PAPER, AUDIO_SNR_DB,
-                       AUDIO_LOWPASS_HZ, AUDIO_EQ_DB, AUDIO_GATED)
+                       IMAGE_ROTATION_DEG, IMAGE_SCALE, IMAGE_STROKE, IMAGE_CONTRAST,
+                       IMAGE_OCCLUDED, IMAGE_PATCH, AUDIO_SNR_DB, AUDIO_LOWPASS_HZ,
+                       AUDIO_EQ_DB, AUDIO_GATED)
         digest = hashlib.sha256(_data_file().read_bytes() + repr(calibration).encode())
         return f"{DATA_VERSION}-{digest.hexdigest()[:10]}"
 
