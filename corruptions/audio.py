@@ -59,12 +59,13 @@ SEVERITY_TABLES: dict[str, tuple[Any, ...]] = {
     "clipping": (4, 8, 14, 22, 30),
     "mp3_compression": (64, 32, 24, 16, 8),
     "low_pass": (4000.0, 2000.0, 1000.0, 500.0, 250.0),
+    # (low Hz, high Hz, depth dB): a notch around 1 kHz that widens and deepens
     "band_stop": (
-        (841.0, 1189.0),
-        (707.0, 1414.0),
-        (500.0, 2000.0),
-        (354.0, 2828.0),
-        (250.0, 4000.0),
+        (841.0, 1189.0, 12.0),
+        (707.0, 1414.0, 18.0),
+        (500.0, 2000.0, 24.0),
+        (354.0, 2828.0, 30.0),
+        (250.0, 4000.0, 40.0),
     ),
     "time_mask": (0.05, 0.10, 0.20, 0.35, 0.50),
     # ((room x, y, z) in m, wall energy absorption, source-microphone distance in m)
@@ -86,7 +87,7 @@ UNITS: dict[str, str] = {
     "clipping": "percent of samples clipped",
     "mp3_compression": "kbps",
     "low_pass": "cutoff Hz (24 dB/octave)",
-    "band_stop": "stop band Hz (24 dB/octave)",
+    "band_stop": "stop band Hz (24 dB/octave), attenuation dB",
     "time_mask": "fraction of the clip silenced (4 masks)",
     "reverb": "room m, absorption, mic distance m",
 }
@@ -133,7 +134,7 @@ def _describe(name: str, value: Any) -> str:
     if name == "low_pass":
         return f"cutoff {value:g} Hz"
     if name == "band_stop":
-        return f"stop {value[0]:g}-{value[1]:g} Hz"
+        return f"stop {value[0]:g}-{value[1]:g} Hz by {value[2]:g} dB"
     if name == "time_mask":
         return f"{value:.0%} masked ({TIME_MASK_COUNT} masks)"
     if name == "reverb":
@@ -195,8 +196,8 @@ def _seeded_pyroomacoustics(seed: int) -> Iterator[None]:
 # Transform builders: one object per (name, severity[, sample rate]), cached.
 
 
-def _band_stop(edges: tuple[float, float]) -> am.BandStopFilter:
-    low, high = edges
+def _band_stop(value: tuple[float, float, float]) -> am.BandStopFilter:
+    low, high, _ = value
     centre = (low + high) / 2
     fraction = (high - low) / centre
     return am.BandStopFilter(
@@ -328,6 +329,16 @@ def _time_mask(transform: am.TimeMask, x: np.ndarray, sample_rate: int) -> np.nd
     return out
 
 
+def _finite_notch(transform: am.BandStopFilter, x: np.ndarray, sample_rate: int,
+                  depth_db: float) -> np.ndarray:
+    """A notch of finite depth: g x + (1 - g) bandstop(x), g = 10^(-depth / 20). In the stop
+    band the filtered part vanishes and g x is left (depth dB down); in the pass band
+    bandstop(x) ~ x. A Butterworth band-stop alone is infinitely deep at its centre, which
+    leaves log-spectral features of empty bands that no recording has."""
+    g = 10.0 ** (-depth_db / 20.0)
+    return g * x + (1.0 - g) * transform(x.copy(), sample_rate)
+
+
 def _mp3(transform: am.Mp3Compression, x: np.ndarray, sample_rate: int) -> np.ndarray:
     """fast-mp3-augment refuses clips under 100 ms: pad those with silence, then crop."""
     min_len = -(-sample_rate // 10)
@@ -366,6 +377,9 @@ def _make_apply(name: str) -> Callable[..., np.ndarray]:
                     y = _time_mask(transform, x, sample_rate)
                 elif name == "mp3_compression":
                     y = _mp3(transform, x, sample_rate)
+                elif name == "band_stop":
+                    y = _finite_notch(transform, x, sample_rate,
+                                      SEVERITY_TABLES[name][severity - 1][2])
                 else:
                     y = transform(x.copy(), sample_rate)
         y = np.asarray(y, dtype=np.float32)

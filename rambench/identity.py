@@ -27,7 +27,7 @@ from typing import Any
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # The code every method goes through: the training loop, prediction, batching, encoders
 # and fusion modules, the method base class. Datasets carry their own version in the key;
-# corruptions carry their backend's version in the data key.
+# corruptions carry their backend's version and their code's hash in the data key.
 HARNESS_FILES = ("rambench/train.py", "rambench/evaluate.py", "rambench/batch.py",
                  "rambench/device.py", "rambench/methods/base.py", "rambench/models/*.py",
                  "rambench/datasets/base.py")
@@ -105,6 +105,27 @@ def _hash_files(paths: list[Path]) -> str:
 def harness_fingerprint() -> str:
     files = [p for pattern in HARNESS_FILES for p in PACKAGE_ROOT.glob(pattern)]
     return _hash_files(files)
+
+
+# The corruption library's code per kind of data and backend: a changed severity table or
+# algorithm gives new data keys, so corrupted test sets made by other code are never reused.
+CORRUPTION_FILES = {
+    ("image", "reference"): ("corruptions/image.py", "corruptions/scales.py",
+                             "corruptions/small_images.py", "corruptions/protocols.py",
+                             "corruptions/_imagecorruptions_compat.py"),
+    ("audio", "reference"): ("corruptions/audio.py",),
+    ("av", "reference"): ("corruptions/av_events.py",),
+}
+CORRUPTION_FILES[("image", "torch")] = (*CORRUPTION_FILES[("image", "reference")],
+                                        "corruptions/torch_image.py", "corruptions/_torch_ops.py")
+CORRUPTION_FILES[("audio", "torch")] = (*CORRUPTION_FILES[("audio", "reference")],
+                                        "corruptions/torch_audio.py", "corruptions/_torch_ops.py")
+
+
+def corruption_code_hash(kind: str, backend: str) -> str:
+    """A hash of the code that corrupts data of `kind` ("image", "audio", "av") on `backend`."""
+    files = CORRUPTION_FILES.get((kind, backend)) or CORRUPTION_FILES[(kind, "reference")]
+    return _hash_files([PACKAGE_ROOT / f for f in files])
 
 
 def _local_imports(path: Path) -> list[Path]:

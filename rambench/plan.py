@@ -17,7 +17,7 @@ from typing import Any
 from corruptions import av_events
 from corruptions.backends import backend_id
 from rambench.config import MethodSpec, StudySpec
-from rambench.identity import harness_fingerprint
+from rambench.identity import corruption_code_hash, harness_fingerprint
 from rambench.schema import AVEvent, Condition, Record
 from rambench.store import Store
 
@@ -154,10 +154,13 @@ class Plan:
 
 def condition_backends(condition: Condition, kinds: dict[str, str], backend: str,
                        device) -> dict[str, str]:
-    """What produces each corruption a condition applies (library, version, device)."""
+    """What produces each corruption a condition applies (library, version, device, and the
+    hash of the corruption library's code)."""
     if isinstance(condition, AVEvent):  # one numpy implementation, on the CPU
-        return {condition.event: av_events.BACKEND}
-    return {name: backend_id(name, kinds[m], backend, device)
+        return {condition.event: f"{av_events.BACKEND}; code "
+                                 f"{corruption_code_hash('av', 'reference')}"}
+    return {name: f"{backend_id(name, kinds[m], backend, device)}; code "
+                  f"{corruption_code_hash(kinds[m], backend)}"
             for m, name in condition.corruptions()}
 
 

@@ -195,3 +195,16 @@ def test_two_plugins_with_the_same_class_name_do_not_collide(tmp_path):
     specs = resolve_methods([f"{tmp_path}/a/a_mine.py:MeanFusion",
                              f"{tmp_path}/b/b_mine.py:MeanFusion"], {})
     assert [s.label for s in specs] == ["a_mine:MeanFusion", "b_mine:MeanFusion"]
+
+
+def test_corrupted_data_keys_carry_the_corruption_code(monkeypatch):
+    from rambench import identity
+
+    for files in identity.CORRUPTION_FILES.values():
+        assert all((identity.PACKAGE_ROOT / f).is_file() for f in files)
+    hashes = {k: identity.corruption_code_hash(*k) for k in identity.CORRUPTION_FILES}
+    assert len(set(hashes.values())) == len(hashes)  # each kind and backend its own code
+    # another version of a file (here: the table module replaced by another file) changes it
+    monkeypatch.setitem(identity.CORRUPTION_FILES, ("audio", "reference"),
+                        ("corruptions/scales.py",))
+    assert identity.corruption_code_hash("audio", "reference") != hashes["audio", "reference"]

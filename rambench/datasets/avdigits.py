@@ -41,7 +41,8 @@ IMAGE_NOISE_STD = (2.0, 10.0)  # per-image std of additive sensor noise, uint8 u
 IMAGE_MAX_SHIFT = 3  # pixels
 IMAGE_ROTATION_DEG = 20.0  # random rotation in +-20 degrees
 IMAGE_SCALE = (0.8, 1.2)  # random digit size
-IMAGE_STROKE = (4.0, 10.0)  # edge sharpness of the pen strokes (logistic slope)
+IMAGE_STROKE = (8.0, 16.0)  # edge sharpness of the pen strokes (logistic slope)
+STROKE_LEVEL = 0.7  # the intensity of the upsampled 8x8 digit where a stroke's edge lies
 IMAGE_CONTRAST = (0.3, 0.8)  # ink-paper luminance difference, as a fraction of 255
 IMAGE_OCCLUDED = 0.5  # fraction of images with one occluding patch
 IMAGE_PATCH = (7, 12)  # occluding patch side, pixels
@@ -84,7 +85,8 @@ def _degrade_image(img8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A handwritten digit as a small colour scan: crisp strokes of a coloured pen on coloured
     paper, slanted, resized, shifted, sometimes partly covered, with light sensor noise."""
     up = ndimage.zoom(img8 / 16.0, IMAGE_SIZE / img8.shape[0], order=3)
-    up = 1 / (1 + np.exp(-rng.uniform(*IMAGE_STROKE) * (up - 0.5)))  # sharp pen edges
+    # sharp pen edges; the level sets the stroke width (higher: thinner, ~2 px)
+    up = 1 / (1 + np.exp(-rng.uniform(*IMAGE_STROKE) * (up - STROKE_LEVEL)))
     # size and slant: an affine map about the centre, then the shift
     angle = np.deg2rad(rng.uniform(-IMAGE_ROTATION_DEG, IMAGE_ROTATION_DEG))
     scale = rng.uniform(*IMAGE_SCALE)
@@ -189,7 +191,8 @@ class AVDigits(Dataset):
     @cached_property
     def version(self) -> str:  # type: ignore[override]
         calibration = (BUILD_SEED, SPLIT_FRACTIONS, IMAGE_NOISE_STD, IMAGE_MAX_SHIFT,
-                       IMAGE_ROTATION_DEG, IMAGE_SCALE, IMAGE_STROKE, IMAGE_CONTRAST,
+                       IMAGE_ROTATION_DEG, IMAGE_SCALE, IMAGE_STROKE, STROKE_LEVEL,
+                       IMAGE_CONTRAST,
                        IMAGE_OCCLUDED, IMAGE_PATCH, AUDIO_SNR_DB, AUDIO_LOWPASS_HZ,
                        AUDIO_EQ_DB, AUDIO_GATED)
         digest = hashlib.sha256(_data_file().read_bytes() + repr(calibration).encode())
