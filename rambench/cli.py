@@ -667,24 +667,40 @@ def calibrate(dataset, modalities, seeds, epochs, severity_scale, device, out, s
 @click.option("--seed", default=0, show_default=True, help="seed of the random corruptions")
 @click.option("--corruption-backend", type=click.Choice(["torch", "reference"]),
               default="torch", show_default=True)
+@click.option("--severity-scale", type=click.Choice(SCALE_CHOICES), default="auto",
+              show_default=True, help="image corruptions' severity table")
+@click.option("--events", is_flag=True,
+              help="the audio-visual events instead: frames and spectrograms side by side")
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
               help="output file, .png or .pdf (default: preview-DATASET-MODALITY.png)")
-def preview(dataset, modality, index, seed, corruption_backend, target) -> None:
-    """Draw one test sample under every corruption at severities 1-5 in one figure."""
+def preview(dataset, modality, index, seed, corruption_backend, severity_scale, events,
+            target) -> None:
+    """Draw one test sample under every corruption at severities 1-5 in one figure (with
+    --events: every audio-visual event, each as its frames above its spectrograms)."""
     from rambench.datasets import datasets
-    from rambench.report.preview import preview_figure, save_preview
+    from rambench.report.preview import events_figure, preview_figure, save_preview
 
     ds = datasets.get(dataset)()
+    n = len(ds.split("test"))
+    if not 0 <= index < n:
+        raise UsageError(f"--index must be in 0..{n - 1} (the test split has {n} samples)")
+    if events:
+        kinds = {s.kind for s in ds.modalities.values()}
+        if not {"image", "audio"} <= kinds:
+            raise UsageError(f"--events needs an image and an audio modality; {dataset!r} "
+                             f"has {', '.join(ds.modalities)}")
+        path = save_preview(events_figure(ds, index, seed),
+                            target or f"preview-{dataset}-events.png")
+        click.echo(f"wrote {path}")
+        return
     if modality is None:
         modality = next((m for m, s in ds.modalities.items() if s.kind == "image"),
                         next(iter(ds.modalities)))
     if modality not in ds.modalities:
         raise UsageError(f"dataset {dataset!r} has no modality {modality!r}; "
                          f"modalities: {', '.join(ds.modalities)}")
-    n = len(ds.split("test"))
-    if not 0 <= index < n:
-        raise UsageError(f"--index must be in 0..{n - 1} (the test split has {n} samples)")
-    fig = preview_figure(ds, modality, index, seed, corruption_backend)
+    fig = preview_figure(ds, modality, index, seed, corruption_backend,
+                         scale=severity_scale)
     path = save_preview(fig, target or f"preview-{dataset}-{modality}.png")
     click.echo(f"wrote {path}")
 

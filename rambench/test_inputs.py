@@ -36,11 +36,14 @@ class TestInputs:
     missing: dict[str, np.ndarray]  # modality -> bool (N,), True where dropped
 
 
-def _corrupt_array(
+def corrupt_array(
     dataset: Dataset, modality: str, array: np.ndarray, name: str, severity: int,
     seeds: np.ndarray, backend: str, device: torch.device | str,
     selected: np.ndarray | None = None, scale: str | None = None,
 ) -> np.ndarray:
+    """`array` (a split's inputs of `modality`) with corruption `name` applied to every sample
+    (or the `selected` ones), each with its seed; a clip's frames each get a seed derived
+    from the clip's (`frame_seed`)."""
     spec = dataset.modalities[modality]
     rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))
     out = np.array(array)  # a writable in-memory copy (the split may be memory-mapped)
@@ -78,7 +81,7 @@ def build_test_inputs(
         seeds = sample_seeds(seed, data_key, n, stream)
         selected = None if probability is None else np.array(
             [np.random.default_rng(s).random() < probability for s in seeds])
-        array = _corrupt_array(dataset, modality, split.inputs[modality], name,
+        array = corrupt_array(dataset, modality, split.inputs[modality], name,
                                condition.severity, seeds, backend, device, selected,
                                condition.severity_scale)
         if cache is not None:

@@ -25,3 +25,18 @@ def test_python_api_example_runs_as_written(tmp_path):
     again = subprocess.run([sys.executable, "-c", python_example()], cwd=tmp_path,
                            capture_output=True, text=True, timeout=600)
     assert again.stdout.startswith("0 cells computed, 26 reused")
+
+
+def test_the_readme_plugin_passes_the_method_contract(tmp_path):
+    section = README.read_text().split("## Adding your own method", 1)[1]
+    source = re.search(r"```python\n(# mine\.py.*?)```", section, re.S).group(1)
+    (tmp_path / "mine.py").write_text(source)
+    result = subprocess.run([sys.executable, "-m", "rambench.cli", "check", "--method",
+                             "mine.py:MeanFusion", "--json"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    checks = json.loads(result.stdout)
+    assert len(checks) >= 10 and all(c["passed"] for c in checks)
+    assert {c["fixture"] for c in checks} >= {"still images (avdigits)"}

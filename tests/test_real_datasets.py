@@ -12,6 +12,7 @@ import pytest
 import real_layouts
 import torch
 from conftest import run_cli
+from PIL import Image
 
 from rambench.datasets import datasets
 from rambench.datasets.base import ModalitySpec
@@ -236,3 +237,18 @@ def test_a_damaged_prepared_array_is_detected_and_rebuilt(prepared):
                   cwd=folder).stdout
     assert "clips prepared in" in out  # rebuilt, not "already prepared"
     assert len(cls(data).split("test")) > 0
+
+
+def test_preview_draws_clips_frame_by_frame_and_the_events(prepared, monkeypatch):
+    """`rambench preview` on multi-frame clips: the clip is corrupted as the harness does
+    (every frame) and drawn by its middle frame; --events draws frames and spectrograms."""
+    name, folder, _ = prepared
+    if name == "avmnist":
+        pytest.skip("still images")
+    monkeypatch.setenv("RAMBENCH_DATA_DIR", str(folder / "data"))
+    for args, target in ((["--to", "clips.png"], "clips.png"),
+                         (["--events", "--to", "events.png"], "events.png")):
+        out = run_cli("preview", "--dataset", name, *args, cwd=folder).stdout
+        assert out.strip() == f"wrote {target}"
+        image = np.asarray(Image.open(folder / target).convert("L"), dtype=float) / 255
+        assert image.shape[0] > 400 and image.std() > 0.05  # a drawn figure, not blank

@@ -147,7 +147,9 @@ def test_a_full_cache_disk_costs_speed_not_results(reference, tmp_path, monkeypa
                                 study="full-disk", cache_dir=tmp_path / "cache")
     assert results.summary.computed == 5
     warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and "No space left on device" in warnings[0]
+    # one epoch may also leave the model at chance, which is warned about separately
+    about_cache = [w for w in warnings if "trained to chance" not in w]
+    assert len(about_cache) == 1 and "No space left on device" in about_cache[0]
     assert not list((tmp_path / "cache").rglob("*.npy"))
 
 

@@ -1,6 +1,6 @@
 """AV-Digits: an offline audio-visual digit dataset shipped inside the package.
 
-visual: scikit-learn's 1,797 handwritten 8x8 digits, upsampled to 32x32 uint8.
+visual: scikit-learn's 1,797 handwritten 8x8 digits as small colour scans, 32x32x3 uint8.
 audio:  "zero" ... "nine" spoken by espeak-ng voices (accent x voice variant = speaker,
         two takes each at different rates and pitches), 16 kHz, 1 s, stored mu-law
         compressed in data/avdigits_audio.npz (made by scripts/make_avdigits_audio.py).
@@ -9,10 +9,12 @@ Each image is paired with a clip of the same digit, deterministically. Speakers 
 60/20/20 into train/val/test, so test voices are never heard in training; images are split
 60/20/20, stratified by digit.
 
-Difficulty is calibrated so that neither modality alone saturates: every image gets a
-random shift and pixel noise, every clip a random onset and background noise (white or
-pink) at a random SNR. These degradations are fixed per sample (part of the data, drawn
-from `BUILD_SEED`), so every method sees the same dataset.
+Difficulty is calibrated so that neither modality alone saturates and every corruption's
+severity ladder is graded (`rambench calibrate`): every image is a coloured pen on coloured
+paper, slanted, resized, shifted, sometimes partly covered, with light sensor noise; every
+clip has a random onset, background noise (white or pink, sometimes noise-gated) at a random
+SNR and a random recording channel. These degradations are fixed per sample (part of the
+data, drawn from `BUILD_SEED`), so every method sees the same dataset.
 """
 
 from __future__ import annotations
