@@ -131,7 +131,7 @@ def test_method_all_skips_an_unsupported_method_with_a_warning(caplog):
     assert [r.getMessage() for r in caplog.records if "audio_only" in r.getMessage()] == [
         "skipping audio_only: needs the 'audio' modality; the dataset has visual"]
     skips = [r for r in caplog.records if r.getMessage().startswith("skipping ")]
-    assert skips and all(r.levelname == "WARNING" for r in skips)
+    assert skips and all(r.levelno == logging.WARNING for r in skips)
     # without a dataset nothing is asked: every registered method
     assert "audio_only" in {s.id.name for s in resolve_methods(["all"], {})}
 
