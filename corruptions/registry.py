@@ -16,6 +16,16 @@ import numpy as np
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
+# Corruptions held out of the test grids, for choosing a method's settings on the validation
+# split without touching the corruptions it is tested on: ImageNet-C's four validation
+# corruptions (Hendrycks & Dietterich 2019, one per family), and for audio one of each
+# family that has a second member in the test set. A grid's `all` leaves them out; its
+# `held_out` names them.
+HELD_OUT: dict[str, tuple[str, ...]] = {
+    "image": ("speckle_noise", "gaussian_blur", "spatter", "saturate"),
+    "audio": ("brown_noise", "clipping", "band_stop"),
+}
+
 # `apply(sample, severity, seed, **context) -> sample` with the same shape and dtype.
 # image samples: uint8 (H, W, C), C in {1, 3}; audio samples: float32 (T,), with
 # context `sample_rate=...`.
@@ -80,6 +90,11 @@ def names(kind: str | None = None, protocols: bool = False) -> list[str]:
     _load_builtin()
     return list(dict.fromkeys(n for (k, n), c in _REGISTRY.items()
                               if (kind is None or k == kind) and (protocols or not c.protocol)))
+
+
+def test_names(kind: str) -> list[str]:
+    """The corruptions of `kind` that test grids use: every common one but the held-out."""
+    return [n for n in names(kind) if n not in HELD_OUT.get(kind, ())]
 
 
 def all_corruptions() -> list[Corruption]:

@@ -274,6 +274,7 @@ def ls(what: str, out: str, as_json: bool) -> None:
             click.echo(f"{row['name']:<10} {classes}; {mods}; {row['description']}")
         elif what == "corruptions":
             protocol = f" (protocol: {row['protocol']})" if row["protocol"] else ""
+            protocol += " (held out: for validation grids)" if row["held_out"] else ""
             tables = row["severities"]
             if isinstance(tables, list):
                 click.echo(f"{row['name']:<18} {row['kind']:<6} {row['family']:<10} severities "
@@ -318,7 +319,7 @@ def _listing(what: str, out: str) -> list[dict]:
         return [{"name": c.name, "kind": c.kind, "family": c.family,
                  "severities": ({scale: list(t) for scale, t in c.scale_tables.items()}
                                 if c.scaled else list(c.severity_table)),
-                 "protocol": c.protocol}
+                 "protocol": c.protocol, "held_out": c.name in registry.HELD_OUT.get(c.kind, ())}
                 for c in registry.all_corruptions()]
     if what == "grids":
         from rambench.grid import load_grid, preset_names

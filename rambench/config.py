@@ -64,6 +64,11 @@ class StudySpec:
     corruption_backend: str = DEFAULT_BACKEND
     severity_scale: str = DEFAULT_SCALE  # imagenet | tinyimagenet | cifar | auto
 
+    @property
+    def split(self) -> str:
+        """The split the conditions are evaluated on: "test", or "val" to choose settings."""
+        return self.grid.split
+
     def train_config(self, method: MethodSpec) -> TrainConfig:
         """The study's training settings with the method's own (e.g. a tuned lr) applied."""
         return dataclasses.replace(self.train, **method.train)

@@ -8,6 +8,7 @@ nodes implements the same `map`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
     spec = plan.spec
     dataset, device = spec.dataset, spec.device
     kinds = {m: s.kind for m, s in dataset.modalities.items()}
-    test = dataset.split("test")
+    test = dataset.split(spec.split)
     models, failures = {}, []
     for job in unit.jobs:
         try:
@@ -99,6 +100,7 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
             record = cell_record(cell, plan.store.study, dataset, probabilities, test.y,
                                  inputs.missing, training, spec.corruption_backend, spec.grid,
                                  device, corrupt_seconds + time.perf_counter() - t0)
+            record = dataclasses.replace(record, split=spec.split)
             plan.store.write(record)
             written.append(record)
             if on_record is not None:

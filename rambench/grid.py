@@ -7,10 +7,13 @@ Schema (every key optional except `conditions`):
                                   # mapping name -> {param: [values]}: the product of variants)
     epochs: 30                    # overrides train.epochs
     set: {raml.alpha: 0.5}        # like --set
+    split: val                    # evaluate on the validation split (default: test), to
+                                  # choose settings without looking at the test split
     conditions:
       clean: true
-      corruptions:                # modality -> list of corruption names, or "all"
-        visual: all
+      corruptions:                # modality -> list of corruption names, "all" (the test
+        visual: all               # corruptions) or "held_out" (corruptions.registry.HELD_OUT,
+                                  # for choosing settings on the validation split)
         audio: [gaussian_noise, reverb]
       severities: [1, 2, 3, 4, 5]
       missing_modalities: all     # each listed modality dropped for every sample
@@ -36,11 +39,14 @@ from corruptions import av_events
 from corruptions import registry as corruption_registry
 from corruptions.registry import SEVERITIES, unknown_name_message
 from corruptions.scales import SCALE_CHOICES
+from rambench.datasets.base import SPLITS as DATASET_SPLITS
 from rambench.errors import UsageError
 from rambench.schema import AVEvent, Clean, Condition, Corrupt, Drop, Mixed, RandomMissing
 
 TOP_KEYS = ("seeds", "methods", "epochs", "set", "conditions", "description",
-            "severity_scale", "tune")
+            "severity_scale", "tune", "split")
+# the splits a grid's conditions can be evaluated on (never the training split)
+SPLITS = tuple(sorted(set(DATASET_SPLITS) - {"train"}, reverse=True))
 TUNE_KEYS = ("lr", "seed")
 CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "missing_rates",
                   "mixed", "av")
@@ -61,6 +67,7 @@ class Grid:
     overrides: dict[str, str] = field(default_factory=dict)
     severity_scale: str | None = None  # imagenet | tinyimagenet | cifar | auto
     tune: dict[str, Any] | None = None  # {lr: [candidates] (default: x0.5, x1, x2), seed}
+    split: str = "test"  # "val": choose settings on the validation split, never on test
 
     @property
     def hash(self) -> str:
@@ -162,6 +169,10 @@ def parse_grid(raw: Any, name: str, source: str) -> Grid:
             _fail(source, "severity_scale",
                   unknown_name_message("severity scale", str(scale), SCALE_CHOICES))
         grid.severity_scale = scale
+    if "split" in raw:
+        if raw["split"] not in SPLITS:
+            _fail(source, "split", unknown_name_message("split", str(raw["split"]), SPLITS))
+        grid.split = raw["split"]
     if "set" in raw:
         overrides = raw["set"]
         if not isinstance(overrides, dict):
@@ -223,10 +234,12 @@ def _modality_list(value: Any, kinds: dict[str, str], source: str, key: str) -> 
 
 
 def _corruption_names(value: Any, kind: str, source: str, key: str) -> list[str]:
-    """'all' (the common corruptions of `kind`), or names, which may also name protocol
-    corruptions such as qmf_gaussian_noise."""
+    """'all' (the test corruptions of `kind`), 'held_out' (those kept for validation), or
+    names, which may also name protocol corruptions such as qmf_gaussian_noise."""
     if value == "all":
-        return corruption_registry.names(kind)
+        return corruption_registry.test_names(kind)
+    if value == "held_out":
+        return list(corruption_registry.HELD_OUT.get(kind, ()))
     return _names(value, corruption_registry.names(kind, protocols=True),
                   f"{kind} corruption", source, key)
 

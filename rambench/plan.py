@@ -17,6 +17,7 @@ from typing import Any
 from corruptions import av_events
 from corruptions.backends import backend_id
 from rambench.config import MethodSpec, StudySpec
+from rambench.errors import UsageError
 from rambench.identity import corruption_code_hash, harness_fingerprint
 from rambench.schema import AVEvent, Condition, Record
 from rambench.store import Store
@@ -61,13 +62,15 @@ class Cell:
     job: Job
     condition: Condition
     backends: dict[str, str] = field(hash=False, default_factory=dict)  # corruption -> backend
+    split: str = "test"  # or "val" (grids that choose settings)
 
     @property
     def data_key(self) -> str:
         """Key of the test *inputs*: shared by every method, so all see identical data."""
+        split = {} if self.split == "test" else {"split": self.split}
         return content_key({
             "dataset": [self.job.dataset, self.job.dataset_version], "seed": self.job.seed,
-            "condition": self.condition.to_json(), "backends": self.backends,
+            "condition": self.condition.to_json(), "backends": self.backends, **split,
         })
 
     @property
@@ -176,7 +179,7 @@ def make_cells(spec: StudySpec) -> Iterator[Cell]:
                       dataclasses.asdict(spec.train_config(method)), seed, harness)
             for cond in conditions:
                 yield Cell(job, cond, condition_backends(cond, kinds, spec.corruption_backend,
-                                                         spec.device))
+                                                         spec.device), spec.split)
 
 
 def make_plan(spec: StudySpec, store: Store, force: bool = False,
@@ -185,9 +188,14 @@ def make_plan(spec: StudySpec, store: Store, force: bool = False,
     whose coordinates hold a result of other code or settings is stale: it is recomputed,
     or, with `reuse_stale`, the stored result is kept."""
     cells = list(make_cells(spec))
+    stored = store.index()
+    other = {r.split for r in stored.current.values()} - {spec.split}
+    if other:
+        raise UsageError(f"study {store.study!r} holds results on the {other.pop()} split and "
+                         f"this grid evaluates on the {spec.split} split; give it another "
+                         "--study so the two are never mixed in one table")
     if force:
         return Plan(spec, cells, list(cells), [], reuse_stale, store, forced=True)
-    stored = store.index()
     todo, stale, superseded = [], [], []
     for cell in cells:
         if cell.key in stored.by_key:

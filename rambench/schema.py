@@ -361,6 +361,7 @@ class Record:
     train_config: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
+    split: str = "test"  # the split evaluated: "test", or "val" in a study choosing settings
 
     @property
     def coordinates(self) -> tuple[str, str, int, str]:
@@ -385,7 +386,7 @@ class Record:
             "n": self.n, "correct": pack_bits(self.correct),
             "predictions": self.predictions.to_json() if self.predictions else None,
             "details": self.details, "train_config": self.train_config,
-            "provenance": self.provenance,
+            "provenance": self.provenance, "split": self.split,
         }
 
     @classmethod
@@ -409,7 +410,7 @@ class Record:
             n=int(data["n"]), correct=unpack_bits(data["correct"], int(data["n"])),
             predictions=Predictions.from_json(predictions) if predictions else None,
             details=data.get("details", {}), train_config=data.get("train_config", {}),
-            provenance=data.get("provenance", {}))
+            provenance=data.get("provenance", {}), split=data.get("split", "test"))
 
     def tidy_rows(self) -> list[dict[str, Any]]:
         """One row per metric with the public `EXPORT_COLUMNS`."""
@@ -421,7 +422,8 @@ class Record:
             "modality_kind": self.modality_kind, "corruption_family": self.corruption_family,
             **c.axes(),
         }
-        tail = {"n": self.n, "corruption_backend": self.corruption_backend, "key": self.key,
+        tail = {"n": self.n, "split": self.split,
+                "corruption_backend": self.corruption_backend, "key": self.key,
                 "code_version": self.provenance.get("code_version"),
                 "training_status": (self.provenance.get("training") or {}).get("status", "ok")}
         return [{**base, "metric": name, "value": value,
@@ -433,7 +435,8 @@ EXPORT_COLUMNS = [
     "study", "dataset", "method", "method_family", "family", "seed", "condition",
     "condition_kind", "test_modality", "modality_kind", "corruption", "corruption_family",
     "severity", "severity_scale", "missing_pattern", "missing_rate", "metric", "value", "n",
-    "higher_is_better", "corruption_backend", "key", "code_version", "training_status",
+    "higher_is_better", "split", "corruption_backend", "key", "code_version",
+    "training_status",
 ]
 # `family` is the former name of `method_family`, kept for one release.
 

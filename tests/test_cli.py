@@ -229,3 +229,25 @@ def test_a_registered_method_loaded_by_path_has_the_same_identity(cli):
                              "--dry-run", "--json").stdout)
     assert by_path["cells"] == 13 and {t["method"] for t in by_path["todo"]} == {"late_fusion"}
     assert [t["key"] for t in by_path["todo"]] == [t["key"] for t in by_name["todo"]]
+
+
+def test_a_validation_split_study_evaluates_val_samples_and_never_mixes_with_test(tmp_path):
+    grid = tmp_path / "select.yaml"
+    grid.write_text("split: val\nconditions:\n  clean: true\n  corruptions: {audio: held_out}\n"
+                    "  severities: [5]\n")
+    run_cli("run", "--method", "late_fusion", "--grid", str(grid), "--epochs", "2",
+            "--study", "select", cwd=tmp_path)
+    rows = [r for r in export_rows(tmp_path, "select") if r["metric"] == "accuracy"]
+    from rambench.datasets import datasets
+
+    n_val = len(datasets.get("avdigits")().split("val"))
+    assert {r["split"] for r in rows} == {"val"} and {int(r["n"]) for r in rows} == {n_val}
+    assert {r["corruption"] for r in rows} == {"", "brown_noise", "clipping", "band_stop"}
+    # the clean validation cell is the accuracy early stopping chose the checkpoint by
+    record = next(json.loads(p.read_text()) for p in (tmp_path / "results/select/records")
+                  .glob("*.json") if json.loads(p.read_text())["condition"]["kind"] == "clean")
+    assert record["metrics"]["accuracy"] == pytest.approx(
+        record["provenance"]["training"]["best_val_accuracy"], abs=1e-9)
+    mixed = run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "2",
+                    "--study", "select", cwd=tmp_path, check=False)
+    assert_usage_error(mixed, "holds results on the val split", "another --study")

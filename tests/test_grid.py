@@ -20,7 +20,9 @@ def test_presets_exist_and_expand():
     assert labels[0] == "clean"
     assert len(labels) == len(set(labels))
     image = [c for c in full if c.kind == "corruption" and c.test_modality == "visual"]
-    assert len(image) == 19 * 5
+    assert len(image) == (19 - 4) * 5  # ImageNet-C's four validation corruptions held out
+    audio = {c.corruption for c in full if c.kind == "corruption" and c.test_modality == "audio"}
+    assert len(audio) == 11 - 3 and not audio & {"brown_noise", "clipping", "band_stop"}
     assert {c.missing_rate for c in full if c.kind == "random_missing"} == {
         round(0.1 * i, 1) for i in range(1, 10)}
     assert {c.test_modality for c in full if c.kind == "drop"} == {"visual", "audio"}
@@ -56,6 +58,7 @@ conditions:
     ("epochs: 0\nconditions: {}", "epochs", "positive integer"),
     ("set: {alpha: 1}\nconditions: {}", "set.alpha", "scope.key"),
     ("seeds: [0]", "conditions", "missing"),
+    ("split: train\nconditions: {}", "split", "unknown split 'train'"),
 ])
 def test_bad_grid_files_name_file_and_key(tmp_path, text, key, hint):
     path = write(tmp_path, text)
@@ -77,3 +80,24 @@ def test_grid_hash_depends_on_content():
     b = parse_grid({"conditions": {"clean": True}}, "b", "b")
     c = parse_grid({"conditions": {"clean": False}}, "a", "a")
     assert a.hash == b.hash != c.hash
+
+
+def test_held_out_corruptions_are_never_in_a_test_grid_and_a_grid_can_name_them():
+    held = parse_grid({"split": "val", "conditions": {
+        "clean": False, "corruptions": {"visual": "held_out", "audio": "held_out"},
+        "severities": [1]}}, "held", "held")
+    assert held.split == "val"
+    picked = {(c.test_modality, c.corruption) for c in held.conditions(KINDS)}
+    assert picked == {("visual", n) for n in ("speckle_noise", "gaussian_blur", "spatter",
+                                              "saturate")} | {
+        ("audio", n) for n in ("brown_noise", "clipping", "band_stop")}
+    for preset in ("smoke", "quick", "full"):
+        grid = load_grid(preset)
+        assert grid.split == "test"
+        tested = {(c.test_modality, c.corruption) for c in grid.conditions(KINDS)
+                  if c.kind == "corruption"}
+        assert not tested & picked, preset
+    ablation = load_grid("raml-ablation")
+    assert ablation.split == "val"
+    assert {c.corruption for c in ablation.conditions(KINDS) if c.kind == "corruption"} == {
+        n for _, n in picked}
