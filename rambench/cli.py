@@ -11,6 +11,7 @@ import click
 
 from corruptions.scales import SCALE_CHOICES
 from rambench.errors import TrainingError, UsageError
+from rambench.report import DEFAULT_AGAINST, FIGURE_KINDS, FORMATS, LEADERBOARD_METRICS, VIEWS
 
 SEEDS_HELP = "comma-separated seeds, e.g. 0,1,2 (default: the grid's, else 0)"
 
@@ -35,6 +36,10 @@ out_option = click.option("--out", default="results", show_default=True,
                           help="results root folder")
 study_option = click.option("--study", default="default", show_default=True,
                             help="study folder under --out")
+against_option = click.option(
+    "--against", default=None, metavar="METHOD",
+    help=f"the method every other is tested against (▲/▼)  [default: {DEFAULT_AGAINST}, if "
+         "the study has it]")
 device_option = click.option("--device", default="auto", show_default=True,
                              help="auto | cpu | cuda | cuda:N")
 set_option = click.option("--set", "assignments", multiple=True, metavar="SCOPE.KEY=VALUE",
@@ -377,19 +382,20 @@ def export(study, out, fmt, target, per_sample) -> None:
 @cli.command()
 @study_option
 @out_option
-@click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv"]), default="md",
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md",
               show_default=True)
-@click.option("--view", type=click.Choice(["main", "corruption", "severity", "missing",
-                                           "conditions", "leaderboard"]),
-              default="main", show_default=True,
-              help="main: methods x {clean, image mPC, audio mPC, missing, mCE}; "
-                   "conditions: test condition x method")
+@click.option("--view", type=click.Choice(VIEWS), default="main", show_default=True,
+              help="main: methods x {clean, image mPC, audio mPC, AV events, missing, mixed, "
+                   "mCE}; conditions: test condition x method; calibration: ECE, NLL, "
+                   "Brier; redundancy: accuracy minus the intact modality's unimodal model")
 @click.option("--reference", default=None,
               help="method that normalises mCE  [default: late_fusion]")
+@against_option
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
               help="write to this file instead of printing")
-def table(study, out, fmt, view, reference, target) -> None:
-    """Print a results table: mean ± std over seeds, best bold, significance vs raml."""
+def table(study, out, fmt, view, reference, against, target) -> None:
+    """Print a results table: mean ± std over seeds, best bold, ▲/▼ where a method differs
+    significantly from --against."""
     from rambench.report import study as loader
     from rambench.report.tables import build_table, render
 
@@ -397,7 +403,8 @@ def table(study, out, fmt, view, reference, target) -> None:
     data = loader.load(store)
     with loader.user_errors():
         result = build_table(view, data.tidy, data.correctness(),
-                             loader.reference_for(data, reference))
+                             loader.reference_for(data, reference),
+                             loader.against_for(data, against))
     text = render(result, fmt, label=f"tab:{study}-{view}")
     if target:
         _writable(Path(target).parent, "the table", "--to FILE")
@@ -411,19 +418,19 @@ def table(study, out, fmt, view, reference, target) -> None:
 @cli.command()
 @study_option
 @out_option
-@click.option("--kind", type=click.Choice(["severity", "heatmap", "missing", "families", "all"]),
-              default="all", show_default=True)
+@click.option("--kind", type=click.Choice([*FIGURE_KINDS, "all"]), default="all",
+              show_default=True)
 @click.option("--out-dir", default=None, type=click.Path(file_okay=False),
               help="where the figures go (default: <out>/<study>/plots)")
 def plot(study, out, kind, out_dir) -> None:
     """Draw figures (PNG and PDF under <out>/<study>/plots): accuracy vs severity, drop
     heatmap, accuracy vs missing rate, per-family bars with bootstrap CIs."""
     from rambench.report import study as loader
-    from rambench.report.figures import KINDS, make_figures
+    from rambench.report.figures import make_figures
 
     store = _existing_store(out, study)
     data = loader.load(store)
-    kinds = KINDS if kind == "all" else (kind,)
+    kinds = FIGURE_KINDS if kind == "all" else (kind,)
     corr = data.correctness() if "families" in kinds else None
     folder = Path(out_dir) if out_dir else store.root / "plots"
     _writable(folder, "figures", "--out-dir DIR")
@@ -439,14 +446,14 @@ def plot(study, out, kind, out_dir) -> None:
 @cli.command()
 @study_option
 @out_option
-@click.option("--metric", type=click.Choice(["mpc", "clean", "rpc", "mce", "rmce", "auc",
-                                             "missing", "missing_auc", "er", "mixed"]),
+@click.option("--metric", type=click.Choice(list(LEADERBOARD_METRICS)),
               default="mpc", show_default=True, help="leaderboard order")
 @click.option("--reference", default=None,
               help="method that normalises mCE  [default: late_fusion]")
+@against_option
 @click.option("--out-dir", default=None, type=click.Path(file_okay=False),
               help="where the report goes (default: <out>/<study>/report)")
-def report(study, out, metric, reference, out_dir) -> None:
+def report(study, out, metric, reference, against, out_dir) -> None:
     """Write every table, every figure and a self-contained report.html to
     <out>/<study>/report."""
     from rambench.report import study as loader
@@ -459,7 +466,7 @@ def report(study, out, metric, reference, out_dir) -> None:
         _writable(folder, "the report", "--out-dir DIR")
         written = write_report(data.tidy, data.records, folder, study, metric,
                                loader.reference_for(data, reference),
-                               study_notes=data.notes)
+                               loader.against_for(data, against), study_notes=data.notes)
     for note in written["notes"]:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {len(written['tables'])} tables and {len(written['figures'])} figure "
@@ -471,7 +478,7 @@ def report(study, out, metric, reference, out_dir) -> None:
 @study_option
 @out_option
 @click.option("--method", required=True, help="the method to compare")
-@click.option("--against", default="raml", show_default=True, help="the method compared with")
+@against_option
 @click.option("--out-dir", default=None, type=click.Path(file_okay=False),
               help="where the figure goes (default: <out>/<study>/plots)")
 @json_option
@@ -485,7 +492,7 @@ def compare(study, out, method, against, out_dir, as_json) -> None:
     store = _existing_store(out, study)
     data = loader.load(store)
     loader.check_method(data, method, "--method")
-    loader.check_method(data, against, "--against")
+    against = loader.check_method(data, against or DEFAULT_AGAINST, "--against")
     if method == against:
         raise UsageError("--method and --against name the same method")
     corr = data.correctness()

@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rambench.metrics.cell import CELL_METRICS, cell_values
+
 SCHEMA_VERSION = 2
 
 # ------------------------------------------------------------------------------ conditions
@@ -310,18 +312,8 @@ class Predictions:
 # -------------------------------------------------------------------------------- metrics
 
 
-@dataclass(frozen=True)
-class CellMetric:
-    """A per-cell metric stored in every record: its name and direction."""
-
-    name: str
-    higher_is_better: bool
-    description: str
-
-
-CELL_METRICS = {m.name: m for m in (
-    CellMetric("accuracy", True, "fraction of test samples whose top class is the label"),
-)}
+# per-cell metrics (accuracy stored; calibration and macro-F1 computed from the predictions)
+# are defined in rambench.metrics.cell
 
 
 # -------------------------------------------------------------------------------- records
@@ -428,7 +420,7 @@ class Record:
                 "training_status": (self.provenance.get("training") or {}).get("status", "ok")}
         return [{**base, "metric": name, "value": value,
                  "higher_is_better": CELL_METRICS[name].higher_is_better, **tail}
-                for name, value in self.metrics.items()]
+                for name, value in cell_values(self.metrics, self.predictions).items()]
 
 
 EXPORT_COLUMNS = [

@@ -253,3 +253,40 @@ def test_wilcoxon_with_rank_biserial_by_hand():
     assert result.p == pytest.approx(wilcoxon([.1, .2, -.3, .4]).pvalue)
     tie = st.wilcoxon(a, a)
     assert tie.p == 1.0 and tie.rank_biserial == 0.0
+
+
+def test_redundancy_gap_against_the_unimodal_model_of_the_intact_modality():
+    from rambench.schema import Drop
+
+    fog1, fog3, contrast = (Corrupt("visual", "fog", 1), Corrupt("visual", "fog", 3),
+                            Corrupt("visual", "contrast", 1))
+    reverb, no_visual = Corrupt("audio", "reverb", 1), Drop("visual")
+    fused = {fog1: 0.8, fog3: 0.6, contrast: 0.5, reverb: 0.9, no_visual: 0.65}
+    rows = [cell("fused", v, c) for c, v in fused.items()]
+    rows += [cell("audio_only", 0.7, c) for c in (fog1, fog3, contrast, no_visual)]
+    rows += [cell("audio_only", 0.2, reverb), cell("visual_only", 0.85, reverb)]
+    rows += [cell("visual_only", v, c) for c, v in ((fog1, 0.5), (fog3, 0.3),
+                                                    (contrast, 0.4), (no_visual, 0.1))]
+    gap = metrics.redundancy_gap(pd.DataFrame(rows))
+    fused_gap = gap[gap["method"] == "fused"].set_index(["test_modality", "condition_kind"])
+    # fog: mean(0.8 - 0.7, 0.6 - 0.7) = 0; contrast: 0.5 - 0.7; mean over corruptions
+    assert fused_gap.loc[("visual", "corruption"), "value"] == pytest.approx(-0.1)
+    assert fused_gap.loc[("visual", "drop"), "value"] == pytest.approx(-0.05)
+    assert fused_gap.loc[("audio", "corruption"), "value"] == pytest.approx(0.9 - 0.85)
+    # a unimodal model against the other one when its own modality is degraded
+    own = gap[gap["method"] == "visual_only"].set_index(["test_modality", "condition_kind"])
+    assert own.loc[("visual", "drop"), "value"] == pytest.approx(0.1 - 0.7)
+    without = pd.DataFrame([r for r in rows if r["method"] != "audio_only"])
+    with pytest.raises(metrics.MissingReferenceError, match="unimodal model of 'audio'"):
+        metrics.redundancy_gap(without)
+
+
+def test_mean_value_keeps_a_lower_is_better_metric_as_it_is():
+    rows = [cell("m", 0.10, CLEAN, metric="ece", higher=False),
+            cell("m", 0.20, Corrupt("visual", "fog", 1), metric="ece", higher=False),
+            cell("m", 0.40, Corrupt("visual", "fog", 3), metric="ece", higher=False),
+            cell("m", 0.60, Corrupt("visual", "contrast", 1), metric="ece", higher=False)]
+    tidy = pd.DataFrame(rows)
+    assert metrics.mean_value(tidy, "ece", "clean")["value"].item() == pytest.approx(0.10)
+    # mean over corruptions (fog: 0.3, contrast: 0.6) of the mean over severities
+    assert metrics.mean_value(tidy, "ece", "corruption")["value"].item() == pytest.approx(0.45)

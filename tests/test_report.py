@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from rambench.report import figures, tables
+from rambench.report import FIGURE_KINDS, figures, tables
 from rambench.report.document import write_report
 from rambench.schema import Clean, Corrupt, Drop, Mixed, RandomMissing, make_record
 from rambench.stats import correctness
@@ -76,7 +76,7 @@ def test_latex_main_table_structure(fake):
     assert [r.split(" & ")[0] for r in rows] == ["late\\_fusion", "tmc", "raml"]
     header = latex.split("\\toprule")[1].split("\\midrule")[0]
     assert [c.split(" $")[0].strip() for c in header.strip(" \\\n").split(" & ")] == [
-        "Method", "clean", "image mPC", "audio mPC", "missing", "mCE"]
+        "Method", "clean", "image mPC", "audio mPC", "missing", "mixed", "mCE"]
     for row in rows:
         assert row.endswith("\\\\") and len(row.split(" & ")) == 6
         assert "\\pm" in row
@@ -198,7 +198,7 @@ def test_cli_table_plot_report_compare(cli, tmp_path):
     assert "\\toprule" in (tmp_path / "t" / "severity.tex").read_text()
     cli("plot", "--study", "fake")
     plots = tmp_path / "results" / "fake" / "plots"
-    for kind in figures.KINDS:
+    for kind in FIGURE_KINDS:
         assert (plots / f"{kind}.png").stat().st_size > 0 and (plots / f"{kind}.pdf").exists()
     done = cli("report", "--study", "fake", "--metric", "mce").stdout
     assert "report.html" in done and (tmp_path / "results/fake/report/report.html").exists()

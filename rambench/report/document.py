@@ -15,10 +15,9 @@ from typing import Any
 import pandas as pd
 
 from rambench import metrics
-from rambench.report import figures, tables
+from rambench.report import FIGURE_KINDS, LEADERBOARD_METRICS, VIEWS, figures, tables
 from rambench.schema import Record
 
-TABLE_VIEWS = ("main", "corruption", "severity", "missing", "conditions", "leaderboard")
 EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;
@@ -100,36 +99,46 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
     (e.g. how many stale results were left out) lead the report's notes."""
     from rambench.stats import correctness
 
-    if metric not in tables.LEADERBOARD_METRICS:
+    if metric not in LEADERBOARD_METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from "
-                         f"{', '.join(tables.LEADERBOARD_METRICS)}")
+                         f"{', '.join(LEADERBOARD_METRICS)}")
     corr = correctness(records)
     out_dir.mkdir(parents=True, exist_ok=True)
     table_dir, figure_dir = out_dir / "tables", out_dir / "figures"
     table_dir.mkdir(exist_ok=True)
     built: dict[str, tables.Table] = {}
     table_paths: list[Path] = []
-    for view in TABLE_VIEWS:
-        table = tables.build_table(view, tidy, corr, reference, against, sort_by=metric)
+    left_out = []
+    for view in VIEWS:
+        try:
+            table = tables.build_table(view, tidy, corr, reference, against, sort_by=metric)
+        except metrics.MissingReferenceError as err:  # e.g. no unimodal references
+            left_out.append(f"{view} table left out: {err}")
+            continue
         built[view] = table
         for fmt, ext in EXTENSIONS.items():
             path = table_dir / f"{view}.{ext}"
             path.write_text(tables.render(table, fmt, label=f"tab:{study}-{view}") + "\n")
             table_paths.append(path)
-    figure_paths = figures.make_figures(tidy, figure_dir, figures.KINDS, corr)
-    notes = list(dict.fromkeys([*study_notes, *(n for t in built.values() for n in t.notes)]))
+    figure_paths = figures.make_figures(tidy, figure_dir, FIGURE_KINDS, corr)
+    notes = list(dict.fromkeys([*study_notes, *left_out,
+                                *(n for t in built.values() for n in t.notes)]))
 
     parts = [f"<h1>rambench report: study {html.escape(study)}</h1>",
              f"<p class='legend'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
              f"by <code>rambench report</code>. Normalised metrics use the reference method "
              f"<code>{html.escape(reference)}</code>; significance marks compare with "
              f"<code>{html.escape(str(against))}</code>.</p>",
-             f"<h2>Leaderboard (sorted by {html.escape(tables.LEADERBOARD_METRICS[metric])})"
+             f"<h2>Leaderboard (sorted by {html.escape(LEADERBOARD_METRICS[metric])})"
              "</h2>", f"<div class='scroll'>{tables.to_html(built['leaderboard'])}</div>",
              "<h2>Main results</h2>", f"<div class='scroll'>{tables.to_html(built['main'])}</div>"]
     for view in ("corruption", "severity", "missing"):
         parts += [f"<h2>By {view}</h2>",
                   f"<div class='scroll'>{tables.to_html(built[view])}</div>"]
+    for view, title in (("calibration", "Calibration"), ("redundancy", "Redundancy gap")):
+        if view in built and not built[view].mean.empty:
+            parts += [f"<h2>{title}</h2>",
+                      f"<div class='scroll'>{tables.to_html(built[view])}</div>"]
     parts.append("<h2>Figures</h2>")
     for kind, paths in figure_paths.items():
         png = next(p for p in paths if p.suffix == ".png")

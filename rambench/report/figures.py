@@ -20,9 +20,7 @@ import numpy as np
 import pandas as pd
 
 from rambench import metrics
-from rambench.report import style
-
-KINDS = ("severity", "heatmap", "missing", "families")
+from rambench.report import FIGURE_KINDS, style
 
 
 def _figure(width: float, height: float):
@@ -324,7 +322,7 @@ def compare_figure(diffs: pd.DataFrame, method: str, against: str):
     return fig
 
 
-def make_figures(tidy: pd.DataFrame, out_dir: Path, kinds: Sequence[str] = KINDS,
+def make_figures(tidy: pd.DataFrame, out_dir: Path, kinds: Sequence[str] = FIGURE_KINDS,
                  corr: pd.DataFrame | None = None) -> dict[str, list[Path]]:
     """Builds and saves the figures of `kinds`; returns kind -> paths (kinds with nothing to
     draw are left out)."""
@@ -334,7 +332,7 @@ def make_figures(tidy: pd.DataFrame, out_dir: Path, kinds: Sequence[str] = KINDS
     written = {}
     for kind in kinds:
         if kind not in builders:
-            raise ValueError(f"unknown figure kind {kind!r}; choose from {', '.join(KINDS)}")
+            raise ValueError(f"unknown figure kind {kind!r}; choose from {', '.join(FIGURE_KINDS)}")
         fig = builders[kind]()
         if fig is not None:
             written[kind] = save_figure(fig, out_dir, kind)

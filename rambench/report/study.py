@@ -15,6 +15,7 @@ from rambench.metrics import (
     MissingReferenceError,
     scores,
 )
+from rambench.report import DEFAULT_AGAINST
 from rambench.schema import Record
 
 
@@ -64,6 +65,14 @@ def check_method(study: Study, name: str, option: str) -> str:
         raise UsageError(f"{option}: " + unknown_name_message("method", name, study.methods)
                          + f" (the methods in study {study.name!r})")
     return name
+
+
+def against_for(study: Study, name: str | None) -> str | None:
+    """The method the others are tested against: a given name must exist; by default
+    `DEFAULT_AGAINST` when the study has it, else none (no marks)."""
+    if name is not None:
+        return check_method(study, name, "--against")
+    return DEFAULT_AGAINST if DEFAULT_AGAINST in study.methods else None
 
 
 def reference_for(study: Study, name: str | None) -> str:

@@ -9,7 +9,11 @@ Views (`build_table`):
 * missing: accuracy per dropped modality and per random missing rate, and the area under
   accuracy vs missing rate;
 * conditions: test condition x method (the table `rambench run` prints);
-* leaderboard: every summary metric, sorted by one of them.
+* leaderboard: every summary metric, sorted by one of them;
+* calibration: ECE, NLL and Brier score on clean inputs and under each modality's
+  corruptions (`rambench.metrics.cell`);
+* redundancy: the redundancy gap per modality, corrupted and dropped
+  (`rambench.metrics.redundancy`).
 
 Given the per-sample correctness (`rambench.stats.correctness`), each cell is compared
 with the same cells of `against` (default raml) by a paired bootstrap over test samples
@@ -28,19 +32,13 @@ import pandas as pd
 
 from rambench import metrics
 from rambench import stats as st
+from rambench.report import DEFAULT_AGAINST, FORMATS, LEADERBOARD_METRICS, VIEWS
 from rambench.schema import MISSING_KINDS
 
-VIEWS = ("main", "corruption", "severity", "missing", "conditions", "leaderboard")
-FORMATS = ("md", "latex", "csv", "html")
-AGAINST = "raml"
+AGAINST = DEFAULT_AGAINST
 ALPHA = 0.05
 MARK_TEXT = {"md": {"win": "▲", "loss": "▼"}, "html": {"win": "▲", "loss": "▼"},
              "latex": {"win": r"^{\blacktriangle}", "loss": r"^{\blacktriangledown}"}}
-LEADERBOARD_METRICS = {  # --metric name -> leaderboard column
-    "clean": "clean", "mpc": "mPC", "rpc": "rPC", "mce": "mCE", "rmce": "rel. mCE",
-    "auc": "severity AUC", "missing": "missing", "missing_auc": "missing AUC",
-    "er": "eff. robustness", "av": "AV events", "mixed": "mixed",
-}
 
 Test = Callable[[str, str, str], "st.Paired | None"]  # (dataset, method, against)
 
@@ -307,6 +305,9 @@ def main_columns(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
                               test=_paired(corr, _is("av"), "equal")))
     columns.append(Column("missing", metrics.group_score(tidy, MISSING_KINDS),
                           test=_paired(corr, _is(*MISSING_KINDS), "equal")))
+    if (tidy["condition_kind"] == "mixed").any():
+        columns.append(Column("mixed", metrics.group_score(tidy, "mixed"),
+                              test=_paired(corr, _is("mixed"), "equal")))
     columns.append(_mce_column(tidy, corr, reference, notes, relative=False))
     return [c for c in columns if c is not None]
 
@@ -502,12 +503,65 @@ def conditions_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
                  dict.fromkeys(methods, True), against, best_axis="row")
 
 
+CALIBRATION_METRICS = ("ece", "nll", "brier")
+
+
+def calibration_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
+                      reference: str = metrics.DEFAULT_REFERENCE,
+                      against: str | None = AGAINST) -> Table:
+    """ECE (%), NLL and Brier score: clean, and under each modality's corruptions (mean
+    over severities, then corruptions). Lower is better; no significance marks."""
+    columns = []
+    for name in CALIBRATION_METRICS:
+        spec = metrics.CELL_METRICS[name]
+        if not (tidy["metric"] == name).any():
+            continue
+        scale = 100.0 if spec.rate else 1.0
+        columns.append(Column(f"{spec.label} clean", metrics.mean_value(tidy, name, "clean"),
+                              higher_is_better=False, scale=scale))
+        corrupted = metrics.mean_value(tidy, name, "corruption", by="modality")
+        for modality in sorted(corrupted["test_modality"].unique(), key=_image_first(tidy)):
+            columns.append(Column(f"{spec.label} {modality_label(tidy, modality)}",
+                                  corrupted[corrupted["test_modality"] == modality],
+                                  higher_is_better=False, scale=scale))
+    notes = [] if columns else ["no calibration metrics: the records carry no predictions "
+                                "(schema 1)"]
+    table = columns_table(f"Calibration: ECE (%, {metrics.cell.ECE_BINS} equal-width bins), "
+                          "NLL and Brier score, clean and under each modality's corruptions "
+                          "(mean over severities, then corruptions)", columns, reference,
+                          None, notes=notes)
+    table.digits = 2
+    return table
+
+
+def redundancy_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
+                     reference: str = metrics.DEFAULT_REFERENCE,
+                     against: str | None = AGAINST) -> Table:
+    """Redundancy gap (points): accuracy minus the intact modality's unimodal model, when a
+    modality is corrupted (mPC averaging) or dropped. Marks: the paired test of the same
+    cells against `against` (the reference's accuracy cancels in a difference of gaps)."""
+    gap = metrics.redundancy_gap(tidy)
+    columns = []
+    for kind, title in (("corruption", "{} corrupted"), ("drop", "no {}")):
+        tests = GroupedTests(corr, ["test_modality"], _is(kind))
+        part = gap[gap["condition_kind"] == kind]
+        for modality in sorted(part["test_modality"].unique(), key=_image_first(tidy)):
+            columns.append(Column(title.format(modality_label(tidy, modality)),
+                                  part[part["test_modality"] == modality],
+                                  test=tests.test(modality)))
+    table = columns_table("Redundancy gap (points): accuracy minus the unimodal model of the "
+                          "intact modality, when a modality is corrupted or dropped",
+                          columns, reference, against)
+    return table
+
+
 def build_table(view: str, tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
                 reference: str = metrics.DEFAULT_REFERENCE, against: str | None = AGAINST,
                 sort_by: str = "mpc") -> Table:
     """The table of one view (see the module docstring)."""
     builders = {"main": main_table, "corruption": corruption_table, "severity": severity_table,
-                "missing": missing_table, "conditions": conditions_table}
+                "missing": missing_table, "conditions": conditions_table,
+                "calibration": calibration_table, "redundancy": redundancy_table}
     if view == "leaderboard":
         table = leaderboard_table(tidy, corr, reference, against, sort_by)
     elif view in builders:

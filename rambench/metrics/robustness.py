@@ -113,14 +113,31 @@ def mpc(tidy: pd.DataFrame, by: str | None = None, metric: str = "accuracy") -> 
     Mean over corruptions (in the scope `by`: None = all single-modality corruptions,
     'modality', 'family' or 'corruption') of the mean over each corruption's severities.
     """
-    cells = _corruption_cells(tidy, metric)
+    return _corruption_mean(_corruption_cells(tidy, metric), "score", by)
+
+
+def _corruption_mean(cells: pd.DataFrame, column: str, by: str | None) -> pd.DataFrame:
+    """Per seed, the mean over corruptions in scope `by` of the mean over each corruption's
+    severities of `column`."""
     scope = _by_columns(by)
     per_corruption = cells.groupby(UNIT + CORRUPTION + (["corruption_family"] if by == "family"
                                                         else []),
-                                   as_index=False)["score"].mean()
-    out = per_corruption.groupby(UNIT + scope, as_index=False)["score"].mean()
-    out = out.rename(columns={"score": "value"})
-    return _finish(out, scope)
+                                   as_index=False)[column].mean()
+    out = per_corruption.groupby(UNIT + scope, as_index=False)[column].mean()
+    return _finish(out.rename(columns={column: "value"}), scope)
+
+
+def mean_value(tidy: pd.DataFrame, metric: str, kind: str, by: str | None = None
+               ) -> pd.DataFrame:
+    """The mean of a per-cell metric's own value (e.g. ECE, not 1 - ECE) over the cells of
+    condition kind `kind`, per seed; corruption cells are averaged as mPC is (over
+    severities, then over the corruptions in scope `by`)."""
+    rows = scores(tidy, metric)
+    cells = rows[rows["condition_kind"] == kind]
+    if kind == "corruption":
+        return _corruption_mean(cells, "value", by)
+    out = cells.groupby(UNIT, as_index=False)["value"].mean()
+    return _finish(out)
 
 
 def group_score(tidy: pd.DataFrame, kinds: str | Sequence[str], metric: str = "accuracy",

@@ -1,0 +1,95 @@
+"""The redundancy gap: does a fused model exploit the modality that is still intact?
+
+When modality m is corrupted or dropped, the other modality still carries what the
+unimodal model trained on it alone can recognise. For a method, seed and a cell that
+degrades m only (a corruption of m, or m dropped), the gap is
+
+    gap = score(method, cell) - score(unimodal reference that ignores m, same cell, seed)
+
+where the reference is the study's unimodal method of the other modality (e.g. `audio_only`
+when the image is corrupted); it ignores m, so its score there is its clean score.
+Summaries per modality: corruptions of m as mPC averages them (over severities, then over
+corruptions), and the drop of m. A gap >= 0 means the fused model does at least as well
+as the intact modality alone; a negative gap means the degraded modality drags it below.
+Defined for datasets of two modalities (with more, "the other modality" is not one model).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from rambench.metrics.robustness import (
+    UNIT,
+    MissingReferenceError,
+    _corruption_mean,
+    _finish,
+    scores,
+)
+
+KINDS = ("corruption", "drop")  # the condition kinds that degrade one modality
+
+
+def unimodal_references(method_labels: list[str]) -> dict[str, str]:
+    """Modality -> the label of the study's unimodal method that reads only that modality
+    (registered subclasses of `baselines.unimodal.Unimodal`, plain labels preferred)."""
+    from baselines.unimodal import Unimodal
+    from rambench.methods import methods
+
+    found: dict[str, str] = {}
+    for label in sorted(method_labels, key=lambda m: ("[" in m, m)):
+        name = label.split("[")[0]
+        cls = methods.get(name) if name in methods.names() else None
+        if isinstance(cls, type) and issubclass(cls, Unimodal):
+            found.setdefault(cls.modality, label)
+    return found
+
+
+def redundancy_gap(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Per (dataset, method, seed, test_modality, condition_kind): the mean gap (see the
+    module docstring) over the cells of that kind degrading that modality.
+
+    Raises `MissingReferenceError` naming the unimodal reference a modality needs when the
+    study lacks it."""
+    rows = scores(tidy, metric)
+    cells = rows[rows["condition_kind"].isin(KINDS)].copy()
+    if cells.empty:
+        return _finish(pd.DataFrame(columns=[*UNIT, "test_modality", "condition_kind",
+                                             "value"]), ["test_modality", "condition_kind"])
+    references = unimodal_references(list(rows["method"].unique()))
+    parts = []
+    for (dataset, modality), part in cells.groupby(["dataset", "test_modality"], sort=True):
+        others = sorted(set(cells.loc[cells["dataset"] == dataset, "test_modality"])
+                        - {modality})
+        if len(others) != 1:
+            continue
+        other = others[0]
+        if other not in references:
+            raise MissingReferenceError(
+                f"the redundancy gap of {modality!r} needs the unimodal model of {other!r} "
+                f"(e.g. {other}_only) trained in the same study; run it on the same grid "
+                "and seeds")
+        ref = part[part["method"] == references[other]][["seed", "condition", "score"]]
+        merged = part.merge(ref, on=["seed", "condition"], suffixes=("", "_ref"), how="left")
+        absent = merged["score_ref"].isna()
+        if absent.any():
+            row = merged[absent].iloc[0]
+            raise MissingReferenceError(
+                f"missing reference cell: method {references[other]!r}, seed {row['seed']}, "
+                f"condition {row['condition']!r} (needed for the redundancy gap of "
+                f"{row['method']!r})")
+        merged["gap"] = merged["score"] - merged["score_ref"]
+        parts.append(merged)
+    if not parts:
+        return _finish(pd.DataFrame(columns=[*UNIT, "test_modality", "condition_kind",
+                                             "value"]), ["test_modality", "condition_kind"])
+    gaps = pd.concat(parts, ignore_index=True)
+    out = []
+    corrupted = gaps[gaps["condition_kind"] == "corruption"]
+    if not corrupted.empty:
+        out.append(_corruption_mean(corrupted, "gap", "modality")
+                   .assign(condition_kind="corruption"))
+    dropped = gaps[gaps["condition_kind"] == "drop"]
+    if not dropped.empty:
+        out.append(dropped.groupby([*UNIT, "test_modality"], as_index=False)["gap"].mean()
+                   .rename(columns={"gap": "value"}).assign(condition_kind="drop", note=""))
+    return _finish(pd.concat(out, ignore_index=True), ["test_modality", "condition_kind"])
