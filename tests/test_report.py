@@ -78,7 +78,7 @@ def test_latex_main_table_structure(fake):
     assert [c.split(" $")[0].strip() for c in header.strip(" \\\n").split(" & ")] == [
         "Method", "clean", "image mPC", "audio mPC", "missing", "mixed", "mCE"]
     for row in rows:
-        assert row.endswith("\\\\") and len(row.split(" & ")) == 6
+        assert row.endswith("\\\\") and len(row.split(" & ")) == 7
         assert "\\pm" in row
     # best bold, second underlined in every column; mCE: lower is better (raml's)
     assert all("\\mathbf" in cell for cell in rows[2].split(" & ")[1:])
