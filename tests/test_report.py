@@ -85,7 +85,7 @@ def test_latex_main_table_structure(fake):
     assert all("\\underline" in cell for cell in rows[1].split(" & ")[1:])
     assert "$100.0 \\pm 0.0" in rows[0].split(" & ")[6]  # mCE of the reference
     # late_fusion is clearly worse than raml everywhere: marked, with a legend line
-    assert rows[0].count("\\blacktriangledown") == 5
+    assert rows[0].count("\\blacktriangledown") == 6
     assert "significantly better / worse than raml" in latex
 
 
