@@ -8,11 +8,17 @@
 * `wilcoxon`: Wilcoxon signed-rank test over (seed, cell) pairs of accuracies, with the
   matched-pairs rank-biserial correlation as effect size.
 
-Samples are resampled within each (dataset, seed) test set, independently across seeds; a
-statistic over several seeds is the mean over seeds of the per-seed statistic, as in
-`rambench.metrics`. The CIs therefore reflect test-sample noise for the trained models at
-hand, not seed-to-seed variation (for that, see the std over seeds). Every function starts
-from ``np.random.default_rng(seed)`` (seed 0 by default), so results are reproducible.
+A statistic over several seeds is the mean over seeds of the per-seed statistic, as in
+`rambench.metrics`. Its bootstrap is two-level (a hierarchical bootstrap, Saravanan et al.,
+"Application of the hierarchical bootstrap to multi-level data in neuroscience", NBDC 2020):
+each replicate draws the seeds (the (dataset, seed) test sets) with replacement and, within
+each drawn seed, its test samples with replacement. CIs and p-values therefore include the
+seed-to-seed variation of training as well as test-sample noise. With one seed only the
+second level remains: the CI then reflects test-sample noise for that one trained model,
+and tables say so. With few seeds the first level is coarse (two seeds give three distinct
+means): a difference that changes sign between seeds is not called significant, one that
+keeps its sign may be; report more seeds for a firm claim. Every function starts from
+``np.random.default_rng(seed)`` (seed 0 by default), so results are reproducible.
 """
 
 from __future__ import annotations
@@ -65,6 +71,31 @@ def _counts(ns: tuple[int, ...], b: int, seed: int) -> tuple[np.ndarray, ...]:
     return out
 
 
+def over_seeds(points: list[float], replicates: list[np.ndarray], seed: int = 0
+               ) -> tuple[float, np.ndarray]:
+    """The mean over test sets (seeds) of a per-set statistic, and its (b,) replicates under
+    the two-level bootstrap: replicate j is the mean, over S sets drawn with replacement,
+    of their j-th test-sample replicate. One set: its own replicates."""
+    reps = np.stack([np.asarray(r, dtype=np.float64) for r in replicates])  # (S, b)
+    n_sets, b = reps.shape
+    value = float(np.mean(points))
+    if n_sets == 1:
+        return value, reps[0]
+    draws = np.random.default_rng([seed, n_sets]).integers(0, n_sets, size=(b, n_sets))
+    return value, reps[draws, np.arange(b)[:, None]].mean(axis=1)
+
+
+def format_p(p: float, b: int | None = B_DEFAULT) -> str:
+    """A p-value for display: '< 0.001' at the floor of a bootstrap of b resamples (its
+    smallest possible p, 1 / (b + 1), says only that p < 1/b), 3 significant digits
+    otherwise, '-' when undefined. `b=None`: an exact test, no floor."""
+    if p is None or not np.isfinite(p):
+        return "-"
+    if b is not None and p <= 1 / (b + 1) + 1e-12:
+        return f"< {1 / b:g}"
+    return f"{p:.3g}"
+
+
 def _percentile_ci(replicates: np.ndarray, level: float) -> tuple[float, float]:
     alpha = (1 - level) / 2
     lo, hi = np.nanquantile(replicates, [alpha, 1 - alpha])
@@ -107,7 +138,7 @@ def _linear_replicates(sets: list[np.ndarray], weights: list[np.ndarray] | None,
         per_sample = w @ values  # (n,)
         points.append(per_sample.mean())
         reps.append(counts[i] @ per_sample / n)
-    return float(np.mean(points)), np.mean(reps, axis=0)
+    return over_seeds(points, reps, seed)
 
 
 @dataclass
@@ -222,7 +253,7 @@ def _grouped(frame: pd.DataFrame, values: list[np.ndarray], by: list[str],
             w = weights[idx]
             points.append(w @ point[idx])
             reps.append(replicates[s][:, position[idx]] @ w)
-        value, rep = float(np.mean(points)), np.mean(reps, axis=0)
+        value, rep = over_seeds(points, reps, seed)
         key = list(keys[rows[0]]) if by else []
         out.append((*key, value, *_percentile_ci(rep, level), _p_value(value, rep), len(rows),
                     len(np.unique(seed_of[rows]))))
@@ -307,7 +338,7 @@ def paired_bootstrap_mce(corr: pd.DataFrame, method: str, other: str, reference:
             diff = np.nanmean(ce_a, axis=1) - np.nanmean(ce_b, axis=1)
         points.append(diff[0])
         reps.append(diff[1:])
-    point, rep = float(np.mean(points)), np.mean(reps, axis=0)
+    point, rep = over_seeds(points, reps, seed)
     low, high = _percentile_ci(rep, level)
     return Paired(point, low, high, _p_value(point, rep), len(both), both["seed"].nunique())
 

@@ -290,3 +290,48 @@ def test_mean_value_keeps_a_lower_is_better_metric_as_it_is():
     assert metrics.mean_value(tidy, "ece", "clean")["value"].item() == pytest.approx(0.10)
     # mean over corruptions (fog: 0.3, contrast: 0.6) of the mean over severities
     assert metrics.mean_value(tidy, "ece", "corruption")["value"].item() == pytest.approx(0.45)
+
+
+def _correctness(*units):
+    """A correctness frame from (method, seed, per-sample correct) units of one clean cell."""
+    return st.correctness([make_record(key=f"{m}-{s}", method=m, seed=s, correct=c)
+                           for m, s, c in units])
+
+
+def _hits(rate, n=500, seed=0):
+    return np.random.default_rng(seed).permutation(np.arange(n) < round(rate * n))
+
+
+def test_paired_bootstrap_of_identical_methods_gives_p_one_and_finds_a_planted_difference():
+    same = _correctness(("a", 0, _hits(0.7)), ("b", 0, _hits(0.7)))
+    result = st.paired_bootstrap(same, "a", "b")
+    assert result.diff == 0 and result.p == 1
+    planted = _correctness(*[(m, s, _hits(rate, seed=s)) for s in (0, 1, 2)
+                             for m, rate in (("a", 0.8), ("b", 0.6))])
+    found = st.paired_bootstrap(planted, "a", "b")
+    assert found.diff == pytest.approx(0.2) and found.p < 0.01 and found.seeds == 3
+    assert found.low > 0.1
+
+
+def test_a_difference_that_flips_sign_between_seeds_is_not_significant():
+    # seed 0: a is 30 points better; seed 1: 15 points worse; mean +7.5 points. Each
+    # seed alone is far outside test-sample noise (500 samples), the two seeds disagree.
+    units = [("a", 0, _hits(0.8)), ("b", 0, _hits(0.5, seed=1)),
+             ("a", 1, _hits(0.5, seed=2)), ("b", 1, _hits(0.65, seed=3))]
+    corr = _correctness(*units)
+    result = st.paired_bootstrap(corr, "a", "b")
+    assert result.diff == pytest.approx(0.075) and result.seeds == 2
+    assert result.p > 0.2 and result.low < 0 < result.high
+    one_seed = st.paired_bootstrap(corr[corr["seed"] == 0], "a", "b")
+    assert one_seed.p < 0.01  # one seed: test-sample noise only
+
+
+def test_two_level_bootstrap_replicates_resample_seeds():
+    reps = [np.full(1000, 1.0), np.full(1000, 3.0)]
+    value, out = st.over_seeds([1.0, 3.0], reps, seed=0)
+    assert value == 2.0
+    # each replicate averages two seeds drawn with replacement: 1, 2 or 3 with 1/4, 1/2, 1/4
+    share = {v: np.mean(out == v) for v in (1.0, 2.0, 3.0)}
+    assert set(np.unique(out)) == {1.0, 2.0, 3.0}
+    assert share[2.0] == pytest.approx(0.5, abs=0.05) and share[1.0] == pytest.approx(0.25,
+                                                                                    abs=0.05)

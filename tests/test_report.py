@@ -9,7 +9,7 @@ import pytest
 
 from rambench.report import FIGURE_KINDS, figures, tables
 from rambench.report.document import write_report
-from rambench.schema import Clean, Corrupt, Drop, Mixed, RandomMissing, make_record
+from rambench.schema import Clean, Corrupt, Drop, Mixed, Predictions, RandomMissing, make_record
 from rambench.stats import correctness
 from rambench.store import Store
 from tests.test_cli import assert_usage_error
@@ -26,6 +26,19 @@ KIND = {"visual": "image", "audio": "audio", "visual+audio": "image+audio"}
 FAMILY = {"gaussian_noise": "noise", "fog": "weather", "reverb": "room",
           "gaussian_noise+gaussian_noise": "noise"}
 N = 150
+CONFIDENCE = 0.7  # every prediction of the fake study: ECE = |accuracy - 0.7| per cell
+
+
+def predictions_for(correct):
+    """Three classes, label i % 3; the top class (p 0.7) is the label where `correct`, the
+    next class otherwise (the label then gets 0.2)."""
+    labels = np.arange(len(correct)) % 3
+    top = np.where(correct, labels, (labels + 1) % 3)
+    probs = np.full((len(correct), 3), 0.1)
+    probs[np.arange(len(correct)), labels] = 0.2
+    probs[np.arange(len(correct)), top] = CONFIDENCE
+    probs[correct] = np.where(probs[correct] == CONFIDENCE, CONFIDENCE, 0.15)
+    return Predictions.from_probabilities(probs, labels)
 
 
 def write_fake_study(root, study="fake", seeds=(0, 1), methods=METHODS):
@@ -44,6 +57,7 @@ def write_fake_study(root, study="fake", seeds=(0, 1), methods=METHODS):
                     seed=seed, condition=condition,
                     modality_kind=KIND.get(axes["test_modality"]),
                     corruption_family=FAMILY.get(axes["corruption"]), correct=correct,
+                    predictions=predictions_for(correct),
                     provenance={"code_version": "0.1.0+abc", "device": "cpu:test",
                                 "created": "2026-01-01T00:00:00",
                                 "packages": {"numpy": "2.0", "torch": "2.3"},
@@ -217,3 +231,24 @@ def test_cli_table_plot_report_compare(cli, tmp_path):
                        "did you mean 'tmc'")
     assert_usage_error(cli("table", "--study", "fake", "--reference", "late", check=False),
                        "--reference", "late_fusion")
+    against = cli("table", "--study", "fake", "--against", "late_fusion").stdout
+    assert "better / worse than late_fusion" in against
+    raml_row = next(line for line in against.splitlines() if line.startswith("| raml |"))
+    assert raml_row.count("▲") >= 4 and "▼" not in raml_row  # raml > late_fusion, by design
+    assert_usage_error(cli("table", "--study", "fake", "--against", "ramll", check=False),
+                       "--against", "did you mean 'raml'")
+    assert_usage_error(cli("table", "--study", "fake", "--view", "redundancy", check=False),
+                       "needs the unimodal model of")
+
+
+def test_calibration_view_matches_the_per_cell_arithmetic(fake):
+    table = tables.build_table("calibration", fake["tidy"], fake["corr"])
+    assert table.columns[:3] == ["ECE clean", "ECE image", "ECE audio"]
+    for record in fake["records"]:  # every prediction has confidence 0.7
+        ece = record.tidy_rows()[1]
+        assert ece["metric"] == "ece"
+        assert ece["value"] == pytest.approx(abs(record.correct.mean() - CONFIDENCE), abs=1e-3)
+    clean = [abs(r.correct.mean() - CONFIDENCE) for r in fake["records"]
+             if r.method.label == "raml" and r.condition.kind == "clean"]
+    assert table.mean.loc["raml", "ECE clean"] == pytest.approx(100 * np.mean(clean), abs=0.1)
+    assert not table.tested  # no marks on calibration

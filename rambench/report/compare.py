@@ -1,9 +1,12 @@
-"""Paired comparison of two methods per condition group (clean, image, audio, missing, mixed).
+"""Paired comparison of two methods per condition group (clean, image, audio, AV events,
+missing, mixed).
 
 For each group: the accuracy difference (method - against) as the mean over seeds of the
-mean over the group's cells (corruptions: mPC weighting), a paired bootstrap 95 % CI and
-p-value over test samples, and a Wilcoxon signed-rank test over (seed, cell) pairs with
-its rank-biserial effect size.
+mean over the group's cells (corruptions: mPC weighting), a paired two-level bootstrap 95 %
+CI and p-value (seeds, then test samples: `rambench.stats`), and a Wilcoxon signed-rank
+test over (seed, cell) pairs with its rank-biserial effect size. The two tests answer
+different questions: the bootstrap whether the mean difference exceeds training and
+test-sample noise, Wilcoxon whether one method wins on more cells than chance allows.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def condition_groups(corr: pd.DataFrame) -> list[tuple[str, object, st.Weighting
 
         name = kind if (kinds["modality_kind"] == kind).sum() == 1 else f"{kind} ({modality})"
         groups.append((name, corrupted, "mpc"))
+    groups.append(("AV", lambda f: f["condition_kind"] == "av", "equal"))
     groups.append(("missing", lambda f: f["condition_kind"].isin(MISSING_KINDS), "equal"))
     groups.append(("mixed", lambda f: f["condition_kind"] == "mixed", "equal"))
     return groups
@@ -61,15 +65,18 @@ def per_corruption(corr: pd.DataFrame, method: str, against: str) -> pd.DataFram
 
 def format_comparison(result: pd.DataFrame, method: str, against: str) -> str:
     """A plain-text table of `compare_groups` (differences in percentage points)."""
-    head = (f"{method} - {against}: accuracy difference (pp), paired bootstrap over test "
-            f"samples ({st.B_DEFAULT} resamples) and Wilcoxon signed-rank over seeds x cells")
+    seeds = int(result["seeds"].max()) if len(result) else 0
+    over = "seeds and test samples" if seeds > 1 else "test samples (one seed)"
+    head = (f"{method} - {against}: accuracy difference (pp), paired bootstrap over {over} "
+            f"({st.B_DEFAULT} resamples) and Wilcoxon signed-rank over seeds x cells")
     lines = [head, f"{'group':<9} {'diff':>7} {'95% CI':>17} {'p':>7} {'Wilcoxon p':>11} "
                    f"{'r_rb':>6} {'pairs':>6}"]
     for r in result.itertuples(index=False):
         ci = f"[{100 * r.low:+.2f}, {100 * r.high:+.2f}]"
         star = " *" if np.isfinite(r.p) and r.p < 0.05 else ""
-        lines.append(f"{r.group:<9} {100 * r.diff:>+7.2f} {ci:>17} {r.p:>7.3f} "
-                     f"{r.wilcoxon_p:>11.3g} {r.rank_biserial:>+6.2f} {r.pairs:>6}{star}")
+        lines.append(f"{r.group:<9} {100 * r.diff:>+7.2f} {ci:>17} {st.format_p(r.p):>7} "
+                     f"{st.format_p(r.wilcoxon_p, None):>11} {r.rank_biserial:>+6.2f} "
+                     f"{r.pairs:>6}{star}")
     lines.append("* bootstrap p < 0.05; r_rb: matched-pairs rank-biserial correlation "
                  f"(> 0: {method} better)")
     return "\n".join(lines)

@@ -631,9 +631,14 @@ def legend(table: Table, fmt: str) -> list[str]:
         win, loss = MARK_TEXT[fmt]["win"], MARK_TEXT[fmt]["loss"]
         if latex:
             win, loss = f"${win}$", f"${loss}$"
+        if len(seeds) and seeds.max() > 1:
+            test = "paired two-level bootstrap over seeds and test samples"
+        else:
+            test = ("paired bootstrap over test samples; one seed, so the variation "
+                    "between training seeds is not accounted for")
         lines.append(f"{win} / {loss}: significantly better / worse than "
-                     f"{esc(str(table.against))} (paired bootstrap over test samples, "
-                     f"{st.B_DEFAULT} resamples, p {esc('<')} {ALPHA}).")
+                     f"{esc(str(table.against))} ({test}, {st.B_DEFAULT} resamples, "
+                     f"p {esc('<')} {ALPHA}).")
     lines += [f"Note: {esc(n)}" for n in table.notes]
     return lines
 
