@@ -196,8 +196,13 @@ def test_report_html_is_self_contained(fake, tmp_path):
     assert all(src.startswith("data:image/png;base64,") for src in parser.sources)
     assert not parser.links and "table" in parser.tags
     text = out["html"].read_text(encoding="utf-8")
-    for fact in ("feedbeef1234", "tiny", "0.1.0+abc", "cpu:test", "torch", "sorted by mCE"):
+    for fact in ("feedbeef1234", "tiny", "0.1.0+abc", "cpu:test", "torch", "sorted by mCE",
+                 "<h2>Setup</h2>", "test split of 150 samples", "<h2>Definitions</h2>",
+                 "Guo et al., ICML 2017", "<h2>Calibration</h2>"):
         assert fact in text
+    # no unimodal references in the fake study: the redundancy table is left out, saying why
+    assert "<h2>Redundancy gap</h2>" not in text
+    assert any("redundancy table left out" in n for n in out["notes"])
     names = {p.name for p in out["tables"]}
     assert {"main.md", "main.tex", "main.csv", "conditions.tex", "leaderboard.csv"} <= names
     assert {p.name for p in out["figures"]} >= {"severity.pdf", "families.png"}

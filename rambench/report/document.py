@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rambench import metrics
@@ -85,6 +86,80 @@ def _provenance_html(info: dict[str, Any]) -> str:
     return f"<dl>{items}</dl><p class='legend'>Counts are numbers of records.</p>"
 
 
+def setup(records: Sequence[Record]) -> dict[str, Any]:
+    """How the study was run, from its records: data, conditions, methods, training."""
+    jobs: dict[str, Record] = {}
+    for r in records:
+        jobs.setdefault(r.provenance.get("job_key", f"{r.method.label}/{r.seed}"), r)
+    per_method: dict[str, dict[str, Any]] = {}
+    for r in jobs.values():
+        row = per_method.setdefault(r.method.label, {
+            "family": r.method.family, "params": r.method.params, "train": {},
+            "seeds": set(), "train_seconds": 0.0, "best_epochs": []})
+        for key, value in r.train_config.items():
+            row["train"].setdefault(key, set()).add(value)
+        training = r.provenance.get("training") or {}
+        row["seeds"].add(r.seed)
+        row["train_seconds"] += float(training.get("seconds") or 0)
+        if training.get("best_epoch") is not None:
+            row["best_epochs"].append(int(training["best_epoch"]) + 1)
+    scales = Counter(getattr(r.condition, "severity_scale", None) for r in records)
+    return {
+        "data": Counter(f"{r.dataset} {r.dataset_version}, {r.split} split of {r.n} samples"
+                        for r in records),
+        "conditions": Counter(r.condition.kind for r in records),
+        "severity scales": Counter({k: v for k, v in scales.items() if k}),
+        "corruption backends": Counter(r.corruption_backend for r in records
+                                       if r.condition.kind != "clean"),
+        "methods": per_method,
+        "evaluation seconds": sum(float(r.provenance.get("eval_seconds") or 0)
+                                  for r in records),
+    }
+
+
+def _setup_html(info: dict[str, Any]) -> str:
+    rows = [("data", _counter_text(info["data"])),
+            ("test conditions", _counter_text(info["conditions"]) + " (records per kind)"),
+            ("severity scale", _counter_text(info["severity scales"]) or "none"),
+            ("corruption backend", _counter_text(info["corruption backends"]) or "none")]
+    train_s = sum(m["train_seconds"] for m in info["methods"].values())
+    rows.append(("wall time", f"training {train_s / 60:.1f} min, evaluation "
+                              f"{info['evaluation seconds'] / 60:.1f} min (summed over jobs "
+                              "and cells)"))
+    items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
+    keys = sorted({k for m in info["methods"].values() for k in m["train"]})
+    head = ("<tr><th>method</th><th>family</th><th>seeds</th><th>best epoch</th>"
+            "<th>train s / seed</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+            + "<th>hyper-parameters</th></tr>")
+    body = []
+    for label, m in sorted(info["methods"].items()):
+        epochs = m["best_epochs"]
+        best = f"{np.mean(epochs):.1f}" if epochs else ""
+        train = "".join("<td>" + html.escape(", ".join(f"{v:g}" if isinstance(v, float)
+                                                         else str(v)
+                                                         for v in sorted(m["train"].get(k, ()),
+                                                                         key=str)))
+                        + "</td>" for k in keys)
+        params = ", ".join(f"{k}={v}" for k, v in sorted(m["params"].items()))
+        body.append(f"<tr><th>{html.escape(label)}</th><td>{html.escape(m['family'])}</td>"
+                    f"<td>{len(m['seeds'])}</td><td>{best}</td>"
+                    f"<td>{m['train_seconds'] / max(1, len(m['seeds'])):.0f}</td>{train}"
+                    f"<td style='text-align:left;white-space:normal'>"
+                    f"{html.escape(params) or '-'}</td></tr>")
+    table = (f"<div class='scroll'><table><thead>{head}</thead><tbody>{''.join(body)}"
+             "</tbody></table></div>")
+    return f"<dl>{items}</dl>{table}"
+
+
+def _definitions_html() -> str:
+    from rambench.metrics.definitions import DEFINITIONS
+
+    items = "".join(f"<dt>{html.escape(d.name)}</dt><dd>{html.escape(d.formula)}"
+                    + (f" <span class='legend'>({html.escape(d.source)})</span>" if d.source
+                       else "") + "</dd>" for d in DEFINITIONS)
+    return f"<dl>{items}</dl>"
+
+
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -129,6 +204,7 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
              f"by <code>rambench report</code>. Normalised metrics use the reference method "
              f"<code>{html.escape(reference)}</code>; significance marks compare with "
              f"<code>{html.escape(str(against))}</code>.</p>",
+             "<h2>Setup</h2>", _setup_html(setup(records)),
              f"<h2>Leaderboard (sorted by {html.escape(LEADERBOARD_METRICS[metric])})"
              "</h2>", f"<div class='scroll'>{tables.to_html(built['leaderboard'])}</div>",
              "<h2>Main results</h2>", f"<div class='scroll'>{tables.to_html(built['main'])}</div>"]
@@ -148,6 +224,7 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
     parts += ["<h2>Every test condition</h2>",
               "<details><summary>condition x method table</summary><div class='scroll'>"
               f"{tables.to_html(built['conditions'])}</div></details>",
+              "<h2>Definitions</h2>", _definitions_html(),
               "<h2>Provenance</h2>", _provenance_html(provenance(records))]
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
