@@ -335,3 +335,15 @@ def test_two_level_bootstrap_replicates_resample_seeds():
     assert set(np.unique(out)) == {1.0, 2.0, 3.0}
     assert share[2.0] == pytest.approx(0.5, abs=0.05) and share[1.0] == pytest.approx(0.25,
                                                                                     abs=0.05)
+
+
+def test_a_rounding_residue_of_zero_is_not_a_denominator():
+    # reference: clean .7, fog .8 and .6 -> relative denominator (.2 - .3) + (.4 - .3), a
+    # float 5.6e-17, not 0: dividing by it gave relative mCEs of 1e16
+    acc = {k: list(v) for k, v in ACC.items()}
+    acc[REF][0], acc[REF][1:3] = .7, [.8, .6]
+    assert (1 - .8 - (1 - .7)) + (1 - .6 - (1 - .7)) != 0
+    rel = metrics.corruption_errors(table(study(acc)), REF, relative=True)
+    fog = rel[(rel["method"] == "m") & (rel["corruption"] == "fog")].iloc[0]
+    assert np.isnan(fog["value"]) and "denominator is 0 <= 0" in fog["note"]
+    assert "seed 0" in fog["note"] and "'m'" not in fog["note"]

@@ -153,8 +153,15 @@ def group_score(tidy: pd.DataFrame, kinds: str | Sequence[str], metric: str = "a
     return _finish(out)
 
 
+# Sums of error rates are multiples of 1/n; a denominator below this is a zero that
+# floating-point subtraction left behind (e.g. (.2 - .3) + (.4 - .3) = 5.6e-17).
+ZERO = 1e-9
+
+
 def _divide(num: pd.Series, den: pd.Series, what: str) -> tuple[pd.Series, pd.Series]:
-    """num / den where den > 0; NaN and a note elsewhere (never divides by den <= 0)."""
+    """num / den where den > 0; NaN and a note elsewhere (never divides by den <= 0, nor by
+    a rounding residue of zero: |den| < `ZERO` counts as 0)."""
+    den = den.where(den.isna() | (den.abs() >= ZERO), 0.0)
     ok = den > 0
     value = pd.Series(np.nan, index=num.index)
     value[ok] = num[ok] / den[ok]
@@ -232,11 +239,10 @@ def corruption_errors(tidy: pd.DataFrame, reference: str = DEFAULT_REFERENCE,
         missing_clean=("missing_clean", "first"))
     what = "relative CE" if relative else "CE"
     sums["value"], sums["note"] = _divide(sums["num"], sums["den"], what)
-    sums.loc[sums["note"] != "", "note"] = [
-        f"{n} for {m} seed {s} {mod}/{c} (reference {reference})"
-        for n, m, s, mod, c in sums.loc[sums["note"] != "",
-                                        ["note", "method", "seed", *CORRUPTION]].itertuples(
-                                            index=False)]
+    sums.loc[sums["note"] != "", "note"] = [  # the reference's: the same for every method
+        f"{n} for {mod}/{c}, seed {s} (reference {reference})"
+        for n, s, mod, c in sums.loc[sums["note"] != "",
+                                     ["note", "seed", *CORRUPTION]].itertuples(index=False)]
     has_missing = sums["missing_clean"] != ""
     sums.loc[has_missing, "value"] = np.nan
     sums.loc[has_missing, "note"] = sums.loc[has_missing, "missing_clean"]

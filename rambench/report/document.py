@@ -117,38 +117,45 @@ def setup(records: Sequence[Record]) -> dict[str, Any]:
     }
 
 
+def _values(values: set) -> str:
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v)
+                     for v in sorted(values, key=str))
+
+
 def _setup_html(info: dict[str, Any]) -> str:
+    methods = info["methods"]
+    keys = sorted({k for m in methods.values() for k in m["train"]})
+    shared = {k: next(iter(methods.values()))["train"][k] for k in keys
+              if len({frozenset(m["train"].get(k, ())) for m in methods.values()}) == 1}
+    varying = [k for k in keys if k not in shared]
+    train_s = sum(m["train_seconds"] for m in methods.values())
     rows = [("data", _counter_text(info["data"])),
             ("test conditions", _counter_text(info["conditions"]) + " (records per kind)"),
             ("severity scale", _counter_text(info["severity scales"]) or "none"),
-            ("corruption backend", _counter_text(info["corruption backends"]) or "none")]
-    train_s = sum(m["train_seconds"] for m in info["methods"].values())
-    rows.append(("wall time", f"training {train_s / 60:.1f} min, evaluation "
-                              f"{info['evaluation seconds'] / 60:.1f} min (summed over jobs "
-                              "and cells)"))
+            ("corruption backend", _counter_text(info["corruption backends"]) or "none"),
+            ("training (every method)",
+             html.escape("; ".join(f"{k} {_values(v)}" for k, v in shared.items())) or "-"),
+            ("wall time", f"training {train_s / 60:.1f} min, evaluation "
+                          f"{info['evaluation seconds'] / 60:.1f} min (summed over jobs "
+                          "and cells)")]
     items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    keys = sorted({k for m in info["methods"].values() for k in m["train"]})
     head = ("<tr><th>method</th><th>family</th><th>seeds</th><th>best epoch</th>"
-            "<th>train s / seed</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-            + "<th>hyper-parameters</th></tr>")
-    body = []
-    for label, m in sorted(info["methods"].items()):
-        epochs = m["best_epochs"]
-        best = f"{np.mean(epochs):.1f}" if epochs else ""
-        train = "".join("<td>" + html.escape(", ".join(f"{v:g}" if isinstance(v, float)
-                                                         else str(v)
-                                                         for v in sorted(m["train"].get(k, ()),
-                                                                         key=str)))
-                        + "</td>" for k in keys)
-        params = ", ".join(f"{k}={v}" for k, v in sorted(m["params"].items()))
+            "<th>train s / seed</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in varying)
+            + "</tr>")
+    body, params = [], []
+    for label, m in sorted(methods.items()):
+        best = f"{np.mean(m['best_epochs']):.1f}" if m["best_epochs"] else ""
+        train = "".join(f"<td>{html.escape(_values(m['train'].get(k, set())))}</td>"
+                        for k in varying)
         body.append(f"<tr><th>{html.escape(label)}</th><td>{html.escape(m['family'])}</td>"
                     f"<td>{len(m['seeds'])}</td><td>{best}</td>"
-                    f"<td>{m['train_seconds'] / max(1, len(m['seeds'])):.0f}</td>{train}"
-                    f"<td style='text-align:left;white-space:normal'>"
-                    f"{html.escape(params) or '-'}</td></tr>")
+                    f"<td>{m['train_seconds'] / max(1, len(m['seeds'])):.0f}</td>{train}</tr>")
+        text = ", ".join(f"{k}={v}" for k, v in sorted(m["params"].items())) or "none"
+        params.append(f"<dt>{html.escape(label)}</dt><dd><code>{html.escape(text)}</code></dd>")
     table = (f"<div class='scroll'><table><thead>{head}</thead><tbody>{''.join(body)}"
              "</tbody></table></div>")
-    return f"<dl>{items}</dl>{table}"
+    return (f"<dl>{items}</dl>{table}<details><summary>hyper-parameters of every method"
+            f"</summary><dl>{''.join(params)}</dl></details>")
 
 
 def _definitions_html() -> str:
