@@ -391,9 +391,11 @@ def export(study, out, fmt, target, per_sample) -> None:
 @click.option("--reference", default=None,
               help="method that normalises mCE  [default: late_fusion]")
 @against_option
+@click.option("--transpose", is_flag=True,
+              help="columns as rows (e.g. corruptions down the page): for wide tables")
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
               help="write to this file instead of printing")
-def table(study, out, fmt, view, reference, against, target) -> None:
+def table(study, out, fmt, view, reference, against, transpose, target) -> None:
     """Print a results table: mean ± std over seeds, best bold, ▲/▼ where a method differs
     significantly from --against."""
     from rambench.report import study as loader
@@ -405,6 +407,8 @@ def table(study, out, fmt, view, reference, against, target) -> None:
         result = build_table(view, data.tidy, data.correctness(),
                              loader.reference_for(data, reference),
                              loader.against_for(data, against))
+    if transpose:
+        result = result.transposed()
     text = render(result, fmt, label=f"tab:{study}-{view}")
     if target:
         _writable(Path(target).parent, "the table", "--to FILE")

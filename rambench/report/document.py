@@ -200,7 +200,10 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
         built[view] = table
         for fmt, ext in EXTENSIONS.items():
             path = table_dir / f"{view}.{ext}"
-            path.write_text(tables.render(table, fmt, label=f"tab:{study}-{view}") + "\n")
+            shown = table
+            if fmt == "latex" and len(table.columns) > max(8, len(table.rows)):
+                shown = table.transposed()  # e.g. 30 corruptions down the page, not across
+            path.write_text(tables.render(shown, fmt, label=f"tab:{study}-{view}") + "\n")
             table_paths.append(path)
     figure_paths = figures.make_figures(tidy, figure_dir, FIGURE_KINDS, corr)
     notes = list(dict.fromkeys([*study_notes, *left_out,

@@ -145,6 +145,14 @@ class Table:
         """The table as Markdown, LaTeX, CSV or HTML (see `render`)."""
         return render(self, fmt, label)
 
+    def transposed(self, row_header: str = "column") -> Table:
+        """Columns as rows (e.g. corruptions down the page, methods across): for a wide
+        table on a narrow page. The best is then marked per row."""
+        return Table(self.title, row_header, self.mean.T, self.std.T, self.seeds.T, self.p.T,
+                     self.mark.T, self.higher_is_better, self.against,
+                     "row" if self.best_axis == "column" else "column", list(self.notes),
+                     self.unit, self.digits)
+
 
 def _row_order(methods: list[str], reference: str, against: str | None) -> list[str]:
     def key(m: str) -> tuple[int, str]:
@@ -584,8 +592,7 @@ def _ranks(table: Table) -> pd.DataFrame:
         values = values.dropna()
         if len(values) < 2:
             continue
-        higher = table.higher_is_better.get(name, True) if table.best_axis == "column" \
-            else True
+        higher = table.higher_is_better.get(name, True)
         distinct = sorted(values.unique(), reverse=higher)
         for place, target in enumerate(distinct[:2], start=1):
             for label in values.index[values == target]:
@@ -675,14 +682,16 @@ def to_markdown_table(table: Table) -> str:
 
 
 def to_latex(table: Table, label: str = "tab:results") -> str:
-    """A booktabs table (needs \\usepackage{booktabs,amssymb}); values as $a \\pm b$."""
+    """A booktabs table (needs \\usepackage{booktabs,amssymb,graphicx}); values as
+    $a \\pm b$. Wide tables span both columns of a two-column page (table*) and are scaled
+    down to the line width when still wider (never up)."""
     rank = _ranks(table)
     ncols = len(table.columns)
     env = "table*" if ncols > 6 else "table"
-    lines = [r"% needs \usepackage{booktabs} and \usepackage{amssymb}",
+    lines = [r"% needs \usepackage{booktabs}, \usepackage{amssymb} and \usepackage{graphicx}",
              rf"\begin{{{env}}}[t]", r"\centering", r"\small" if ncols <= 6 else r"\scriptsize",
              rf"\caption{{{_latex_escape(table.title)}}}", rf"\label{{{label}}}",
-             rf"\begin{{tabular}}{{l{'c' * ncols}}}", r"\toprule",
+             r"\sbox0{%", rf"\begin{{tabular}}{{l{'c' * ncols}}}", r"\toprule",
              " & ".join([_latex_escape(table.row_header.capitalize()),
                          *(_latex_escape(c) + _arrow(table, c, "latex")
                            for c in table.columns)]) + r" \\", r"\midrule"]
@@ -703,7 +712,9 @@ def to_latex(table: Table, label: str = "tab:results") -> str:
             else:
                 cells.append(f"${body}{mark}$")
         lines.append(" & ".join([_latex_escape(row), *cells]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip",
+    lines += [r"\bottomrule", r"\end{tabular}}%",
+              r"\ifdim\wd0>\linewidth\resizebox{\linewidth}{!}{\usebox0}\else\usebox0\fi",
+              r"\par\smallskip",
               r"\begin{minipage}{\linewidth}\footnotesize",
               " \\\\\n".join(legend(table, "latex")),
               r"\end{minipage}", rf"\end{{{env}}}"]

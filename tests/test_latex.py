@@ -1,0 +1,64 @@
+"""LaTeX tables compile on an article page without overfull boxes (skipped without TeX;
+Debian: texlive-latex-base)."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rambench.grid import load_grid
+from rambench.report import tables
+from rambench.schema import make_record
+
+PDFLATEX = shutil.which("pdflatex")
+pytestmark = pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not installed")
+KINDS = {"visual": "image", "audio": "audio"}
+METHODS = [f"method_{i:02d}" for i in range(13)]
+
+
+def full_grid_tidy():
+    """Every corruption cell of the full grid for 13 methods and 2 seeds."""
+    conditions = [c for c in load_grid("full").conditions(KINDS) if c.kind in
+                  ("clean", "corruption")]
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in (0, 1):
+        for method in METHODS:
+            for condition in conditions:
+                modality = condition.axes()["test_modality"]
+                record = make_record(method=method, seed=seed, condition=condition,
+                                     modality_kind=KINDS.get(modality), n=100,
+                                     accuracy=float(rng.uniform(0.3, 0.95)))
+                rows += record.tidy_rows()
+    return pd.DataFrame(rows)
+
+
+def compile_latex(tmp_path, body):
+    source = tmp_path / "doc.tex"
+    source.write_text("\\documentclass{article}\n\\usepackage{booktabs,amssymb,graphicx}\n"
+                      f"\\begin{{document}}\n{body}\n\\end{{document}}\n")
+    result = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error",
+                             source.name], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert result.returncode == 0, log[-3000:]
+    return log
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_the_full_grid_corruption_table_fits_the_page(tmp_path, transposed):
+    table = tables.build_table("corruption", full_grid_tidy())
+    assert len(table.columns) == (19 - 4) + (11 - 3)  # held-out corruptions are not tested
+    if transposed:
+        table = table.transposed("corruption")
+    log = compile_latex(tmp_path, tables.to_latex(table))
+    assert "Overfull \\hbox" not in log
+
+
+def test_every_view_compiles(tmp_path):
+    tidy = full_grid_tidy()
+    body = "\n".join(tables.to_latex(tables.build_table(view, tidy), label=f"tab:{view}")
+                     for view in ("main", "severity", "leaderboard"))
+    assert "Overfull \\hbox" not in compile_latex(tmp_path, body + "\n\\clearpage")
