@@ -428,7 +428,8 @@ def table(study, out, fmt, view, reference, against, transpose, target) -> None:
               help="where the figures go (default: <out>/<study>/plots)")
 def plot(study, out, kind, out_dir) -> None:
     """Draw figures (PNG and PDF under <out>/<study>/plots): accuracy vs severity, drop
-    heatmap, accuracy vs missing rate, per-family bars with bootstrap CIs."""
+    heatmap, accuracy vs missing rate, per-family bars with bootstrap CIs, reliability
+    diagrams, the redundancy gap."""
     from rambench.report import study as loader
     from rambench.report.figures import make_figures
 
@@ -438,7 +439,7 @@ def plot(study, out, kind, out_dir) -> None:
     corr = data.correctness() if "families" in kinds else None
     folder = Path(out_dir) if out_dir else store.root / "plots"
     _writable(folder, "figures", "--out-dir DIR")
-    written = make_figures(data.tidy, folder, kinds, corr)
+    written = make_figures(data.tidy, folder, kinds, corr, data.records)
     if not written:
         raise UsageError(f"study {study!r} has no results to draw a {kind} figure from")
     for paths in written.values():

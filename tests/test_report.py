@@ -192,7 +192,7 @@ def test_report_html_is_self_contained(fake, tmp_path):
     parser = Images()
     parser.feed(out["html"].read_text(encoding="utf-8"))
     parser.close()
-    assert len(parser.sources) == 4
+    assert len(parser.sources) == 5  # every kind but redundancy (no unimodal references)
     assert all(src.startswith("data:image/png;base64,") for src in parser.sources)
     assert not parser.links and "table" in parser.tags
     text = out["html"].read_text(encoding="utf-8")
@@ -218,6 +218,9 @@ def test_cli_table_plot_report_compare(cli, tmp_path):
     cli("plot", "--study", "fake")
     plots = tmp_path / "results" / "fake" / "plots"
     for kind in FIGURE_KINDS:
+        if kind == "redundancy":  # the fake study has no unimodal references
+            assert not (plots / f"{kind}.png").exists()
+            continue
         assert (plots / f"{kind}.png").stat().st_size > 0 and (plots / f"{kind}.pdf").exists()
     done = cli("report", "--study", "fake", "--metric", "mce").stdout
     assert "report.html" in done and (tmp_path / "results/fake/report/report.html").exists()
@@ -257,3 +260,26 @@ def test_calibration_view_matches_the_per_cell_arithmetic(fake):
              if r.method.label == "raml" and r.condition.kind == "clean"]
     assert table.mean.loc["raml", "ECE clean"] == pytest.approx(100 * np.mean(clean), abs=0.1)
     assert not table.tested  # no marks on calibration
+
+
+def test_24_methods_get_distinct_looks_and_keep_them_in_every_figure():
+    from rambench.report import style
+
+    names = [f"m{i:02d}" for i in range(23)] + ["raml"]
+    looks = style.method_styles(names)
+    pairs = {(s["color"], s["marker"]) for s in looks.values()}
+    assert len(pairs) == 24 and looks["raml"]["color"] == "#D55E00"
+    assert style.method_styles(iter(names)) == looks  # any iterable, read once
+
+
+def test_calibration_and_redundancy_figures(fake):
+
+    fig = figures.calibration_figure(fake["records"])
+    assert [ax.get_title() for ax in fig.axes] == ["late_fusion", "tmc", "raml"]
+    # confidence is 0.7 everywhere: one bin, at accuracy = the pooled clean accuracy
+    clean = np.concatenate([r.correct for r in fake["records"]
+                            if r.method.label == "raml" and r.condition == Clean()])
+    line = fig.axes[2].get_lines()[1]  # [0] is the diagonal
+    assert line.get_xdata() == pytest.approx([0.7], abs=1e-3)
+    assert line.get_ydata() == pytest.approx([clean.mean()])
+    assert figures.redundancy_figure(fake["tidy"]) is None  # no unimodal references

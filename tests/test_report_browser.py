@@ -47,7 +47,7 @@ def test_report_opens_with_every_figure_and_no_page_overflow(tmp_path, width):
     store = write_fake_study(tmp_path / "results")
     out = write_report(store.tidy(), store.records(), tmp_path / "report", "fake")
     check = render_in_chromium(out["html"], width)
-    assert check["images"] == 4 and check["broken"] == []
+    assert check["images"] == 5 and check["broken"] == []
     assert check["errors"] == []
     assert check["scrollWidth"] <= check["pageWidth"]  # wide tables scroll in their box
     assert check["tables"] == 0

@@ -13,6 +13,6 @@ LEADERBOARD_METRICS = {
     "er": "eff. robustness", "av": "AV events", "mixed": "mixed",
 }
 # figure kinds (`rambench.report.figures.make_figures`)
-FIGURE_KINDS = ("severity", "heatmap", "missing", "families")
+FIGURE_KINDS = ("severity", "heatmap", "missing", "families", "calibration", "redundancy")
 # the method every other is compared with when none is given (and the study has it)
 DEFAULT_AGAINST = "raml"

@@ -40,7 +40,13 @@ FIGURE_CAPTIONS = {
                "mean over severities and seeds.",
     "missing": "Accuracy vs random missing rate (0 = clean); mean over seeds.",
     "families": "Accuracy per corruption family (mPC over the family's corruptions); error "
-                "bars: bootstrap 95 % CI over test samples.",
+                "bars: bootstrap 95 % CI.",
+    "calibration": "Reliability diagrams: accuracy against confidence in 15 equal-width bins, "
+                   "clean (filled) and corrupted (open) test inputs pooled over cells and "
+                   "seeds; the dotted diagonal is perfect calibration.",
+    "redundancy": "Redundancy gap: accuracy minus the unimodal model of the intact modality "
+                  "when a modality is corrupted (mPC averaging) or dropped; error bars: std "
+                  "over seeds.",
 }
 
 
@@ -205,7 +211,7 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
                 shown = table.transposed()  # e.g. 30 corruptions down the page, not across
             path.write_text(tables.render(shown, fmt, label=f"tab:{study}-{view}") + "\n")
             table_paths.append(path)
-    figure_paths = figures.make_figures(tidy, figure_dir, FIGURE_KINDS, corr)
+    figure_paths = figures.make_figures(tidy, figure_dir, FIGURE_KINDS, corr, records)
     notes = list(dict.fromkeys([*study_notes, *left_out,
                                 *(n for t in built.values() for n in t.notes)]))
 

@@ -4,7 +4,13 @@
 * heatmap: method x corruption, accuracy drop from clean (percentage points);
 * missing: accuracy vs random missing rate;
 * families: accuracy per corruption family, with bootstrap 95 % CIs over test samples;
+* calibration: reliability diagrams, one panel per method, clean against corrupted inputs;
+* redundancy: the redundancy gap per method and modality, corrupted and dropped;
 * compare: per-corruption paired differences of two methods, with 95 % CIs.
+
+A method keeps one colour, marker and line style in every figure of a study (the styles
+are assigned over all of the study's methods); curves carry a band of ± one std over seeds
+where there are several.
 
 Figures are built with the object-oriented API (`matplotlib.figure.Figure`), so nothing
 touches pyplot's global state; the look comes from `rambench.report.style`. Every value is
@@ -51,6 +57,23 @@ def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
 def _mean_curve(frame: pd.DataFrame, x: str) -> pd.Series:
     """Mean over seeds of the per-seed score at each x."""
     return frame.groupby(x)["score"].mean().sort_index()
+
+
+def _curve_with_band(points: pd.DataFrame, clean: pd.DataFrame, x: str, at_clean: float
+                     ) -> tuple[pd.Series, pd.Series]:
+    """(mean, std over seeds) of the score at each x, the clean score at x = `at_clean`
+    first; std is NaN with one seed."""
+    frame = pd.concat([clean.assign(**{x: at_clean}), points])
+    grouped = frame.groupby(x)["score"]
+    return grouped.mean().sort_index(), grouped.std(ddof=1).sort_index()
+
+
+def _plot_curve(ax, mean: pd.Series, std: pd.Series, label: str, look: dict) -> None:
+    ax.plot(mean.index, 100 * mean.to_numpy(), label=label, **look)
+    if std.notna().any():
+        ax.fill_between(mean.index, 100 * (mean - std).to_numpy(),
+                        100 * (mean + std).to_numpy(), color=look["color"], alpha=0.15,
+                        linewidth=0)
 
 
 def _with_rc(build):
@@ -100,7 +123,7 @@ def severity_figure(tidy: pd.DataFrame):
     fig = _figure(width, 0.35 + 1.05 * n_rows)
     axes = fig.subplots(n_rows, cols, sharex=True, sharey=True, squeeze=False)
     methods = _methods_in_order(corrupted["method"])
-    styles = style.method_styles(methods)
+    styles = style.method_styles(tidy["method"])
     severities = sorted(corrupted["severity"].unique())
     for ax, slot in zip(axes.flat, slots, strict=True):
         if slot is None:
@@ -110,13 +133,12 @@ def severity_figure(tidy: pd.DataFrame):
         sub = corrupted[(corrupted["test_modality"] == modality)
                         & (corrupted["corruption"] == corruption)]
         for method in methods:
-            curve = _mean_curve(sub[sub["method"] == method], "severity")
-            base = clean[clean["method"] == method]
-            if not base.empty:
-                curve = pd.concat([pd.Series({0: base["score"].mean()}), curve])
-            if curve.empty:
-                continue
-            ax.plot(curve.index, 100 * curve.to_numpy(), label=method, **styles[method])
+            mean, std = _curve_with_band(sub[sub["method"] == method][["seed", "severity",
+                                                                     "score"]],
+                                         clean[clean["method"] == method][["seed", "score"]],
+                                         "severity", 0)
+            if not mean.empty:
+                _plot_curve(ax, mean, std, method, styles[method])
         ax.set_title(corruption.replace("_", " "), pad=2)
         ax.set_xticks([0, *severities])
     for r in range(n_rows):
@@ -185,8 +207,10 @@ def heatmap_figure(tidy: pd.DataFrame):
     ax.set_yticks(range(len(methods)), methods)
     ax.set_xticks(range(len(keys)), [c.replace("_", " ") for _, c in keys], rotation=60,
                   ha="right", rotation_mode="anchor")
+    kind_of = _modality_kinds(tidy)
     for i, (modality, _) in enumerate(keys):
-        ax.get_xticklabels()[i].set_color(style.MODALITY_COLOURS.get(modality, "black"))
+        ax.get_xticklabels()[i].set_color(style.MODALITY_COLOURS.get(kind_of.get(modality),
+                                                                     "black"))
     if values.size <= 400:
         for (r, c), v in np.ndenumerate(values):
             if np.isfinite(v):
@@ -197,6 +221,12 @@ def heatmap_figure(tidy: pd.DataFrame):
     bounds = [i for i in range(1, len(keys)) if keys[i][0] != keys[i - 1][0]]
     for b in bounds:
         ax.axvline(b - 0.5, color="white", linewidth=1.2)
+    for start, end in zip([0, *bounds], [*bounds, len(keys)], strict=True):
+        modality = keys[start][0]
+        ax.annotate(f"{kind_of.get(modality, modality)} corruptions", ((start + end - 1) / 2, 1),
+                    xycoords=("data", "axes fraction"), xytext=(0, 3),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=6.5,
+                    color=style.MODALITY_COLOURS.get(kind_of.get(modality), "black"))
     ax.spines[:].set_visible(False)
     ax.tick_params(length=0)
     bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.01, aspect=15)
@@ -215,15 +245,14 @@ def missing_figure(tidy: pd.DataFrame):
         return None
     clean = rows[rows["condition_kind"] == "clean"]
     methods = _methods_in_order(missing["method"])
-    styles = style.method_styles(methods)
+    styles = style.method_styles(tidy["method"])
     fig = _figure(style.SINGLE_COLUMN, 2.3)
     ax = fig.subplots()
     for method in methods:
-        curve = _mean_curve(missing[missing["method"] == method], "missing_rate")
-        base = clean[clean["method"] == method]
-        if not base.empty:
-            curve = pd.concat([pd.Series({0.0: base["score"].mean()}), curve])
-        ax.plot(curve.index, 100 * curve.to_numpy(), label=method, **styles[method])
+        mean, std = _curve_with_band(
+            missing[missing["method"] == method][["seed", "missing_rate", "score"]],
+            clean[clean["method"] == method][["seed", "score"]], "missing_rate", 0.0)
+        _plot_curve(ax, mean, std, method, styles[method])
     ax.set_xlabel("missing rate (0 = clean)")
     ax.set_ylabel("accuracy (%)")
     ax.set_xlim(left=0)
@@ -261,7 +290,7 @@ def families_figure(tidy: pd.DataFrame, corr: pd.DataFrame | None = None):
     groups = fam[["test_modality", "family"]].drop_duplicates()
     groups = sorted(map(tuple, groups.to_numpy()), key=_image_first(kind_of))
     methods = _methods_in_order(fam["method"])
-    styles = style.method_styles(methods)
+    styles = style.method_styles(tidy["method"])
     width = style.DOUBLE_COLUMN if len(groups) * len(methods) > 16 else style.SINGLE_COLUMN
     fig = _figure(width, 2.2)
     ax = fig.subplots()
@@ -322,13 +351,113 @@ def compare_figure(diffs: pd.DataFrame, method: str, against: str):
     return fig
 
 
+def reliability(records, method: str, kinds: Sequence[str]) -> tuple[np.ndarray, ...]:
+    """Pooled over the method's cells of condition `kinds` (all seeds): per confidence bin,
+    (count, mean confidence, accuracy), and the pooled ECE."""
+    from rambench.metrics.cell import calibration_bins, expected_calibration_error
+
+    chosen = [r.predictions for r in records if r.method.label == method
+              and r.condition.kind in kinds and r.predictions is not None]
+    if not chosen:
+        return ()
+    confidence = np.concatenate([p.confidence for p in chosen])
+    correct = np.concatenate([p.correct for p in chosen])
+    return (*calibration_bins(confidence, correct),
+            expected_calibration_error(confidence, correct))
+
+
+@_with_rc
+def calibration_figure(records):
+    """Reliability diagrams: accuracy against confidence per bin, one panel per method,
+    clean (filled) and corrupted (open) inputs pooled over cells and seeds; the diagonal is
+    perfect calibration. None without stored predictions."""
+    methods = _methods_in_order({r.method.label for r in records
+                                 if r.predictions is not None})
+    if not methods:
+        return None
+    styles = style.method_styles(r.method.label for r in records)
+    cols = min(5, len(methods))
+    n_rows = -(-len(methods) // cols)
+    fig = _figure(style.DOUBLE_COLUMN if cols > 2 else style.SINGLE_COLUMN, 0.4 + 1.35 * n_rows)
+    axes = fig.subplots(n_rows, cols, sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat[len(methods):]:
+        fig.delaxes(ax)
+    for ax, method in zip(axes.flat, methods, strict=False):
+        ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.6, linestyle=":")
+        texts = []
+        for kinds, filled, name in ((("clean",), True, "clean"),
+                                    (("corruption",), False, "corrupted")):
+            found = reliability(records, method, kinds)
+            if not found:
+                continue
+            count, conf, acc, ece = found
+            used = count > 0
+            ax.plot(conf[used], acc[used], marker=styles[method]["marker"],
+                    color=styles[method]["color"], markersize=3, linewidth=0.8,
+                    markerfacecolor=styles[method]["color"] if filled else "white",
+                    linestyle="-" if filled else "--", label=name)
+            texts.append(f"{name} ECE {100 * ece:.1f}")
+        ax.set_title(method, pad=2)
+        ax.text(0.03, 0.97, "\n".join(texts), transform=ax.transAxes, va="top", fontsize=5.5)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("confidence")
+    _legend(fig, axes.flat[0], 2)
+    return fig
+
+
+@_with_rc
+def redundancy_figure(tidy: pd.DataFrame):
+    """The redundancy gap (points) per method: one group of bars per (modality, corrupted or
+    dropped); None when the study lacks what it needs (unimodal references, or cells that
+    degrade one modality)."""
+    try:
+        gap = metrics.redundancy_gap(tidy)
+    except metrics.MissingReferenceError:
+        return None
+    if gap.empty:
+        return None
+    summary = metrics.summarise(gap, ["method", "test_modality", "condition_kind"])
+    kind_of = _modality_kinds(tidy)
+    groups = sorted(map(tuple, summary[["test_modality", "condition_kind"]]
+                        .drop_duplicates().to_numpy()),
+                    key=lambda g: (g[1] != "corruption", kind_of.get(g[0]) != "image", g[0]))
+    methods = _methods_in_order(summary["method"])
+    styles = style.method_styles(tidy["method"])
+    fig = _figure(style.DOUBLE_COLUMN, 2.2)
+    ax = fig.subplots()
+    ax.grid(axis="x", visible=False)
+    bar_width = 0.8 / len(methods)
+    x = np.arange(len(groups))
+    for j, method in enumerate(methods):
+        part = summary[summary["method"] == method].set_index(["test_modality",
+                                                                "condition_kind"])
+        part = part.reindex(pd.MultiIndex.from_tuples(groups))
+        std = part["std"].to_numpy(dtype=float)
+        ax.bar(x - 0.4 + (j + 0.5) * bar_width, 100 * part["mean"].to_numpy(dtype=float),
+               bar_width * 0.92, yerr=100 * std if np.isfinite(std).any() else None,
+               color=styles[method]["color"], label=method,
+               error_kw={"elinewidth": 0.5, "ecolor": "0.2"})
+    ax.axhline(0, color="0.3", linewidth=0.6)
+    ax.set_xticks(x, [f"{kind_of.get(m, m)} {'corrupted' if k == 'corruption' else 'dropped'}"
+                      for m, k in groups])
+    ax.set_ylabel("gap to the intact modality alone (pp)")
+    _legend(fig, ax, len(methods))
+    return fig
+
+
 def make_figures(tidy: pd.DataFrame, out_dir: Path, kinds: Sequence[str] = FIGURE_KINDS,
-                 corr: pd.DataFrame | None = None) -> dict[str, list[Path]]:
+                 corr: pd.DataFrame | None = None, records=None) -> dict[str, list[Path]]:
     """Builds and saves the figures of `kinds`; returns kind -> paths (kinds with nothing to
-    draw are left out)."""
+    draw are left out). `records` (with stored predictions) feed the calibration figure."""
     builders = {"severity": lambda: severity_figure(tidy), "heatmap": lambda: heatmap_figure(tidy),
                 "missing": lambda: missing_figure(tidy),
-                "families": lambda: families_figure(tidy, corr)}
+                "families": lambda: families_figure(tidy, corr),
+                "calibration": lambda: calibration_figure(records or []),
+                "redundancy": lambda: redundancy_figure(tidy)}
     written = {}
     for kind in kinds:
         if kind not in builders:

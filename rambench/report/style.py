@@ -58,13 +58,21 @@ RC = {
 }
 
 
+LINESTYLES = ["-", "--", ":", "-."]
+
+
 def method_styles(methods: Iterable[str]) -> dict[str, dict]:
-    """Colour, marker and line width for each method (raml fixed; others by sorted name)."""
+    """Colour, marker, line style and width for each method (raml fixed; the others by their
+    place among the sorted names). Up to 70 methods get distinct (colour, marker) pairs;
+    the line style changes with every round of the seven colours. Figures pass all of a
+    study's methods, so a method looks the same in each."""
+    methods = set(methods)
     styles = {}
-    others = sorted(m for m in set(methods) if m != FEATURED)
+    others = sorted(m for m in methods if m != FEATURED)
     for i, method in enumerate(others):
         styles[method] = {"color": CYCLE[i % len(CYCLE)], "marker": MARKERS[i % len(MARKERS)],
+                          "linestyle": LINESTYLES[(i // len(CYCLE)) % len(LINESTYLES)],
                           "linewidth": 1.0, "markersize": 3, "zorder": 2}
-    if FEATURED in set(methods):
+    if FEATURED in methods:
         styles[FEATURED] = dict(FEATURED_STYLE)
     return styles
