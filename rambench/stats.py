@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from rambench.metrics import CELL, CORRUPTION, UNIT
+from rambench.metrics import CELL, CORRUPTION, UNIT, mpc_weights
 from rambench.schema import AXES, Record
 
 B_DEFAULT = 1000
@@ -172,29 +172,6 @@ def matched(corr: pd.DataFrame, method: str, other: str,
     b = corr[corr["method"] == other][[*key, "correct"]]
     both = a.merge(b, on=key, suffixes=("_a", "_b"))
     return both.sort_values(key, kind="stable").reset_index(drop=True)
-
-
-def _corruption_id(cells: pd.DataFrame, within: list[str]) -> pd.Series:
-    """An id per (within..., corruption) where a 'corruption' is (modality, corruption,
-    missing pattern, missing rate): a missing or clean cell is a corruption of its own."""
-    keys = [*within, "condition_kind", *CORRUPTION, "missing_rate"]
-    return cells.groupby(keys, sort=False, dropna=False).ngroup()
-
-
-def mpc_weights(cells: pd.DataFrame, within: list[str] | None = None) -> np.ndarray:
-    """Weights making a mean over cells the mean over corruptions of the mean over severities
-    (the mPC weighting; equal weights when every cell is its own corruption). With
-    `within`, weights sum to 1 inside each group of those columns."""
-    within = within or []
-    if len(cells) == 1:
-        return np.ones(1)
-    corruption = _corruption_id(cells, within)
-    per_corruption = corruption.map(corruption.value_counts())
-    if within:
-        n_corruptions = corruption.groupby([cells[c] for c in within]).transform("nunique")
-    else:
-        n_corruptions = corruption.nunique()
-    return (1.0 / per_corruption / n_corruptions).to_numpy(dtype=np.float64)
 
 
 Weighting = str | Callable[[pd.DataFrame], np.ndarray]

@@ -283,3 +283,17 @@ def test_calibration_and_redundancy_figures(fake):
     assert line.get_xdata() == pytest.approx([0.7], abs=1e-3)
     assert line.get_ydata() == pytest.approx([clean.mean()])
     assert figures.redundancy_figure(fake["tidy"]) is None  # no unimodal references
+
+
+@pytest.mark.parametrize("view", ["main", "corruption", "severity", "missing", "leaderboard"])
+def test_every_tested_column_tests_the_statistic_it_shows(fake, view):
+    """The ▲/▼ of a column comes from a bootstrap whose point estimate is the difference of
+    the two values the column prints: one definition of each statistic."""
+    table = tables.build_table(view, fake["tidy"], fake["corr"], against="raml")
+    tested = [c for c in table.spec if c.test is not None]
+    assert tested
+    for column in tested:
+        for method in ("late_fusion", "tmc"):
+            result = column.test("avdigits", method, "raml")
+            shown = table.mean.loc[method, column.name] - table.mean.loc["raml", column.name]
+            assert column.scale * result.diff == pytest.approx(shown, abs=1e-6), column.name

@@ -428,3 +428,57 @@ def notes(*frames: pd.DataFrame) -> list[str]:
             if note:
                 found[note] = None
     return list(found)
+
+# ------------------------------------------------------------- the same metrics as weights
+# mPC, severity AUC and missing-rate AUC are weighted means of one seed's cell accuracies;
+# these weights are how `rambench.stats` bootstraps them (and a test checks that a table's
+# value and its bootstrap's point estimate agree).
+
+
+def _corruption_id(cells: pd.DataFrame, within: list[str]) -> pd.Series:
+    """An id per (within..., corruption) where a 'corruption' is (modality, corruption,
+    missing pattern, missing rate): a missing or clean cell is a corruption of its own."""
+    keys = [*within, "condition_kind", *CORRUPTION, "missing_rate"]
+    return cells.groupby(keys, sort=False, dropna=False).ngroup()
+
+
+def mpc_weights(cells: pd.DataFrame, within: list[str] | None = None) -> np.ndarray:
+    """Weights making a mean over cells the mean over corruptions of the mean over severities
+    (the mPC weighting; equal weights when every cell is its own corruption). With
+    `within`, weights sum to 1 inside each group of those columns."""
+    within = within or []
+    if len(cells) == 1:
+        return np.ones(1)
+    corruption = _corruption_id(cells, within)
+    per_corruption = corruption.map(corruption.value_counts())
+    if within:
+        n_corruptions = corruption.groupby([cells[c] for c in within]).transform("nunique")
+    else:
+        n_corruptions = corruption.nunique()
+    return (1.0 / per_corruption / n_corruptions).to_numpy(dtype=np.float64)
+
+
+def severity_auc_weights(cells: pd.DataFrame) -> np.ndarray:
+    """Weights making a weighted mean of one seed's clean + corruption cells the severity AUC
+    (the mean over corruptions of each corruption's trapezoid area, clean as severity 0)."""
+    w = np.zeros(len(cells))
+    clean = np.flatnonzero((cells["condition_kind"] == "clean").to_numpy())
+    corrupt = cells[cells["condition_kind"] == "corruption"]
+    groups = corrupt.groupby(CORRUPTION, sort=False).indices
+    if len(clean) != 1 or not groups:
+        return np.full(len(cells), np.nan)
+    positions = {label: i for i, label in enumerate(cells.index)}
+    for idx in groups.values():
+        sub = corrupt.iloc[idx]
+        tw = trapezoid_weights([0.0, *sub["severity"].astype(float)])
+        w[clean[0]] += tw[0] / len(groups)
+        for label, weight in zip(sub.index, tw[1:], strict=True):
+            w[positions[label]] += weight / len(groups)
+    return w
+
+
+def missing_auc_weights(cells: pd.DataFrame) -> np.ndarray:
+    """Weights making a weighted mean of one seed's clean + random-missing cells the area
+    under accuracy vs missing rate (clean as rate 0)."""
+    x = np.where(cells["condition_kind"] == "clean", 0.0, cells["missing_rate"].astype(float))
+    return trapezoid_weights(x)

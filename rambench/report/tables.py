@@ -128,6 +128,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
     unit: str = "%"
     digits: int = 1
+    spec: list[Column] = field(default_factory=list, repr=False)  # the columns it came from
 
     @property
     def rows(self) -> list[str]:
@@ -208,7 +209,7 @@ def columns_table(title: str, columns: list[Column], reference: str, against: st
                 mark.loc[label, col.name] = "win" if better else "loss"
     return Table(title, "method", frames["mean"], frames["std"], frames["seeds"], frames["p"],
                  mark, {c.name: c.higher_is_better for c in columns}, against,
-                 notes=list(dict.fromkeys(all_notes)))
+                 notes=list(dict.fromkeys(all_notes)), spec=columns)
 
 
 # ---------------------------------------------------------------------------- the views
@@ -267,32 +268,6 @@ class GroupedTests:
                              int(r["seeds"]))
 
         return run
-
-
-def severity_auc_weights(cells: pd.DataFrame) -> np.ndarray:
-    """Weights making a weighted mean of one seed's clean + corruption cells the severity AUC
-    (the mean over corruptions of each corruption's trapezoid area, clean as severity 0)."""
-    w = np.zeros(len(cells))
-    clean = np.flatnonzero((cells["condition_kind"] == "clean").to_numpy())
-    corrupt = cells[cells["condition_kind"] == "corruption"]
-    groups = corrupt.groupby(metrics.CORRUPTION, sort=False).indices
-    if len(clean) != 1 or not groups:
-        return np.full(len(cells), np.nan)
-    positions = {label: i for i, label in enumerate(cells.index)}
-    for idx in groups.values():
-        sub = corrupt.iloc[idx]
-        tw = metrics.trapezoid_weights([0.0, *sub["severity"].astype(float)])
-        w[clean[0]] += tw[0] / len(groups)
-        for label, weight in zip(sub.index, tw[1:], strict=True):
-            w[positions[label]] += weight / len(groups)
-    return w
-
-
-def missing_auc_weights(cells: pd.DataFrame) -> np.ndarray:
-    """Weights making a weighted mean of one seed's clean + random-missing cells the area
-    under accuracy vs missing rate (clean as rate 0)."""
-    x = np.where(cells["condition_kind"] == "clean", 0.0, cells["missing_rate"].astype(float))
-    return metrics.trapezoid_weights(x)
 
 
 def _is(*kinds: str) -> Callable[[pd.DataFrame], pd.Series]:
@@ -398,7 +373,7 @@ def severity_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     if severities:
         columns.append(Column("AUC", metrics.severity_auc(tidy),
                               test=_paired(corr, _is("clean", "corruption"),
-                                           severity_auc_weights)))
+                                           metrics.severity_auc_weights)))
     return columns_table("Accuracy (%) per severity, mean over corruptions; AUC: normalised "
                          "area under accuracy vs severity", columns, reference, against)
 
@@ -429,7 +404,7 @@ def missing_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     if rates:
         columns.append(Column("AUC", metrics.missing_rate_auc(tidy),
                               test=_paired(corr, _is("clean", "random_missing"),
-                                           missing_auc_weights)))
+                                           metrics.missing_auc_weights)))
     return columns_table("Accuracy (%) with a dropped modality and at random missing rates; "
                          "AUC: normalised area under accuracy vs missing rate", columns,
                          reference, against)
