@@ -23,6 +23,7 @@ from rambench.config import resolve
 from rambench.errors import UsageError
 from rambench.grid import Grid, load_grid
 from rambench.plan import Plan, make_plan
+from rambench.progress import Progress, log_path
 from rambench.schema import Record
 from rambench.store import Store, check_writable, tidy_frame
 
@@ -43,6 +44,24 @@ class RunSummary:
     seconds: float
     cache: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)  # jobs that could not be trained
+    log: str | None = None  # this run's log file (None when there was nothing to run)
+
+    def lines(self) -> list[str]:
+        """The end of a run, for people: what was done, where it is, what to do next."""
+        from rambench.progress import duration
+
+        stale = f", {sum(1 for _ in self.stale_methods)} stale method(s) re-run" \
+            if self.stale_methods and not self.reused_stale else ""
+        lines = [f"done in {duration(self.seconds)}: {self.computed} cells computed, "
+                 f"{self.reused} reused{stale}, {len(self.failures)} failed job(s)",
+                 f"results: {self.root}" + (f"   log: {self.log}" if self.log else "")]
+        if self.failures:
+            lines.append("next: fix the failing method and run the same command again")
+        else:
+            lines.append(f"next: rambench report --study {self.study} --out "
+                         f"{Path(self.root).parent}   (or rambench table --study "
+                         f"{self.study} --view leaderboard)")
+        return lines
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -133,7 +152,16 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
         plan.store.make_current(record)
     cache = CorruptionCache((cache_dir or default_cache_dir()) if use_cache else None)
     cache.check()
-    outcome = execute(plan, cache=cache, progress=progress, force=force)
+    log = log_path(plan.store.root) if plan.todo else None
+    reporter = Progress(len(plan.todo), len(plan.jobs_to_train()), log, quiet=not progress)
+    if plan.todo:
+        reporter.line(f"run of study {plan.store.study!r}: {len(plan.todo)} of "
+                      f"{len(plan.cells)} cells to compute, {len(plan.jobs_to_train())} "
+                      "training job(s)")
+    try:
+        outcome = execute(plan, cache=cache, progress=reporter, force=force)
+    finally:
+        reporter.close()
     stale: dict[str, dict[str, None]] = {}
     for s in plan.stale:
         stale.setdefault(s.cell.job.method.label, {})[s.reason] = None
@@ -144,7 +172,10 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
         seconds=round(time.perf_counter() - start, 3),
         cache={"root": str(cache.root) if cache.root else None, "reused": cache.hits,
                "built": cache.misses},
-        failures=outcome.failures)
+        failures=outcome.failures, log=str(log) if log else None)
+    if log is not None:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write("\n".join(summary.lines()) + "\n")
     wanted = {c.coordinates for c in plan.cells}
     records = [r for r in plan.store.records() if r.coordinates in wanted]
     return ResultSet(plan.store.study, plan.store.root, records, summary)

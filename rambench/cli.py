@@ -176,7 +176,7 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
                                   "seed": c.job.seed, "condition": c.condition.label}
                                  for c in plan.todo],
                         "jobs_to_train": len(plan.jobs_to_train()),
-                        "stale": plan.stale_summary()})
+                        "estimate": plan.estimate(), "stale": plan.stale_summary()})
         else:
             click.echo(plan.describe())
         return
@@ -200,6 +200,8 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
              "metrics": r.metrics, "key": r.key} for r in results.records]})
     else:
         click.echo(to_markdown(accuracy_table(results.tidy())))
+        for line in results.summary.lines():
+            click.echo(line, err=True)
     _fail_on(results.summary.failures)
 
 

@@ -14,13 +14,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from tqdm.auto import tqdm
-
 from rambench.cache import CorruptionCache
 from rambench.checkpoints import load_or_train
 from rambench.errors import TrainingError
 from rambench.evaluate import cell_record, predict
 from rambench.plan import Cell, Job, Plan
+from rambench.progress import Progress
 from rambench.schema import Record
 from rambench.test_inputs import build_test_inputs
 
@@ -68,7 +67,7 @@ class UnitResult:
 
 
 def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
-             progress: bool = True, force: bool = False,
+             progress: Progress | None = None, force: bool = False,
              on_record: Callable[[Record], None] | None = None) -> UnitResult:
     """Train (or load) the unit's jobs, evaluate their cells, store every record. A job
     whose training fails is reported and its cells skipped; the other jobs go on."""
@@ -78,10 +77,19 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
     test = dataset.split(spec.split)
     models, failures = {}, []
     for job in unit.jobs:
+        trains = force or not plan.store.checkpoint_path(job.key).exists()
+        if progress is not None:
+            progress.job_started(job.method.label, job.seed, loading=not trains)
         try:
-            models[job.key] = load_or_train(job, dataset, plan.store, device, progress, force)
+            models[job.key] = load_or_train(job, dataset, plan.store, device,
+                                            progress is not None and progress.live, force)
         except TrainingError as err:
             failures.append(str(err))
+            if progress is not None:
+                progress.line(f"failed: {err}")
+            continue
+        if progress is not None:
+            progress.job_finished(job.method.label, job.seed, models[job.key][1], trains)
     by_data: dict[str, list[Cell]] = {}
     for cell in unit.cells:
         if cell.job.key in models:
@@ -108,18 +116,19 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
     return UnitResult(written, failures)
 
 
-def execute(plan: Plan, cache: CorruptionCache | None = None, progress: bool = True,
-            force: bool = False, executor: Executor | None = None) -> UnitResult:
+def execute(plan: Plan, cache: CorruptionCache | None = None,
+            progress: Progress | None = None, force: bool = False,
+            executor: Executor | None = None) -> UnitResult:
     """Run every cell still to do; returns the records written and the failed jobs.
 
     Corrupted test inputs are built once per data key and unit; with a `cache`, they are
-    also kept on disk for later runs and other studies."""
-    bar = tqdm(total=len(plan.todo), desc="grid", unit="cell",
-               disable=None if progress else True)  # None: only on a terminal
+    also kept on disk for later runs and other studies. `progress` hears of every job and
+    cell (`rambench.progress`)."""
 
     def step(record: Record) -> None:
-        bar.set_postfix_str(record.condition.label)
-        bar.update()
+        if progress is not None:
+            progress.cell_done(f"{record.method.label} seed {record.seed} "
+                               f"{record.condition.label}")
 
     def run(unit: WorkUnit) -> UnitResult:
         return run_unit(plan, unit, cache, progress, force, step)
@@ -128,5 +137,4 @@ def execute(plan: Plan, cache: CorruptionCache | None = None, progress: bool = T
     for result in (executor or InProcess()).map(run, work_units(plan)):
         total.records += result.records
         total.failures += result.failures
-    bar.close()
     return total

@@ -143,10 +143,40 @@ class Plan:
         return (f"{head}: re-running {'them' if n > 1 else 'it'}; --reuse-stale keeps the "
                 "old results")
 
+    def estimate(self) -> str | None:
+        """The expected wall time of the work to do, from the timings stored with this
+        study's records (per method label where it has trained before, else the mean over
+        methods); None without stored timings."""
+        from statistics import fmean
+
+        from rambench.progress import duration
+
+        training: dict[str, dict[str, float]] = {}
+        evaluating = []
+        for record in self.store.index().by_key.values():
+            summary = record.provenance.get("training") or {}
+            if summary.get("seconds") is not None:
+                training.setdefault(record.method.label, {})[
+                    record.provenance.get("job_key", record.key)] = float(summary["seconds"])
+            if record.provenance.get("eval_seconds") is not None:
+                evaluating.append(float(record.provenance["eval_seconds"]))
+        if not training or not evaluating:
+            return None
+        per_method = {m: fmean(t.values()) for m, t in training.items()}
+        fallback = fmean(per_method.values())
+        jobs = self.jobs_to_train()
+        train_s = sum(per_method.get(j.method.label, fallback) for j in jobs)
+        eval_s = fmean(evaluating) * len(self.todo)
+        return (f"estimated time: {duration(train_s + eval_s)} (training {len(jobs)} job(s) "
+                f"~{duration(train_s)}, evaluating {len(self.todo)} cells ~{duration(eval_s)}; "
+                "from this study's stored timings)")
+
     def describe(self) -> str:
         jobs = self.jobs_to_train()
         lines = [f"study {self.store.study!r} in {self.store.root}: {len(self.cells)} cells, "
                  f"{self.done} done, {len(self.todo)} to do ({len(jobs)} training jobs)"]
+        if self.todo and (estimate := self.estimate()):
+            lines.append(estimate)
         if summary := self.stale_summary():
             lines.append(summary)
         for cell in self.todo:

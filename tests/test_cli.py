@@ -251,3 +251,32 @@ def test_a_validation_split_study_evaluates_val_samples_and_never_mixes_with_tes
     mixed = run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "2",
                     "--study", "select", cwd=tmp_path, check=False)
     assert_usage_error(mixed, "holds results on the val split", "another --study")
+
+
+def test_a_redirected_run_logs_progress_lines_and_ends_with_a_summary(tmp_path):
+    import datetime
+
+    result = run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "1",
+                     "--study", "logged", cwd=tmp_path)
+    stamped = [line for line in result.stderr.splitlines()
+               if re.match(r"\d\d:\d\d:\d\d ", line)]
+    assert any("training late_fusion seed 0 (job 1/1)" in line for line in stamped)
+    assert any(re.search(r"trained late_fusion seed 0 in \d+s: best validation", line)
+               for line in stamped)
+    times = [datetime.datetime.strptime(line[:8], "%H:%M:%S") for line in stamped]
+    gaps = [(b - a).total_seconds() % 86400 for a, b in zip(times, times[1:], strict=False)]
+    assert len(stamped) >= 3 and max(gaps) <= 30
+    tail = result.stderr.splitlines()[-3:]
+    assert re.match(r"done in \d+s: 13 cells computed, 0 reused, 0 failed job\(s\)", tail[0])
+    logs = list((tmp_path / "results/logged/logs").glob("run-*.log"))
+    assert len(logs) == 1 and f"log: {logs[0].relative_to(tmp_path)}" in tail[1]
+    assert "next: rambench report --study logged" in tail[2]
+    logged = logs[0].read_text()
+    assert all(line in logged for line in stamped) and "done in" in logged
+    again = run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "1",
+                    "--study", "logged", "--dry-run", cwd=tmp_path).stdout
+    assert "0 to do" in again
+    estimate = run_cli("run", "--method", "late_fusion", "--method", "tmc", "--grid",
+                       "smoke", "--epochs", "1", "--study", "logged", "--dry-run",
+                       cwd=tmp_path).stdout
+    assert re.search(r"estimated time: \d+s \(training 1 job\(s\)", estimate), estimate

@@ -1,0 +1,132 @@
+"""What a long `rambench run` tells its user while it works.
+
+On a terminal: a live bar over the grid's cells, and one line per training job as it
+starts and ends. Elsewhere (a batch job's log, `> run.log 2>&1`): the same job lines and,
+between them, a plain progress line at most every `interval` seconds of work (cells done,
+elapsed, ETA, what is running), so a log never goes quiet for long. Every line also goes,
+with a timestamp, to a log file per invocation under the study folder
+(`<study>/logs/run-<UTC time>.log`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from tqdm.auto import tqdm
+
+INTERVAL_S = 10.0  # plain progress lines: at most this often, and at every job boundary
+
+
+def duration(seconds: float) -> str:
+    """'45s', '3m05s', '1h02m'."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def log_path(study_root: Path) -> Path:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return study_root / "logs" / f"run-{stamp}.log"
+
+
+class Progress:
+    """Progress of one run over `total` cells and `jobs` trainings (see the module doc).
+
+    `live`: a bar on the terminal (default: when stderr is a terminal); `quiet`: nothing on
+    the screen (the log file still gets every line)."""
+
+    def __init__(self, total: int, jobs: int, log_file: Path | None = None,
+                 live: bool | None = None, quiet: bool = False,
+                 interval: float = INTERVAL_S, stream: TextIO | None = None):
+        self.total, self.jobs, self.interval = total, jobs, interval
+        self.stream = stream or sys.stderr
+        self.live = (self.stream.isatty() if live is None else live) and not quiet
+        self.quiet = quiet
+        self.done = self.trained = 0
+        self.start = self.last = time.monotonic()
+        self.current = ""
+        self.log = None
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            self.log = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.log_file = log_file
+        self.bar = tqdm(total=total, desc="grid", unit="cell", file=self.stream,
+                        disable=not self.live, dynamic_ncols=True)
+
+    # ----------------------------------------------------------------- events
+    def job_started(self, label: str, seed: int, loading: bool) -> None:
+        if loading:
+            self.current = f"loading {label} seed {seed}"
+            return
+        self.trained += 1
+        self.current = f"training {label} seed {seed}"
+        self.line(f"training {label} seed {seed} (job {self.trained}/{self.jobs})")
+
+    def job_finished(self, label: str, seed: int, summary, trained: bool) -> None:
+        if trained:
+            self.line(f"trained {label} seed {seed} in {duration(summary.seconds)}: best "
+                      f"validation accuracy {100 * summary.best_val_accuracy:.1f}% at epoch "
+                      f"{summary.best_epoch + 1}/{summary.epochs_run}")
+        self.current = f"evaluating seed {seed}"
+
+    def epoch(self, label: str, seed: int, epoch: int, epochs: int,
+              values: dict[str, float]) -> None:
+        """After each training epoch: on the bar, or a plain line at the usual rate."""
+        terms = " ".join(f"{k} {v:.3f}" for k, v in values.items()
+                         if k not in ("epoch", "lr", "seconds"))
+        self.current = f"training {label} seed {seed}: epoch {epoch + 1}/{epochs} {terms}"
+        self._tick()
+
+    def cell_done(self, label: str) -> None:
+        self.done += 1
+        self.current = label
+        if self.live:
+            self.bar.set_postfix_str(label, refresh=False)
+            self.bar.update()
+        self._tick()
+
+    # ----------------------------------------------------------------- output
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            if self.live:
+                self.last = now
+                self.bar.set_postfix_str(self.current[-60:])
+            else:
+                self.line(self.status())
+
+    def status(self) -> str:
+        elapsed = time.monotonic() - self.start
+        share = self.done / self.total if self.total else 1.0
+        eta = f", ETA {duration(elapsed / share - elapsed)}" if 0 < share < 1 else ""
+        return (f"cells {self.done}/{self.total} ({100 * share:.0f}%), "
+                f"{duration(elapsed)} elapsed{eta}; {self.current}")
+
+    def line(self, text: str) -> None:
+        """A timestamped line: to the log file, and to the screen unless quiet."""
+        self.last = time.monotonic()
+        stamped = f"{datetime.datetime.now():%H:%M:%S} {text}"
+        if self.log is not None:
+            self.log.write(stamped + "\n")
+            self.log.flush()
+        if self.quiet:
+            return
+        if self.live:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(stamped, file=self.stream, flush=True)
+
+    def close(self) -> float:
+        """Ends the bar and the log; returns the elapsed seconds."""
+        self.bar.close()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        return time.monotonic() - self.start
