@@ -261,11 +261,27 @@ def check(method_names, assignments, as_json) -> None:
 @cli.command("ls")
 @click.argument("what", type=click.Choice(["methods", "datasets", "corruptions", "grids",
                                            "studies"]))
+@click.argument("name", required=False)
 @out_option
 @json_option
-def ls(what: str, out: str, as_json: bool) -> None:
+def ls(what: str, name: str | None, out: str, as_json: bool) -> None:
     """List registered methods, datasets, corruptions, grid presets, or the studies stored
-    under --out (with their current and stale results)."""
+    under --out (with their current and stale results). `rambench ls grids NAME` prints a
+    preset's YAML, to copy and edit."""
+    if name is not None:
+        if what != "grids":
+            raise UsageError(f"ls {what} takes no NAME; `rambench ls grids NAME` prints a "
+                             "grid preset")
+        from importlib import resources
+
+        from rambench.grid import load_grid, preset_names
+
+        if name not in preset_names():
+            load_grid(name)  # the usual error: unknown grid, did you mean ..., valid: ...
+            raise UsageError(f"{name!r} is a file, not a preset; valid presets: "
+                             f"{', '.join(preset_names())}")
+        click.echo((resources.files("rambench") / "grids" / f"{name}.yaml").read_text(), nl=False)
+        return
     rows = _listing(what, out)
     if as_json:
         _echo_json(rows)
@@ -448,6 +464,53 @@ def plot(study, out, kind, out_dir) -> None:
         for path in paths:
             click.echo(f"wrote {path}")
     _report_invalid(store, data)
+
+
+@cli.command()
+@study_option
+@out_option
+@click.option("--method", "method_names", multiple=True,
+              help="only these methods (labels); repeatable [default: every method]")
+@click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
+              help="the figure's path, .png or .pdf [default: <out>/<study>/plots/history.png "
+                   "and .pdf]")
+@json_option
+def history(study, out, method_names, target, as_json) -> None:
+    """Training curves of a study's models: every loss term the methods return, the
+    validation accuracy and the learning rate per epoch, from each training's stored
+    history; plotted (loss and validation accuracy per epoch), or --json."""
+    from rambench.report import study as loader
+    from rambench.report.figures import history_figure, save_figure, training_histories
+
+    store = _existing_store(out, study)
+    data = loader.load(store)
+    for name in method_names:
+        loader.check_method(data, name, "--method")
+    records = [r for r in data.records if not method_names or r.method.label in method_names]
+    if as_json:
+        rows = training_histories(records).to_dict(orient="records")
+        _echo_json([{k: v for k, v in row.items() if v == v} for row in rows])  # no NaN
+        return
+    fig = history_figure(records)
+    if fig is None:
+        raise UsageError(f"study {study!r} has no training histories (records written before "
+                         "histories were kept)")
+    if target:
+        path = Path(target)
+        _writable(path.parent, "the figure", "--to FILE")
+        import matplotlib
+
+        from rambench.report import style
+
+        with matplotlib.rc_context(style.RC):
+            fig.savefig(path, dpi=style.DPI)
+        paths = [path]
+    else:
+        folder = store.root / "plots"
+        _writable(folder, "the figure", "--to FILE")
+        paths = save_figure(fig, folder, "history")
+    for path in paths:
+        click.echo(f"wrote {path}")
 
 
 @cli.command()

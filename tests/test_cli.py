@@ -280,3 +280,24 @@ def test_a_redirected_run_logs_progress_lines_and_ends_with_a_summary(tmp_path):
                        "smoke", "--epochs", "1", "--study", "logged", "--dry-run",
                        cwd=tmp_path).stdout
     assert re.search(r"estimated time: \d+s \(training 1 job\(s\)", estimate), estimate
+
+
+def test_ls_grids_name_prints_the_preset_and_history_reads_training_curves(cli, tmp_path):
+    import yaml
+
+    from rambench.grid import load_grid
+
+    shown = cli("ls", "grids", "quick").stdout
+    assert yaml.safe_load(shown) == load_grid("quick").raw
+    assert_usage_error(cli("ls", "grids", "quik", check=False), "did you mean 'quick'")
+    assert_usage_error(cli("ls", "methods", "raml", check=False), "takes no NAME")
+    run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "3", "--study",
+            "h", cwd=tmp_path)
+    rows = json.loads(cli("history", "--study", "h", "--json").stdout)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert all({"loss", "val_accuracy", "lr"} <= set(r) and r["method"] == "late_fusion"
+               for r in rows)
+    assert "wrote" in cli("history", "--study", "h", "--to", "curves.png").stdout
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    assert_usage_error(cli("history", "--study", "h", "--method", "raml", check=False),
+                       "--method", "late_fusion")

@@ -449,6 +449,52 @@ def redundancy_figure(tidy: pd.DataFrame):
     return fig
 
 
+def training_histories(records) -> pd.DataFrame:
+    """One row per (method, seed, epoch) of the trainings behind `records` (each job once):
+    method, seed, epoch (1-based), and every value the history holds (loss terms,
+    val_accuracy, lr)."""
+    rows, seen = [], set()
+    for r in records:
+        job = r.provenance.get("job_key") or (r.method.label, r.seed)
+        if job in seen:
+            continue
+        seen.add(job)
+        for entry in (r.provenance.get("training") or {}).get("history") or []:
+            rows.append({"method": r.method.label, "seed": r.seed,
+                         **{k: v for k, v in entry.items() if k != "epoch"},
+                         "epoch": int(entry["epoch"]) + 1})
+    return pd.DataFrame(rows)
+
+
+@_with_rc
+def history_figure(records):
+    """Training curves: the total loss and the validation accuracy per epoch, one line per
+    method (the mean over seeds, each seed faint behind it); None without histories."""
+    history = training_histories(records)
+    if history.empty:
+        return None
+    methods = _methods_in_order(history["method"])
+    styles = style.method_styles(history["method"])
+    fig = _figure(style.DOUBLE_COLUMN, 2.4)
+    axes = fig.subplots(1, 2)
+    for ax, column, label in ((axes[0], "loss", "training loss"),
+                              (axes[1], "val_accuracy", "validation accuracy (%)")):
+        scale = 100 if column == "val_accuracy" else 1
+        for method in methods:
+            part = history[history["method"] == method]
+            look = {k: v for k, v in styles[method].items() if k != "marker"}
+            for _, seed in part.groupby("seed"):
+                ax.plot(seed["epoch"], scale * seed[column], color=look["color"],
+                        alpha=0.25, linewidth=0.6)
+            mean = part.groupby("epoch")[column].mean()
+            ax.plot(mean.index, scale * mean.to_numpy(), label=method, **look)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+    axes[0].set_yscale("log")
+    _legend(fig, axes[0], len(methods))
+    return fig
+
+
 def make_figures(tidy: pd.DataFrame, out_dir: Path, kinds: Sequence[str] = FIGURE_KINDS,
                  corr: pd.DataFrame | None = None, records=None) -> dict[str, list[Path]]:
     """Builds and saves the figures of `kinds`; returns kind -> paths (kinds with nothing to
