@@ -38,6 +38,7 @@ def preview_figure(dataset: Dataset, modality: str, index: int = 0, seed: int = 
         fig, axes = plt.subplots(len(names), len(columns), squeeze=False,
                                  figsize=(style.DOUBLE_COLUMN * 0.75,
                                           0.62 * len(names) + 0.3))
+        drawn = None
         for row, name in enumerate(names):
             images = [sample[0]] + [
                 corrupt_array(dataset, modality, sample, name, s, seeds, backend, device,
@@ -45,7 +46,7 @@ def preview_figure(dataset: Dataset, modality: str, index: int = 0, seed: int = 
                 for s in registry.SEVERITIES]
             for col, data in enumerate(images):
                 ax = axes[row, col]
-                _draw(ax, _frame(data, spec), spec, level)
+                drawn = _draw(ax, _frame(data, spec), spec, level)
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if row == 0:
@@ -56,7 +57,11 @@ def preview_figure(dataset: Dataset, modality: str, index: int = 0, seed: int = 
         fig.suptitle(f"{dataset.name} {modality}: test sample {index} "
                      f"(label {dataset.class_names[int(test.y[index])]}), {backend} "
                      f"backend{table}")
-        fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2, rect=(0, 0, 1, 0.985))
+        audio = spec.kind == "audio"
+        fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2,
+                         rect=(0, 0, 0.92 if audio else 1, 0.985))
+        if audio:
+            _spectrogram_scale(fig, axes[-1, :], drawn)
     return fig
 
 
@@ -102,7 +107,8 @@ def events_figure(dataset: Dataset, index: int = 0, seed: int = 0):
                                    va="center")
         fig.suptitle(f"{dataset.name}: audio-visual events on test sample {index} "
                      f"(label {dataset.class_names[int(test.y[index])]})")
-        fig.tight_layout(pad=0.3, h_pad=0.1, w_pad=0.2, rect=(0, 0, 1, 0.985))
+        fig.tight_layout(pad=0.3, h_pad=0.1, w_pad=0.2, rect=(0, 0, 0.92, 0.985))
+        _spectrogram_scale(fig, axes[-1, :], bottom.get_images()[0])
     return fig
 
 
@@ -111,13 +117,29 @@ def _frame(data: np.ndarray, spec) -> np.ndarray:
     return data[len(data) // 2] if spec.kind == "image" and data.ndim == 4 else data
 
 
-def _draw(ax, data: np.ndarray, spec, scale: tuple[float, float] | None) -> None:
+def _draw(ax, data: np.ndarray, spec, scale: tuple[float, float] | None):
+    """Draws one panel; returns the image artist. A spectrogram spans (0, clip seconds) on
+    x and the mel bands on y."""
     if spec.kind == "image":
-        ax.imshow(data.squeeze(-1) if data.shape[-1] == 1 else data,
-                  cmap="gray" if data.shape[-1] == 1 else None, vmin=0, vmax=255)
-    else:
-        ax.imshow(log_mel(data, spec.sample_rate), origin="lower", aspect="auto",
-                  cmap="magma", vmin=scale[0], vmax=scale[1])
+        return ax.imshow(data.squeeze(-1) if data.shape[-1] == 1 else data,
+                         cmap="gray" if data.shape[-1] == 1 else None, vmin=0, vmax=255)
+    mel = log_mel(data, spec.sample_rate)
+    return ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=scale[0],
+                     vmax=scale[1], extent=(0, len(data) / spec.sample_rate, 0, mel.shape[0]))
+
+
+def _spectrogram_scale(fig, bottom_row, image) -> None:
+    """Scales for spectrogram panels: seconds under the bottom-left panel, the mel bands
+    beside the bottom-right one, and one colour bar for all (every panel shares the clean clip's
+    range)."""
+    _, end, _, top = bottom_row[0].get_images()[0].get_extent()
+    bottom_row[0].set_xticks([0, end], ["0", f"{end:g} s"], fontsize=5)
+    bottom_row[-1].yaxis.tick_right()
+    bottom_row[-1].set_yticks([0, top], ["mel 0", f"{top:g}"], fontsize=5)
+    cax = fig.add_axes((0.95, 0.1, 0.012, 0.75))
+    bar = fig.colorbar(image, cax=cax)
+    bar.set_label("log-mel power (ln)", fontsize=6)
+    bar.ax.tick_params(labelsize=5)
 
 
 def log_mel(wave: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -131,5 +153,5 @@ def log_mel(wave: np.ndarray, sample_rate: int) -> np.ndarray:
 def save_preview(fig, target: str | Path) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, dpi=150 if target.suffix == ".png" else None)
+    fig.savefig(target, dpi=150 if target.suffix == ".png" else None, bbox_inches="tight")
     return target
