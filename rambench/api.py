@@ -118,6 +118,7 @@ def plan_study(
     severity_scale: str | None = None,
     tune: bool = False,
     progress: bool = False,
+    limit: int | None = None,
 ) -> Plan:
     """The study's plan: its cells, what is done, what is stale. `severity_scale`: the image
     corruptions' constants (imagenet | tinyimagenet | cifar | auto; default: the grid's,
@@ -128,7 +129,7 @@ def plan_study(
         methods = [methods]
     grid = grid if isinstance(grid, Grid) else load_grid(grid)
     spec = resolve(dataset, methods, grid, seeds, set, epochs, device, corruption_backend,
-                   severity_scale)
+                   severity_scale, limit)
     store = Store(out, study)
     if tune or grid.tune:
         from rambench import tune as tuning
@@ -199,13 +200,17 @@ def benchmark(
     progress: bool = False,
     severity_scale: str | None = None,
     tune: bool = False,
+    limit: int | None = None,
 ) -> ResultSet:
     """Train each method once per seed and evaluate it on every cell of `grid`; cells
     already stored are reused. `methods`: registered names, variant labels such as
     "raml[norm=hard]", `path/file.py:Class`, Method subclasses, or None for the grid's
-    list. Returns the study's results for exactly these methods, seeds and conditions."""
+    list. `limit`: a debug subset, the first N samples of every split (its own study).
+    Returns the study's results for exactly these methods, seeds and
+    conditions."""
     plan = plan_study(methods, dataset, grid, seeds, out, study, set, epochs, device,
-                      corruption_backend, force, reuse_stale, severity_scale, tune, progress)
+                      corruption_backend, force, reuse_stale, severity_scale, tune, progress,
+                      limit)
     return run_plan(plan, cache_dir, use_cache, progress, force)
 
 

@@ -150,11 +150,14 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @click.option("--tune", is_flag=True,
               help="first pick each method's learning rate on clean validation accuracy "
                    "(default lr x0.5, x1, x2; see rambench tune)")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="debug subset: the first N samples of every split (a one-minute check "
+                   "of a new method; its results go to a study of their own)")
 @click.option("--dry-run", is_flag=True, help="print the plan and exit")
 @json_option
 def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, out, study,
         corruption_backend, severity_scale, cache_dir, no_cache, force, reuse_stale, tune,
-        dry_run, as_json) -> None:
+        limit, dry_run, as_json) -> None:
     """Train each method once per seed and evaluate it on every cell of a grid.
 
     Finished cells are skipped, so an interrupted run resumes where it stopped. A method
@@ -166,7 +169,7 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
 
     plan = plan_study(list(method_names) or None, dataset, grid_spec, _seeds(seeds), out,
                       study, assignments, epochs, device, corruption_backend, force,
-                      reuse_stale, severity_scale, tune and not dry_run, not as_json)
+                      reuse_stale, severity_scale, tune and not dry_run, not as_json, limit)
     _report_invalid(plan.store)
     if dry_run:
         if as_json:

@@ -195,8 +195,10 @@ def resolve(
     device: str = "auto",
     corruption_backend: str = DEFAULT_BACKEND,
     severity_scale: str | None = None,
+    limit: int | None = None,
 ) -> StudySpec:
-    """Everything a study needs, from the command line's or the API's arguments."""
+    """Everything a study needs, from the command line's or the API's arguments. `limit`:
+    a debug subset (`rambench.datasets.limited`)."""
     ds = datasets.get(dataset)()
     command = assignments if isinstance(assignments, dict) else parse_assignments(assignments)
     overrides: Overrides = {}
@@ -207,6 +209,12 @@ def resolve(
         overrides.setdefault(scope, {}).update(values)
     cfg = resolve_train_config(overrides.pop("train", {}),
                                epochs if epochs is not None else grid.epochs, ds)
+    if limit is not None:
+        from rambench.datasets.limited import Limited
+
+        if limit < 1:
+            raise UsageError(f"--limit must be a positive number of samples; got {limit}")
+        ds = Limited(ds, limit)
     requested = list(methods_requested or grid.methods or [])
     if not requested:
         raise UsageError(f"no method given: pass --method NAME (see rambench ls methods) or "

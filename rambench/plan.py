@@ -17,6 +17,7 @@ from typing import Any
 from corruptions import av_events
 from corruptions.backends import backend_id
 from rambench.config import MethodSpec, StudySpec
+from rambench.datasets.limited import is_limited
 from rambench.errors import UsageError
 from rambench.identity import corruption_code_hash, harness_fingerprint
 from rambench.schema import AVEvent, Condition, Record
@@ -224,6 +225,12 @@ def make_plan(spec: StudySpec, store: Store, force: bool = False,
         raise UsageError(f"study {store.study!r} holds results on the {other.pop()} split and "
                          f"this grid evaluates on the {spec.split} split; give it another "
                          "--study so the two are never mixed in one table")
+    limited = is_limited(spec.dataset.version)
+    if any(is_limited(r.dataset_version) != limited for r in stored.current.values()):
+        what = ("the full dataset", "a --limit subset") if limited else \
+            ("a --limit subset", "the full dataset")
+        raise UsageError(f"study {store.study!r} holds results of {what[0]} and this run uses "
+                         f"{what[1]}; give it another --study so the two never mix")
     if force:
         return Plan(spec, cells, list(cells), [], reuse_stale, store, forced=True)
     todo, stale, superseded = [], [], []

@@ -301,3 +301,21 @@ def test_ls_grids_name_prints_the_preset_and_history_reads_training_curves(cli, 
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     assert_usage_error(cli("history", "--study", "h", "--method", "raml", check=False),
                        "--method", "late_fusion")
+
+
+def test_limit_runs_a_plugin_on_a_debug_subset_that_never_mixes_with_full_results(tmp_path):
+    (tmp_path / "mine.py").write_text(PLUGIN)
+    run_cli("run", "--method", "mine.py:MeanFusion", "--grid", "smoke", "--limit", "64",
+            "--study", "debug", cwd=tmp_path)
+    records = [json.loads(p.read_text())
+               for p in (tmp_path / "results/debug/records").glob("*.json")]
+    assert len(records) == 13 and {r["n"] for r in records} == {64}
+    assert {r["dataset_version"].rsplit("+", 1)[1] for r in records} == {"limit64"}
+    full = run_cli("run", "--method", "mine.py:MeanFusion", "--grid", "smoke", "--epochs",
+                   "1", "--study", "debug", cwd=tmp_path, check=False)
+    assert_usage_error(full, "holds results of a --limit subset", "another --study")
+    again = run_cli("run", "--method", "mine.py:MeanFusion", "--grid", "smoke", "--limit",
+                    "64", "--study", "debug", "--dry-run", cwd=tmp_path).stdout
+    assert "13 done, 0 to do" in again
+    assert_usage_error(run_cli("run", "--limit", "0", cwd=tmp_path, check=False),
+                       "--limit")
