@@ -143,8 +143,12 @@ def plan_study(
 
 
 def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = True,
-             progress: bool = True, force: bool = False) -> ResultSet:
+             progress: bool = True, force: bool = False, track: Sequence[str] = ()
+             ) -> ResultSet:
+    """Execute a plan: train, evaluate and store; `track` names experiment trackers
+    (`rambench.tracking.TRACKERS`) that log the jobs and cells of this run."""
     from rambench.execute import execute
+    from rambench.tracking import open_trackers
 
     start = time.perf_counter()
     if plan.todo or plan.superseded:
@@ -159,10 +163,13 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
         reporter.line(f"run of study {plan.store.study!r}: {len(plan.todo)} of "
                       f"{len(plan.cells)} cells to compute, {len(plan.jobs_to_train())} "
                       "training job(s)")
+    trackers = open_trackers(track, plan.store.root, plan.store.study) if plan.todo else []
     try:
-        outcome = execute(plan, cache=cache, progress=reporter, force=force)
+        outcome = execute(plan, cache=cache, progress=reporter, force=force, trackers=trackers)
     finally:
         reporter.close()
+        for tracker in trackers:
+            tracker.close()
     stale: dict[str, dict[str, None]] = {}
     for s in plan.stale:
         stale.setdefault(s.cell.job.method.label, {})[s.reason] = None
@@ -201,6 +208,7 @@ def benchmark(
     severity_scale: str | None = None,
     tune: bool = False,
     limit: int | None = None,
+    track: Sequence[str] = (),
 ) -> ResultSet:
     """Train each method once per seed and evaluate it on every cell of `grid`; cells
     already stored are reused. `methods`: registered names, variant labels such as
@@ -211,7 +219,7 @@ def benchmark(
     plan = plan_study(methods, dataset, grid, seeds, out, study, set, epochs, device,
                       corruption_backend, force, reuse_stale, severity_scale, tune, progress,
                       limit)
-    return run_plan(plan, cache_dir, use_cache, progress, force)
+    return run_plan(plan, cache_dir, use_cache, progress, force, track)
 
 
 def load(study: str = "default", out: str | Path = "results") -> ResultSet:

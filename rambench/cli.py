@@ -12,6 +12,7 @@ import click
 from corruptions.scales import SCALE_CHOICES
 from rambench.errors import TrainingError, UsageError
 from rambench.report import DEFAULT_AGAINST, FIGURE_KINDS, FORMATS, LEADERBOARD_METRICS, VIEWS
+from rambench.tracking import TRACKERS
 
 SEEDS_HELP = "comma-separated seeds, e.g. 0,1,2 (default: the grid's, else 0)"
 
@@ -153,11 +154,14 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="debug subset: the first N samples of every split (a one-minute check "
                    "of a new method; its results go to a study of their own)")
+@click.option("--track", "trackers", multiple=True, type=click.Choice(TRACKERS),
+              help="log training curves, configs and cell metrics to an experiment tracker "
+                   "(under STUDY/tracking; repeatable; needs rambench[track])")
 @click.option("--dry-run", is_flag=True, help="print the plan and exit")
 @json_option
 def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, out, study,
         corruption_backend, severity_scale, cache_dir, no_cache, force, reuse_stale, tune,
-        limit, dry_run, as_json) -> None:
+        limit, trackers, dry_run, as_json) -> None:
     """Train each method once per seed and evaluate it on every cell of a grid.
 
     Finished cells are skipped, so an interrupted run resumes where it stopped. A method
@@ -192,7 +196,8 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
                    "are made current again (a run of other code had replaced them)", err=True)
     click.echo(f"study {study!r}: {len(plan.cells)} cells, {plan.done} already done, "
                f"{len(plan.todo)} to run", err=True)
-    results = run_plan(plan, cache_dir, not no_cache, progress=not as_json, force=force)
+    results = run_plan(plan, cache_dir, not no_cache, progress=not as_json, force=force,
+                       track=trackers)
     cache = results.summary.cache
     if cache["reused"] + cache["built"]:
         click.echo(f"corrupted-data cache {cache['root']}: {cache['reused']} reused, "

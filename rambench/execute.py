@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -22,6 +22,7 @@ from rambench.plan import Cell, Job, Plan
 from rambench.progress import Progress
 from rambench.schema import Record
 from rambench.test_inputs import build_test_inputs
+from rambench.tracking import Tracker
 
 T = TypeVar("T")
 
@@ -68,7 +69,8 @@ class UnitResult:
 
 def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
              progress: Progress | None = None, force: bool = False,
-             on_record: Callable[[Record], None] | None = None) -> UnitResult:
+             on_record: Callable[[Record], None] | None = None,
+             trackers: Sequence[Tracker] = ()) -> UnitResult:
     """Train (or load) the unit's jobs, evaluate their cells, store every record. A job
     whose training fails is reported and its cells skipped; the other jobs go on."""
     spec = plan.spec
@@ -90,6 +92,9 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
             continue
         if progress is not None:
             progress.job_finished(job.method.label, job.seed, models[job.key][1], trains)
+        if trains:
+            for tracker in trackers:
+                tracker.job(job, models[job.key][1])
     by_data: dict[str, list[Cell]] = {}
     for cell in unit.cells:
         if cell.job.key in models:
@@ -118,20 +123,23 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
 
 def execute(plan: Plan, cache: CorruptionCache | None = None,
             progress: Progress | None = None, force: bool = False,
-            executor: Executor | None = None) -> UnitResult:
+            executor: Executor | None = None, trackers: Sequence[Tracker] = ()) -> UnitResult:
     """Run every cell still to do; returns the records written and the failed jobs.
 
     Corrupted test inputs are built once per data key and unit; with a `cache`, they are
     also kept on disk for later runs and other studies. `progress` hears of every job and
-    cell (`rambench.progress`)."""
+    cell (`rambench.progress`), `trackers` of every job trained and cell evaluated
+    (`rambench.tracking`)."""
 
     def step(record: Record) -> None:
         if progress is not None:
             progress.cell_done(f"{record.method.label} seed {record.seed} "
                                f"{record.condition.label}")
+        for tracker in trackers:
+            tracker.cell(record)
 
     def run(unit: WorkUnit) -> UnitResult:
-        return run_unit(plan, unit, cache, progress, force, step)
+        return run_unit(plan, unit, cache, progress, force, step, trackers)
 
     total = UnitResult([], [])
     for result in (executor or InProcess()).map(run, work_units(plan)):
