@@ -125,12 +125,16 @@ def plan_study(
     else auto, which picks by image size). With `tune` (or a grid's `tune:`), each method's
     learning rate is first picked on clean validation accuracy (`rambench.tune`): this
     trains, or reuses, one model per candidate."""
+    from rambench.executors import recipe_for, with_tuning
+
     if isinstance(methods, (str, type)):
         methods = [methods]
     grid = grid if isinstance(grid, Grid) else load_grid(grid)
     spec = resolve(dataset, methods, grid, seeds, set, epochs, device, corruption_backend,
                    severity_scale, limit)
     store = Store(out, study)
+    recipe = recipe_for(methods, dataset, grid, seeds, out, study, set, epochs, device,
+                        corruption_backend, severity_scale, limit, force, reuse_stale)
     if tune or grid.tune:
         from rambench import tune as tuning
 
@@ -139,14 +143,18 @@ def plan_study(
                               progress)
         tuning.save(store, tunings)
         spec = tuning.apply(spec, tunings)
-    return make_plan(spec, store, force, reuse_stale)
+        recipe = with_tuning(recipe, spec)
+    plan = make_plan(spec, store, force, reuse_stale)
+    plan.recipe = recipe
+    return plan
 
 
 def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = True,
-             progress: bool = True, force: bool = False, track: Sequence[str] = ()
-             ) -> ResultSet:
+             progress: bool = True, force: bool = False, track: Sequence[str] = (),
+             executor=None) -> ResultSet:
     """Execute a plan: train, evaluate and store; `track` names experiment trackers
-    (`rambench.tracking.TRACKERS`) that log the jobs and cells of this run."""
+    (`rambench.tracking.TRACKERS`) that log the jobs and cells of this run; `executor`
+    runs the work elsewhere (`rambench.executors`; default: in this process)."""
     from rambench.execute import execute
     from rambench.tracking import open_trackers
 
@@ -165,7 +173,8 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
                       "training job(s)")
     trackers = open_trackers(track, plan.store.root, plan.store.study) if plan.todo else []
     try:
-        outcome = execute(plan, cache=cache, progress=reporter, force=force, trackers=trackers)
+        outcome = execute(plan, cache=cache, progress=reporter, force=force,
+                          executor=executor, trackers=trackers)
     finally:
         reporter.close()
         for tracker in trackers:
@@ -209,6 +218,7 @@ def benchmark(
     tune: bool = False,
     limit: int | None = None,
     track: Sequence[str] = (),
+    executor=None,
 ) -> ResultSet:
     """Train each method once per seed and evaluate it on every cell of `grid`; cells
     already stored are reused. `methods`: registered names, variant labels such as
@@ -219,7 +229,7 @@ def benchmark(
     plan = plan_study(methods, dataset, grid, seeds, out, study, set, epochs, device,
                       corruption_backend, force, reuse_stale, severity_scale, tune, progress,
                       limit)
-    return run_plan(plan, cache_dir, use_cache, progress, force, track)
+    return run_plan(plan, cache_dir, use_cache, progress, force, track, executor)
 
 
 def load(study: str = "default", out: str | Path = "results") -> ResultSet:

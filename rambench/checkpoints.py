@@ -64,7 +64,29 @@ def load_checkpoint(path: Path) -> dict | None:
 def load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
                   progress: bool = True, force: bool = False) -> tuple[Method, TrainSummary]:
     """The trained method of `job` (a `rambench.plan.Job`) on `device`, and how it trained.
-    Raises TrainingError (naming the method and seed) if training fails."""
+    Raises TrainingError (naming the method and seed) if training fails.
+
+    A file lock per job (`<study>/locks/<job key>.lock`) makes one process train a job
+    while any other that needs it (a second `rambench run`, a worker, a SLURM task) waits
+    and then loads its checkpoint. The lock is the operating system's: a process that dies
+    releases it."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(store.lock_path(job.key))
+    try:
+        lock.acquire(timeout=1)
+    except Timeout:
+        log.warning("waiting for another process that is training %s (seed %d)",
+                    job.method.label, job.seed)
+        lock.acquire()
+    try:
+        return _load_or_train(job, dataset, store, device, progress, force)
+    finally:
+        lock.release()
+
+
+def _load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
+                   progress: bool, force: bool) -> tuple[Method, TrainSummary]:
     cfg = TrainConfig(**job.train_config)
     method = build_method(job.method.cls, dataset, job.method.params, cfg, job.seed)
     path = store.checkpoint_path(job.key)

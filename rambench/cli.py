@@ -11,6 +11,7 @@ import click
 
 from corruptions.scales import SCALE_CHOICES
 from rambench.errors import TrainingError, UsageError
+from rambench.executors import EXECUTORS
 from rambench.report import DEFAULT_AGAINST, FIGURE_KINDS, FORMATS, LEADERBOARD_METRICS, VIEWS
 from rambench.tracking import TRACKERS
 
@@ -157,11 +158,39 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @click.option("--track", "trackers", multiple=True, type=click.Choice(TRACKERS),
               help="log training curves, configs and cell metrics to an experiment tracker "
                    "(under STUDY/tracking; repeatable; needs rambench[track])")
+@click.option("--executor", "executor_name", type=click.Choice(EXECUTORS),
+              default="inprocess", show_default=True,
+              help="where the work runs: this process, a pool of local worker processes, or "
+                   "a SLURM job array (submitit); one task per training job")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="--executor local: worker processes (each gets its share of the cores)")
+@click.option("--devices", default=None, metavar="0,1,...",
+              help="--executor local: one worker per listed GPU (cuda:N)")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads per process [default: torch's; with --executor local, the "
+                   "cores divided among the workers]; on CPU, results are bit-identical for "
+                   "the same thread count")
+@click.option("--slurm-partition", default=None)
+@click.option("--slurm-time", "slurm_minutes", type=click.IntRange(min=1), default=None,
+              help="minutes per task [default: 240]")
+@click.option("--slurm-gpus", type=click.IntRange(min=0), default=None,
+              help="GPUs per task")
+@click.option("--slurm-cpus", type=click.IntRange(min=1), default=None,
+              help="CPUs per task [default: 4]")
+@click.option("--slurm-array", type=click.IntRange(min=1), default=None,
+              help="at most this many tasks at once")
+@click.option("--slurm-option", "slurm_options", multiple=True, metavar="KEY=VALUE",
+              help="any other sbatch option, without dashes (e.g. account=abc, qos=high)")
+@click.option("--slurm-cluster", type=click.Choice(["slurm", "local", "debug"]), default=None,
+              help="submitit's backend [default: slurm where sbatch exists]; local runs the "
+                   "array as local processes (a test without a cluster)")
 @click.option("--dry-run", is_flag=True, help="print the plan and exit")
 @json_option
 def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, out, study,
         corruption_backend, severity_scale, cache_dir, no_cache, force, reuse_stale, tune,
-        limit, trackers, dry_run, as_json) -> None:
+        limit, trackers, executor_name, workers, devices, threads, slurm_partition,
+        slurm_minutes, slurm_gpus, slurm_cpus, slurm_array, slurm_options, slurm_cluster,
+        dry_run, as_json) -> None:
     """Train each method once per seed and evaluate it on every cell of a grid.
 
     Finished cells are skipped, so an interrupted run resumes where it stopped. A method
@@ -196,8 +225,23 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
                    "are made current again (a run of other code had replaced them)", err=True)
     click.echo(f"study {study!r}: {len(plan.cells)} cells, {plan.done} already done, "
                f"{len(plan.todo)} to run", err=True)
+    from rambench import executors
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    executor = None
+    if executor_name == "local":
+        listed = [d.strip() for d in (devices or "").split(",") if d.strip()]
+        executor = executors.LocalPool(workers, [d if ":" in d or d == "cpu" else f"cuda:{d}"
+                                                 for d in listed], threads)
+    elif executor_name == "slurm":
+        executor = executors.Slurm(plan.store.root / "slurm", executors.slurm_parameters(
+            slurm_partition, slurm_minutes, slurm_gpus, slurm_cpus, slurm_array,
+            slurm_options), slurm_cluster, threads)
     results = run_plan(plan, cache_dir, not no_cache, progress=not as_json, force=force,
-                       track=trackers)
+                       track=trackers, executor=executor)
     cache = results.summary.cache
     if cache["reused"] + cache["built"]:
         click.echo(f"corrupted-data cache {cache['root']}: {cache['reused']} reused, "

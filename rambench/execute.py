@@ -138,11 +138,58 @@ def execute(plan: Plan, cache: CorruptionCache | None = None,
         for tracker in trackers:
             tracker.cell(record)
 
+    if getattr(executor, "remote", False):
+        return _execute_remote(plan, cache, progress, executor, step, trackers)
+
     def run(unit: WorkUnit) -> UnitResult:
         return run_unit(plan, unit, cache, progress, force, step, trackers)
 
     total = UnitResult([], [])
     for result in (executor or InProcess()).map(run, work_units(plan)):
         total.records += result.records
+        total.failures += result.failures
+    return total
+
+
+def _execute_remote(plan: Plan, cache: CorruptionCache | None, progress: Progress | None,
+                    executor, step: Callable[[Record], None],
+                    trackers: Sequence[Tracker]) -> UnitResult:
+    """One task per training job, run by `executor` in other processes (or on a cluster):
+    each stores its records; here they are read back for the progress and the trackers."""
+    from rambench.errors import UsageError
+    from rambench.executors import Task, run_task
+    from rambench.train import TrainSummary
+
+    if plan.recipe is None:
+        raise UsageError("a method given as a class object cannot run in other processes: "
+                         "name it (registered name, or path/file.py:Class) instead")
+    jobs = {c.job.key: c.job for c in plan.todo}
+    cache_dir = str(cache.root) if cache is not None and cache.root else None
+    threads = getattr(executor, "threads", None)
+    tasks = [Task(plan.recipe, (key,), cache_dir, threads) for key in jobs]
+    if progress is not None:
+        progress.line(f"dispatching {len(tasks)} training job(s) to "
+                      f"{type(executor).__name__}")
+    total = UnitResult([], [])
+    for result in executor.map(run_task, tasks):
+        records = [r for r in (plan.store.read(plan.store.record_path(k))
+                               for k in result.record_keys) if r is not None]
+        for key in result.job_keys:
+            job = jobs[key]
+            if progress is not None:
+                progress.line(f"finished {job.method.label} seed {job.seed}: "
+                              f"{sum(r.provenance.get('job_key') == key for r in records)} "
+                              "cells")
+            training = next((r.provenance.get("training") for r in records
+                             if r.provenance.get("job_key") == key), None)
+            if training:
+                for tracker in trackers:
+                    tracker.job(job, TrainSummary(**training))
+        for record in records:
+            step(record)
+        for failure in result.failures:
+            if progress is not None:
+                progress.line(f"failed: {failure}")
+        total.records += records
         total.failures += result.failures
     return total

@@ -116,6 +116,8 @@ class Plan:
     # running the plan makes them current again (e.g. after a change was reverted)
     superseded: list[Record] = field(default_factory=list)
     forced: bool = False
+    # how to plan it again in another process (`rambench.executors`); None: in-process only
+    recipe: Any = None
 
     @property
     def done(self) -> int:

@@ -131,6 +131,12 @@ class Store:
     def checkpoint_path(self, job_key: str) -> Path:
         return self.checkpoints_dir / f"{job_key}.pt"
 
+    def lock_path(self, job_key: str) -> Path:
+        """The file lock of a job's training (`rambench.checkpoints.load_or_train`)."""
+        folder = self.root / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{job_key}.lock"
+
     def write(self, record: Record) -> Path:
         data = record.to_json()
         data["checksum"] = _checksum(data)

@@ -1,0 +1,241 @@
+"""Where a study's work runs: other processes (`--executor local --workers N`, one per GPU
+with `--devices 0,1`) or a SLURM cluster through submitit (`--executor slurm`).
+
+The unit of work is one training job with every cell still to do for it. A task carries
+a `Recipe` (the arguments the study was planned from) rather than the plan itself, so it
+runs wherever Python and rambench are installed: it plans the study again, trains (or
+loads) its job and stores each record as it is made. Nothing returns through the executor
+but keys and failures; the study folder is the meeting point, so a driver may exit and be
+run again to dispatch only what is still missing. Jobs are guarded by file locks
+(`rambench.checkpoints`), records and checkpoints are written atomically, and corrupted
+test sets are shared through the on-disk cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rambench.errors import UsageError
+
+EXECUTORS = ("inprocess", "local", "slurm")
+DEVICE_ENV = "RAMBENCH_WORKER_DEVICE"  # a local worker's own device (its GPU)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to plan a study again in another process: `rambench.api.plan_study`'s arguments,
+    methods as names, variant labels or file paths, the tuned learning rates applied."""
+
+    methods: tuple[str, ...] | None
+    dataset: str
+    grid: dict[str, Any]  # {"raw", "name", "source"} of the parsed grid
+    seeds: tuple[int, ...] | None
+    out: str
+    study: str
+    overrides: Any  # --set assignments (list of strings) or a scope -> {key: value} dict
+    epochs: int | None
+    device: str
+    corruption_backend: str
+    severity_scale: str | None
+    limit: int | None
+    force: bool = False
+    reuse_stale: bool = False
+    tuned: dict[str, float] = field(default_factory=dict)  # method label -> chosen lr
+
+
+def plan_from(recipe: Recipe, device: str | None = None):
+    """The study's plan, made again from a recipe (on `device`, default the recipe's)."""
+    from rambench.config import resolve
+    from rambench.grid import parse_grid
+    from rambench.plan import make_plan
+    from rambench.store import Store
+    from rambench.tune import Tuning, apply
+
+    grid = parse_grid(recipe.grid["raw"], recipe.grid["name"], recipe.grid["source"])
+    spec = resolve(recipe.dataset, list(recipe.methods) if recipe.methods else None, grid,
+                   recipe.seeds, recipe.overrides, recipe.epochs, device or recipe.device,
+                   recipe.corruption_backend, recipe.severity_scale, recipe.limit)
+    if recipe.tuned:
+        spec = apply(spec, [Tuning(label, 0, {}, lr) for label, lr in recipe.tuned.items()])
+    return make_plan(spec, Store(recipe.out, recipe.study), recipe.force, recipe.reuse_stale)
+
+
+@dataclass(frozen=True)
+class Task:
+    recipe: Recipe
+    job_keys: tuple[str, ...]
+    cache_dir: str | None  # None: no corrupted-data cache
+    threads: int | None = None  # torch threads (None: the process's default)
+
+
+@dataclass
+class TaskResult:
+    job_keys: tuple[str, ...]
+    record_keys: list[str]
+    failures: list[str]
+
+
+def run_task(task: Task) -> TaskResult:
+    """Runs in a worker: plan the study, then train (or load) the task's jobs and evaluate
+    their cells that are still to do (another worker or an earlier run may have done
+    some)."""
+    import torch
+
+    from rambench.cache import CorruptionCache
+    from rambench.execute import WorkUnit, run_unit
+
+    if task.threads:
+        torch.set_num_threads(task.threads)
+    plan = plan_from(task.recipe, os.environ.get(DEVICE_ENV))
+    wanted = set(task.job_keys)
+    cells = tuple(c for c in plan.todo if c.job.key in wanted)
+    if not cells:
+        return TaskResult(task.job_keys, [], [])
+    unit = WorkUnit(cells[0].job.seed, tuple(dict.fromkeys(c.job for c in cells)), cells)
+    cache = CorruptionCache(task.cache_dir)
+    result = run_unit(plan, unit, cache, None, task.recipe.force)
+    return TaskResult(task.job_keys, [r.key for r in result.records], result.failures)
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _start_worker(devices, threads: int) -> None:
+    import torch
+
+    if devices is not None:
+        os.environ[DEVICE_ENV] = devices.get()
+    torch.set_num_threads(threads)
+
+
+class LocalPool:
+    """`workers` processes on this machine. On CPU each gets `threads` torch threads
+    (default: an equal share of the cores); with `devices` (e.g. ["cuda:0", "cuda:1"]) one
+    worker per device. Results equal an in-process run's with the same thread count (the
+    order of floating-point sums depends on it)."""
+
+    remote = True
+
+    def __init__(self, workers: int, devices: Sequence[str] = (), threads: int | None = None):
+        if workers < 1:
+            raise UsageError(f"--workers must be at least 1; got {workers}")
+        if devices and len(devices) != workers:
+            workers = len(devices)
+        self.workers, self.devices = workers, list(devices)
+        self.threads = threads or max(1, usable_cpus() // self.workers)
+
+    def map(self, fn: Callable[[Task], TaskResult], tasks: Iterable[Task]
+            ) -> Iterator[TaskResult]:
+        context = multiprocessing.get_context("spawn")
+        queue = None
+        if self.devices:
+            queue = context.Queue()
+            for device in self.devices:
+                queue.put(device)
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(queue, self.threads)) as pool:
+            futures = [pool.submit(fn, task) for task in tasks]
+            for future in as_completed(futures):
+                yield future.result()
+
+
+SLURM_DEFAULTS = {"timeout_min": 240, "cpus_per_task": 4}
+
+
+class Slurm:
+    """A SLURM job array through submitit, one array task per training job; logs under
+    `folder`. `parameters` are submitit's (`slurm_partition`, `timeout_min`,
+    `gpus_per_node`, `cpus_per_task`, `slurm_array_parallelism`,
+    `slurm_additional_parameters`, ...). `cluster="local"` runs the array as local
+    processes (submitit's local executor): the same code path, without a cluster."""
+
+    remote = True
+
+    def __init__(self, folder: Path, parameters: dict[str, Any], cluster: str | None = None,
+                 threads: int | None = None):
+        self.threads = threads
+        try:
+            import submitit
+        except ImportError as err:
+            raise UsageError(f"--executor slurm needs submitit ({err}); pip install "
+                             "\"rambench[slurm]\"") from None
+        self.executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+        params = {**SLURM_DEFAULTS, **parameters}
+        if self.executor.cluster != "slurm":  # the local executor takes the generic names
+            params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+        self.executor.update_parameters(**params)
+        self.jobs: list = []
+
+    def map(self, fn: Callable[[Task], TaskResult], tasks: Iterable[Task]
+            ) -> Iterator[TaskResult]:
+        tasks = list(tasks)
+        if not tasks:
+            return
+        self.jobs = self.executor.map_array(fn, tasks)
+        for job, task in zip(self.jobs, tasks, strict=True):
+            try:
+                yield job.result()
+            except Exception as err:  # noqa: BLE001 - a task that died: report, go on
+                first = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+                yield TaskResult(task.job_keys, [], [
+                    f"task {job.job_id} ({', '.join(task.job_keys)}) did not finish: "
+                    f"{first}; run the same command again to finish the study"])
+
+
+def slurm_parameters(partition: str | None, minutes: int | None, gpus: int | None,
+                     cpus: int | None, array: int | None, options: Sequence[str]
+                     ) -> dict[str, Any]:
+    """submitit parameters from the command line's --slurm-* options."""
+    params: dict[str, Any] = {}
+    if partition:
+        params["slurm_partition"] = partition
+    if minutes:
+        params["timeout_min"] = minutes
+    if gpus is not None:
+        params["gpus_per_node"] = gpus
+    if cpus:
+        params["cpus_per_task"] = cpus
+    if array:
+        params["slurm_array_parallelism"] = array
+    extra = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--slurm-option expects KEY=VALUE (an sbatch option without "
+                             f"its dashes, e.g. account=abc123); got {option!r}")
+        extra[key] = value
+    if extra:
+        params["slurm_additional_parameters"] = extra
+    return params
+
+
+def recipe_for(methods, dataset, grid, seeds, out, study, overrides, epochs, device,
+               corruption_backend, severity_scale, limit, force, reuse_stale) -> Recipe | None:
+    """The recipe of a study planned from these arguments; None when a method was given
+    as a class object (another process cannot find it: name it or its file instead)."""
+    if methods is not None and any(not isinstance(m, str) for m in methods):
+        return None
+    return Recipe(tuple(methods) if methods else None, dataset,
+                  {"raw": grid.raw, "name": grid.name, "source": grid.source},
+                  tuple(seeds) if seeds else None, str(Path(out).resolve()), study, overrides,
+                  epochs, device,
+                  corruption_backend, severity_scale, limit, force, reuse_stale)
+
+
+def with_tuning(recipe: Recipe | None, spec) -> Recipe | None:
+    """The recipe with the learning rates a tuning chose (from the tuned spec)."""
+    if recipe is None:
+        return None
+    tuned = {m.label: m.train["lr"] for m in spec.methods if "lr" in m.train}
+    return dataclasses.replace(recipe, tuned=tuned)
