@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -61,10 +62,17 @@ def load_checkpoint(path: Path) -> dict | None:
         return None
 
 
+class Trained(NamedTuple):
+    method: Method  # on the requested device, with the best epoch's weights
+    summary: TrainSummary
+    trained: bool  # trained now (False: loaded from its checkpoint)
+
+
 def load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
-                  progress: bool = True, force: bool = False) -> tuple[Method, TrainSummary]:
-    """The trained method of `job` (a `rambench.plan.Job`) on `device`, and how it trained.
-    Raises TrainingError (naming the method and seed) if training fails.
+                  progress: bool = True, force: bool = False) -> Trained:
+    """The trained method of `job` (a `rambench.plan.Job`) on `device`, how it trained and
+    whether it was trained now. Raises TrainingError (naming the method and seed) if
+    training fails.
 
     A file lock per job (`<study>/locks/<job key>.lock`) makes one process train a job
     while any other that needs it (a second `rambench run`, a worker, a SLURM task) waits
@@ -86,7 +94,7 @@ def load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
 
 
 def _load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
-                   progress: bool, force: bool) -> tuple[Method, TrainSummary]:
+                   progress: bool, force: bool) -> Trained:
     cfg = TrainConfig(**job.train_config)
     method = build_method(job.method.cls, dataset, job.method.params, cfg, job.seed)
     path = store.checkpoint_path(job.key)
@@ -94,7 +102,7 @@ def _load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
     if checkpoint is not None:
         method.load_state_dict(checkpoint["state_dict"])
         method.to(device)
-        return method, TrainSummary(**checkpoint["training"])
+        return Trained(method, TrainSummary(**checkpoint["training"]), False)
     try:
         result = train(method, dataset, cfg, job.seed, device, progress)
     except TrainingError as err:
@@ -113,4 +121,4 @@ def _load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
                     "flagged", job.method.label, job.seed,
                     100 * result.summary.best_val_accuracy,
                     100 * result.summary.chance_accuracy)
-    return method, result.summary
+    return Trained(method, result.summary, True)

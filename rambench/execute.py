@@ -79,22 +79,23 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
     test = dataset.split(spec.split)
     models, failures = {}, []
     for job in unit.jobs:
-        trains = force or not plan.store.checkpoint_path(job.key).exists()
         if progress is not None:
-            progress.job_started(job.method.label, job.seed, loading=not trains)
+            progress.job_started(job.method.label, job.seed, loading=not (
+                force or not plan.store.checkpoint_path(job.key).exists()))
         try:
-            models[job.key] = load_or_train(job, dataset, plan.store, device,
-                                            progress is not None and progress.live, force)
+            method, summary, trained = load_or_train(
+                job, dataset, plan.store, device, progress is not None and progress.live, force)
         except TrainingError as err:
             failures.append(str(err))
             if progress is not None:
                 progress.line(f"failed: {err}")
             continue
+        models[job.key] = (method, summary)
         if progress is not None:
-            progress.job_finished(job.method.label, job.seed, models[job.key][1], trains)
-        if trains:
+            progress.job_finished(job.method.label, job.seed, summary, trained)
+        if trained:
             for tracker in trackers:
-                tracker.job(job, models[job.key][1])
+                tracker.job(job, summary)
     by_data: dict[str, list[Cell]] = {}
     for cell in unit.cells:
         if cell.job.key in models:

@@ -61,7 +61,7 @@ def tune(spec: StudySpec, store: Store, lrs: Sequence[float] | None = None, seed
             cfg = dataclasses.replace(spec.train_config(method), lr=lr)
             job = Job(spec.dataset.name, spec.dataset.version, method, dataclasses.asdict(cfg),
                       seed, harness)
-            _, summary = load_or_train(job, spec.dataset, store, spec.device, progress)
+            summary = load_or_train(job, spec.dataset, store, spec.device, progress).summary
             accuracy[lr] = summary.best_val_accuracy
         default = spec.train.lr
         chosen = max(values, key=lambda lr: (accuracy[lr], -abs(math.log(lr / default))))

@@ -1,0 +1,82 @@
+"""Executors and concurrency: local workers, SLURM through submitit's local executor, a run
+killed part-way, two runs on one study. Each must leave exactly the export a plain
+in-process run leaves (same thread count: the order of floating-point sums depends on it)."""
+
+import csv
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import RAMBENCH, run_cli
+
+RUN = ["run", "--method", "late_fusion", "--method", "tmc", "--grid", "smoke", "--limit", "64",
+       "--epochs", "2", "--threads", "1"]
+
+
+def export(folder, study):
+    target = folder / f"{study}.csv"
+    run_cli("export", "--study", study, "--to", str(target), cwd=folder)
+    with open(target) as f:
+        return [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
+
+
+def stored(folder, study):
+    """(record files, checkpoint files) of a study."""
+    root = folder / "results" / study
+    return (sorted(p.name for p in (root / "records").glob("*.json")),
+            sorted(p.name for p in (root / "checkpoints").glob("*.pt")))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reference")
+    run_cli(*RUN, "--study", "ref", cwd=folder)
+    return export(folder, "ref"), stored(folder, "ref")
+
+
+def test_local_workers_leave_the_in_process_export(tmp_path, reference):
+    out = run_cli(*RUN, "--study", "pool", "--executor", "local", "--workers", "2",
+                  cwd=tmp_path).stderr
+    assert "dispatching 2 training job(s) to LocalPool" in out
+    assert export(tmp_path, "pool") == reference[0]
+    assert stored(tmp_path, "pool") == reference[1]
+
+
+def test_a_slurm_array_killed_part_way_is_finished_by_a_rerun(tmp_path, reference):
+    command = [RAMBENCH, *RUN, "--study", "array", "--executor", "slurm", "--slurm-cluster",
+               "local"]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = tmp_path / "results/array/records"
+    deadline = time.monotonic() + 300
+    while not (records.is_dir() and any(records.glob("*.json"))):
+        assert time.monotonic() < deadline and first.poll() is None, "no record appeared"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and the array's tasks, mid-run
+    subprocess.run(["pkill", "-9", "-f", str(tmp_path / "results/array/slurm")], check=False)
+    first.wait()
+    done_before = len(stored(tmp_path, "array")[0])
+    assert 0 < done_before < 26
+    run_cli(*command[1:], cwd=tmp_path)
+    assert stored(tmp_path, "array") == reference[1]  # nothing lost, nothing twice
+    assert export(tmp_path, "array") == reference[0]
+    logs = list((tmp_path / "results/array/slurm").glob("*_log.out"))
+    assert len(logs) >= 2  # submitit's per-task logs, kept with the study
+
+
+def test_two_concurrent_runs_on_one_study_train_each_job_once(tmp_path, reference):
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    runs = [subprocess.Popen([RAMBENCH, *RUN, "--study", "both"], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    errors = [run.communicate(timeout=600)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errors
+    assert export(tmp_path, "both") == reference[0]
+    assert stored(tmp_path, "both") == reference[1]
+    logs = "".join(p.read_text() for p in (tmp_path / "results/both/logs").glob("*.log"))
+    for method in ("late_fusion", "tmc"):
+        assert logs.count(f"trained {method} seed 0 in") == 1, logs
