@@ -165,6 +165,10 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
         plan.store.make_current(record)
     cache = CorruptionCache((cache_dir or default_cache_dir()) if use_cache else None)
     cache.check()
+    grid = plan.spec.grid
+    if plan.todo and (grid.reference or grid.against):
+        plan.store.save_settings({k: v for k, v in (("reference", grid.reference),
+                                                    ("against", grid.against)) if v})
     log = log_path(plan.store.root) if plan.todo else None
     reporter = Progress(len(plan.todo), len(plan.jobs_to_train()), log, quiet=not progress)
     if plan.todo:

@@ -40,8 +40,8 @@ study_option = click.option("--study", default="default", show_default=True,
                             help="study folder under --out")
 against_option = click.option(
     "--against", default=None, metavar="METHOD",
-    help=f"the method every other is tested against (▲/▼)  [default: {DEFAULT_AGAINST}, if "
-         "the study has it]")
+    help=f"the method every other is tested against (▲/▼)  [default: the study's grid's "
+         f"`against:`, else {DEFAULT_AGAINST} if the study has it]")
 device_option = click.option("--device", default="auto", show_default=True,
                              help="auto | cpu | cuda | cuda:N")
 set_option = click.option("--set", "assignments", multiple=True, metavar="SCOPE.KEY=VALUE",
@@ -614,7 +614,10 @@ def compare(study, out, method, against, out_dir, as_json) -> None:
     store = _existing_store(out, study)
     data = loader.load(store)
     loader.check_method(data, method, "--method")
-    against = loader.check_method(data, against or DEFAULT_AGAINST, "--against")
+    against = loader.against_for(data, against)
+    if against is None:
+        raise UsageError(f"--against: the study has no {DEFAULT_AGAINST!r}; name the method "
+                         f"to compare with (the study's methods: {', '.join(data.methods)})")
     if method == against:
         raise UsageError("--method and --against name the same method")
     corr = data.correctness()

@@ -9,6 +9,8 @@ Schema (every key optional except `conditions`):
     set: {raml.alpha: 0.5}        # like --set
     split: val                    # evaluate on the validation split (default: test), to
                                   # choose settings without looking at the test split
+    reference: late_fusion        # the study's mCE reference and the method every other
+    against: raml                 # is tested against (tables, reports, compare)
     conditions:
       clean: true
       corruptions:                # modality -> list of corruption names, "all" (the test
@@ -44,7 +46,7 @@ from rambench.errors import UsageError
 from rambench.schema import AVEvent, Clean, Condition, Corrupt, Drop, Mixed, RandomMissing
 
 TOP_KEYS = ("seeds", "methods", "epochs", "set", "conditions", "description",
-            "severity_scale", "tune", "split")
+            "severity_scale", "tune", "split", "reference", "against")
 # the splits a grid's conditions can be evaluated on (never the training split)
 SPLITS = tuple(sorted(set(DATASET_SPLITS) - {"train"}, reverse=True))
 TUNE_KEYS = ("lr", "seed")
@@ -68,6 +70,8 @@ class Grid:
     severity_scale: str | None = None  # imagenet | tinyimagenet | cifar | auto
     tune: dict[str, Any] | None = None  # {lr: [candidates] (default: x0.5, x1, x2), seed}
     split: str = "test"  # "val": choose settings on the validation split, never on test
+    reference: str | None = None  # the study's method normalising mCE (tables, reports)
+    against: str | None = None  # the study's method every other is tested against
 
     @property
     def hash(self) -> str:
@@ -169,6 +173,11 @@ def parse_grid(raw: Any, name: str, source: str) -> Grid:
             _fail(source, "severity_scale",
                   unknown_name_message("severity scale", str(scale), SCALE_CHOICES))
         grid.severity_scale = scale
+    for key in ("reference", "against"):
+        if key in raw:
+            if not isinstance(raw[key], str) or not raw[key]:
+                _fail(source, key, f"expected a method label; got {raw[key]!r}")
+            setattr(grid, key, raw[key])
     if "split" in raw:
         if raw["split"] not in SPLITS:
             _fail(source, "split", unknown_name_message("split", str(raw["split"]), SPLITS))

@@ -131,6 +131,16 @@ class Store:
     def checkpoint_path(self, job_key: str) -> Path:
         return self.checkpoints_dir / f"{job_key}.pt"
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The study's settings (`settings.json`: its reference and compared methods)."""
+        path = self.root / "settings.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def save_settings(self, values: dict[str, Any]) -> None:
+        atomic_write_bytes(self.root / "settings.json",
+                           json.dumps({**self.settings, **values}, indent=1).encode())
+
     def lock_path(self, job_key: str) -> Path:
         """The file lock of a job's training (`rambench.checkpoints.load_or_train`)."""
         folder = self.root / "locks"

@@ -297,3 +297,22 @@ def test_every_tested_column_tests_the_statistic_it_shows(fake, view):
             result = column.test("avdigits", method, "raml")
             shown = table.mean.loc[method, column.name] - table.mean.loc["raml", column.name]
             assert column.scale * result.diff == pytest.approx(shown, abs=1e-6), column.name
+
+
+def test_a_grid_sets_the_studys_reference_and_compared_method(tmp_path):
+    from tests.conftest import run_cli
+
+    grid = tmp_path / "g.yaml"
+    grid.write_text("reference: tmc\nagainst: late_fusion\nconditions:\n  clean: true\n"
+                    "  corruptions: {audio: [reverb]}\n  severities: [1]\n")
+    run_cli("run", "--method", "late_fusion", "--method", "tmc", "--grid", str(grid),
+            "--limit", "48", "--epochs", "1", "--study", "set", cwd=tmp_path)
+    shown = run_cli("table", "--study", "set", "--format", "json", cwd=tmp_path).stdout
+    table = json.loads(shown)
+    assert table["against"] == "late_fusion" and "relative to tmc" in table["title"]
+    mce = {c["row"]: c["mean"] for c in table["cells"] if c["column"] == "mCE"}
+    assert mce["tmc"] == pytest.approx(100.0)  # the reference's own mCE
+    assert all(c["p"] is None for c in table["cells"] if c["row"] == "late_fusion")
+    override = json.loads(run_cli("table", "--study", "set", "--format", "json", "--against",
+                                  "tmc", cwd=tmp_path).stdout)
+    assert override["against"] == "tmc"

@@ -5,7 +5,7 @@ The names the command line offers come from here, so a new view or figure is one
 # table views (`rambench.report.tables.build_table`) and their formats
 VIEWS = ("main", "corruption", "severity", "missing", "conditions", "leaderboard",
          "calibration", "redundancy")
-FORMATS = ("md", "latex", "csv", "html")
+FORMATS = ("md", "latex", "csv", "html", "json")
 # --metric name -> leaderboard column
 LEADERBOARD_METRICS = {
     "clean": "clean", "mpc": "mPC", "rpc": "rPC", "mce": "mCE", "rmce": "rel. mCE",

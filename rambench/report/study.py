@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -25,6 +25,7 @@ class Study:
     tidy: pd.DataFrame
     records: list[Record]
     stale: int = 0  # records of earlier code or settings, left out
+    settings: dict = field(default_factory=dict)  # the study's reference / against (grid)
 
     @property
     def notes(self) -> list[str]:
@@ -54,7 +55,7 @@ def load(store) -> Study:
         raise UsageError(f"study {store.study!r} has no results yet under {store.root}")
     with user_errors():
         scores(tidy)  # checks that every cell occurs once
-    return Study(store.study, tidy, records, len(index.stale))
+    return Study(store.study, tidy, records, len(index.stale), store.settings)
 
 
 def check_method(study: Study, name: str, option: str) -> str:
@@ -68,17 +69,21 @@ def check_method(study: Study, name: str, option: str) -> str:
 
 
 def against_for(study: Study, name: str | None) -> str | None:
-    """The method the others are tested against: a given name must exist; by default
-    `DEFAULT_AGAINST` when the study has it, else none (no marks)."""
+    """The method the others are tested against: a given name must exist; by default the
+    study's setting (its grid's `against:`), else `DEFAULT_AGAINST` when the study has it,
+    else none (no marks)."""
     if name is not None:
         return check_method(study, name, "--against")
-    return DEFAULT_AGAINST if DEFAULT_AGAINST in study.methods else None
+    default = study.settings.get("against", DEFAULT_AGAINST)
+    return default if default in study.methods else None
 
 
 def reference_for(study: Study, name: str | None) -> str:
     """The reference method: a given name must exist; the default may be absent (the
     normalised metrics are then left out, with a note)."""
-    return DEFAULT_REFERENCE if name is None else check_method(study, name, "--reference")
+    if name is None:
+        return study.settings.get("reference", DEFAULT_REFERENCE)
+    return check_method(study, name, "--reference")
 
 
 @contextmanager

@@ -735,7 +735,28 @@ def to_html(table: Table) -> str:
             f"</tbody></table>{notes}")
 
 
+def to_json(table: Table) -> str:
+    """Every cell as {row, column, mean, std, seeds, p, mark} in display units (p: the
+    paired test against `against`, null where none was made), with the title and legend."""
+    import json
+
+    def number(value):
+        return None if pd.isna(value) else float(value)
+
+    cells = [{"row": row, "column": col, "mean": number(table.mean.loc[row, col]),
+              "std": number(table.std.loc[row, col]),
+              "seeds": None if pd.isna(table.seeds.loc[row, col])
+              else int(table.seeds.loc[row, col]),
+              "p": number(table.p.loc[row, col]), "mark": table.mark.loc[row, col] or None}
+             for row in table.rows for col in table.columns]
+    return json.dumps({"title": table.title, "against": table.against,
+                       "higher_is_better": table.higher_is_better, "cells": cells,
+                       "legend": legend(table, "md")}, indent=1)
+
+
 def render(table: Table, fmt: str, label: str = "tab:results") -> str:
+    if fmt == "json":
+        return to_json(table)
     if fmt == "md":
         return to_markdown_table(table)
     if fmt == "latex":
