@@ -69,7 +69,7 @@ class Trained(NamedTuple):
 
 
 def load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
-                  progress: bool = True, force: bool = False) -> Trained:
+                  progress: bool = True, force: bool = False, on_epoch=None) -> Trained:
     """The trained method of `job` (a `rambench.plan.Job`) on `device`, how it trained and
     whether it was trained now. Raises TrainingError (naming the method and seed) if
     training fails.
@@ -88,13 +88,13 @@ def load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
                     job.method.label, job.seed)
         lock.acquire()
     try:
-        return _load_or_train(job, dataset, store, device, progress, force)
+        return _load_or_train(job, dataset, store, device, progress, force, on_epoch)
     finally:
         lock.release()
 
 
 def _load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
-                   progress: bool, force: bool) -> Trained:
+                   progress: bool, force: bool, on_epoch) -> Trained:
     cfg = TrainConfig(**job.train_config)
     method = build_method(job.method.cls, dataset, job.method.params, cfg, job.seed)
     path = store.checkpoint_path(job.key)
@@ -104,7 +104,7 @@ def _load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
         method.to(device)
         return Trained(method, TrainSummary(**checkpoint["training"]), False)
     try:
-        result = train(method, dataset, cfg, job.seed, device, progress)
+        result = train(method, dataset, cfg, job.seed, device, progress, on_epoch)
     except TrainingError as err:
         raise TrainingError(f"training {job.method.label} (seed {job.seed}) failed: {err}; "
                             "nothing was stored for it") from None

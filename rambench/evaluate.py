@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from corruptions import registry
-from rambench.datasets import Dataset, Split, to_batch
-from rambench.device import autocast, to_device
+from rambench.datasets import Batcher, Dataset, Split
+from rambench.device import autocast
 from rambench.methods import Method
 from rambench.provenance import code_version, device_description, git_commit, package_versions
 from rambench.schema import AV_FAMILY, AVEvent, MethodInfo, Predictions, Record
@@ -35,16 +35,18 @@ def predict(
     with replaced inputs (corrupted arrays) and `missing` masks (bool (N,) per modality,
     True = absent)."""
     method.eval()
+    batches = Batcher(split, kinds, device, inputs)
     out = []
     for start in range(0, len(split), batch_size):
         idx = np.arange(start, min(start + batch_size, len(split)))
-        batch = to_batch(split, kinds, idx, inputs)
+        batch = batches(idx)
         if missing:
-            batch = batch.with_missing({m: torch.from_numpy(v[idx]) for m, v in missing.items()})
+            batch = batch.with_missing({m: torch.from_numpy(v[idx]).to(device)
+                                        for m, v in missing.items()})
         with autocast(device):
-            logits = method(to_device(batch, device))
-        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-    return np.concatenate(out)
+            logits = method(batch)
+        out.append(torch.softmax(logits.float(), dim=1))
+    return torch.cat(out).cpu().numpy()  # one copy back to the host
 
 
 def accuracy(method: Method, split: Split, kinds: dict[str, str], device: torch.device,

@@ -83,8 +83,12 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
             progress.job_started(job.method.label, job.seed, loading=not (
                 force or not plan.store.checkpoint_path(job.key).exists()))
         try:
+            on_epoch = None if progress is None else (
+                lambda epoch, epochs, values, job=job: progress.epoch(
+                    job.method.label, job.seed, epoch, epochs, values))
             method, summary, trained = load_or_train(
-                job, dataset, plan.store, device, progress is not None and progress.live, force)
+                job, dataset, plan.store, device, progress is not None and progress.live, force,
+                on_epoch)
         except TrainingError as err:
             failures.append(str(err))
             if progress is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -16,8 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rambench.datasets import Dataset, to_batch
-from rambench.device import autocast, to_device
+from rambench.datasets import Batcher, Dataset
+from rambench.device import autocast
 from rambench.errors import TrainingError
 from rambench.evaluate import accuracy
 from rambench.methods import Method, MethodContext, optimiser_groups
@@ -113,9 +114,11 @@ def train(
     seed: int,
     device: torch.device,
     progress: bool = True,
+    on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train with the configured optimiser and schedule (AdamW + one-cycle by default; SGD +
-    step decay for the real datasets, as OGM-GE); keep the best validation epoch's weights."""
+    step decay for the real datasets, as OGM-GE); keep the best validation epoch's weights.
+    `on_epoch(epoch, epochs, values)` hears each epoch's history entry (progress lines)."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     order_rng = np.random.default_rng(seed)
@@ -131,31 +134,44 @@ def train(
     history: list[dict[str, float]] = []
     bar = tqdm(range(cfg.epochs), desc=f"train {type(method).__name__}", unit="epoch",
                disable=None if progress else True, leave=False)
+    batches = Batcher(train_split, kinds, device)
+    # on the CPU reading a loss costs nothing: check every step, and name the step; on a GPU
+    # the losses stay on the device, summed there, and are read once per epoch
+    sync_each_step = device.type == "cpu"
     epoch = 0
     for epoch in bar:
+        epoch_start = time.perf_counter()
         method.train()
         method.start_epoch(epoch, cfg.epochs)
-        totals: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
+        finite = torch.ones((), dtype=torch.bool, device=device)
         order = order_rng.permutation(len(train_split))
         for step, start_i in enumerate(range(0, len(order), cfg.batch_size)):
-            batch = to_device(to_batch(train_split, kinds, order[start_i:start_i + cfg.batch_size]),
-                             device)
+            batch = batches(order[start_i:start_i + cfg.batch_size])
             with autocast(device):
                 losses = method.training_loss(batch)
-            values = {name: float(value.detach()) for name, value in losses.items()}
-            if not math.isfinite(values["loss"]):
-                raise TrainingError(f"the loss is {values['loss']} at epoch {epoch + 1}, step "
-                                    f"{step + 1} (terms: {values})")
+            values = {name: value.detach().double() for name, value in losses.items()}
+            if sync_each_step and not math.isfinite(float(values["loss"])):
+                raise TrainingError(
+                    f"the loss is {float(values['loss'])} at epoch {epoch + 1}, step "
+                    f"{step + 1} (terms: { {k: float(v) for k, v in values.items()} })")
+            finite &= torch.isfinite(values["loss"])
             optimiser.zero_grad(set_to_none=True)
             losses["loss"].backward()
             optimiser.step()
             step_schedule()
             for name, value in values.items():
-                totals[name] = totals.get(name, 0.0) + value / steps_per_epoch
+                sums[name] = sums[name] + value if name in sums else value
+        if not bool(finite):
+            raise TrainingError(f"the loss became non-finite during epoch {epoch + 1}")
+        totals = {name: float(value) / steps_per_epoch for name, value in sums.items()}
         epoch_schedule()
         val_acc = accuracy(method, val_split, kinds, device, cfg.eval_batch_size)
         history.append({"epoch": epoch, "val_accuracy": val_acc,
-                        "lr": optimiser.param_groups[0]["lr"], **totals})
+                        "lr": optimiser.param_groups[0]["lr"], **totals,
+                        "seconds": time.perf_counter() - epoch_start})
+        if on_epoch is not None:
+            on_epoch(epoch, cfg.epochs, history[-1])
         if val_acc > best[0]:
             best = (val_acc, epoch, copy.deepcopy(method.state_dict()))
         bar.set_postfix(loss=f"{totals['loss']:.3f}", val=f"{val_acc:.3f}", best=f"{best[0]:.3f}")

@@ -1,3 +1,11 @@
-from rambench.datasets.base import SPLITS, Dataset, ModalitySpec, Split, datasets, to_batch
+from rambench.datasets.base import (
+    SPLITS,
+    Batcher,
+    Dataset,
+    ModalitySpec,
+    Split,
+    datasets,
+    to_batch,
+)
 
-__all__ = ["SPLITS", "Dataset", "ModalitySpec", "Split", "datasets", "to_batch"]
+__all__ = ["SPLITS", "Batcher", "Dataset", "ModalitySpec", "Split", "datasets", "to_batch"]

@@ -63,15 +63,66 @@ datasets: Registry[type[Dataset]] = Registry(
     "dataset", ["rambench.datasets.avdigits", "rambench.datasets.real"])
 
 
+def _as_float(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """Raw rows as the encoders' input: images uint8 (N, [T,] H, W, C) -> float
+    (N, [T,] C, H, W) in [0, 1]; audio as float32."""
+    if kind == "image":
+        return x.movedim(-1, -3).float().div_(255.0)
+    return x.float()
+
+
 def to_batch(split: Split, kinds: dict[str, str], idx: np.ndarray, inputs=None) -> Batch:
     """Rows `idx` of `split` (or of the replacement `inputs` arrays) as a float Batch."""
     arrays = inputs if inputs is not None else split.inputs
-    tensors = {}
-    for m, kind in kinds.items():
-        x = torch.from_numpy(np.ascontiguousarray(arrays[m][idx]))
-        if kind == "image":  # uint8 (N, [T,] H, W, C) -> float (N, [T,] C, H, W) in [0, 1]
-            x = x.movedim(-1, -3).float().div_(255.0)
-        tensors[m] = x.float()
+    tensors = {m: _as_float(torch.from_numpy(np.ascontiguousarray(arrays[m][idx])), kind)
+               for m, kind in kinds.items()}
     n = len(idx)
     present = {m: torch.ones(n, dtype=torch.bool) for m in kinds}
     return Batch(tensors, present, torch.from_numpy(split.y[idx]), torch.from_numpy(idx))
+
+
+RESIDENT_SHARE = 0.5  # upload a split whole when it takes under this share of free memory
+
+
+class Batcher:
+    """Batches of a split (or of replacement `inputs` arrays), as `to_batch` makes them, on
+    `device`.
+
+    Resident (by default on a CUDA device whose free memory holds the arrays several times
+    over): the raw arrays are uploaded once as they are (uint8 frames stay uint8, a
+    quarter of float32) and a batch is an index on the device, converted there. Otherwise
+    a batch is built on the CPU (in pinned memory on CUDA) and copied without blocking.
+    Inputs drawn anew each epoch (clips with `reseed`) are never resident. Both paths give
+    identical values: `resident=True` works on the CPU too, which is how tests check it."""
+
+    def __init__(self, split: Split, kinds: dict[str, str], device: torch.device,
+                 inputs: dict[str, np.ndarray] | None = None, resident: bool | None = None):
+        self.split, self.kinds, self.device = split, kinds, device
+        self.arrays = inputs if inputs is not None else split.inputs
+        if any(hasattr(a, "reseed") for a in self.arrays.values()):
+            resident = False
+        elif resident is None:
+            resident = device.type == "cuda" and sum(
+                np.asarray(a).nbytes for a in self.arrays.values()) < RESIDENT_SHARE * \
+                torch.cuda.mem_get_info(device)[0]
+        self.resident = resident
+        if resident:
+            self.tensors = {m: torch.from_numpy(np.ascontiguousarray(self.arrays[m]))
+                            .to(device) for m in kinds}
+            self.y = torch.from_numpy(split.y).to(device)
+
+    def __call__(self, idx: np.ndarray) -> Batch:
+        from rambench.device import to_device
+
+        if not self.resident:
+            batch = to_batch(self.split, self.kinds, idx, self.arrays)
+            if self.device.type == "cuda":
+                batch.inputs = {m: x.pin_memory() for m, x in batch.inputs.items()}
+            return to_device(batch, self.device)
+        index = torch.from_numpy(np.asarray(idx)).to(self.device)
+        tensors = {m: _as_float(self.tensors[m].index_select(0, index), kind)
+                   for m, kind in self.kinds.items()}
+        present = {m: torch.ones(len(idx), dtype=torch.bool, device=self.device)
+                   for m in self.kinds}
+        return to_device(Batch(tensors, present, self.y.index_select(0, index), index),
+                         self.device)
