@@ -30,12 +30,14 @@ def predict(
     batch_size: int = 256,
     inputs: dict[str, np.ndarray] | None = None,
     missing: dict[str, np.ndarray] | None = None,
+    batches: Batcher | None = None,
 ) -> np.ndarray:
     """Class probabilities (N, classes), float32, for every sample of `split`, optionally
     with replaced inputs (corrupted arrays) and `missing` masks (bool (N,) per modality,
-    True = absent)."""
+    True = absent). `batches`: a Batcher of these inputs to share between methods (on a GPU
+    they are then uploaded once for all)."""
     method.eval()
-    batches = Batcher(split, kinds, device, inputs)
+    batches = batches or Batcher(split, kinds, device, inputs)
     out = []
     for start in range(0, len(split), batch_size):
         idx = np.arange(start, min(start + batch_size, len(split)))

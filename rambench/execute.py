@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 
 from rambench.cache import CorruptionCache
 from rambench.checkpoints import load_or_train
+from rambench.datasets import Batcher
 from rambench.errors import TrainingError
 from rambench.evaluate import cell_record, predict
 from rambench.plan import Cell, Job, Plan
@@ -110,11 +111,12 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
         inputs = build_test_inputs(dataset, test, cells[0].condition, unit.seed, data_key,
                                    spec.corruption_backend, device, cache)
         corrupt_seconds = time.perf_counter() - start
+        batches = Batcher(test, kinds, device, inputs.inputs)  # shared by every method
         for cell in cells:
             method, training = models[cell.job.key]
             t0 = time.perf_counter()
             probabilities = predict(method, test, kinds, device, spec.train.eval_batch_size,
-                                    inputs=inputs.inputs, missing=inputs.missing)
+                                    missing=inputs.missing, batches=batches)
             record = cell_record(cell, plan.store.study, dataset, probabilities, test.y,
                                  inputs.missing, training, spec.corruption_backend, spec.grid,
                                  device, corrupt_seconds + time.perf_counter() - t0)
