@@ -58,7 +58,8 @@ def accuracy(method: Method, split: Split, kinds: dict[str, str], device: torch.
 
 def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
                 labels: np.ndarray, missing: dict[str, np.ndarray], training: TrainSummary,
-                backend: str, grid, device: torch.device, seconds: float) -> Record:
+                backend: str, grid, device: torch.device, seconds: float,
+                split: str = "test") -> Record:
     """The record of one evaluated cell (`cell`: a `rambench.plan.Cell`)."""
     job, condition = cell.job, cell.condition
     predictions = Predictions.from_probabilities(probabilities, labels)
@@ -80,7 +81,7 @@ def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
         corruption_family="+".join(dict.fromkeys(families)) or None,
         corruption_backend=backend, metrics={"accuracy": float(correct.mean())},
         n=int(correct.size), correct=correct, predictions=predictions, details=details,
-        train_config=job.train_config,
+        train_config=job.train_config, split=split,
         provenance={
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "code_version": code_version(), "git_commit": git_commit(),

@@ -8,7 +8,6 @@ nodes implements the same `map`.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -119,8 +118,8 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
                                     missing=inputs.missing, batches=batches)
             record = cell_record(cell, plan.store.study, dataset, probabilities, test.y,
                                  inputs.missing, training, spec.corruption_backend, spec.grid,
-                                 device, corrupt_seconds + time.perf_counter() - t0)
-            record = dataclasses.replace(record, split=spec.split)
+                                 device, corrupt_seconds + time.perf_counter() - t0,
+                                 spec.split)
             plan.store.write(record)
             written.append(record)
             if on_record is not None:
