@@ -135,7 +135,9 @@ def test_smoke_run_prints_table_resumes_and_exports(smoke_study):
     assert ", 0 to do" in again
     rows = export_rows(folder, "straight")
     assert {r["method"] for r in rows} == {"raml", "late_fusion"}
-    assert len(rows) == 2 * 13
+    # one row per cell and metric: accuracy, and calibration and F1 from the predictions
+    assert {r["metric"] for r in rows} == {"accuracy", "ece", "nll", "brier", "macro_f1"}
+    assert len(rows) == 2 * 13 * 5
     assert {"dataset", "method_family", "family", "seed", "condition", "condition_kind",
             "test_modality", "modality_kind", "corruption", "corruption_family", "severity",
             "missing_pattern", "missing_rate", "metric", "value", "n", "higher_is_better",

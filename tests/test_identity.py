@@ -182,7 +182,8 @@ def test_editing_a_file_plugin_reruns_it_and_reuse_stale_keeps_old_results(tmp_p
     assert "stale: mine:MeanFusion (2 results of earlier code" in listing
     export = tmp_path / "e.csv"
     run_cli("export", "--to", str(export), cwd=tmp_path)
-    assert len(export.read_text().splitlines()) == 1 + 4  # current results only
+    # current results only: 4 cells x 5 metrics (accuracy, ece, nll, brier, macro_f1)
+    assert len(export.read_text().splitlines()) == 1 + 4 * 5
     table = run_cli("table", cwd=tmp_path)
     assert "note: 2 stale results (of earlier code or settings) are left out" in table.stderr
     assert table.stdout.count("| mine:MeanFusion |") == 1
