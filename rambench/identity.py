@@ -122,6 +122,17 @@ CORRUPTION_FILES[("audio", "torch")] = (*CORRUPTION_FILES[("audio", "reference")
                                         "corruptions/torch_audio.py", "corruptions/_torch_ops.py")
 
 
+# The code that turns a condition into test inputs, whatever the condition: per-sample seeds,
+# which samples a mixed or random-missing condition selects, batching into the backends.
+TEST_INPUT_FILES = ("rambench/test_inputs.py", "corruptions/backends.py",
+                    "corruptions/missing.py")
+
+
+def test_inputs_hash() -> str:
+    """A hash of `TEST_INPUT_FILES`: part of every data key (clean and missing cells too)."""
+    return _hash_files([PACKAGE_ROOT / f for f in TEST_INPUT_FILES])
+
+
 def corruption_code_hash(kind: str, backend: str) -> str:
     """A hash of the code that corrupts data of `kind` ("image", "audio", "av") on `backend`."""
     files = CORRUPTION_FILES.get((kind, backend)) or CORRUPTION_FILES[(kind, "reference")]

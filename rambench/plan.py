@@ -19,7 +19,7 @@ from corruptions.backends import backend_id
 from rambench.config import MethodSpec, StudySpec
 from rambench.datasets.limited import is_limited
 from rambench.errors import UsageError
-from rambench.identity import corruption_code_hash, harness_fingerprint
+from rambench.identity import corruption_code_hash, harness_fingerprint, test_inputs_hash
 from rambench.schema import AVEvent, Condition, Record
 from rambench.store import Store
 
@@ -64,6 +64,7 @@ class Cell:
     condition: Condition
     backends: dict[str, str] = field(hash=False, default_factory=dict)  # corruption -> backend
     split: str = "test"  # or "val" (grids that choose settings)
+    inputs_code: str = ""  # hash of the code that builds test inputs (identity)
 
     @property
     def data_key(self) -> str:
@@ -72,6 +73,7 @@ class Cell:
         return content_key({
             "dataset": [self.job.dataset, self.job.dataset_version], "seed": self.job.seed,
             "condition": self.condition.to_json(), "backends": self.backends, **split,
+            "inputs_code": self.inputs_code,
         })
 
     @property
@@ -205,14 +207,15 @@ def make_cells(spec: StudySpec) -> Iterator[Cell]:
 
     kinds = {m: s.kind for m, s in spec.dataset.modalities.items()}
     conditions = spec.conditions()
-    harness = harness_fingerprint()
+    harness, inputs_code = harness_fingerprint(), test_inputs_hash()
     for seed in spec.seeds:
         for method in spec.methods:
             job = Job(spec.dataset.name, spec.dataset.version, method,
                       dataclasses.asdict(spec.train_config(method)), seed, harness)
             for cond in conditions:
                 yield Cell(job, cond, condition_backends(cond, kinds, spec.corruption_backend,
-                                                         spec.device), spec.split)
+                                                         spec.device), spec.split,
+                           inputs_code)
 
 
 def make_plan(spec: StudySpec, store: Store, force: bool = False,

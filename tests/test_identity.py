@@ -210,3 +210,16 @@ def test_corrupted_data_keys_carry_the_corruption_code(monkeypatch):
     monkeypatch.setitem(identity.CORRUPTION_FILES, ("audio", "reference"),
                         ("corruptions/scales.py",))
     assert identity.corruption_code_hash("audio", "reference") != hashes["audio", "reference"]
+
+
+def test_every_module_that_shapes_test_inputs_is_in_a_data_key():
+    """A corruption module, or the code that turns conditions into inputs (seeds, masks,
+    batching), that no data key hashes would let a changed test set reuse old results."""
+    from rambench import identity
+
+    hashed = {f for files in identity.CORRUPTION_FILES.values() for f in files}
+    hashed |= set(identity.TEST_INPUT_FILES)
+    modules = {f"corruptions/{p.name}" for p in (identity.PACKAGE_ROOT / "corruptions").glob(
+        "*.py")} - {"corruptions/__init__.py", "corruptions/registry.py"}
+    assert modules <= hashed, sorted(modules - hashed)
+    assert "rambench/test_inputs.py" in hashed
