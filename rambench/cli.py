@@ -461,11 +461,14 @@ def export(study, out, fmt, target, per_sample) -> None:
 @click.option("--reference", default=None,
               help="method that normalises mCE  [default: late_fusion]")
 @against_option
+@click.option("--score", type=click.Choice(["accuracy", "macro_f1"]), default="accuracy",
+              show_default=True,
+              help="the per-cell score the views average (macro_f1 for unbalanced classes)")
 @click.option("--transpose", is_flag=True,
               help="columns as rows (e.g. corruptions down the page): for wide tables")
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
               help="write to this file instead of printing")
-def table(study, out, fmt, view, reference, against, transpose, target) -> None:
+def table(study, out, fmt, view, reference, against, score, transpose, target) -> None:
     """Print a results table: mean ± std over seeds, best bold, ▲/▼ where a method differs
     significantly from --against."""
     from rambench.report import study as loader
@@ -476,7 +479,7 @@ def table(study, out, fmt, view, reference, against, transpose, target) -> None:
     with loader.user_errors():
         result = build_table(view, data.tidy, data.correctness(),
                              loader.reference_for(data, reference),
-                             loader.against_for(data, against))
+                             loader.against_for(data, against), score=score)
     if transpose:
         result = result.transposed()
     text = render(result, fmt, label=f"tab:{study}-{view}")

@@ -316,3 +316,16 @@ def test_a_grid_sets_the_studys_reference_and_compared_method(tmp_path):
     override = json.loads(run_cli("table", "--study", "set", "--format", "json", "--against",
                                   "tmc", cwd=tmp_path).stdout)
     assert override["against"] == "tmc"
+
+
+def test_tables_can_average_macro_f1_instead_of_accuracy(fake):
+    from rambench.metrics.cell import macro_f1
+
+    table = tables.build_table("main", fake["tidy"], fake["corr"], score="macro_f1")
+    assert table.title.startswith("macro-F1 (%)") and not table.tested
+    clean = [macro_f1(r.predictions.labels, r.predictions.predicted) for r in fake["records"]
+             if r.method.label == "tmc" and r.condition.kind == "clean"]
+    assert table.mean.loc["tmc", "clean"] == pytest.approx(100 * np.mean(clean))
+    assert any("macro-F1, not accuracy" in n for n in table.notes)
+    with pytest.raises(ValueError, match="unknown score"):
+        tables.build_table("main", fake["tidy"], score="f2")

@@ -538,10 +538,24 @@ def redundancy_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     return table
 
 
+SCORES = ("accuracy", "macro_f1")  # per-cell scores the accuracy views can average
+
+
 def build_table(view: str, tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
                 reference: str = metrics.DEFAULT_REFERENCE, against: str | None = AGAINST,
-                sort_by: str = "mpc") -> Table:
-    """The table of one view (see the module docstring)."""
+                sort_by: str = "mpc", score: str = "accuracy") -> Table:
+    """The table of one view (see the module docstring). `score="macro_f1"` builds the
+    accuracy views from each cell's macro-F1 instead (for unbalanced classes); its columns
+    are not tested (the paired bootstrap resamples correctness, which is accuracy's)."""
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; choose from {', '.join(SCORES)}")
+    notes = []
+    if score != "accuracy" and view not in ("calibration", "redundancy"):
+        label = metrics.CELL_METRICS[score].label
+        others = tidy[tidy["metric"] != "accuracy"]
+        tidy = pd.concat([tidy[tidy["metric"] == score].assign(metric="accuracy"), others])
+        corr, against = None, None
+        notes = [f"every value is the cells' {label}, not accuracy; no significance marks"]
     builders = {"main": main_table, "corruption": corruption_table, "severity": severity_table,
                 "missing": missing_table, "conditions": conditions_table,
                 "calibration": calibration_table, "redundancy": redundancy_table}
@@ -551,7 +565,10 @@ def build_table(view: str, tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
         table = builders[view](tidy, corr, reference, against)
     else:
         raise ValueError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
-    table.notes = metrics.training_notes(tidy) + metrics.coverage_notes(tidy) + table.notes
+    table.notes = (metrics.training_notes(tidy) + metrics.coverage_notes(tidy) + notes
+                   + table.notes)
+    if score != "accuracy" and notes:
+        table.title = table.title.replace("Accuracy", metrics.CELL_METRICS[score].label)
     return table
 
 
