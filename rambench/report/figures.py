@@ -54,11 +54,6 @@ def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
-def _mean_curve(frame: pd.DataFrame, x: str) -> pd.Series:
-    """Mean over seeds of the per-seed score at each x."""
-    return frame.groupby(x)["score"].mean().sort_index()
-
-
 def _curve_with_band(points: pd.DataFrame, clean: pd.DataFrame, x: str, at_clean: float
                      ) -> tuple[pd.Series, pd.Series]:
     """(mean, std over seeds) of the score at each x, the clean score at x = `at_clean`
