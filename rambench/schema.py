@@ -21,8 +21,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rambench.metrics.cell import CELL_METRICS, cell_values
-
 SCHEMA_VERSION = 2
 
 # ------------------------------------------------------------------------------ conditions
@@ -414,6 +412,8 @@ class Record:
             "modality_kind": self.modality_kind, "corruption_family": self.corruption_family,
             **c.axes(),
         }
+        from rambench.metrics.cell import CELL_METRICS, cell_values  # metrics read schemas
+
         tail = {"n": self.n, "split": self.split,
                 "corruption_backend": self.corruption_backend, "key": self.key,
                 "code_version": self.provenance.get("code_version"),

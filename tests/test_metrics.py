@@ -10,6 +10,7 @@ from rambench.schema import Clean, Corrupt, RandomMissing, make_record
 from rambench.store import tidy_frame
 
 REF = "late_fusion"
+CLEAN_SPEC = metrics.SPECS["clean"]
 KIND = {"visual": "image", "audio": "audio"}
 FAMILY = {"fog": "weather", "reverb": "room"}
 
@@ -228,16 +229,16 @@ def corr_frame(a: np.ndarray, b: np.ndarray, seeds=(0,)):
 def test_paired_bootstrap_difference_ci_and_p():
     rng = np.random.default_rng(1)
     b = rng.random(400) < 0.7
-    same = st.paired_bootstrap(corr_frame(b, b), "a", "b")
+    same = st.paired_bootstrap(corr_frame(b, b), "a", "b", CLEAN_SPEC)
     assert same.diff == 0 and same.p == 1.0
     a = b.copy()
     a[np.flatnonzero(~b)[:40]] = True  # 40 more correct samples out of 400: +10 points
-    better = st.paired_bootstrap(corr_frame(a, b, seeds=(0, 1)), "a", "b")
+    better = st.paired_bootstrap(corr_frame(a, b, seeds=(0, 1)), "a", "b", CLEAN_SPEC)
     assert better.diff == pytest.approx(0.10)
     assert better.low > 0 and better.p < 0.01 and better.seeds == 2 and better.cells == 2
-    worse = st.paired_bootstrap(corr_frame(b, a), "a", "b")
+    worse = st.paired_bootstrap(corr_frame(b, a), "a", "b", CLEAN_SPEC)
     assert worse.diff == pytest.approx(-0.10) and worse.high < 0
-    none = st.paired_bootstrap(corr_frame(a, b), "a", "zzz")
+    none = st.paired_bootstrap(corr_frame(a, b), "a", "zzz", CLEAN_SPEC)
     assert none.cells == 0 and np.isnan(none.p)
 
 
@@ -304,11 +305,11 @@ def _hits(rate, n=500, seed=0):
 
 def test_paired_bootstrap_of_identical_methods_gives_p_one_and_finds_a_planted_difference():
     same = _correctness(("a", 0, _hits(0.7)), ("b", 0, _hits(0.7)))
-    result = st.paired_bootstrap(same, "a", "b")
+    result = st.paired_bootstrap(same, "a", "b", CLEAN_SPEC)
     assert result.diff == 0 and result.p == 1
     planted = _correctness(*[(m, s, _hits(rate, seed=s)) for s in (0, 1, 2)
                              for m, rate in (("a", 0.8), ("b", 0.6))])
-    found = st.paired_bootstrap(planted, "a", "b")
+    found = st.paired_bootstrap(planted, "a", "b", CLEAN_SPEC)
     assert found.diff == pytest.approx(0.2) and found.p < 0.01 and found.seeds == 3
     assert found.low > 0.1
 
@@ -319,10 +320,10 @@ def test_a_difference_that_flips_sign_between_seeds_is_not_significant():
     units = [("a", 0, _hits(0.8)), ("b", 0, _hits(0.5, seed=1)),
              ("a", 1, _hits(0.5, seed=2)), ("b", 1, _hits(0.65, seed=3))]
     corr = _correctness(*units)
-    result = st.paired_bootstrap(corr, "a", "b")
+    result = st.paired_bootstrap(corr, "a", "b", CLEAN_SPEC)
     assert result.diff == pytest.approx(0.075) and result.seeds == 2
     assert result.p > 0.2 and result.low < 0 < result.high
-    one_seed = st.paired_bootstrap(corr[corr["seed"] == 0], "a", "b")
+    one_seed = st.paired_bootstrap(corr[corr["seed"] == 0], "a", "b", CLEAN_SPEC)
     assert one_seed.p < 0.01  # one seed: test-sample noise only
 
 
@@ -347,3 +348,61 @@ def test_a_rounding_residue_of_zero_is_not_a_denominator():
     fog = rel[(rel["method"] == "m") & (rel["corruption"] == "fog")].iloc[0]
     assert np.isnan(fog["value"]) and "denominator is 0 <= 0" in fog["note"]
     assert "seed 0" in fog["note"] and "'m'" not in fog["note"]
+
+
+# --------------------------------------------------------- every spec, three ways at once
+
+def _spec_study(rates: dict[str, tuple[float, float]], seeds=(0, 1), n=400):
+    """Records of every condition kind for methods whose per-sample correctness is drawn at
+    a clean rate minus a drop per condition times the method's factor, `rates[method]` =
+    (clean rate, factor) (so cells differ and errors grow with severity)."""
+    from rambench.schema import AVEvent, Drop, Mixed
+
+    conditions = [(CLEAN, 0.0), (Corrupt("visual", "fog", 1), .05), (Corrupt("visual", "fog", 3),
+                  .15), (Corrupt("audio", "reverb", 1), .1), (Corrupt("audio", "reverb", 3), .2),
+                  (AVEvent("rain", 2, ("visual", "audio")), .12), (Drop("visual"), .25),
+                  (RandomMissing(0.2), .05), (RandomMissing(0.6), .18),
+                  (Mixed((("visual", "fog"), ("audio", "reverb")), 3), .1)]
+    records = []
+    for seed in seeds:
+        for m, (method, (rate, factor)) in enumerate(rates.items()):
+            for c, (condition, drop) in enumerate(conditions):
+                rng = np.random.default_rng([seed, m, c])
+                correct = rng.random(n) < rate - factor * drop
+                records.append(make_record(
+                    key=f"{method}-{seed}-{c}", method=method, seed=seed, condition=condition,
+                    correct=correct, modality_kind=KIND.get(condition.axes()["test_modality"]),
+                    corruption_family=FAMILY.get(condition.axes()["corruption"])))
+    return records
+
+
+@pytest.mark.parametrize("key", list(metrics.SPECS))
+def test_every_spec_point_estimate_bootstrap_and_paired_test_agree(key):
+    spec = metrics.SPECS[key]
+    records = _spec_study({REF: (0.8, 1.5), "a": (0.9, 1.0), "twin": (0.9, 1.0),
+                           "worse": (0.75, 2.0)})
+    # "twin" gets a's exact predictions: an identical method
+    a = {(r.seed, r.condition.label): r for r in records if r.method.name == "a"}
+    records = [make_record(**{**r.__dict__, "key": r.key, "correct": a[(r.seed,
+                              r.condition.label)].correct, "metrics": a[(r.seed,
+                              r.condition.label)].metrics}) if r.method.name == "twin" else r
+               for r in records]
+    tidy = tidy_frame(records)
+    corr = st.correctness(records)
+    reference = REF if spec.needs_reference else None
+    per_seed = spec.per_seed(tidy, reference)
+    # the table's value (mean over seeds of the per-seed value) is the bootstrap's point
+    for method in ("a", "worse"):
+        table_value = per_seed[per_seed["method"] == method]["value"].mean()
+        boot = st.bootstrap(spec, corr, method, reference=reference)
+        assert boot["value"].item() == pytest.approx(table_value, abs=1e-12)
+        assert boot["low"].item() <= table_value <= boot["high"].item()
+    # identical methods: no difference, p = 1
+    same = st.paired_bootstrap(corr, "a", "twin", spec, reference=reference)
+    assert same.diff == 0 and same.p == 1
+    # a planted difference (15 points lower clean, twice the drop under every condition)
+    planted = st.paired_bootstrap(corr, "a", "worse", spec, reference=reference)
+    difference = (per_seed[per_seed["method"] == "a"]["value"].mean()
+                  - per_seed[per_seed["method"] == "worse"]["value"].mean())
+    assert planted.diff == pytest.approx(difference, abs=1e-12)
+    assert planted.p < 0.05 and (planted.diff > 0) == spec.higher_is_better

@@ -1,45 +1,46 @@
-"""Metrics, each defined once: per-cell metrics from stored predictions (`cell`), robustness
-summaries over the tidy results table (`robustness`), and the redundancy gap against the
-unimodal references (`redundancy`)."""
+"""Metrics, each defined once: per-cell metrics from stored predictions (`cell`), every
+robustness summary as a `MetricSpec` (`specs`: the point estimate, bootstrap interval and
+paired test all evaluate its one statistic), named summaries over the tidy results table
+(`robustness`), and the redundancy gap against the unimodal references (`redundancy`)."""
 
 from rambench.metrics.cell import CELL_METRICS, CellMetric, cell_values
 from rambench.metrics.redundancy import redundancy_gap, unimodal_references
 from rambench.metrics.robustness import (
-    CELL,
-    CORRUPTION,
-    DEFAULT_REFERENCE,
-    UNIT,
     DuplicateCellError,
-    MissingReferenceError,
     clean_accuracy,
     corruption_errors,
     coverage_notes,
     effective_robustness,
-    group_score,
     mce,
     mean_value,
-    missing_auc_weights,
     missing_rate_auc,
     mpc,
-    mpc_weights,
     notes,
     relative_mce,
     rpc,
     scores,
     severity_auc,
-    severity_auc_weights,
     summarise,
     training_notes,
+)
+from rambench.metrics.specs import (
+    CELL,
+    CORRUPTION,
+    DEFAULT_REFERENCE,
+    MPC,
+    SPECS,
+    UNIT,
+    MetricSpec,
+    MissingReferenceError,
     trapezoid_area,
     trapezoid_weights,
 )
 
 __all__ = [
-    "CELL", "CELL_METRICS", "CORRUPTION", "DEFAULT_REFERENCE", "UNIT", "CellMetric",
-    "DuplicateCellError", "MissingReferenceError", "cell_values", "clean_accuracy",
-    "corruption_errors", "coverage_notes", "effective_robustness", "group_score", "mce",
-    "mean_value", "missing_auc_weights", "missing_rate_auc", "mpc", "mpc_weights", "notes",
-    "redundancy_gap", "relative_mce", "rpc", "scores", "severity_auc", "severity_auc_weights",
-    "summarise", "training_notes", "trapezoid_area", "trapezoid_weights",
-    "unimodal_references",
+    "CELL", "CELL_METRICS", "CORRUPTION", "DEFAULT_REFERENCE", "MPC", "SPECS", "UNIT",
+    "CellMetric", "DuplicateCellError", "MetricSpec", "MissingReferenceError", "cell_values",
+    "clean_accuracy", "corruption_errors", "coverage_notes", "effective_robustness", "mce",
+    "mean_value", "missing_rate_auc", "mpc", "notes", "redundancy_gap", "relative_mce", "rpc",
+    "scores", "severity_auc", "summarise", "training_notes", "trapezoid_area",
+    "trapezoid_weights", "unimodal_references",
 ]

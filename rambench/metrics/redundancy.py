@@ -18,13 +18,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rambench.metrics.robustness import (
-    UNIT,
-    MissingReferenceError,
-    _corruption_mean,
-    _finish,
-    scores,
-)
+from rambench.metrics.robustness import UNIT, MissingReferenceError, scores
+from rambench.metrics.specs import MPC, SPECS
 
 KINDS = ("corruption", "drop")  # the condition kinds that degrade one modality
 
@@ -52,9 +47,7 @@ def redundancy_gap(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame
     study lacks it."""
     rows = scores(tidy, metric)
     cells = rows[rows["condition_kind"].isin(KINDS)].copy()
-    if cells.empty:
-        return _finish(pd.DataFrame(columns=[*UNIT, "test_modality", "condition_kind",
-                                             "value"]), ["test_modality", "condition_kind"])
+    empty = pd.DataFrame(columns=[*UNIT, "test_modality", "condition_kind", "value", "note"])
     references = unimodal_references(list(rows["method"].unique()))
     parts = []
     for (dataset, modality), part in cells.groupby(["dataset", "test_modality"], sort=True):
@@ -80,16 +73,14 @@ def redundancy_gap(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame
         merged["gap"] = merged["score"] - merged["score_ref"]
         parts.append(merged)
     if not parts:
-        return _finish(pd.DataFrame(columns=[*UNIT, "test_modality", "condition_kind",
-                                             "value"]), ["test_modality", "condition_kind"])
+        return empty
     gaps = pd.concat(parts, ignore_index=True)
-    out = []
-    corrupted = gaps[gaps["condition_kind"] == "corruption"]
-    if not corrupted.empty:
-        out.append(_corruption_mean(corrupted, "gap", "modality")
-                   .assign(condition_kind="corruption"))
-    dropped = gaps[gaps["condition_kind"] == "drop"]
-    if not dropped.empty:
-        out.append(dropped.groupby([*UNIT, "test_modality"], as_index=False)["gap"].mean()
-                   .rename(columns={"gap": "value"}).assign(condition_kind="drop", note=""))
-    return _finish(pd.concat(out, ignore_index=True), ["test_modality", "condition_kind"])
+    # a difference of weighted means is the weighted mean of the differences: corruptions
+    # as mPC averages them, dropped cells alike
+    out = [spec.evaluate(gaps[gaps["condition_kind"] == kind], ["test_modality"],
+                         column="gap").assign(condition_kind=kind)
+           for kind, spec in (("corruption", MPC), ("drop", SPECS["missing"]))
+           if (gaps["condition_kind"] == kind).any()]
+    frame = pd.concat(out, ignore_index=True)[empty.columns]
+    return frame.sort_values([*UNIT, "test_modality", "condition_kind"],
+                             kind="stable").reset_index(drop=True)

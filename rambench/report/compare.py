@@ -16,25 +16,26 @@ import pandas as pd
 
 from rambench import metrics
 from rambench import stats as st
-from rambench.schema import MISSING_KINDS
 
 
-def condition_groups(corr: pd.DataFrame) -> list[tuple[str, object, st.Weighting]]:
-    """(name, selector, weighting) for clean, each corrupted modality, missing and mixed."""
-    groups: list[tuple[str, object, st.Weighting]] = [
-        ("clean", lambda f: f["condition_kind"] == "clean", "equal")]
+def condition_groups(corr: pd.DataFrame) -> list[tuple[str, st.Select | None,
+                                                      metrics.MetricSpec]]:
+    """(name, selector, metric spec) for clean, each corrupted modality, AV events, missing
+    and mixed."""
+    specs = metrics.SPECS
+    groups: list[tuple[str, st.Select | None, metrics.MetricSpec]] = [
+        ("clean", None, specs["clean"])]
     corrupted_cells = corr[corr["condition_kind"] == "corruption"]
     kinds = corrupted_cells[["test_modality", "modality_kind"]].drop_duplicates()
     for modality, kind in sorted(kinds.itertuples(index=False),
                                  key=lambda p: (p[1] != "image", p[0])):
         def corrupted(f, modality=modality):
-            return (f["condition_kind"] == "corruption") & (f["test_modality"] == modality)
+            return f["test_modality"] == modality
 
         name = kind if (kinds["modality_kind"] == kind).sum() == 1 else f"{kind} ({modality})"
-        groups.append((name, corrupted, "mpc"))
-    groups.append(("AV", lambda f: f["condition_kind"] == "av", "equal"))
-    groups.append(("missing", lambda f: f["condition_kind"].isin(MISSING_KINDS), "equal"))
-    groups.append(("mixed", lambda f: f["condition_kind"] == "mixed", "equal"))
+        groups.append((name, corrupted, metrics.MPC))
+    groups += [("AV", None, specs["av"]), ("missing", None, specs["missing"]),
+               ("mixed", None, specs["mixed"])]
     return groups
 
 
@@ -43,11 +44,11 @@ def compare_groups(tidy: pd.DataFrame, corr: pd.DataFrame, method: str,
     """One row per condition group both methods have: diff, low, high, p (bootstrap),
     wilcoxon_p, rank_biserial, pairs, seeds. Differences are fractions of accuracy."""
     rows = []
-    for name, select, weighting in condition_groups(corr):
-        paired = st.paired_bootstrap(corr, method, against, select, weighting)
+    for name, select, spec in condition_groups(corr):
+        paired = st.paired_bootstrap(corr, method, against, spec, select)
         if paired.cells == 0:
             continue
-        test = st.wilcoxon_cells(tidy, method, against, select)
+        test = st.wilcoxon_cells(tidy, method, against, spec, select)
         rows.append({"group": name, "diff": paired.diff, "low": paired.low,
                      "high": paired.high, "p": paired.p, "wilcoxon_p": test.p,
                      "rank_biserial": test.rank_biserial, "pairs": paired.cells,
@@ -58,9 +59,8 @@ def compare_groups(tidy: pd.DataFrame, corr: pd.DataFrame, method: str,
 
 def per_corruption(corr: pd.DataFrame, method: str, against: str) -> pd.DataFrame:
     """Paired bootstrap per (modality, corruption), over its severities and the seeds."""
-    return st.paired_bootstrap_by(corr, method, against,
-                                  [*metrics.CORRUPTION, "modality_kind"],
-                                  lambda f: f["condition_kind"] == "corruption")
+    return st.bootstrap(metrics.MPC, corr, method, against,
+                        [*metrics.CORRUPTION, "modality_kind"]).rename(columns={"value": "diff"})
 
 
 def format_comparison(result: pd.DataFrame, method: str, against: str) -> str:

@@ -268,8 +268,11 @@ def family_accuracies(tidy: pd.DataFrame, corr: pd.DataFrame | None = None) -> p
     out["low"], out["high"] = np.nan, np.nan
     if corr is None or corr.empty:
         return out.rename(columns={"corruption_family": "family"})
-    cells = corr[corr["condition_kind"] == "corruption"]
-    cis = stats.bootstrap_cells_ci_by(cells, keys)[[*keys, "low", "high"]]
+    scope = keys[1:]
+    cis = pd.concat([stats.bootstrap(metrics.MPC, corr, method, scope=scope).assign(method=method)
+                     for method in sorted(corr["method"].unique())], ignore_index=True)
+    cis = cis[[*keys, "low", "high"]] if len(cis) else pd.DataFrame(columns=[*keys, "low",
+                                                                             "high"])
     out = out.drop(columns=["low", "high"]).merge(cis, on=keys, how="left")
     return out.rename(columns={"corruption_family": "family"})
 

@@ -32,8 +32,7 @@ import pandas as pd
 
 from rambench import metrics
 from rambench import stats as st
-from rambench.report import DEFAULT_AGAINST, FORMATS, LEADERBOARD_METRICS, VIEWS
-from rambench.schema import MISSING_KINDS
+from rambench.report import DEFAULT_AGAINST, FORMATS, VIEWS
 
 AGAINST = DEFAULT_AGAINST
 ALPHA = 0.05
@@ -225,32 +224,25 @@ def _image_first(frame: pd.DataFrame):
     return lambda m: (modality_label(frame, m) != "image", m)
 
 
-def _select(dataset: str, base: Callable[[pd.DataFrame], pd.Series]):
-    return lambda f: (f["dataset"] == dataset) & base(f)
+class SpecTests:
+    """Paired tests of one metric spec against another method, per scope group: one
+    `rambench.stats.bootstrap` per (dataset, method, against), cached; `test(*key)` serves
+    the group `key` (the scope columns' values) to a Column."""
 
-
-def _paired(corr: pd.DataFrame | None, base: Callable[[pd.DataFrame], pd.Series],
-            weighting: st.Weighting = "mpc") -> Test | None:
-    if corr is None or corr.empty:
-        return None
-    return lambda d, m, a: st.paired_bootstrap(corr, m, a, _select(d, base), weighting)
-
-
-class GroupedTests:
-    """Paired tests of many columns at once: one `paired_bootstrap_by` over the `by`
-    columns per (dataset, method, against), cached; `test(key)` serves one group."""
-
-    def __init__(self, corr: pd.DataFrame | None, by: list[str],
-                 base: Callable[[pd.DataFrame], pd.Series], weighting: st.Weighting = "mpc"):
-        self.corr, self.by, self.base, self.weighting = corr, by, base, weighting
+    def __init__(self, corr: pd.DataFrame | None, spec: metrics.MetricSpec,
+                 scope: list[str] | None = None,
+                 select: Callable[[pd.DataFrame], pd.Series] | None = None,
+                 reference: str | None = None):
+        self.corr, self.spec, self.scope = corr, spec, list(scope or [])
+        self.select, self.reference = select, reference
         self.cache: dict[tuple[str, str, str], pd.DataFrame] = {}
 
     def _results(self, dataset: str, method: str, against: str) -> pd.DataFrame:
         key = (dataset, method, against)
         if key not in self.cache:
-            self.cache[key] = st.paired_bootstrap_by(self.corr, method, against, self.by,
-                                                     _select(dataset, self.base),
-                                                     self.weighting)
+            corr = self.corr[self.corr["dataset"] == dataset]
+            self.cache[key] = st.bootstrap(self.spec, corr, method, against, self.scope,
+                                           self.select, self.reference)
         return self.cache[key]
 
     def test(self, *group) -> Test | None:
@@ -259,12 +251,12 @@ class GroupedTests:
 
         def run(dataset: str, method: str, against: str) -> st.Paired | None:
             found = self._results(dataset, method, against)
-            for column, value in zip(self.by, group, strict=True):
+            for column, value in zip(self.scope, group, strict=True):
                 found = found[found[column] == value]
             if found.empty:
                 return None
             r = found.iloc[0]
-            return st.Paired(r["diff"], r["low"], r["high"], r["p"], int(r["cells"]),
+            return st.Paired(r["value"], r["low"], r["high"], r["p"], int(r["cells"]),
                              int(r["seeds"]))
 
         return run
@@ -274,24 +266,30 @@ def _is(*kinds: str) -> Callable[[pd.DataFrame], pd.Series]:
     return lambda f: f["condition_kind"].isin(kinds)
 
 
+def spec_column(name: str, key: str, tidy: pd.DataFrame, corr: pd.DataFrame | None,
+                reference: str | None = None) -> Column:
+    """The column of a summary metric (a `metrics.SPECS` key): its per-seed values and its
+    paired test, both from the one spec."""
+    spec = metrics.SPECS[key]
+    return Column(name, spec.per_seed(tidy, reference), spec.higher_is_better,
+                  test=SpecTests(corr, spec, reference=reference).test())
+
+
 def main_columns(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
                  notes: list[str]) -> list[Column]:
-    columns = [Column("clean", metrics.clean_accuracy(tidy), test=_paired(corr, _is("clean")))]
+    columns = [spec_column("clean", "clean", tidy, corr)]
     by_modality = metrics.mpc(tidy, by="modality")
-    tests = GroupedTests(corr, ["test_modality"], _is("corruption"))
+    tests = SpecTests(corr, metrics.MPC, ["test_modality"])
     for modality in sorted(by_modality["test_modality"].unique(), key=_image_first(tidy)):
         columns.append(Column(f"{modality_label(tidy, modality)} mPC",
                               by_modality[by_modality["test_modality"] == modality],
                               test=tests.test(modality)))
     if (tidy["condition_kind"] == "av").any():
-        columns.append(Column("AV events", metrics.group_score(tidy, "av"),
-                              test=_paired(corr, _is("av"), "equal")))
-    columns.append(Column("missing", metrics.group_score(tidy, MISSING_KINDS),
-                          test=_paired(corr, _is(*MISSING_KINDS), "equal")))
+        columns.append(spec_column("AV events", "av", tidy, corr))
+    columns.append(spec_column("missing", "missing", tidy, corr))
     if (tidy["condition_kind"] == "mixed").any():
-        columns.append(Column("mixed", metrics.group_score(tidy, "mixed"),
-                              test=_paired(corr, _is("mixed"), "equal")))
-    columns.append(_mce_column(tidy, corr, reference, notes, relative=False))
+        columns.append(spec_column("mixed", "mixed", tidy, corr))
+    columns.append(_reference_column(tidy, corr, reference, notes, "mce"))
     return [c for c in columns if c is not None]
 
 
@@ -299,33 +297,21 @@ def _has_method(tidy: pd.DataFrame, method: str) -> bool:
     return bool((metrics.scores(tidy)["method"] == method).any())
 
 
-def _reference_metric(name: str, notes: list[str], fn, *args, **kwargs) -> pd.DataFrame | None:
-    """A metric normalised by the reference, or None and a note naming the reference cell
-    that is missing (e.g. while the reference is still running): the table still renders."""
-    try:
-        return fn(*args, **kwargs)
-    except metrics.MissingReferenceError as err:
-        notes.append(f"{name} left out: {err}")
-        return None
-
-
-def _mce_column(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
-                notes: list[str], relative: bool) -> Column | None:
-    name = "rel. mCE" if relative else "mCE"
+def _reference_column(tidy: pd.DataFrame, corr: pd.DataFrame | None, reference: str,
+                      notes: list[str], key: str) -> Column | None:
+    """The column of a metric normalised by the reference (mCE, relative mCE, effective
+    robustness), or None and a note naming what is missing (e.g. while the reference is
+    still running): the table still renders."""
+    name = metrics.SPECS[key].label
     if not _has_method(tidy, reference):
         notes.append(f"{name} left out: the reference method {reference!r} is not in the "
                      "results (choose another with --reference)")
         return None
-    per_seed = _reference_metric(name, notes, metrics.mce, tidy, reference,
-                                 relative=relative)
-    if per_seed is None:
+    try:
+        return spec_column(name, key, tidy, corr, reference)
+    except metrics.MissingReferenceError as err:
+        notes.append(f"{name} left out: {err}")
         return None
-    test = None
-    if corr is not None and not corr.empty and not relative:
-        def test(d, m, a):
-            return st.paired_bootstrap_mce(corr, m, a, reference,
-                                           lambda f: f["dataset"] == d)
-    return Column(name, per_seed, higher_is_better=False, test=test)
 
 
 def main_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
@@ -348,7 +334,7 @@ def corruption_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     image_first = _image_first(tidy)
     keys = keys.sort_values(metrics.CORRUPTION, key=lambda s: s.map(
         image_first) if s.name == "test_modality" else s)
-    tests = GroupedTests(corr, list(metrics.CORRUPTION), _is("corruption"))
+    tests = SpecTests(corr, metrics.MPC, list(metrics.CORRUPTION))
     for modality, corruption in keys.itertuples(index=False):
         part = per[(per["test_modality"] == modality) & (per["corruption"] == corruption)]
         columns.append(Column(f"{modality_label(tidy, modality)}: {corruption}", part,
@@ -360,20 +346,15 @@ def corruption_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
 def severity_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
                    reference: str = metrics.DEFAULT_REFERENCE,
                    against: str | None = AGAINST) -> Table:
-    columns = [Column("0 (clean)", metrics.clean_accuracy(tidy),
-                      test=_paired(corr, _is("clean")))]
-    rows = metrics.scores(tidy)
-    severities = sorted(rows[rows["condition_kind"] == "corruption"]["severity"].unique())
-    tests = GroupedTests(corr, ["severity"], _is("corruption"))
+    columns = [spec_column("0 (clean)", "clean", tidy, corr)]
+    per = metrics.MPC.per_seed(tidy, scope=["severity"])
+    tests = SpecTests(corr, metrics.MPC, ["severity"])
+    severities = sorted(per["severity"].unique())
     for severity in severities:
-        keep = (tidy["condition_kind"] == "clean") | (
-            (tidy["condition_kind"] == "corruption") & (tidy["severity"] == severity))
-        columns.append(Column(str(severity), metrics.mpc(tidy[keep]),
+        columns.append(Column(str(severity), per[per["severity"] == severity],
                               test=tests.test(severity)))
     if severities:
-        columns.append(Column("AUC", metrics.severity_auc(tidy),
-                              test=_paired(corr, _is("clean", "corruption"),
-                                           metrics.severity_auc_weights)))
+        columns.append(spec_column("AUC", "auc", tidy, corr))
     return columns_table("Accuracy (%) per severity, mean over corruptions; AUC: normalised "
                          "area under accuracy vs severity", columns, reference, against)
 
@@ -381,30 +362,20 @@ def severity_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
 def missing_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
                   reference: str = metrics.DEFAULT_REFERENCE,
                   against: str | None = AGAINST) -> Table:
-    rows = metrics.scores(tidy)
     columns = []
-    drops = GroupedTests(corr, ["test_modality"], _is("drop"))
-    dropped_modalities = rows[rows["condition_kind"] == "drop"]["test_modality"].unique()
-    for modality in sorted(dropped_modalities, key=_image_first(tidy)):
-        def dropped(f, modality=modality):
-            return f["test_modality"] == modality
-
-        columns.append(Column(f"no {modality_label(tidy, modality)}",
-                              metrics.group_score(tidy, "drop", select=dropped),
-                              test=drops.test(modality)))
-    rates = sorted(rows[rows["condition_kind"] == "random_missing"]["missing_rate"].unique())
-    at_rate = GroupedTests(corr, ["missing_rate"], _is("random_missing"))
-    for rate in rates:
-        def at(f, rate=rate):
-            return f["missing_rate"] == rate
-
-        columns.append(Column(f"rate {rate:g}",
-                              metrics.group_score(tidy, "random_missing", select=at),
-                              test=at_rate.test(rate)))
-    if rates:
-        columns.append(Column("AUC", metrics.missing_rate_auc(tidy),
-                              test=_paired(corr, _is("clean", "random_missing"),
-                                           metrics.missing_auc_weights)))
+    missing = metrics.SPECS["missing"]
+    for kind, column, name in (("drop", "test_modality", "no {}"),
+                               ("random_missing", "missing_rate", "rate {:g}")):
+        per = missing.per_seed(tidy, scope=[column], select=_is(kind))
+        tests = SpecTests(corr, missing, [column], _is(kind))
+        values = sorted(per[column].unique(), key=_image_first(tidy) if kind == "drop"
+                        else None)
+        for value in values:
+            label = modality_label(tidy, value) if kind == "drop" else value
+            columns.append(Column(name.format(label), per[per[column] == value],
+                                  test=tests.test(value)))
+    if (tidy["condition_kind"] == "random_missing").any():
+        columns.append(spec_column("AUC", "missing_auc", tidy, corr))
     return columns_table("Accuracy (%) with a dropped modality and at random missing rates; "
                          "AUC: normalised area under accuracy vs missing rate", columns,
                          reference, against)
@@ -413,36 +384,21 @@ def missing_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
 def leaderboard_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
                       reference: str = metrics.DEFAULT_REFERENCE,
                       against: str | None = AGAINST, sort_by: str = "mpc") -> Table:
-    """Every summary metric per method, rows sorted by `sort_by` (a LEADERBOARD_METRICS key)."""
-    if sort_by not in LEADERBOARD_METRICS:
+    """Every summary metric per method, rows sorted by `sort_by` (a `metrics.SPECS` key)."""
+    if sort_by not in metrics.SPECS:
         raise ValueError(f"unknown metric {sort_by!r}; choose from "
-                         f"{', '.join(LEADERBOARD_METRICS)}")
+                         f"{', '.join(metrics.SPECS)}")
     notes: list[str] = []
-    corrupt = _is("corruption")
-    columns = [
-        Column("clean", metrics.clean_accuracy(tidy), test=_paired(corr, _is("clean"))),
-        Column("mPC", metrics.mpc(tidy), test=_paired(corr, corrupt)),
-        Column("rPC", metrics.rpc(tidy)),
-        _mce_column(tidy, corr, reference, notes, relative=False),
-        _mce_column(tidy, corr, reference, notes, relative=True),
-        Column("severity AUC", metrics.severity_auc(tidy)),
-        Column("missing", metrics.group_score(tidy, MISSING_KINDS),
-               test=_paired(corr, _is(*MISSING_KINDS), "equal")),
-        Column("missing AUC", metrics.missing_rate_auc(tidy)),
-        Column("AV events", metrics.group_score(tidy, "av"),
-               test=_paired(corr, _is("av"), "equal")),
-        Column("mixed", metrics.group_score(tidy, "mixed"),
-               test=_paired(corr, _is("mixed"), "equal")),
-    ]
-    if _has_method(tidy, reference):
-        er = _reference_metric("eff. robustness", notes, metrics.effective_robustness, tidy,
-                               reference)
-        if er is not None:
-            columns.insert(-1, Column("eff. robustness", er))
+    columns = []
+    for key, spec in metrics.SPECS.items():
+        if spec.needs_reference:
+            columns.append(_reference_column(tidy, corr, reference, notes, key))
+        else:
+            columns.append(spec_column(spec.label, key, tidy, corr))
     columns = [c for c in columns if c is not None]
-    table = columns_table(f"Leaderboard, sorted by {LEADERBOARD_METRICS[sort_by]}", columns,
-                          reference, against, notes=notes)
-    name = LEADERBOARD_METRICS[sort_by]
+    name = metrics.SPECS[sort_by].label
+    table = columns_table(f"Leaderboard, sorted by {name}", columns, reference, against,
+                          notes=notes)
     if name in table.columns:
         values = table.mean[name]
         ascending = not table.higher_is_better[name]
@@ -475,8 +431,8 @@ def conditions_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
         for method in methods:
             if method == against:
                 continue
-            tests = st.paired_bootstrap_by(corr, method, against, ["dataset", *metrics.CELL],
-                                           weighting="equal")
+            tests = st.bootstrap(metrics.specs.CELLWISE, corr, method, against,
+                                 ["dataset", *metrics.CELL]).rename(columns={"value": "diff"})
             tests = tests.merge(label, on=["dataset", *metrics.CELL])
             for t in tests.itertuples(index=False):
                 p.loc[t.display, method] = t.p
@@ -525,8 +481,9 @@ def redundancy_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     cells against `against` (the reference's accuracy cancels in a difference of gaps)."""
     gap = metrics.redundancy_gap(tidy)
     columns = []
-    for kind, title in (("corruption", "{} corrupted"), ("drop", "no {}")):
-        tests = GroupedTests(corr, ["test_modality"], _is(kind))
+    for kind, title, spec in (("corruption", "{} corrupted", metrics.MPC),
+                              ("drop", "no {}", metrics.SPECS["missing"])):
+        tests = SpecTests(corr, spec, ["test_modality"], _is(kind))
         part = gap[gap["condition_kind"] == kind]
         for modality in sorted(part["test_modality"].unique(), key=_image_first(tidy)):
             columns.append(Column(title.format(modality_label(tidy, modality)),
