@@ -4,8 +4,9 @@ Every corruption is one audiomentations transform (time_mask: one TimeMask per q
 the clip) with ``p=1.0`` whose random parameter range is collapsed to a single value per
 severity (``min == max``), so audiomentations' draw of the *parameter* is degenerate and
 only the corruption's own randomness (the noise waveform, where a mask sits) depends on
-the seed. The tables are SEVERITY_TABLES (units in UNITS); ``severity_table(name)`` is
-their human-readable form, as registered.
+the seed. Each corruption is declared once, at the end of this module (`_declare`): its
+family, unit, values per severity, how a value reads, the transform built for it, and its
+torch port with its fidelity class.
 
 Why these values: docs/corruptions.md ("Audio severity tables"), which gives the reasoning
 behind every table and the checks made while choosing them.
@@ -45,66 +46,9 @@ from typing import Any
 import audiomentations as am
 import numpy as np
 
-from corruptions.registry import SEVERITIES, Corruption, register
+from corruptions.registry import SEVERITIES, Corruption, Fidelity, TorchImpl, register
 
 BACKEND = f"audiomentations=={am.__version__}"
-
-# name -> the parameter for severities 1..5. Units are in UNITS.
-SEVERITY_TABLES: dict[str, tuple[Any, ...]] = {
-    "gaussian_noise": (20.0, 10.0, 5.0, 0.0, -5.0),
-    "pink_noise": (20.0, 10.0, 5.0, 0.0, -5.0),
-    "brown_noise": (10.0, 0.0, -5.0, -10.0, -15.0),
-    "pitch_shift": (1.0, 2.0, 4.0, 7.0, 12.0),
-    "time_stretch": (1.1, 1.2, 1.4, 1.7, 2.0),
-    "clipping": (4, 8, 14, 22, 30),
-    "mp3_compression": (64, 32, 24, 16, 8),
-    "low_pass": (4000.0, 2000.0, 1000.0, 500.0, 250.0),
-    # (low Hz, high Hz, depth dB): a notch around 1 kHz that widens and deepens
-    "band_stop": (
-        (841.0, 1189.0, 12.0),
-        (707.0, 1414.0, 18.0),
-        (500.0, 2000.0, 24.0),
-        (354.0, 2828.0, 30.0),
-        (250.0, 4000.0, 40.0),
-    ),
-    "time_mask": (0.05, 0.10, 0.20, 0.35, 0.50),
-    # ((room x, y, z) in m, wall energy absorption, source-microphone distance in m)
-    "reverb": (
-        ((4.0, 3.5, 2.7), 0.45, 0.5),
-        ((5.0, 4.0, 3.0), 0.30, 1.0),
-        ((7.0, 5.0, 3.0), 0.22, 1.5),
-        ((9.0, 6.0, 3.5), 0.18, 2.0),
-        ((12.0, 8.0, 4.0), 0.16, 3.0),
-    ),
-}
-
-UNITS: dict[str, str] = {
-    "gaussian_noise": "SNR dB (white Gaussian)",
-    "pink_noise": "SNR dB (pink, -3 dB/octave)",
-    "brown_noise": "SNR dB (brown, -6 dB/octave)",
-    "pitch_shift": "semitones up",
-    "time_stretch": "speed-up rate (length kept)",
-    "clipping": "percent of samples clipped",
-    "mp3_compression": "kbps",
-    "low_pass": "cutoff Hz (24 dB/octave)",
-    "band_stop": "stop band Hz (24 dB/octave), attenuation dB",
-    "time_mask": "fraction of the clip silenced (4 masks)",
-    "reverb": "room m, absorption, mic distance m",
-}
-
-FAMILIES: dict[str, str] = {
-    "gaussian_noise": "noise",
-    "pink_noise": "noise",
-    "brown_noise": "noise",
-    "pitch_shift": "pitch_time",
-    "time_stretch": "pitch_time",
-    "clipping": "distortion",
-    "mp3_compression": "distortion",
-    "low_pass": "filter",
-    "band_stop": "filter",
-    "time_mask": "dropout",
-    "reverb": "room",
-}
 
 FILTER_ROLLOFF_DB_PER_OCTAVE = 24
 TIME_MASK_COUNT = 4
@@ -117,37 +61,7 @@ ROOM_MAX_ORDER = 3  # image-source order; ray tracing models the rest of the tai
 REVERB_RT60_S = (0.16, 0.34, 0.65, 0.98, 1.60)
 
 _LOCK = threading.RLock()
-_TRANSFORMS: dict[tuple[str, int, int | None], Any] = {}
-
-
-def _describe(name: str, value: Any) -> str:
-    if name.endswith("_noise"):
-        return f"SNR {value:g} dB"
-    if name == "pitch_shift":
-        return f"{value:+g} semitones"
-    if name == "time_stretch":
-        return f"rate {value:g}x"
-    if name == "clipping":
-        return f"{value}% of samples clipped"
-    if name == "mp3_compression":
-        return f"{value} kbps"
-    if name == "low_pass":
-        return f"cutoff {value:g} Hz"
-    if name == "band_stop":
-        return f"stop {value[0]:g}-{value[1]:g} Hz by {value[2]:g} dB"
-    if name == "time_mask":
-        return f"{value:.0%} masked ({TIME_MASK_COUNT} masks)"
-    if name == "reverb":
-        (x, y, z), absorption, distance = value
-        return f"room {x:g}x{y:g}x{z:g} m, absorption {absorption:g}, mic {distance:g} m"
-    raise KeyError(name)
-
-
-def severity_table(name: str) -> tuple[str, ...]:
-    rows = tuple(_describe(name, v) for v in SEVERITY_TABLES[name])
-    if name == "reverb":
-        rows = tuple(f"{r} (RT60 {t:g} s)" for r, t in zip(rows, REVERB_RT60_S, strict=True))
-    return rows
+_TRANSFORMS: dict[tuple[str, int, int], Any] = {}
 
 
 # ---------------------------------------------------------------------------------------
@@ -267,59 +181,8 @@ def _room(value: Any, severity: int, sample_rate: int) -> am.RoomSimulator:
     return transform
 
 
-_BUILDERS: dict[str, Callable[[Any], Any]] = {
-    "gaussian_noise": lambda v: am.AddGaussianSNR(min_snr_db=v, max_snr_db=v, p=1.0),
-    "pink_noise": lambda v: _color_noise(v, -10 * np.log10(2), COLOR_NOISE_N_FFT["pink_noise"]),
-    "brown_noise": lambda v: _color_noise(
-        v, -20 * np.log10(2), COLOR_NOISE_N_FFT["brown_noise"]
-    ),
-    "pitch_shift": lambda v: am.PitchShift(
-        min_semitones=v, max_semitones=v, method="signalsmith_stretch", p=1.0
-    ),
-    "time_stretch": lambda v: am.TimeStretch(
-        min_rate=v,
-        max_rate=v,
-        leave_length_unchanged=True,
-        method="signalsmith_stretch",
-        p=1.0,
-    ),
-    "clipping": lambda v: am.ClippingDistortion(
-        min_percentile_threshold=v, max_percentile_threshold=v, p=1.0
-    ),
-    "mp3_compression": lambda v: am.Mp3Compression(
-        min_bitrate=v, max_bitrate=v, backend="fast-mp3-augment", preserve_delay=False, p=1.0
-    ),
-    "low_pass": lambda v: am.LowPassFilter(
-        min_cutoff_freq=v,
-        max_cutoff_freq=v,
-        min_rolloff=FILTER_ROLLOFF_DB_PER_OCTAVE,
-        max_rolloff=FILTER_ROLLOFF_DB_PER_OCTAVE,
-        zero_phase=False,
-        p=1.0,
-    ),
-    "band_stop": _band_stop,
-    "time_mask": lambda v: am.TimeMask(
-        min_band_part=v, max_band_part=v, fade_duration=TIME_MASK_FADE_S, p=1.0
-    ),
-}
-
-
-def _transform(name: str, severity: int, sample_rate: int) -> Any:
-    """The cached transform for (name, severity); reverb also keys on the sample rate
-    because its frozen impulse response depends on it. Call with _LOCK held."""
-    key = (name, severity, sample_rate if name == "reverb" else None)
-    transform = _TRANSFORMS.get(key)
-    if transform is None:
-        value = SEVERITY_TABLES[name][severity - 1]
-        if name == "reverb":
-            transform = _room(value, severity, sample_rate)
-        else:
-            transform = _BUILDERS[name](value)
-        _TRANSFORMS[key] = transform
-    return transform
-
-
-def _time_mask(transform: am.TimeMask, x: np.ndarray, sample_rate: int) -> np.ndarray:
+def _time_mask(transform: am.TimeMask, x: np.ndarray, sample_rate: int, value: float
+               ) -> np.ndarray:
     """One mask of the table's fraction inside each of TIME_MASK_COUNT equal parts."""
     out = x.copy()
     bounds = np.linspace(0, len(x), TIME_MASK_COUNT + 1).round().astype(int)
@@ -330,16 +193,17 @@ def _time_mask(transform: am.TimeMask, x: np.ndarray, sample_rate: int) -> np.nd
 
 
 def _finite_notch(transform: am.BandStopFilter, x: np.ndarray, sample_rate: int,
-                  depth_db: float) -> np.ndarray:
+                  value: tuple[float, float, float]) -> np.ndarray:
     """A notch of finite depth: g x + (1 - g) bandstop(x), g = 10^(-depth / 20). In the stop
     band the filtered part vanishes and g x is left (depth dB down); in the pass band
     bandstop(x) ~ x. A Butterworth band-stop alone is infinitely deep at its centre, which
     leaves log-spectral features of empty bands that no recording has."""
-    g = 10.0 ** (-depth_db / 20.0)
+    g = 10.0 ** (-value[2] / 20.0)
     return g * x + (1.0 - g) * transform(x.copy(), sample_rate)
 
 
-def _mp3(transform: am.Mp3Compression, x: np.ndarray, sample_rate: int) -> np.ndarray:
+def _mp3(transform: am.Mp3Compression, x: np.ndarray, sample_rate: int, value: int
+         ) -> np.ndarray:
     """fast-mp3-augment refuses clips under 100 ms: pad those with silence, then crop."""
     min_len = -(-sample_rate // 10)
     if len(x) >= min_len:
@@ -362,7 +226,15 @@ def _check_input(sample: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _make_apply(name: str) -> Callable[..., np.ndarray]:
+def _plain(transform: Any, x: np.ndarray, sample_rate: int, value: Any) -> np.ndarray:
+    return transform(x.copy(), sample_rate)
+
+
+Build = Callable[[Any, int, int], Any]  # (severity's value, severity, sample rate) -> transform
+Run = Callable[[Any, np.ndarray, int, Any], np.ndarray]  # (transform, clip, rate, value)
+
+
+def _make_apply(name: str, values: tuple, build: Build, run: Run) -> Callable[..., np.ndarray]:
     def apply(sample: np.ndarray, severity: int, seed: int, sample_rate: int) -> np.ndarray:
         if severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
@@ -370,39 +242,120 @@ def _make_apply(name: str) -> Callable[..., np.ndarray]:
         sample_rate = operator.index(sample_rate)
         if len(x) == 0:
             return x.copy()
+        value = values[severity - 1]
         with _LOCK:
-            transform = _transform(name, severity, sample_rate)
+            key = (name, severity, sample_rate)  # built once, then cached
+            if key not in _TRANSFORMS:
+                _TRANSFORMS[key] = build(value, severity, sample_rate)
             with _seeded_global_rngs(_derive_seed(name, seed)):
-                if name == "time_mask":
-                    y = _time_mask(transform, x, sample_rate)
-                elif name == "mp3_compression":
-                    y = _mp3(transform, x, sample_rate)
-                elif name == "band_stop":
-                    y = _finite_notch(transform, x, sample_rate,
-                                      SEVERITY_TABLES[name][severity - 1][2])
-                else:
-                    y = transform(x.copy(), sample_rate)
+                y = run(_TRANSFORMS[key], x, sample_rate, value)
         y = np.asarray(y, dtype=np.float32)
         if y.shape != x.shape:  # every transform is configured to keep the length
             raise RuntimeError(f"{name} changed the shape {x.shape} -> {y.shape}")
         return y
 
-    apply.__name__ = f"apply_{name}"
-    apply.__qualname__ = apply.__name__
-    apply.__doc__ = f"{name}: {UNITS[name]}, severities 1..5 = {SEVERITY_TABLES[name]}."
+    apply.__name__ = apply.__qualname__ = f"apply_{name}"
     return apply
 
 
-CORRUPTIONS: dict[str, Corruption] = {
-    name: register(
-        Corruption(
-            name=name,
-            kind="audio",
-            family=FAMILIES[name],
-            apply=_make_apply(name),
-            severity_table=severity_table(name),
-            backend=BACKEND,
-        )
-    )
-    for name in SEVERITY_TABLES
-}
+def _declare(name: str, family: str, unit: str, values: tuple, describe: Callable[[Any], str],
+             build: Build, fidelity: Fidelity, note: str = "", run: Run = _plain
+             ) -> Corruption:
+    """Registers one audio corruption: its audiomentations transform per severity (`build`,
+    called once per severity and sample rate), how a clip goes through it (`run`), its
+    table in words and its torch port."""
+    apply = _make_apply(name, values, build, run)
+    apply.__doc__ = f"{name}: {unit}, severities 1..5 = {values}."
+    return register(Corruption(
+        name=name, kind="audio", family=family, apply=apply,
+        severity_table=tuple(describe(v) for v in values), backend=BACKEND,
+        torch=TorchImpl("corruptions.torch_audio", name, fidelity, note=note), unit=unit,
+        values=values))
+
+
+def _snr(value: float) -> str:
+    return f"SNR {value:g} dB"
+
+
+def _collapsed(cls: type, parameter: str, **fixed: Any) -> Build:
+    """An audiomentations transform whose range (min_<parameter>, max_<parameter>) is the
+    severity's one value."""
+    return lambda v, severity, rate: cls(**{f"min_{parameter}": v, f"max_{parameter}": v},
+                                         **fixed, p=1.0)
+
+
+_ROLLOFF = {"min_rolloff": FILTER_ROLLOFF_DB_PER_OCTAVE,
+            "max_rolloff": FILTER_ROLLOFF_DB_PER_OCTAVE}
+REVERB_VALUES = (
+    # ((room x, y, z) in m, wall energy absorption, source-microphone distance in m)
+    ((4.0, 3.5, 2.7), 0.45, 0.5),
+    ((5.0, 4.0, 3.0), 0.30, 1.0),
+    ((7.0, 5.0, 3.0), 0.22, 1.5),
+    ((9.0, 6.0, 3.5), 0.18, 2.0),
+    ((12.0, 8.0, 4.0), 0.16, 3.0),
+)
+
+
+def _describe_room(value: Any) -> str:
+    (x, y, z), absorption, distance = value
+    rt60 = REVERB_RT60_S[REVERB_VALUES.index(value)]
+    return (f"room {x:g}x{y:g}x{z:g} m, absorption {absorption:g}, mic {distance:g} m "
+            f"(RT60 {rt60:g} s)")
+
+
+EXACT, SAME, REFERENCE = Fidelity.EXACT, Fidelity.SAME_ALGORITHM, Fidelity.REFERENCE
+LINEAR = ("measured once as the reference's response to an impulse, then one FFT "
+          "convolution; the filter's steady-state start included")
+CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
+    _declare("gaussian_noise", "noise", "SNR dB (white Gaussian)",
+             (20.0, 10.0, 5.0, 0.0, -5.0), _snr,
+             lambda v, severity, rate: am.AddGaussianSNR(min_snr_db=v, max_snr_db=v, p=1.0),
+             SAME),
+    _declare("pink_noise", "noise", "SNR dB (pink, -3 dB/octave)",
+             (20.0, 10.0, 5.0, 0.0, -5.0), _snr,
+             lambda v, severity, rate: _color_noise(v, -10 * np.log10(2),
+                                                    COLOR_NOISE_N_FFT["pink_noise"]),
+             SAME, "random-phase FIR"),
+    _declare("brown_noise", "noise", "SNR dB (brown, -6 dB/octave)",
+             (10.0, 0.0, -5.0, -10.0, -15.0), _snr,
+             lambda v, severity, rate: _color_noise(v, -20 * np.log10(2),
+                                                    COLOR_NOISE_N_FFT["brown_noise"]),
+             SAME, "random-phase FIR"),
+    _declare("pitch_shift", "pitch_time", "semitones up", (1.0, 2.0, 4.0, 7.0, 12.0),
+             lambda v: f"{v:+g} semitones",
+             lambda v, severity, rate: am.PitchShift(
+                 min_semitones=v, max_semitones=v, method="signalsmith_stretch", p=1.0),
+             REFERENCE, "signalsmith-stretch"),
+    _declare("time_stretch", "pitch_time", "speed-up rate (length kept)",
+             (1.1, 1.2, 1.4, 1.7, 2.0), lambda v: f"rate {v:g}x",
+             lambda v, severity, rate: am.TimeStretch(
+                 min_rate=v, max_rate=v, leave_length_unchanged=True,
+                 method="signalsmith_stretch", p=1.0),
+             REFERENCE, "signalsmith-stretch"),
+    _declare("clipping", "distortion", "percent of samples clipped", (4, 8, 14, 22, 30),
+             lambda v: f"{v}% of samples clipped",
+             _collapsed(am.ClippingDistortion, "percentile_threshold"), EXACT),
+    _declare("mp3_compression", "distortion", "kbps", (64, 32, 24, 16, 8),
+             lambda v: f"{v} kbps",
+             _collapsed(am.Mp3Compression, "bitrate", backend="fast-mp3-augment",
+                        preserve_delay=False),
+             REFERENCE, "LAME", run=_mp3),
+    _declare("low_pass", "filter", "cutoff Hz (24 dB/octave)",
+             (4000.0, 2000.0, 1000.0, 500.0, 250.0), lambda v: f"cutoff {v:g} Hz",
+             _collapsed(am.LowPassFilter, "cutoff_freq", **_ROLLOFF, zero_phase=False),
+             EXACT, LINEAR),
+    # (low Hz, high Hz, depth dB): a notch around 1 kHz that widens and deepens
+    _declare("band_stop", "filter", "stop band Hz (24 dB/octave), attenuation dB",
+             ((841.0, 1189.0, 12.0), (707.0, 1414.0, 18.0), (500.0, 2000.0, 24.0),
+              (354.0, 2828.0, 30.0), (250.0, 4000.0, 40.0)),
+             lambda v: f"stop {v[0]:g}-{v[1]:g} Hz by {v[2]:g} dB",
+             lambda v, severity, rate: _band_stop(v), EXACT, LINEAR, run=_finite_notch),
+    _declare("time_mask", "dropout", "fraction of the clip silenced (4 masks)",
+             (0.05, 0.10, 0.20, 0.35, 0.50),
+             lambda v: f"{v:.0%} masked ({TIME_MASK_COUNT} masks)",
+             lambda v, severity, rate: am.TimeMask(
+                 min_band_part=v, max_band_part=v, fade_duration=TIME_MASK_FADE_S, p=1.0),
+             SAME, run=_time_mask),
+    _declare("reverb", "room", "room m, absorption, mic distance m", REVERB_VALUES,
+             _describe_room, _room, EXACT, LINEAR),
+)}

@@ -42,12 +42,8 @@ def backend_id(name: str, kind: str, backend: str, device: torch.device | str = 
 
 
 def torch_function(name: str, kind: str):
-    registry.get(name, kind)  # a clear error for unknown names
-    if kind == "image":
-        from corruptions.torch_image import FUNCTIONS
-    else:
-        from corruptions.torch_audio import FUNCTIONS
-    return FUNCTIONS[name]
+    """The batched torch function of a corruption (its spec's `torch`)."""
+    return registry.get(name, kind).torch.load()
 
 
 def corrupt_batch(

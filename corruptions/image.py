@@ -39,33 +39,10 @@ import numpy as np
 
 from corruptions import _imagecorruptions_compat as _compat
 from corruptions import scales, small_images
-from corruptions.registry import SEVERITIES, Corruption, register
+from corruptions.registry import SEVERITIES, Corruption, Fidelity, TorchImpl, register
 from corruptions.scales import DEFAULT_SCALE, resolve_scale
 
 BACKEND = _compat.BACKEND
-
-FAMILIES: dict[str, str] = {
-    "gaussian_noise": "noise",
-    "shot_noise": "noise",
-    "impulse_noise": "noise",
-    "speckle_noise": "noise",
-    "defocus_blur": "blur",
-    "glass_blur": "blur",
-    "motion_blur": "blur",
-    "zoom_blur": "blur",
-    "gaussian_blur": "blur",
-    "snow": "weather",
-    "frost": "weather",
-    "fog": "weather",
-    "brightness": "weather",
-    "spatter": "weather",
-    "contrast": "digital",
-    "elastic_transform": "digital",
-    "pixelate": "digital",
-    "jpeg_compression": "digital",
-    "saturate": "digital",
-}
-
 
 def reference_corrupt(image: np.ndarray, severity: int, name: str, seed: int,
                       scale: str) -> np.ndarray:
@@ -106,15 +83,43 @@ def _make_apply(name: str):
     return apply
 
 
-CORRUPTIONS: dict[str, Corruption] = {
-    name: register(Corruption(
-        name=name,
-        kind="image",
-        family=FAMILIES[name],
-        apply=_make_apply(name),
-        severity_table=scales.describe(name, "imagenet"),
-        backend=BACKEND,
-        scale_tables={scale: scales.describe(name, scale) for scale in scales.SCALES},
-    ))
-    for name in _compat.NAMES
-}
+def _declare(name: str, family: str, fidelity: Fidelity, note: str = "",
+             fallback: tuple[int, ...] = ()) -> Corruption:
+    """Registers one corruption: the reference (`imagecorruptions`, or the small-image
+    generators), its severity tables at every scale, and its torch port."""
+    return register(Corruption(
+        name=name, kind="image", family=family, apply=_make_apply(name),
+        severity_table=scales.describe(name, "imagenet"), backend=BACKEND,
+        torch=TorchImpl("corruptions.torch_image", name, fidelity, fallback, note),
+        scale_tables={scale: scales.describe(name, scale) for scale in scales.SCALES}))
+
+
+EXACT, SAME, REFERENCE = Fidelity.EXACT, Fidelity.SAME_ALGORITHM, Fidelity.REFERENCE
+CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
+    _declare("gaussian_noise", "noise", SAME),
+    _declare("shot_noise", "noise", SAME),
+    _declare("impulse_noise", "noise", SAME),
+    _declare("defocus_blur", "blur", EXACT, "FFT"),
+    _declare("glass_blur", "blur", SAME,
+             "the reference moves pixels one at a time, each move reading pixels earlier "
+             "moves may have overwritten; all chains of moves are resolved at once by "
+             "pointer jumping, which gives the reference's image for the same offsets"),
+    _declare("motion_blur", "blur", EXACT, "given its angle"),
+    _declare("zoom_blur", "blur", EXACT),
+    _declare("snow", "weather", SAME,
+             "blurs its snow layer after cropping it to the image, the reference before"),
+    _declare("frost", "weather", EXACT, "given photo and crop"),
+    _declare("fog", "weather", SAME, "diamond-square fractal"),
+    _declare("brightness", "weather", EXACT),
+    _declare("contrast", "digital", EXACT),
+    _declare("elastic_transform", "digital", SAME,
+             "its affine warp by the reference (OpenCV) at the cifar and tinyimagenet "
+             "scales"),
+    _declare("pixelate", "digital", EXACT, "PIL's own BOX/NEAREST weights"),
+    _declare("jpeg_compression", "digital", REFERENCE, "Pillow's libjpeg"),
+    _declare("speckle_noise", "noise", SAME),
+    _declare("gaussian_blur", "blur", EXACT),
+    _declare("spatter", "weather", SAME, "mud, severities 4-5", fallback=(1, 2, 3)),
+    _declare("saturate", "digital", EXACT),
+)}
+assert tuple(CORRUPTIONS) == _compat.NAMES, "declared in imagecorruptions' order"

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from corruptions.registry import Corruption, register
+from corruptions.registry import Corruption, Fidelity, TorchImpl, register
 
 QMF_REFERENCE = ("QingyangZhang/QMF@2569afbc2c40d6a9528cbcc7ef53c2727283092b:"
                  "text-image-classification/src/data/dataset.py")
@@ -56,4 +56,5 @@ register(Corruption(
     name="qmf_gaussian_noise", kind="image", family="noise", apply=qmf_gaussian_noise,
     severity_table=tuple(f"ε={qmf_epsilon(s):g}: std {10 * qmf_epsilon(s):g} grey levels, "
                          "same on every channel" for s in range(1, 6)),
-    backend=QMF_BACKEND, protocol="qmf"))
+    backend=QMF_BACKEND, protocol="qmf",
+    torch=TorchImpl("corruptions.torch_image", "qmf_gaussian_noise", Fidelity.SAME_ALGORITHM)))

@@ -9,6 +9,8 @@ so that a sample's corruption does not depend on batch size or on the order of c
 from __future__ import annotations
 
 import difflib
+import enum
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -32,14 +34,45 @@ HELD_OUT: dict[str, tuple[str, ...]] = {
 ApplyFn = Callable[..., np.ndarray]
 
 
+class Fidelity(enum.Enum):
+    """How a corruption's torch implementation relates to its reference code."""
+
+    EXACT = "exact port"  # the same arithmetic (float32); equal up to rounding
+    SAME_ALGORITHM = "same algorithm, torch's random numbers"
+    REFERENCE = "the reference code, sample by sample on the CPU"
+
+
+@dataclass(frozen=True)
+class TorchImpl:
+    """A corruption's batched torch function, `module.function(x, severity, seeds, ctx)`,
+    imported only when used (torch is not needed to describe or run the reference)."""
+
+    module: str
+    function: str
+    fidelity: Fidelity
+    # severities (at every scale) that the function hands to the reference code
+    fallback: tuple[int, ...] = ()
+    note: str = ""  # what is particular about this port
+
+    def load(self) -> Callable:
+        return getattr(importlib.import_module(self.module), self.function)
+
+
 @dataclass(frozen=True)
 class Corruption:
+    """Everything about one corruption: its name, the kind of data it acts on, its family,
+    the unit of its parameter, its severity table(s) in words, the reference function
+    (`apply`) and the torch implementation with its fidelity class."""
+
     name: str
     kind: str  # "image" or "audio": the kind of data it acts on
     family: str  # e.g. noise / blur / weather / digital for images
     apply: ApplyFn
     severity_table: tuple[str, ...]  # a human-readable parameter for severities 1..5
     backend: str  # e.g. "imagecorruptions==1.1.2"
+    torch: TorchImpl | None = None
+    unit: str = ""  # what the severity table's numbers measure
+    values: tuple = ()  # the parameter of each severity (unscaled corruptions)
     protocol: str | None = None  # set for a corruption of one paper's protocol (e.g. "qmf")
     # severity scale -> its table, for corruptions whose constants depend on the image size
     # (`corruptions.scales`); empty for the others, whose one table is `severity_table`
@@ -52,6 +85,10 @@ class Corruption:
     def describe(self, scale: str | None = None) -> tuple[str, ...]:
         """The severity table at a resolved scale (ignored by unscaled corruptions)."""
         return self.scale_tables[scale] if self.scaled and scale else self.severity_table
+
+    def value(self, severity: int):
+        """The parameter of a severity (unscaled corruptions)."""
+        return self.values[severity - 1]
 
     def __call__(self, sample: np.ndarray, severity: int, seed: int, **context) -> np.ndarray:
         if severity not in SEVERITIES:
@@ -108,3 +145,26 @@ def unknown_name_message(what: str, name: str, valid: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, valid, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown {what} {name!r}{hint} Valid: {', '.join(valid)}"
+
+
+def implementation_table() -> str:
+    """The Markdown table of how the torch backend implements each corruption, from the
+    specs (the README's "Corruption backends" table is this output)."""
+    rows = ["| how | image | audio |", "|---|---|---|"]
+    for fidelity in Fidelity:
+        cells = []
+        for kind in ("image", "audio"):
+            by_note: dict[str, list[str]] = {}  # note -> names, in registration order
+            for c in all_corruptions():
+                port = c.torch
+                if c.kind != kind or port is None:
+                    continue
+                if port.fidelity is fidelity:
+                    by_note.setdefault(port.note, []).append(c.name)
+                elif fidelity is Fidelity.REFERENCE and port.fallback:
+                    severities = "/".join(map(str, port.fallback))
+                    by_note.setdefault(f"severities {severities}", []).append(c.name)
+            cells.append("; ".join(", ".join(names) + (f" ({note})" if note else "")
+                                   for note, names in by_note.items()) or "–")
+        rows.append(f"| {fidelity.value} | {cells[0]} | {cells[1]} |")
+    return "\n".join(rows)

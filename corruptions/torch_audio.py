@@ -12,7 +12,7 @@ How each one relates to the reference:
   severity, sample rate and length) and applied as an FFT convolution, which is exactly
   the reference's causal filtering / convolution truncated to the clip;
 * run by the reference on the CPU, clip by clip: pitch_shift, time_stretch
-  (signalsmith-stretch) and mp3_compression (LAME), listed in `REFERENCE_FALLBACK`.
+  (signalsmith-stretch) and mp3_compression (LAME): their specs' fidelity class says so.
 """
 
 from __future__ import annotations
@@ -28,17 +28,11 @@ from audiomentations.core.utils import get_crossfade_mask_pair
 from corruptions import _torch_ops as ops
 from corruptions import audio as _audio
 
-REFERENCE_FALLBACK: dict[str, tuple[int, ...]] = {
-    "pitch_shift": (1, 2, 3, 4, 5),
-    "time_stretch": (1, 2, 3, 4, 5),
-    "mp3_compression": (1, 2, 3, 4, 5),
-}
-
 TorchAudioFn = Callable[[torch.Tensor, int, Sequence[int], int], torch.Tensor]
 
 
 def _value(name: str, severity: int):
-    return _audio.SEVERITY_TABLES[name][severity - 1]
+    return _audio.CORRUPTIONS[name].value(severity)
 
 
 def _noise_scale(x: torch.Tensor, snr_db: float) -> torch.Tensor:
@@ -158,17 +152,12 @@ def _reference(name: str):
     return apply
 
 
-FUNCTIONS: dict[str, TorchAudioFn] = {
-    "gaussian_noise": gaussian_noise,
-    "pink_noise": _color_noise("pink_noise", 1.0),
-    "brown_noise": _color_noise("brown_noise", 2.0),
-    "pitch_shift": _reference("pitch_shift"),
-    "time_stretch": _reference("time_stretch"),
-    "clipping": clipping,
-    "mp3_compression": _reference("mp3_compression"),
-    "low_pass": _linear_filter("low_pass"),
-    "band_stop": _linear_filter("band_stop"),
-    "time_mask": time_mask,
-    "reverb": _linear_filter("reverb"),
-}
-assert set(FUNCTIONS) == set(_audio.SEVERITY_TABLES)
+# the functions each corruption's spec (`corruptions.audio`) names
+pink_noise = _color_noise("pink_noise", 1.0)
+brown_noise = _color_noise("brown_noise", 2.0)
+pitch_shift = _reference("pitch_shift")
+time_stretch = _reference("time_stretch")
+mp3_compression = _reference("mp3_compression")
+low_pass = _linear_filter("low_pass")
+band_stop = _linear_filter("band_stop")
+reverb = _linear_filter("reverb")

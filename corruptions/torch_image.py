@@ -1,5 +1,5 @@
 """The 19 image corruptions as batched torch functions: same formulas and severity
-constants as imagecorruptions 1.1.2 (`corruptions.image.REFERENCE_CONSTANTS`), on a batch
+constants as imagecorruptions 1.1.2 (`corruptions.scales`), on a batch
 (B, 3, H, W) of floats in [0, 1] on any device, returning floats on the reference's
 [0, 255] scale before its final uint8 cast.
 
@@ -21,8 +21,9 @@ How each one relates to the reference:
   gives the reference's result for the same random offsets, vectorised;
 * run by the reference on the CPU, sample by sample, inside the torch backend:
   jpeg_compression (the libjpeg codec in Pillow; deterministic) and the water of spatter
-  (severities 1-3: OpenCV's Canny edges and distance transform). Both are marked in
-  `REFERENCE_FALLBACK`.
+  (severities 1-3: OpenCV's Canny edges and distance transform).
+
+Each corruption's spec (`corruptions.image`) names its function here and its fidelity class.
 """
 
 from __future__ import annotations
@@ -42,12 +43,6 @@ from corruptions import small_images
 from corruptions.image import reference_corrupt
 from corruptions.protocols import qmf_epsilon
 from corruptions.scales import NOMINAL_SIZE, constants
-
-# name -> severities whose torch function runs the reference code per sample on the CPU
-REFERENCE_FALLBACK: dict[str, tuple[int, ...]] = {
-    "jpeg_compression": (1, 2, 3, 4, 5),
-    "spatter": (1, 2, 3),
-}
 
 TorchImageFn = Callable[[torch.Tensor, int, Sequence[int]], torch.Tensor]
 
@@ -417,16 +412,3 @@ def qmf_gaussian_noise(x, severity, seeds, scale):
     std = 10 * qmf_epsilon(severity) / 255
     noise = ops.randn(ops.generators(seeds, x.device), 1, *x.shape[2:])  # (B, 1, H, W)
     return _clip255(x + std * noise)
-
-
-FUNCTIONS: dict[str, TorchImageFn] = {
-    "gaussian_noise": gaussian_noise, "shot_noise": shot_noise,
-    "impulse_noise": impulse_noise, "speckle_noise": speckle_noise,
-    "defocus_blur": defocus_blur, "glass_blur": glass_blur, "motion_blur": motion_blur,
-    "zoom_blur": zoom_blur, "gaussian_blur": gaussian_blur, "snow": snow, "frost": frost,
-    "fog": fog, "brightness": brightness, "spatter": spatter, "contrast": contrast,
-    "elastic_transform": elastic_transform, "pixelate": pixelate,
-    "jpeg_compression": jpeg_compression, "saturate": saturate,
-    "qmf_gaussian_noise": qmf_gaussian_noise,
-}
-assert set(FUNCTIONS) == {*_compat.NAMES, "qmf_gaussian_noise"}

@@ -40,3 +40,9 @@ def test_the_readme_plugin_passes_the_method_contract(tmp_path):
     checks = json.loads(result.stdout)
     assert len(checks) >= 10 and all(c["passed"] for c in checks)
     assert {c["fixture"] for c in checks} >= {"still images (avdigits)"}
+
+
+def test_the_readme_backend_table_is_the_one_the_specs_generate():
+    from corruptions.registry import implementation_table
+
+    assert implementation_table() in README.read_text(encoding="utf-8")
