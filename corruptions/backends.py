@@ -8,7 +8,9 @@ the torch backend on different device types, whose random streams differ) never 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -22,6 +24,11 @@ DEFAULT_BACKEND = "torch"
 TORCH_BACKEND_VERSION = 1
 # Values processed per chunk: bounds the memory of one batched call (~128 MB of float32).
 CHUNK_ELEMENTS = 1 << 25
+
+
+def frame_seed(sample_seed: int, frame: int) -> int:
+    """Frame t of a clip is corrupted with its own seed, derived from the clip's."""
+    return int(np.random.SeedSequence([sample_seed, frame]).generate_state(1)[0])
 
 
 def check_backend(backend: str) -> str:
@@ -53,14 +60,21 @@ def corrupt_batch(
 ) -> np.ndarray:
     """Corrupt every sample of `array` with its own seed; same shape and dtype out.
 
-    image: uint8 (N, H, W, C), C in {1, 3}, corrupted with the constants of severity `scale`
-    (`corruptions.scales`; `auto`: from the image size); audio: float32 (N, T) with
-    `sample_rate`. A sample's output depends only on (sample, name, severity, its seed,
-    backend, scale)."""
+    image: uint8 (N, H, W, C), C in {1, 3}, or clips (N, T, H, W, C) whose frames are each
+    corrupted with a seed derived from the clip's (`frame_seed`), with the constants of
+    severity `scale` (`corruptions.scales`; `auto`: from the image size); audio: float32
+    (N, T) with `sample_rate`. A sample's output depends only on (sample, name, severity,
+    its seed, backend, scale)."""
     if severity not in registry.SEVERITIES:
         raise ValueError(f"severity must be one of {registry.SEVERITIES}, got {severity!r}")
     if len(seeds) != len(array):
         raise ValueError(f"{len(seeds)} seeds for {len(array)} samples")
+    if kind == "image" and array.ndim == 5:  # clips: every frame is an image of its own
+        frames = array.shape[1]
+        seeds = [frame_seed(int(s), t) for s in seeds for t in range(frames)]
+        flat = corrupt_batch(array.reshape(-1, *array.shape[2:]), name, kind, severity, seeds,
+                             backend, device, sample_rate, scale)
+        return flat.reshape(array.shape)
     corruption = registry.get(name, kind)
     if kind == "image":
         scale = resolve_scale(scale, *array.shape[1:3]) if array.ndim == 4 else scale
@@ -75,17 +89,41 @@ def corrupt_batch(
     fn = torch_function(name, kind)
     device = torch.device(device)
     per_sample = max(1, int(np.prod(array.shape[1:])) * (3 if kind == "image" else 1))
-    chunk = max(1, CHUNK_ELEMENTS // per_sample)
-    parts = []
-    with torch.no_grad():
-        for start in range(0, len(array), chunk):
-            part, part_seeds = array[start:start + chunk], list(seeds[start:start + chunk])
+    size = max(1, CHUNK_ELEMENTS // per_sample)
+    workers = torch.get_num_threads() if device.type == "cpu" else 1
+    if workers > 1:  # CPU: one chunk per thread, each on one intra-op thread (see below)
+        size = min(size, -(-len(array) // workers))
+    chunks = [(array[i:i + size], list(seeds[i:i + size])) for i in range(0, len(array), size)]
+
+    def run(chunk: tuple[np.ndarray, list[int]]) -> np.ndarray:
+        part, part_seeds = chunk
+        with torch.no_grad():
             if kind == "image":
-                parts.append(_images(fn, part, severity, part_seeds, device, scale))
-            else:
-                x = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32)).to(device)
-                parts.append(fn(x, severity, part_seeds, sample_rate).cpu().numpy())
+                return _images(fn, part, severity, part_seeds, device, scale)
+            x = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32)).to(device)
+            return fn(x, severity, part_seeds, sample_rate).cpu().numpy()
+
+    if workers > 1 and len(chunks) > 1:
+        # Coarse-grained threads (torch and the reference libraries release the GIL) rather
+        # than torch's fine-grained intra-op threads: these keep their speed when other
+        # processes load the cores, the intra-op threads (which wait for each other at every
+        # operation) do not. A sample's output does not depend on its chunk.
+        with single_threaded_torch(), ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(run, chunks))
+    else:
+        parts = [run(chunk) for chunk in chunks]
     return np.concatenate(parts) if parts else array.copy()
+
+
+@contextlib.contextmanager
+def single_threaded_torch():
+    """torch on one intra-op thread for the duration; the former count is restored."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _images(fn, images: np.ndarray, severity: int, seeds: list[int],

@@ -42,27 +42,16 @@ def corrupt_array(
     selected: np.ndarray | None = None, scale: str | None = None,
 ) -> np.ndarray:
     """`array` (a split's inputs of `modality`) with corruption `name` applied to every sample
-    (or the `selected` ones), each with its seed; a clip's frames each get a seed derived
-    from the clip's (`frame_seed`)."""
+    (or the `selected` ones), each with its seed (a clip's frames each get a seed derived
+    from the clip's: `corruptions.backends.corrupt_batch`)."""
     spec = dataset.modalities[modality]
     rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))
     out = np.array(array)  # a writable in-memory copy (the split may be memory-mapped)
     if not len(rows):
         return out
-    part, part_seeds = out[rows], seeds[rows].tolist()
-    if spec.kind == "image" and part.ndim == 5:  # video clips (N, T, H, W, C): every frame
-        frames = part.shape[1]
-        part_seeds = [frame_seed(s, t) for s in part_seeds for t in range(frames)]
-        part = part.reshape(-1, *part.shape[2:])
-    corrupted = corrupt_batch(part, name, spec.kind, severity, part_seeds, backend, device,
-                              spec.sample_rate, scale or DEFAULT_SCALE)
-    out[rows] = corrupted.reshape(out[rows].shape)
+    out[rows] = corrupt_batch(out[rows], name, spec.kind, severity, seeds[rows].tolist(),
+                              backend, device, spec.sample_rate, scale or DEFAULT_SCALE)
     return out
-
-
-def frame_seed(sample_seed: int, frame: int) -> int:
-    """Frame t of a clip is corrupted with its own seed, derived from the clip's."""
-    return int(np.random.SeedSequence([sample_seed, frame]).generate_state(1)[0])
 
 
 def build_test_inputs(

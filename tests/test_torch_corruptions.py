@@ -282,3 +282,17 @@ def test_bad_inputs_are_refused_with_clear_errors():
         torch_backend(photos(64), "fog", 1, [0])
     with pytest.raises(KeyError, match="did you mean 'fog'"):
         torch_backend(photos(64), "fogg", 1, [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("backend", backends.BACKENDS)
+def test_clips_are_corrupted_frame_by_frame_inside_the_library(backend):
+    frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    clips = np.broadcast_to(frame, (2, 3, 32, 32, 3)).copy()  # every frame the same image
+    out = backends.corrupt_batch(clips, "gaussian_noise", "image", 3, [7, 8], backend)
+    assert out.shape == clips.shape and out.dtype == np.uint8
+    for i, seed in enumerate([7, 8]):
+        for t in range(3):
+            alone = backends.corrupt_batch(frame[None], "gaussian_noise", "image", 3,
+                                           [backends.frame_seed(seed, t)], backend)
+            assert np.array_equal(out[i, t], alone[0])
+    assert not np.array_equal(out[0, 0], out[0, 1])  # each frame draws its own noise
