@@ -327,14 +327,38 @@ def _pil_resize_matrix(n_in: int, n_out: int, resample: int) -> np.ndarray:
     return np.asarray(identity.resize((n_out, n_in), resample), dtype=np.float64).T
 
 
+@functools.lru_cache(maxsize=32)
+def _pil_resize_taps(n_in: int, n_out: int, resample: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_pil_resize_matrix` as taps: (n_out, k) input indices and weights, k the most
+    inputs any output reads (a few for BOX, one for NEAREST; padded with zero weights)."""
+    m = _pil_resize_matrix(n_in, n_out, resample)
+    k = max(1, int((m != 0).sum(1).max()))
+    index = np.zeros((n_out, k), dtype=np.int64)
+    weight = np.zeros((n_out, k), dtype=np.float64)
+    for j, row in enumerate(m):
+        taps = np.flatnonzero(row)
+        index[j, :len(taps)], weight[j, :len(taps)] = taps, row[taps]
+    return index, weight
+
+
+def _resize_axis(x: torch.Tensor, n_out: int, resample: int, dim: int) -> torch.Tensor:
+    """One PIL resampling pass along `dim`, rounded to 8 bits: the sum over each output's
+    few taps (linear in the image size, unlike a dense matrix product)."""
+    index, weight = (torch.from_numpy(a).to(x.device) for a in
+                     _pil_resize_taps(x.shape[dim], n_out, resample))
+    weight = weight.to(x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = n_out
+    out = 0
+    for tap in range(index.shape[1]):
+        out = out + x.index_select(dim, index[:, tap]) * weight[:, tap].view(shape)
+    return out.round().clamp(0, 255)
+
+
 def _pil_resize(x: torch.Tensor, size: tuple[int, int], resample: int) -> torch.Tensor:
     """PIL's 8-bit resize of x (values 0..255): horizontal pass, rounded to uint8, then the
     vertical pass, rounded (as PIL does for 'RGB' images)."""
-    h, w = x.shape[-2:]
-    mw = torch.from_numpy(_pil_resize_matrix(w, size[1], resample)).to(x)
-    mh = torch.from_numpy(_pil_resize_matrix(h, size[0], resample)).to(x)
-    x = (x @ mw.T).round().clamp(0, 255)
-    return (mh @ x).round().clamp(0, 255)
+    return _resize_axis(_resize_axis(x, size[1], resample, -1), size[0], resample, -2)
 
 
 def pixelate(x, severity, seeds, scale):
