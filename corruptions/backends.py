@@ -115,6 +115,30 @@ def corrupt_batch(
     return np.concatenate(parts) if parts else array.copy()
 
 
+def drawn_parameters(array: np.ndarray, name: str, kind: str, severity: int,
+                     seeds: Sequence[int], backend: str = DEFAULT_BACKEND,
+                     device: torch.device | str = "cpu", scale: str = DEFAULT_SCALE
+                     ) -> dict[str, list]:
+    """The random parameters `corrupt_batch` draws for each sample (each frame of a clip, in
+    order) of `array` with these arguments, e.g. {"angle": [...]} for motion_blur: what a
+    record keeps. Drawn again from the seeds (cheap), so they are the same whether the
+    corrupted data came from the cache or not. Empty for the reference backend and for
+    corruptions whose draws are not split from their application."""
+    port = registry.get(name, kind).torch
+    draw = port.load_draw() if port is not None and check_backend(backend) == "torch" else None
+    if draw is None or kind != "image":
+        return {}
+    shape = array.shape
+    if array.ndim == 5:
+        seeds = [frame_seed(int(s), t) for s in seeds for t in range(shape[1])]
+        shape = (shape[0] * shape[1], *shape[2:])
+    scale = resolve_scale(scale, *shape[1:3])
+    drawn = draw(severity, [int(s) for s in seeds], (shape[0], 3, *shape[1:3]), scale,
+                 torch.device(device))
+    return {key: [round(float(v), 4) if v.is_floating_point() else int(v) for v in value]
+            for key, value in drawn.items()}
+
+
 @contextlib.contextmanager
 def single_threaded_torch():
     """torch on one intra-op thread for the duration; the former count is restored."""

@@ -84,13 +84,14 @@ def _make_apply(name: str):
 
 
 def _declare(name: str, family: str, fidelity: Fidelity, note: str = "",
-             fallback: tuple[int, ...] = ()) -> Corruption:
+             fallback: tuple[int, ...] = (), draws: bool = False) -> Corruption:
     """Registers one corruption: the reference (`imagecorruptions`, or the small-image
     generators), its severity tables at every scale, and its torch port."""
     return register(Corruption(
         name=name, kind="image", family=family, apply=_make_apply(name),
         severity_table=scales.describe(name, "imagenet"), backend=BACKEND,
-        torch=TorchImpl("corruptions.torch_image", name, fidelity, fallback, note),
+        torch=TorchImpl("corruptions.torch_image", name, fidelity, fallback, note,
+                        f"draw_{name}" if draws else None),
         scale_tables={scale: scales.describe(name, scale) for scale in scales.SCALES}))
 
 
@@ -104,11 +105,11 @@ CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
              "the reference moves pixels one at a time, each move reading pixels earlier "
              "moves may have overwritten; all chains of moves are resolved at once by "
              "pointer jumping, which gives the reference's image for the same offsets"),
-    _declare("motion_blur", "blur", EXACT, "given its angle"),
+    _declare("motion_blur", "blur", EXACT, "given its angle", draws=True),
     _declare("zoom_blur", "blur", EXACT),
     _declare("snow", "weather", SAME,
              "blurs its snow layer after cropping it to the image, the reference before"),
-    _declare("frost", "weather", EXACT, "given photo and crop"),
+    _declare("frost", "weather", EXACT, "given photo and crop", draws=True),
     _declare("fog", "weather", SAME, "diamond-square fractal"),
     _declare("brightness", "weather", EXACT),
     _declare("contrast", "digital", EXACT),

@@ -53,9 +53,16 @@ class TorchImpl:
     # severities (at every scale) that the function hands to the reference code
     fallback: tuple[int, ...] = ()
     note: str = ""  # what is particular about this port
+    # the function that draws its random parameters, `draw(severity, seeds, shape, scale,
+    # device) -> {name: (B,) tensor}`, which the corruption function also accepts as `drawn`
+    # (drawing split from applying, so that records can keep what was drawn)
+    draw: str | None = None
 
     def load(self) -> Callable:
         return getattr(importlib.import_module(self.module), self.function)
+
+    def load_draw(self) -> Callable | None:
+        return getattr(importlib.import_module(self.module), self.draw) if self.draw else None
 
 
 @dataclass(frozen=True)

@@ -156,11 +156,15 @@ def _resolve_moves(dst: torch.Tensor, src: torch.Tensor, size: int) -> torch.Ten
     return final
 
 
-def motion_blur(x, severity, seeds, scale, angles: torch.Tensor | None = None):
+def draw_motion_blur(severity, seeds, shape, scale, device) -> dict[str, torch.Tensor]:
+    """The blur direction of each sample, in degrees (uniform in [-45, 45])."""
+    return {"angle": ops.uniform(ops.generators(seeds, device), -45, 45)}
+
+
+def motion_blur(x, severity, seeds, scale, drawn: dict[str, torch.Tensor] | None = None):
     radius, sigma = _c("motion_blur", severity, scale)
-    if angles is None:
-        angles = ops.uniform(ops.generators(seeds, x.device), -45, 45)
-    return (ops.motion_blur(x * 255, radius, sigma, angles)).clamp(0, 255)
+    drawn = drawn or draw_motion_blur(severity, seeds, x.shape, scale, x.device)
+    return (ops.motion_blur(x * 255, radius, sigma, drawn["angle"])).clamp(0, 255)
 
 
 def _zoom_factors(severity: int, scale: str) -> np.ndarray:
@@ -226,17 +230,27 @@ def _frost_photos(h: int, w: int, scale: str) -> tuple[np.ndarray, ...]:
 _FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
 
 
-def frost(x, severity, seeds, scale):
-    image_weight, frost_weight = _c("frost", severity, scale)
-    b, _, h, w = x.shape
+def draw_frost(severity, seeds, shape, scale, device) -> dict[str, torch.Tensor]:
+    """Which of the five frost photos each sample gets, and the crop's top-left corner."""
+    h, w = shape[-2:]
     photos = _frost_photos(h, w, scale)
-    crops = []
-    for g in ops.generators(seeds, x.device):
+    drawn = {"photo": [], "top": [], "left": []}
+    for g in ops.generators(seeds, device):
         idx = int(torch.randint(5, (), generator=g, device=g.device))
-        photo = photos[idx]
-        top = int(torch.randint(photo.shape[0] - h, (), generator=g, device=g.device))
-        left = int(torch.randint(photo.shape[1] - w, (), generator=g, device=g.device))
-        crops.append(torch.from_numpy(photo[top:top + h, left:left + w]))
+        drawn["photo"].append(idx)
+        for key, room in (("top", photos[idx].shape[0] - h), ("left", photos[idx].shape[1] - w)):
+            drawn[key].append(int(torch.randint(room, (), generator=g, device=g.device)))
+    return {key: torch.tensor(values) for key, values in drawn.items()}
+
+
+def frost(x, severity, seeds, scale, drawn: dict[str, torch.Tensor] | None = None):
+    image_weight, frost_weight = _c("frost", severity, scale)
+    h, w = x.shape[-2:]
+    photos = _frost_photos(h, w, scale)
+    drawn = drawn or draw_frost(severity, seeds, x.shape, scale, x.device)
+    crops = [torch.from_numpy(photos[i][top:top + h, left:left + w]) for i, top, left in
+             zip(drawn["photo"].tolist(), drawn["top"].tolist(), drawn["left"].tolist(),
+                 strict=True)]
     layer = torch.stack(crops).to(x.device, x.dtype).permute(0, 3, 1, 2)
     return (image_weight * x * 255 + frost_weight * layer).clamp(0, 255)
 

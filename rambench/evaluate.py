@@ -59,7 +59,7 @@ def accuracy(method: Method, split: Split, kinds: dict[str, str], device: torch.
 def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
                 labels: np.ndarray, missing: dict[str, np.ndarray], training: TrainSummary,
                 backend: str, grid, device: torch.device, seconds: float,
-                split: str = "test") -> Record:
+                split: str = "test", drawn: dict[str, dict[str, list]] | None = None) -> Record:
     """The record of one evaluated cell (`cell`: a `rambench.plan.Cell`)."""
     job, condition = cell.job, cell.condition
     predictions = Predictions.from_probabilities(probabilities, labels)
@@ -72,6 +72,8 @@ def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
     details = {}
     if missing:
         details["missing_fraction"] = {m: float(v.mean()) for m, v in missing.items()}
+    if drawn:  # the corruption's random parameters per test sample, by modality
+        details["drawn"] = drawn
     return Record(
         key=cell.key, study=study, dataset=job.dataset, dataset_version=job.dataset_version,
         method=MethodInfo(job.method.label, job.method.id.name, job.method.family,

@@ -119,7 +119,7 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
             record = cell_record(cell, plan.store.study, dataset, probabilities, test.y,
                                  inputs.missing, training, spec.corruption_backend, spec.grid,
                                  device, corrupt_seconds + time.perf_counter() - t0,
-                                 spec.split)
+                                 spec.split, inputs.drawn)
             plan.store.write(record)
             written.append(record)
             if on_record is not None:

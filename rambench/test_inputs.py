@@ -7,13 +7,13 @@ and every method of a study sees exactly the same corrupted test set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from corruptions import av_events
-from corruptions.backends import DEFAULT_BACKEND, corrupt_batch
+from corruptions.backends import DEFAULT_BACKEND, corrupt_batch, drawn_parameters
 from corruptions.missing import random_missing_mask
 from corruptions.scales import DEFAULT_SCALE
 from rambench.cache import CorruptionCache
@@ -34,6 +34,8 @@ def sample_seeds(seed: int, data_key: str, n: int, stream: int = 0) -> np.ndarra
 class TestInputs:
     inputs: dict[str, np.ndarray]  # arrays replacing the split's (only corrupted ones differ)
     missing: dict[str, np.ndarray]  # modality -> bool (N,), True where dropped
+    # modality -> the corruption's random parameters per sample (`drawn_parameters`)
+    drawn: dict[str, dict[str, list]] = field(default_factory=dict)
 
 
 def corrupt_array(
@@ -80,9 +82,15 @@ def build_test_inputs(
                 "device": torch.device(device).type})
         return array
 
+    drawn = {}
     if isinstance(condition, Corrupt):
-        inputs[condition.test_modality] = corrupted(condition.test_modality,
-                                                    condition.corruption, 0)
+        modality = condition.test_modality
+        inputs[modality] = corrupted(modality, condition.corruption, 0)
+        parameters = drawn_parameters(
+            split.inputs[modality], condition.corruption, dataset.modalities[modality].kind,
+            condition.severity, sample_seeds(seed, data_key, n, 0), backend, device,
+            condition.severity_scale or DEFAULT_SCALE)
+        drawn = {modality: parameters} if parameters else {}
     elif isinstance(condition, Drop):
         missing = {condition.test_modality: np.ones(n, dtype=bool)}
     elif isinstance(condition, RandomMissing):
@@ -97,7 +105,7 @@ def build_test_inputs(
             inputs[modality] = corrupted(modality, name, stream, condition.probability)
     elif isinstance(condition, AVEvent):
         inputs.update(_av_inputs(dataset, split, condition, seed, data_key, cache))
-    return TestInputs(inputs, missing)
+    return TestInputs(inputs, missing, drawn)
 
 
 def _av_inputs(dataset: Dataset, split: Split, condition: AVEvent, seed: int, data_key: str,

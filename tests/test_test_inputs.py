@@ -150,3 +150,35 @@ def test_av_conditions_from_a_grid(tmp_path):
     second = expand_conditions({"av": {"events": ["rain"], "noise_dir": str(tmp_path)}},
                                kinds, "g")[1]
     assert first.noise_dir == str(tmp_path.resolve()) and first.noise_digest != second.noise_digest
+
+
+@pytest.mark.parametrize("corruption, keys", [("motion_blur", {"angle"}),
+                                              ("frost", {"photo", "top", "left"})])
+def test_the_drawn_parameters_are_kept_and_reproduce_the_corrupted_inputs(avdigits, tmp_path,
+                                                                          corruption, keys):
+    import torch
+
+    from corruptions import torch_image
+
+    dataset, split = avdigits
+    cond = Corrupt("visual", corruption, 3, severity_scale="cifar")
+    built = build_test_inputs(dataset, split, cond, 0, "3c" * 10, "torch")
+    drawn = built.drawn["visual"]
+    assert set(drawn) == keys and all(len(v) == len(split.y) for v in drawn.values())
+    if corruption == "motion_blur":
+        assert all(-45 <= a <= 45 for a in drawn["angle"]) and len(set(drawn["angle"])) > 1
+    # applying the stored draws gives the inputs the model was tested on
+    x = torch.from_numpy(split.inputs["visual"]).permute(0, 3, 1, 2)  # RGB
+    tensors = {k: torch.tensor(v, dtype=torch.float64 if k == "angle" else torch.int64)
+               for k, v in drawn.items()}
+    seeds = sample_seeds(0, "3c" * 10, len(split.y)).tolist()
+    again = getattr(torch_image, corruption)(x.float() / 255, 3, seeds, "cifar", drawn=tensors)
+    again = again.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy().astype(int)
+    difference = np.abs(again - built.inputs["visual"])
+    assert difference.max() <= 1 and difference.mean() < 0.01  # angles stored rounded
+    # the same draws whether or not the corrupted data comes from the cache
+    cache = CorruptionCache(tmp_path)
+    build_test_inputs(dataset, split, cond, 0, "3c" * 10, "torch", cache=cache)
+    assert build_test_inputs(dataset, split, cond, 0, "3c" * 10, "torch",
+                             cache=cache).drawn == built.drawn
+    assert build_test_inputs(dataset, split, cond, 0, "3c" * 10, "reference").drawn == {}

@@ -93,7 +93,7 @@ def _torch_with_reference_randomness(images, name, severity, seeds, scale="auto"
     angles = _reference_motion_angles(seeds)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     scale = scales.resolve_scale(scale, *images.shape[1:3])
-    out = torch_image.motion_blur(x, severity, seeds, scale, angles=angles)
+    out = torch_image.motion_blur(x, severity, seeds, scale, drawn={"angle": angles})
     return out.to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
