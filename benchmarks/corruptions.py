@@ -1,6 +1,7 @@
 """Reference vs torch corruption backends: time per sample for every corruption.
 
     python benchmarks/corruptions.py                 # 224x224 images, 1 s audio, CPU
+    python benchmarks/corruptions.py --load 2        # the same while 2 busy processes run
     python benchmarks/corruptions.py --device cuda   # the torch backend on a GPU
 
 Both backends corrupt the same batch (scikit-image's bundled photos at --size, speech
@@ -8,7 +9,9 @@ clips from the embedded dataset) with the same seeds; each is warmed up once on 
 sample first (caches such as frost photos or filter responses are built outside the
 timing). Prints per-corruption milliseconds per sample and the speed-up, then the
 aggregate speed-up (total reference time / total torch time) per modality. Both are
-measured in the same run, so the ratio holds on a noisy shared machine.
+measured in the same run, so the ratio holds on a noisy shared machine. `--load N` starts
+N CPU-bound processes (NumPy matrix products on one thread each) for the duration: the
+speed-up of a backend on a machine that other work keeps busy.
 """
 
 from __future__ import annotations
@@ -81,6 +84,28 @@ def bench(kind: str, data: np.ndarray, severity: int, device: str, names: list[s
     return ref_total, torch_total
 
 
+def _busy() -> None:
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    a = np.random.default_rng(0).random((300, 300))
+    while True:
+        a = a @ a
+        a /= np.abs(a).max()
+
+
+def competing_load(n: int) -> list:
+    """n processes that keep one core busy each until terminated."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_busy, daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let them start spinning
+    return procs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -91,11 +116,15 @@ def main() -> None:
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     parser.add_argument("--only", choices=["image", "audio"], default=None)
+    parser.add_argument("--load", type=int, default=0,
+                        help="CPU-bound processes competing for the cores meanwhile")
     args = parser.parse_args()
+    load = competing_load(args.load)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device "
           f"{args.device}; severity {args.severity}; images {args.images} x {args.size}x"
-          f"{args.size}, clips {args.clips} x {args.seconds:g} s")
+          f"{args.size}, clips {args.clips} x {args.seconds:g} s; competing processes: "
+          f"{args.load}")
     print(f"{'kind':5s} {'corruption':18s} {'ref ms':>9s} {'torch ms':>9s} {'speed-up':>9s}")
     if args.only in (None, "image"):
         bench("image", photos(args.size, args.images), args.severity, args.device,
@@ -103,6 +132,8 @@ def main() -> None:
     if args.only in (None, "audio"):
         bench("audio", speech(args.seconds, args.clips), args.severity, args.device,
               registry.names("audio"), args.repeats)
+    for p in load:
+        p.terminate()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from audiomentations.core.utils import get_crossfade_mask_pair
 
 from corruptions import _torch_ops as ops
 from corruptions import audio as _audio
+from corruptions.reference_pool import reference_map
 
 TorchAudioFn = Callable[[torch.Tensor, int, Sequence[int], int], torch.Tensor]
 
@@ -141,12 +142,9 @@ def _linear_filter(name: str):
 
 
 def _reference(name: str):
-    corruption = _audio.CORRUPTIONS[name]
-
     def apply(x, severity, seeds, sample_rate):
-        clips = x.cpu().numpy()
-        out = np.stack([corruption(c, severity, int(s), sample_rate=sample_rate)
-                        for c, s in zip(clips, seeds, strict=True)])
+        out = reference_map(name, "audio", x.cpu().numpy(), severity, seeds,
+                            sample_rate=sample_rate)
         return torch.from_numpy(out).to(x.device)
 
     return apply

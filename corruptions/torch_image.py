@@ -40,8 +40,8 @@ from PIL import Image
 from corruptions import _imagecorruptions_compat as _compat
 from corruptions import _torch_ops as ops
 from corruptions import small_images
-from corruptions.image import reference_corrupt
 from corruptions.protocols import qmf_epsilon
+from corruptions.reference_pool import reference_map
 from corruptions.scales import NOMINAL_SIZE, constants
 
 TorchImageFn = Callable[[torch.Tensor, int, Sequence[int]], torch.Tensor]
@@ -437,10 +437,10 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
 
 def _per_sample_reference(name: str, x: torch.Tensor, severity: int, seeds,
                           scale: str) -> torch.Tensor:
-    """Run the reference on the CPU for each sample (uint8 in, [0, 255] floats out)."""
+    """Run the reference on the CPU for each sample, in worker processes when there are
+    enough (`corruptions.reference_pool`); uint8 in, [0, 255] floats out."""
     images = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    out = np.stack([reference_corrupt(img, severity, name, int(s), scale)
-                    for img, s in zip(images, seeds, strict=True)])
+    out = reference_map(name, "image", images, severity, seeds, scale=scale)
     return torch.from_numpy(out).to(x.device, x.dtype).permute(0, 3, 1, 2)
 
 

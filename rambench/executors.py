@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corruptions.reference_pool import WORKERS_ENV as REFERENCE_WORKERS_ENV
+from corruptions.reference_pool import usable_cpus
 from rambench.errors import UsageError
 
 EXECUTORS = ("inprocess", "local", "slurm")
@@ -93,6 +95,7 @@ def run_task(task: Task) -> TaskResult:
 
     if task.threads:
         torch.set_num_threads(task.threads)
+        os.environ[REFERENCE_WORKERS_ENV] = str(task.threads)
     plan = plan_from(task.recipe, os.environ.get(DEVICE_ENV))
     wanted = set(task.job_keys)
     cells = tuple(c for c in plan.todo if c.job.key in wanted)
@@ -104,19 +107,13 @@ def run_task(task: Task) -> TaskResult:
     return TaskResult(task.job_keys, [r.key for r in result.records], result.failures)
 
 
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _start_worker(devices, threads: int) -> None:
     import torch
 
     if devices is not None:
         os.environ[DEVICE_ENV] = devices.get()
     torch.set_num_threads(threads)
+    os.environ[REFERENCE_WORKERS_ENV] = str(threads)  # its share of the cores, also there
 
 
 class LocalPool:

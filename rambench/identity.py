@@ -117,9 +117,11 @@ CORRUPTION_FILES = {
     ("av", "reference"): ("corruptions/av_events.py",),
 }
 CORRUPTION_FILES[("image", "torch")] = (*CORRUPTION_FILES[("image", "reference")],
-                                        "corruptions/torch_image.py", "corruptions/_torch_ops.py")
+                                        "corruptions/torch_image.py", "corruptions/_torch_ops.py",
+                                        "corruptions/reference_pool.py")
 CORRUPTION_FILES[("audio", "torch")] = (*CORRUPTION_FILES[("audio", "reference")],
-                                        "corruptions/torch_audio.py", "corruptions/_torch_ops.py")
+                                        "corruptions/torch_audio.py", "corruptions/_torch_ops.py",
+                                        "corruptions/reference_pool.py")
 
 
 # The code that turns a condition into test inputs, whatever the condition: per-sample seeds,

@@ -296,3 +296,23 @@ def test_clips_are_corrupted_frame_by_frame_inside_the_library(backend):
                                            [backends.frame_seed(seed, t)], backend)
             assert np.array_equal(out[i, t], alone[0])
     assert not np.array_equal(out[0, 0], out[0, 1])  # each frame draws its own noise
+
+
+def test_reference_corruptions_in_worker_processes_give_the_in_process_outputs():
+    from corruptions import reference_pool
+
+    images = np.concatenate([photos(32)] * 3)  # 12 images
+    audio = np.random.default_rng(3).standard_normal((10, 4000)).astype(np.float32) * 0.1
+    seeds = list(range(100, 112))
+    for kind, samples, name, context in (
+            ("image", images, "jpeg_compression", {"scale": "cifar"}),
+            ("image", images, "spatter", {"scale": "cifar"}),
+            ("audio", audio, "mp3_compression", {"sample_rate": 16000})):
+        alone = reference_pool.reference_map(name, kind, samples, 2, seeds[:len(samples)],
+                                             workers=1, **context)
+        pooled = reference_pool.reference_map(name, kind, samples, 2, seeds[:len(samples)],
+                                              workers=2, **context)
+        assert pooled.shape == samples.shape and np.array_equal(pooled, alone), name
+        assert not np.array_equal(alone, samples)
+    assert reference_pool._POOLS  # the second call did use worker processes
+    reference_pool.shutdown()
