@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rambench.metrics.robustness import UNIT, MissingReferenceError, scores
-from rambench.metrics.specs import MPC, SPECS
+from rambench.metrics.robustness import scores
+from rambench.metrics.specs import MPC, SPECS, UNIT, MissingReferenceError
 
 KINDS = ("corruption", "drop")  # the condition kinds that degrade one modality
 

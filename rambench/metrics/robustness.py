@@ -32,17 +32,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from rambench.metrics.specs import (
-    CELL,
-    CORRUPTION,
-    DEFAULT_REFERENCE,
-    MPC,
-    SPECS,
-    UNIT,
-    MissingReferenceError,
-)
-
-__all__ = ["CELL", "CORRUPTION", "DEFAULT_REFERENCE", "UNIT", "MissingReferenceError"]
+from rambench.metrics.specs import CELL, CORRUPTION, DEFAULT_REFERENCE, MPC, SPECS, UNIT
 
 
 class DuplicateCellError(ValueError):
