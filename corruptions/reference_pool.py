@@ -7,10 +7,12 @@ and fidelity class). The reference seeds numpy's and Python's global RNGs around
 under a lock, so threads would take turns; processes do not. On a GPU run the device would
 otherwise wait for one CPU core to corrupt every sample of those cells.
 
-`reference_map` runs them in a pool of `workers` processes (spawned once and kept; default
-`RAMBENCH_REFERENCE_WORKERS`, else one per CPU core) when there are enough samples, and in
-this process otherwise. Each sample's output depends only on (sample, severity, its seed,
-context), so the pool changes nothing but the time.
+`reference_map` corrupts the first sample here and times it: when a sample takes at least
+`POOL_MIN_SECONDS` (sending it to another process costs about a millisecond) and there are
+enough samples, the others go to a pool of `workers` processes (spawned once and kept;
+default `RAMBENCH_REFERENCE_WORKERS`, else one per CPU core); otherwise they are corrupted
+here too. Each sample's output depends only on (sample, severity, its seed, context), so
+the pool changes nothing but the time.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -27,6 +30,8 @@ from corruptions import registry
 
 # fewer samples than this per worker: not worth sending them to other processes
 MIN_SAMPLES_PER_WORKER = 4
+# a sample cheaper than this is corrupted here: the transfer to a worker would cost more
+POOL_MIN_SECONDS = 2e-3
 WORKERS_ENV = "RAMBENCH_REFERENCE_WORKERS"
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
@@ -67,14 +72,21 @@ def _one(job: tuple) -> np.ndarray:
 
 
 def reference_map(name: str, kind: str, samples: Sequence[np.ndarray], severity: int,
-                  seeds: Sequence[int], workers: int | None = None, **context) -> np.ndarray:
-    """The reference corruption of each sample with its seed, stacked; in worker processes
-    when there are at least `MIN_SAMPLES_PER_WORKER` samples per worker."""
+                  seeds: Sequence[int], workers: int | None = None,
+                  min_seconds: float = POOL_MIN_SECONDS, **context) -> np.ndarray:
+    """The reference corruption of each sample with its seed, stacked: in worker processes
+    when a sample takes at least `min_seconds` and there are `MIN_SAMPLES_PER_WORKER`
+    samples per worker, else here."""
     workers = default_workers() if workers is None else workers
     jobs = [(name, kind, np.asarray(s), severity, int(seed), context)
             for s, seed in zip(samples, seeds, strict=True)]
-    if workers < 2 or len(jobs) < 2 * MIN_SAMPLES_PER_WORKER:
-        return np.stack([_one(job) for job in jobs])
-    workers = min(workers, len(jobs) // MIN_SAMPLES_PER_WORKER)
-    chunk = max(1, len(jobs) // (4 * workers))
-    return np.stack(list(_pool(workers).map(_one, jobs, chunksize=chunk)))
+    if not jobs:
+        raise ValueError("no samples")
+    start = time.perf_counter()
+    first = _one(jobs[0])
+    rest = jobs[1:]
+    workers = min(workers, len(rest) // MIN_SAMPLES_PER_WORKER)
+    if workers < 2 or time.perf_counter() - start < min_seconds:
+        return np.stack([first, *(_one(job) for job in rest)])
+    chunk = max(1, len(rest) // (4 * workers))
+    return np.stack([first, *_pool(workers).map(_one, rest, chunksize=chunk)])

@@ -301,8 +301,8 @@ def test_clips_are_corrupted_frame_by_frame_inside_the_library(backend):
 def test_reference_corruptions_in_worker_processes_give_the_in_process_outputs():
     from corruptions import reference_pool
 
-    images = np.concatenate([photos(32)] * 3)  # 12 images
-    audio = np.random.default_rng(3).standard_normal((10, 4000)).astype(np.float32) * 0.1
+    images = np.concatenate([photos(32)] * 3)  # 12 images: the first here, 11 in workers
+    audio = np.random.default_rng(3).standard_normal((11, 4000)).astype(np.float32) * 0.1
     seeds = list(range(100, 112))
     for kind, samples, name, context in (
             ("image", images, "jpeg_compression", {"scale": "cifar"}),
@@ -311,7 +311,7 @@ def test_reference_corruptions_in_worker_processes_give_the_in_process_outputs()
         alone = reference_pool.reference_map(name, kind, samples, 2, seeds[:len(samples)],
                                              workers=1, **context)
         pooled = reference_pool.reference_map(name, kind, samples, 2, seeds[:len(samples)],
-                                              workers=2, **context)
+                                              workers=2, min_seconds=0, **context)
         assert pooled.shape == samples.shape and np.array_equal(pooled, alone), name
         assert not np.array_equal(alone, samples)
     assert reference_pool._POOLS  # the second call did use worker processes
