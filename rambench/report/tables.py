@@ -557,6 +557,7 @@ def _number(table: Table, row: str, col: str) -> tuple[str, str] | None:
     if pd.isna(mean):
         return None
     d = table.digits
+    mean = round(mean, d) + 0.0  # + 0.0: a value that rounds to zero prints as 0.0, not -0.0
     return f"{mean:.{d}f}", ("" if pd.isna(std) else f"{std:.{d}f}")
 
 
