@@ -15,9 +15,11 @@ Views (`build_table`):
 * redundancy: the redundancy gap per modality, corrupted and dropped
   (`rambench.metrics.redundancy`).
 
-Given the per-sample correctness (`rambench.stats.correctness`), each cell is compared
-with the same cells of `against` (default raml) by a paired bootstrap over test samples
-and marked when p < 0.05. Renderers: `render(table, 'md' | 'latex' | 'csv' | 'html')`.
+A column's values and its test come from one metric spec (`rambench.metrics.specs`): given
+the per-sample correctness (`rambench.stats.correctness`), each method is compared with
+`against` (default raml) on the same cells by a paired two-level bootstrap of that spec's
+statistic and marked when p < 0.05. Renderers: `render(table, 'md' | 'latex' | 'csv' |
+'html' | 'json')`.
 """
 
 from __future__ import annotations
