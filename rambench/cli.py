@@ -350,6 +350,7 @@ def ls(what: str, name: str | None, out: str, as_json: bool) -> None:
         elif what == "corruptions":
             protocol = f" (protocol: {row['protocol']})" if row["protocol"] else ""
             protocol += " (held out: for validation grids)" if row["held_out"] else ""
+            protocol += f"; torch backend: {row['torch']}" if row["torch"] else ""
             tables = row["severities"]
             if isinstance(tables, list):
                 click.echo(f"{row['name']:<18} {row['kind']:<6} {row['family']:<10} severities "
@@ -394,7 +395,9 @@ def _listing(what: str, out: str) -> list[dict]:
         return [{"name": c.name, "kind": c.kind, "family": c.family,
                  "severities": ({scale: list(t) for scale, t in c.scale_tables.items()}
                                 if c.scaled else list(c.severity_table)),
-                 "protocol": c.protocol, "held_out": c.name in registry.HELD_OUT.get(c.kind, ())}
+                 "unit": c.unit, "protocol": c.protocol,
+                 "held_out": c.name in registry.HELD_OUT.get(c.kind, ()),
+                 "torch": c.torch.fidelity.value if c.torch else None}
                 for c in registry.all_corruptions()]
     if what == "grids":
         from rambench.grid import load_grid, preset_names

@@ -61,6 +61,12 @@ def test_ls_lists_methods_with_family_and_corruptions_with_tables(cli):
         "imagenet", "tinyimagenet", "cifar"]
     assert corruptions[at + 3].split(None, 1)[1].startswith("contrast factor=0.75 |")
     assert any(ln.startswith("reverb ") for ln in corruptions)
+    # each corruption's torch port with its fidelity class, from its spec
+    listed = {(c["kind"], c["name"]): c for c in json.loads(cli("ls", "corruptions",
+                                                                "--json").stdout)}
+    assert listed[("image", "jpeg_compression")]["torch"].startswith("the reference code")
+    assert listed[("image", "contrast")]["torch"] == "exact port"
+    assert listed[("audio", "reverb")]["unit"] == "room m, absorption, mic distance m"
     assert "smoke" in cli("ls", "grids").stdout
 
 
