@@ -101,3 +101,13 @@ def test_held_out_corruptions_are_never_in_a_test_grid_and_a_grid_can_name_them(
     assert ablation.split == "val"
     assert {c.corruption for c in ablation.conditions(KINDS) if c.kind == "corruption"} == {
         n for _, n in picked}
+
+
+def test_the_clean_val_preset_is_the_tuning_criterion():
+    from rambench.grid import expand_conditions
+    from rambench.schema import Clean
+
+    grid = load_grid("clean-val")  # one cell: clean accuracy on the validation split
+    assert grid.split == "val"
+    assert expand_conditions(grid.raw["conditions"], {"visual": "image", "audio": "audio"},
+                             "clean-val") == [Clean()]
