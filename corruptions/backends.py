@@ -31,6 +31,13 @@ def frame_seed(sample_seed: int, frame: int) -> int:
     return int(np.random.SeedSequence([sample_seed, frame]).generate_state(1)[0])
 
 
+def _frames(array: np.ndarray, seeds: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+    """Clips (N, T, H, W, C) as N * T images, each frame with its `frame_seed`."""
+    frames = array.shape[1]
+    return (array.reshape(-1, *array.shape[2:]),
+            [frame_seed(int(s), t) for s in seeds for t in range(frames)])
+
+
 def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(registry.unknown_name_message("corruption backend", backend, BACKENDS))
@@ -70,10 +77,9 @@ def corrupt_batch(
     if len(seeds) != len(array):
         raise ValueError(f"{len(seeds)} seeds for {len(array)} samples")
     if kind == "image" and array.ndim == 5:  # clips: every frame is an image of its own
-        frames = array.shape[1]
-        seeds = [frame_seed(int(s), t) for s in seeds for t in range(frames)]
-        flat = corrupt_batch(array.reshape(-1, *array.shape[2:]), name, kind, severity, seeds,
-                             backend, device, sample_rate, scale)
+        images, frame_seeds = _frames(array, seeds)
+        flat = corrupt_batch(images, name, kind, severity, frame_seeds, backend, device,
+                             sample_rate, scale)
         return flat.reshape(array.shape)
     corruption = registry.get(name, kind)
     if kind == "image":
@@ -128,13 +134,11 @@ def drawn_parameters(array: np.ndarray, name: str, kind: str, severity: int,
     draw = port.load_draw() if port is not None and check_backend(backend) == "torch" else None
     if draw is None or kind != "image":
         return {}
-    shape = array.shape
     if array.ndim == 5:
-        seeds = [frame_seed(int(s), t) for s in seeds for t in range(shape[1])]
-        shape = (shape[0] * shape[1], *shape[2:])
-    scale = resolve_scale(scale, *shape[1:3])
-    drawn = draw(severity, [int(s) for s in seeds], (shape[0], 3, *shape[1:3]), scale,
-                 torch.device(device))
+        array, seeds = _frames(array, seeds)
+    n, height, width = array.shape[:3]
+    drawn = draw(severity, [int(s) for s in seeds], (n, 3, height, width),
+                 resolve_scale(scale, height, width), torch.device(device))
     return {key: [round(float(v), 4) if v.is_floating_point() else int(v) for v in value]
             for key, value in drawn.items()}
 

@@ -7,6 +7,7 @@ and every method of a study sees exactly the same corrupted test set.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,10 +67,14 @@ def build_test_inputs(
     inputs, missing = dict(split.inputs), {}
     n = len(split)
 
+    @functools.cache
+    def stream_seeds(stream: int) -> np.ndarray:
+        return sample_seeds(seed, data_key, n, stream)
+
     def corrupted(modality: str, name: str, stream: int, probability: float | None = None):
         if cache is not None and (hit := cache.get(data_key, modality)) is not None:
             return hit
-        seeds = sample_seeds(seed, data_key, n, stream)
+        seeds = stream_seeds(stream)
         selected = None if probability is None else np.array(
             [np.random.default_rng(s).random() < probability for s in seeds])
         array = corrupt_array(dataset, modality, split.inputs[modality], name,
@@ -88,7 +93,7 @@ def build_test_inputs(
         inputs[modality] = corrupted(modality, condition.corruption, 0)
         parameters = drawn_parameters(
             split.inputs[modality], condition.corruption, dataset.modalities[modality].kind,
-            condition.severity, sample_seeds(seed, data_key, n, 0), backend, device,
+            condition.severity, stream_seeds(0), backend, device,
             condition.severity_scale or DEFAULT_SCALE)
         drawn = {modality: parameters} if parameters else {}
     elif isinstance(condition, Drop):

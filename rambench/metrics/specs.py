@@ -109,13 +109,13 @@ def _kind(cells) -> np.ndarray:
     return cells["condition_kind"].to_numpy()
 
 
-def _one_clean(cells, notes: list[str] | None, what: str) -> int | None:
-    """The position of the test set's clean cell, or None and a note."""
+def _one_clean(cells, notes: list[str] | None, note: str) -> int | None:
+    """The position of the test set's clean cell, or None and `note` added to `notes`."""
     clean = np.flatnonzero(_kind(cells) == "clean")
     if len(clean) == 1:
         return int(clean[0])
     if notes is not None:
-        notes.append(f"no clean result: {what} undefined")
+        notes.append(note)
     return None
 
 
@@ -123,7 +123,7 @@ def severity_auc_weights(cells, notes: list[str] | None = None) -> np.ndarray:
     """Weights making a weighted mean of clean + corruption cells the severity AUC: the mean
     over corruptions of each one's trapezoid area under score vs severity (clean = 0)."""
     w = np.zeros(len(cells))
-    clean = _one_clean(cells, notes, "severity AUC")
+    clean = _one_clean(cells, notes, "no clean result: severity AUC undefined")
     corrupt = np.flatnonzero(_kind(cells) == "corruption")
     ids = cells["corruption_id"].to_numpy()[corrupt]
     if clean is None or not len(corrupt):
@@ -141,7 +141,7 @@ def severity_auc_weights(cells, notes: list[str] | None = None) -> np.ndarray:
 def missing_auc_weights(cells, notes: list[str] | None = None) -> np.ndarray:
     """Weights making a weighted mean of clean + random-missing cells the area under score vs
     missing rate (clean = rate 0)."""
-    if _one_clean(cells, notes, "missing-rate AUC") is None:
+    if _one_clean(cells, notes, "no clean result: missing-rate AUC undefined") is None:
         return np.full(len(cells), np.nan)
     rate = cells["missing_rate"].to_numpy(dtype=float)
     return trapezoid_weights(np.where(_kind(cells) == "clean", 0.0, rate))
@@ -193,10 +193,8 @@ def corruption_error(relative: bool) -> Statistic:
         corrupt = _kind(cells) == "corruption"
         e, e_ref = 1.0 - s[:, corrupt], 1.0 - r[:, corrupt]
         if relative:
-            clean = _one_clean(cells, None, what)
+            clean = _one_clean(cells, notes, "no clean result for the method")
             if clean is None:
-                if notes is not None:
-                    notes.append("no clean result for the method")
                 return np.full(len(s), np.nan)
             e = e - (1.0 - s[:, [clean]])
             e_ref = e_ref - (1.0 - r[:, [clean]])
@@ -221,10 +219,8 @@ def effective_robustness_statistic(cells, s, r, notes=None) -> np.ndarray:
     """Effective robustness against the reference (after Taori et al., NeurIPS 2020): the mean
     over corruptions of sum_s [(f_s - f_0) - (b_s - b_0)], f / b the method's / reference's
     score at severity s (0 = clean). Positive: the method loses less than the reference."""
-    clean = _one_clean(cells, None, "effective robustness")
+    clean = _one_clean(cells, notes, "no clean result for the method")
     if clean is None:
-        if notes is not None:
-            notes.append("no clean result for the method")
         return np.full(len(s), np.nan)
     corrupt = _kind(cells) == "corruption"
     term = (s[:, corrupt] - s[:, [clean]]) - (r[:, corrupt] - r[:, [clean]])
@@ -234,7 +230,7 @@ def effective_robustness_statistic(cells, s, r, notes=None) -> np.ndarray:
 
 def rpc_statistic(cells, s, r=None, notes=None) -> np.ndarray:
     """rPC = mPC / clean score (Michaelis et al., 2019)."""
-    clean = _one_clean(cells, notes, "rPC")
+    clean = _one_clean(cells, notes, "no clean result: rPC undefined")
     if clean is None:
         return np.full(len(s), np.nan)
     corrupt = _kind(cells) == "corruption"
