@@ -20,7 +20,7 @@ from pathlib import Path
 
 from corruptions.registry import SEVERITIES
 from rambench.errors import UsageError
-from rambench.grid import parse_grid
+from rambench.grid import Grid, parse_grid
 from rambench.schema import Clean, Corrupt
 
 COLLAPSE = 0.5  # fraction of the clean-to-chance gap lost at severity 1
@@ -67,6 +67,16 @@ def reference_method(dataset, modality: str) -> str:
                      f"{dataset.name!r} (methods with `modality = {modality!r}`)")
 
 
+def ladder_grid(modality: str, kind: str) -> Grid:
+    """Clean and every corruption of `kind` (the held-out ones too) on `modality`, s1-s5."""
+    from corruptions import registry
+
+    return parse_grid({"conditions": {"clean": True,
+                                      "corruptions": {modality: registry.names(kind)},
+                                      "severities": list(SEVERITIES)}},
+                      f"calibration of {modality}", "calibrate")
+
+
 def calibrate(dataset: str = "avdigits", modalities: Sequence[str] | None = None,
               seeds: Sequence[int] = (0,), epochs: int | None = None,
               severity_scale: str | None = None, out: str | Path = "results",
@@ -87,10 +97,7 @@ def calibrate(dataset: str = "avdigits", modalities: Sequence[str] | None = None
     for m in chosen:
         method = reference_method(ds, m)
         kind = ds.modalities[m].kind
-        grid = parse_grid({"conditions": {"clean": True, "corruptions": {m: "all"},
-                                          "severities": list(SEVERITIES)}},
-                          f"calibration of {m}", "calibrate")
-        results = benchmark(method, dataset, grid, seeds, out, study, epochs=epochs,
+        results = benchmark(method, dataset, ladder_grid(m, kind), seeds, out, study, epochs=epochs,
                             device=device, progress=progress, severity_scale=severity_scale)
         clean = _mean([r for r in results.records if isinstance(r.condition, Clean)])
         for name in registry.names(kind):

@@ -15,7 +15,7 @@ def test_declared_interface(avdigits):
     assert avdigits.modalities["visual"].shape == (32, 32, 3)
     assert avdigits.modalities["audio"].kind == "audio"
     assert avdigits.modalities["audio"].sample_rate == 16000
-    assert avdigits.version.startswith("2-")
+    assert avdigits.version.startswith("3-")
 
 
 def test_splits_shapes_sizes_and_labels(avdigits):

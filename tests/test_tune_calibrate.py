@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import sys
 
+from corruptions import registry
 from rambench import cli
-from rambench.calibrate import Ladder, reference_method, render
+from rambench.calibrate import Ladder, ladder_grid, reference_method, render
 from rambench.datasets import datasets
+from rambench.schema import Clean, Corrupt
 from rambench.store import Store
 
 
@@ -30,6 +32,14 @@ def test_collapse_flat_and_non_monotone_ladders_are_flagged():
     flags = ladder(0.9, [0.8, 0.5, 0.56, 0.4, 0.3]).flags
     assert flags == ["not monotone (s2 50.0% < s3 56.0%)"]
     assert ladder(0.9, [0.8, 0.5, 0.54, 0.4, 0.3]).flags == []  # within seed noise
+
+
+def test_the_ladders_cover_every_corruption_held_out_ones_included():
+    conditions = ladder_grid("visual", "image").conditions({"visual": "image", "audio": "audio"})
+    corrupted = {(c.corruption, c.severity) for c in conditions if isinstance(c, Corrupt)}
+    assert corrupted == {(n, s) for n in registry.names("image") for s in range(1, 6)}
+    assert set(registry.HELD_OUT["image"]) <= {n for n, _ in corrupted}
+    assert sum(isinstance(c, Clean) for c in conditions) == 1
 
 
 def test_render_gives_percentages_and_flags():
