@@ -49,11 +49,16 @@ def copies(dataset, k: int) -> Split:
                  np.concatenate([val.y, test.y] * k))
 
 
+# short trainings that leave each model far above chance (avdigits 3: visual ~55 %, audio
+# ~70 % on the test split)
+CONFIGS = {"visual_only": TrainConfig(epochs=12, lr=4e-3), "audio_only": TrainConfig(epochs=8)}
+
+
 @pytest.fixture(scope="module")
 def models(dataset):
-    cfg = TrainConfig(epochs=8)
     trained = {}
     for name, _, _ in CASES:
+        cfg = CONFIGS[name]
         cls = methods.get(name)
         method = build_method(cls, dataset, cls.Params(), cfg, seed=0)
         train(method, dataset, cfg, 0, torch.device("cpu"), progress=False)
