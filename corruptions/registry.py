@@ -129,11 +129,10 @@ def get(name: str, kind: str) -> Corruption:
 
 
 def names(kind: str | None = None, protocols: bool = False) -> list[str]:
-    """Registered names (of one kind, or of all kinds), in registration order; with
+    """Registered names (of one kind, or of all kinds), in `all_corruptions` order; with
     `protocols`, also the corruptions of papers' protocols (see `corruptions.protocols`)."""
-    _load_builtin()
-    return list(dict.fromkeys(n for (k, n), c in _REGISTRY.items()
-                              if (kind is None or k == kind) and (protocols or not c.protocol)))
+    return list(dict.fromkeys(c.name for c in all_corruptions() if (kind is None or c.kind == kind)
+                              and (protocols or not c.protocol)))
 
 
 def test_names(kind: str) -> list[str]:
@@ -142,8 +141,10 @@ def test_names(kind: str) -> list[str]:
 
 
 def all_corruptions() -> list[Corruption]:
+    """Every registered corruption: the common ones, then those of papers' protocols, each
+    in registration order (which module was imported first does not matter)."""
     _load_builtin()
-    return list(_REGISTRY.values())
+    return sorted(_REGISTRY.values(), key=lambda c: c.protocol is not None)
 
 
 def unknown_name_message(what: str, name: str, valid: Sequence[str]) -> str:

@@ -46,3 +46,15 @@ def test_the_readme_backend_table_is_the_one_the_specs_generate():
     from corruptions.registry import implementation_table
 
     assert implementation_table() in README.read_text(encoding="utf-8")
+
+
+def test_the_backend_table_does_not_depend_on_which_module_was_imported_first():
+    """A fresh interpreter that imports the protocols before the common corruptions."""
+    code = ("import corruptions.protocols\n"
+            "from corruptions.registry import implementation_table, names\n"
+            "print(implementation_table()); print(names('image', protocols=True))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    from corruptions.registry import implementation_table, names
+
+    assert result.stdout == f"{implementation_table()}\n{names('image', protocols=True)}\n"
