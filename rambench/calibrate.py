@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corruptions import registry
 from corruptions.registry import SEVERITIES
 from rambench.errors import UsageError
 from rambench.grid import Grid, parse_grid
@@ -69,8 +70,6 @@ def reference_method(dataset, modality: str) -> str:
 
 def ladder_grid(modality: str, kind: str) -> Grid:
     """Clean and every corruption of `kind` (the held-out ones too) on `modality`, s1-s5."""
-    from corruptions import registry
-
     return parse_grid({"conditions": {"clean": True,
                                       "corruptions": {modality: registry.names(kind)},
                                       "severities": list(SEVERITIES)}},
@@ -83,7 +82,6 @@ def calibrate(dataset: str = "avdigits", modalities: Sequence[str] | None = None
               study: str = "calibration", device: str = "auto",
               progress: bool = False) -> list[Ladder]:
     """The severity ladder of every corruption of each chosen modality (default: all)."""
-    from corruptions import registry
     from rambench.api import benchmark
     from rambench.datasets import datasets
 
