@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from corruptions import registry
+from corruptions import allocator, registry
+from corruptions.reference_pool import reference_map
 from corruptions.scales import DEFAULT_SCALE, resolve_scale
 
 BACKENDS = ("torch", "reference")
@@ -92,8 +93,12 @@ def corrupt_batch(
         for i, seed in enumerate(seeds):
             out[i] = corruption(array[i], severity, int(seed), **context)
         return out
+    if corruption.torch.runs_reference(severity):  # as uint8 (images), in threads/processes
+        return reference_map(name, kind, array, severity, seeds, **context)
     fn = torch_function(name, kind)
     device = torch.device(device)
+    if device.type == "cpu":
+        allocator.keep_freed_memory()  # large temporaries without page faults (see there)
     per_sample = max(1, int(np.prod(array.shape[1:])) * (3 if kind == "image" else 1))
     size = max(1, CHUNK_ELEMENTS // per_sample)
     workers = torch.get_num_threads() if device.type == "cpu" else 1

@@ -9,10 +9,11 @@ otherwise wait for one CPU core to corrupt every sample of those cells.
 
 `reference_map` corrupts the first sample here and times it: when a sample takes at least
 `POOL_MIN_SECONDS` (sending it to another process costs about a millisecond) and there are
-enough samples, the others go to a pool of `workers` processes (spawned once and kept;
-default `RAMBENCH_REFERENCE_WORKERS`, else one per CPU core); otherwise they are corrupted
-here too. Each sample's output depends only on (sample, severity, its seed, context), so
-the pool changes nothing but the time.
+enough samples, the others go to a pool of `workers - 1` processes (spawned once and kept;
+`workers` defaults to `RAMBENCH_REFERENCE_WORKERS`, else the number of CPU cores; this
+process keeps one core); otherwise they are corrupted here too. Each sample's output
+depends only on (sample, severity, its seed, context), so the pool changes nothing but the
+time.
 """
 
 from __future__ import annotations
@@ -74,9 +75,9 @@ def _one(job: tuple) -> np.ndarray:
 def reference_map(name: str, kind: str, samples: Sequence[np.ndarray], severity: int,
                   seeds: Sequence[int], workers: int | None = None,
                   min_seconds: float = POOL_MIN_SECONDS, **context) -> np.ndarray:
-    """The reference corruption of each sample with its seed, stacked: in worker processes
-    when a sample takes at least `min_seconds` and there are `MIN_SAMPLES_PER_WORKER`
-    samples per worker, else here."""
+    """The reference corruption of each sample with its seed, stacked: in `workers - 1`
+    worker processes when a sample takes at least `min_seconds` and there are
+    `MIN_SAMPLES_PER_WORKER` samples per worker, else here."""
     workers = default_workers() if workers is None else workers
     jobs = [(name, kind, np.asarray(s), severity, int(seed), context)
             for s, seed in zip(samples, seeds, strict=True)]
@@ -85,7 +86,9 @@ def reference_map(name: str, kind: str, samples: Sequence[np.ndarray], severity:
     start = time.perf_counter()
     first = _one(jobs[0])
     rest = jobs[1:]
-    workers = min(workers, len(rest) // MIN_SAMPLES_PER_WORKER)
+    # this process keeps a core: it feeds the workers (and, on a GPU run, drives the device);
+    # on 2 cores one worker process gains nothing over corrupting here
+    workers = min(workers - 1, len(rest) // MIN_SAMPLES_PER_WORKER)
     if workers < 2 or time.perf_counter() - start < min_seconds:
         return np.stack([first, *(_one(job) for job in rest)])
     chunk = max(1, len(rest) // (4 * workers))

@@ -58,6 +58,10 @@ class TorchImpl:
     # (drawing split from applying, so that records can keep what was drawn)
     draw: str | None = None
 
+    def runs_reference(self, severity: int) -> bool:
+        """Whether this severity is the reference code itself (its fidelity or fallback)."""
+        return self.fidelity is Fidelity.REFERENCE or severity in self.fallback
+
     def load(self) -> Callable:
         return getattr(importlib.import_module(self.module), self.function)
 
