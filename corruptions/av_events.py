@@ -3,15 +3,27 @@ sample at once, with one shared severity (after AVRobustBench, Maharana et al., 
 2025; see docs/av-events.md for the parameter table and how this differs from it).
 
 Each event is one frozen `AVEvent`: its name, a description, the image parameters and the
-audio parameters of severities 1-5, and the functions that apply them. The events:
+audio parameters of severities 1-5, and the functions that draw and apply them. The events:
 
 rain, wind, crowd, underwater, fire, interference, compression, sensor_noise.
 
-`apply_event(name, images, audio, severity, seeds, sample_rate, pool=None, noise_dir=None)`
-corrupts a batch: images uint8 (N, H, W, C) stills or (N, T, H, W, C) clips, C in {1, 3};
-audio float32 (N, L) in [-1, 1]; one integer seed per sample. It returns
-(images, audio, details) with the same shapes and dtypes and one dict of drawn parameters
-per sample. Either side may be None (then None comes back for it).
+`apply_event(name, images, audio, severity, seeds, sample_rate, pool=None, noise_dir=None,
+backend="reference", device="cpu")` corrupts a batch: images uint8 (N, H, W, C) stills or
+(N, T, H, W, C) clips, C in {1, 3}; audio float32 (N, L) in [-1, 1]; one integer seed per
+sample. It returns (images, audio, details) with the same shapes and dtypes and one dict
+of drawn parameters per sample. Either side may be None (then None comes back for it).
+
+Backends: each side of an event is split into a *draw* (every random number of a sample,
+in numpy, from its seed, plus what derives from the draws alone: kernels, per-frame
+shifts, glitch geometry, the noise bed) and an *apply* of the drawn parameters.
+"reference" (`BACKEND`) applies them with numpy/scipy/OpenCV/PIL, one sample at a time;
+"torch" (`corruptions.torch_av`, `backend_id("torch", device)`) applies the same draws to
+a batch at once on any torch device: the same output up to float32 rounding (images: at
+most one grey level on a few pixels; audio: float32 rounding) and the same details.
+Ported to torch: every image side but compression's JPEG (PIL on the CPU, as the
+reference), and the audio's dropouts, mu-law coding, bed mixing and clipping. Kept in
+scipy: underwater's biquad (lfilter) and compression's resampling (resample_poly); the
+beds are draws (numpy).
 
 Determinism: every random draw derives from (seed, event name) through
 `numpy.random.SeedSequence`, with separate streams for the image, the audio, the
@@ -88,7 +100,7 @@ def _unit_rms(x: np.ndarray) -> np.ndarray:
 
 def _luma(frames: np.ndarray) -> np.ndarray:
     """(..., 3) -> (..., 1) Rec. 601 luminance."""
-    return (frames @ np.array([0.299, 0.587, 0.114], dtype=frames.dtype))[..., None]
+    return (frames @ np.array(LUMA_WEIGHTS, dtype=frames.dtype))[..., None]
 
 
 def _line_kernel(length: float, angle_deg: float) -> np.ndarray:
@@ -176,166 +188,229 @@ def _impulse_bank(length: int, rate_per_s: float, sample_rate: int,
 
 
 # ---------------------------------------------------------------------------------------
-# image sides: f(frames float32 (T, H, W, 3) in [0, 1], params, rng, shared) -> (frames, info)
+# image sides, split into a draw and an apply.
+# draw(shape (T, H, W), params, rng, shared) -> (drawn, info): the sample's random draws
+# (numpy arrays and numbers, at the severity's parameters, with what derives from them
+# alone: kernels, shifts, pixel positions) and what its details record;
+# apply(frames float32 (T, H, W, 3) in [0, 1], params, drawn) -> frames.
+# corruptions.torch_av applies the same draws to a whole batch at once.
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # Rec. 601
+RAIN_RGB = (0.80, 0.85, 0.92)
+DUST_RGB = (0.76, 0.70, 0.60)
+UNDERWATER_WATER_RGB = (0.05, 0.35, 0.45)
+FIRE_WARM_RGB = (1.0, 0.88, 0.7)  # white-balance gains the tint blends towards
+FIRE_GLOW_RGB = (1.0, 0.45, 0.1)
+SMOKE_RGB = (0.36, 0.34, 0.33)
 
 
-def _rain_image(frames, p, rng, shared):
-    t, h, w, _ = frames.shape
+def _no_draw(*args):
+    """The draw of a side that draws nothing (either side's signature)."""
+    return {}, {}
+
+
+def _rain_draw(shape, p, rng, shared):
+    t, h, w = shape
     angle = float(rng.uniform(-20.0, 20.0))  # degrees off vertical (wind-blown)
     seed_field = rng.random((h, w), dtype=np.float32)
     intensity = rng.uniform(0.5, 1.0, (h, w)).astype(np.float32)
     drops = np.where(seed_field < p["drop_density"], intensity, 0).astype(np.float32)
     length = max(2.0, p["streak_length"] * h)
-    kernel = _line_kernel(length, 90.0 + angle)
     step = 0.5 * length  # fall per frame
-    colour = np.array([0.80, 0.85, 0.92], dtype=np.float32)
+    shifts = np.array([(round(i * step * math.cos(math.radians(angle))),
+                        round(i * step * math.sin(math.radians(angle)))) for i in range(t)],
+                      dtype=np.int64)
+    drawn = {"drops": drops, "kernel": _line_kernel(length, 90.0 + angle), "shifts": shifts}
+    return drawn, {"rain_angle_deg": round(angle, 3), "drops": int((drops > 0).sum())}
+
+
+def _rain_image(frames, p, drawn):
+    colour = np.array(RAIN_RGB, dtype=np.float32)
     grey = _luma(frames)
     base = frames * (1 - p["haze"]) * p["darken"] + p["haze"] * grey
     out = np.empty_like(frames)
-    for i in range(t):
-        dy = round(i * step * math.cos(math.radians(angle)))
-        dx = round(i * step * math.sin(math.radians(angle)))
-        layer = np.clip(_filter(np.roll(drops, (dy, dx), axis=(0, 1)), kernel), 0, 1)
+    for i, (dy, dx) in enumerate(drawn["shifts"].tolist()):
+        layer = np.clip(_filter(np.roll(drawn["drops"], (dy, dx), axis=(0, 1)),
+                                drawn["kernel"]), 0, 1)
         streaks = p["streak_alpha"] * layer[..., None] * colour
         out[i] = 1 - (1 - base[i]) * (1 - streaks)  # screen blend: streaks lighten
-    return out, {"rain_angle_deg": round(angle, 3), "drops": int((drops > 0).sum())}
+    return out
 
 
-def _wind_image(frames, p, rng, shared):
-    t, h, w, _ = frames.shape
+def _wind_draw(shape, p, rng, shared):
+    t, h, w = shape
     angle = float(rng.uniform(-45.0, 45.0))
-    dust = _fractal(h, w, rng)[..., None]
+    dust = _fractal(h, w, rng)
     length = max(2.0, p["blur_length"] * min(h, w))
     kernel = _line_kernel(length, angle)
     kernel /= kernel.sum()
-    blurred = np.stack([_filter(f, kernel) for f in frames])
-    colour = np.array([0.76, 0.70, 0.60], dtype=np.float32)  # dust
-    alpha = p["dust_alpha"] * dust
-    return blurred * (1 - alpha) + alpha * colour, {"wind_angle_deg": round(angle, 3)}
+    return {"dust": dust, "kernel": kernel}, {"wind_angle_deg": round(angle, 3)}
+
+
+def _wind_image(frames, p, drawn):
+    blurred = np.stack([_filter(f, drawn["kernel"]) for f in frames])
+    alpha = p["dust_alpha"] * drawn["dust"][..., None]
+    return blurred * (1 - alpha) + alpha * np.array(DUST_RGB, dtype=np.float32)
 
 
 CROWD_MAX_PEOPLE = 5
 
 
-def _crowd_image(frames, p, rng, shared):
-    """Dark head-and-shoulders silhouettes standing in front of the camera (bottom edge)."""
-    t, h, w, _ = frames.shape
+def _crowd_draw(shape, p, rng, shared):
+    t, h, w = shape
     centres = rng.uniform(0.0, 1.0, CROWD_MAX_PEOPLE)
     widths = rng.uniform(0.8, 1.2, CROWD_MAX_PEOPLE)
     heights = rng.uniform(0.85, 1.15, CROWD_MAX_PEOPLE)
     # dark clothing: a grey level with a little hue
     colours = (rng.uniform(0.05, 0.3, (CROWD_MAX_PEOPLE, 1))
                * rng.uniform(0.75, 1.25, (CROWD_MAX_PEOPLE, 3))).astype(np.float32)
+    people = [(round(float(centres[k] * w), 1), round(float(p["height"] * h * heights[k]), 1))
+              for k in range(p["people"])]
+    drawn = {"centres": centres, "widths": widths, "heights": heights, "colours": colours}
+    return drawn, {"people_x_height_px": people}
+
+
+def _crowd_image(frames, p, drawn):
+    """Dark head-and-shoulders silhouettes standing in front of the camera (bottom edge)."""
+    t, h, w, _ = frames.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     out = frames.copy()
-    people = []
     for k in range(p["people"]):
-        ph = p["height"] * h * heights[k]
-        pw = p["width"] * w * widths[k]
-        cx = centres[k] * w
+        ph = p["height"] * h * drawn["heights"][k]
+        pw = p["width"] * w * drawn["widths"][k]
+        cx = drawn["centres"][k] * w
         shoulders = (((xx - cx) / (0.5 * pw)) ** 2 + ((yy - (h + 0.05 * ph)) / (0.55 * ph)) ** 2
                      <= 1)
         head = (((xx - cx) / (0.21 * pw)) ** 2 + ((yy - (h - 0.68 * ph)) / (0.25 * ph)) ** 2
                 <= 1)
         mask = ndimage.gaussian_filter((shoulders | head).astype(np.float32), 0.7)[..., None]
-        out = out * (1 - mask) + mask * colours[k]
-        people.append((round(float(cx), 1), round(float(ph), 1)))
-    return out, {"people_x_height_px": people}
+        out = out * (1 - mask) + mask * drawn["colours"][k]
+    return out
 
 
-def _underwater_image(frames, p, rng, shared):
+def _underwater_image(frames, p, drawn):
     gains = np.array([p["red_gain"], p["green_gain"], 1.0], dtype=np.float32)
     x = frames * gains
     x = _gaussian_blur(x, p["blur"] * min(frames.shape[1:3]))
     mean = _luma(x).mean(axis=(1, 2, 3), keepdims=True)
     x = mean + p["contrast"] * (x - mean)
     water = np.array(UNDERWATER_WATER_RGB, dtype=np.float32)
-    return x * (1 - p["haze"]) + p["haze"] * water, {}
+    return x * (1 - p["haze"]) + p["haze"] * water
 
 
-UNDERWATER_WATER_RGB = (0.05, 0.35, 0.45)
+def _fire_draw(shape, p, rng, shared):
+    t, h, w = shape
+    return {"smoke": _fractal(h, w, rng)}, {}
 
 
-def _fire_image(frames, p, rng, shared):
-    t, h, w, _ = frames.shape
-    smoke = _fractal(h, w, rng)
+def fire_rows(h: int) -> np.ndarray:
+    """Each row's height in the frame, 0 at the top to 1 at the bottom: float32 (h,)."""
+    return np.linspace(0.0, 1.0, h, dtype=np.float32)
+
+
+def _fire_image(frames, p, drawn):
     # smoke rises: denser towards the top; the fire glows from the bottom
-    rows = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]  # 0 top .. 1 bottom
-    density = (p["smoke_alpha"] * smoke * (1.15 - 0.3 * rows))[..., None]
-    glow = (p["glow"] * rows**2)[..., None] * np.array([1.0, 0.45, 0.1], dtype=np.float32)
-    warm = np.array([1.0, 0.88, 0.7], dtype=np.float32)
+    rows = fire_rows(frames.shape[1])[:, None]
+    density = (p["smoke_alpha"] * drawn["smoke"] * (1.15 - 0.3 * rows))[..., None]
+    glow = (p["glow"] * rows**2)[..., None] * np.array(FIRE_GLOW_RGB, dtype=np.float32)
+    warm = np.array(FIRE_WARM_RGB, dtype=np.float32)
     x = frames * ((1 - p["tint"]) + p["tint"] * warm) + glow
-    smoke_colour = np.array([0.36, 0.34, 0.33], dtype=np.float32)
-    return x * (1 - density) + density * smoke_colour, {}
+    smoke_colour = np.array(SMOKE_RGB, dtype=np.float32)
+    return x * (1 - density) + density * smoke_colour
 
 
 GLITCH_MAX_BANDS = 8
 GLITCH_MAX_BLOCKS = 4
 
 
-def _glitch(frame: np.ndarray, p: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
-    """Shifted row bands (with an RGB split) and displaced blocks; draws are for the most
-    severe setting, the severity uses the first ones (nested)."""
-    h, w, _ = frame.shape
+def glitch_block_size(h: int, w: int) -> tuple[int, int]:
+    """The (height, width) of the blocks a glitch moves."""
+    return max(1, h // 6), max(1, w // 6)
+
+
+def _glitch_draw(h: int, w: int, p: Mapping[str, Any], rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's glitch: (bands, 3) rows (top, height, shift) of shifted row bands and
+    (blocks, 4) rows (source top, source left, destination top, destination left) of
+    moved blocks, in pixels; draws are for the most severe setting, the severity uses the
+    first ones (nested)."""
     ys = rng.random(GLITCH_MAX_BANDS)
     hs = rng.random(GLITCH_MAX_BANDS)
     shifts = rng.uniform(-1, 1, GLITCH_MAX_BANDS)
     blocks = rng.random((GLITCH_MAX_BLOCKS, 4))
-    out = frame.copy()
-    split = round(p["rgb_split"] * w)
+    bands = []
     for k in range(p["bands"]):
         bh = max(1, round(hs[k] * p["band_height"] * h))
-        y0 = min(int(ys[k] * h), h - bh)
-        shift = round(shifts[k] * p["shift"] * w)
-        band = np.roll(frame[y0:y0 + bh], shift, axis=1)
-        if split:
-            band[..., 0] = np.roll(band[..., 0], split, axis=1)
-            band[..., 2] = np.roll(band[..., 2], -split, axis=1)
-        out[y0:y0 + bh] = band
-    bh, bw = max(1, h // 6), max(1, w // 6)
-    for k in range(p["blocks"]):
-        sy, sx, dy, dx = blocks[k]
-        sy, dy = int(sy * (h - bh)), int(dy * (h - bh))
-        sx, dx = int(sx * (w - bw)), int(dx * (w - bw))
-        out[dy:dy + bh, dx:dx + bw] = frame[sy:sy + bh, sx:sx + bw]
-    return out
+        bands.append((min(int(ys[k] * h), h - bh), bh, round(shifts[k] * p["shift"] * w)))
+    bh, bw = glitch_block_size(h, w)
+    moves = [(int(sy * (h - bh)), int(sx * (w - bw)), int(dy * (h - bh)), int(dx * (w - bw)))
+             for sy, sx, dy, dx in blocks[:p["blocks"]]]
+    return (np.array(bands, dtype=np.int64).reshape(-1, 3),
+            np.array(moves, dtype=np.int64).reshape(-1, 4))
 
 
-def _interference_image(frames, p, rng, shared):
-    t = len(frames)
+def _interference_draw(shape, p, rng, shared):
+    t, h, w = shape
     if t == 1:
         hit = [0]
     else:  # frames whose time span [i/T, (i+1)/T) overlaps a dropout
         hit = [i for i in range(t)
                if any(a < (i + 1) / t and b > i / t for a, b in shared["dropouts"])]
-    out = frames.copy()
+    bands = np.zeros((t, p["bands"], 3), dtype=np.int64)
+    blocks = np.zeros((t, p["blocks"], 4), dtype=np.int64)
     for i in range(t):
         frame_rng = np.random.default_rng(rng.integers(2**63))  # one stream per frame
         if i in hit:
-            out[i] = _glitch(frames[i], p, frame_rng)
-    return out, {"glitched_frames": hit}
+            bands[i], blocks[i] = _glitch_draw(h, w, p, frame_rng)
+    glitched = np.zeros(t, dtype=bool)
+    glitched[hit] = True
+    return ({"glitched": glitched, "bands": bands, "blocks": blocks},
+            {"glitched_frames": hit})
 
 
-def _compression_image(frames, p, rng, shared):
+def _interference_image(frames, p, drawn):
+    """Shifted row bands (with an RGB split) and displaced blocks, read from the frame
+    as it was, on the glitched frames."""
+    t, h, w, _ = frames.shape
+    split = round(p["rgb_split"] * w)
+    bh, bw = glitch_block_size(h, w)
+    out = frames.copy()
+    for i in np.flatnonzero(drawn["glitched"]):
+        frame = frames[i]
+        for y0, height, shift in drawn["bands"][i].tolist():
+            band = np.roll(frame[y0:y0 + height], shift, axis=1)
+            if split:
+                band[..., 0] = np.roll(band[..., 0], split, axis=1)
+                band[..., 2] = np.roll(band[..., 2], -split, axis=1)
+            out[i, y0:y0 + height] = band
+        for sy, sx, dy, dx in drawn["blocks"][i].tolist():
+            out[i, dy:dy + bh, dx:dx + bw] = frame[sy:sy + bh, sx:sx + bw]
+    return out
+
+
+def _compression_image(frames, p, drawn):
     out = np.empty_like(frames)
     for i, f in enumerate(frames):
         buffer = io.BytesIO()
         Image.fromarray(np.rint(f * 255).astype(np.uint8)).save(
             buffer, format="JPEG", quality=p["jpeg_quality"])
         out[i] = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
-    return out, {}
+    return out
 
 
-def _sensor_image(frames, p, rng, shared):
+def _sensor_draw(shape, p, rng, shared):
+    return {"noise": rng.standard_normal((*shape, 3), dtype=np.float32)}, {}
+
+
+def _sensor_image(frames, p, drawn):
     """Poisson-Gaussian sensor noise: std sqrt(a x + b^2), fresh per frame."""
-    z = rng.standard_normal(frames.shape, dtype=np.float32)
     sigma = np.sqrt(p["shot_a"] * frames + p["read_b"] ** 2)
-    return frames + sigma * z, {}
-
+    return frames + sigma * drawn["noise"]
 
 # ---------------------------------------------------------------------------------------
-# audio sides. transform: f(x float64 (L,), params, rng, sample_rate, shared) -> (y, info);
-# bed: f(length, params, rng, sample_rate) -> noise (any scale; normalised afterwards)
+# audio sides. draw: f(length, params, rng, sample_rate, shared) -> (drawn, info);
+# transform: f(x float64 (L,), params, sample_rate, drawn) -> y;
+# bed: f(length, params, rng, sample_rate) -> noise (any scale; normalised when mixed)
 
 
 def _rain_bed(length, p, rng, sr):
@@ -391,9 +466,9 @@ def resonant_lowpass(cutoff: float, q: float, sample_rate: int) -> tuple[np.ndar
     return b / np.abs(response).max(), a
 
 
-def _underwater_audio(x, p, rng, sr, shared):
+def _underwater_audio(x, p, sr, drawn):
     b, a = resonant_lowpass(p["cutoff_hz"], p["q"], sr)
-    return signal.lfilter(b, a, x), {}
+    return signal.lfilter(b, a, x)
 
 
 def _interference_shared(p_image, p_audio, rng):
@@ -410,12 +485,16 @@ def dropout_samples(dropouts: Sequence[tuple[float, float]], length: int
     return [(round(a * length), min(length, round(b * length))) for a, b in dropouts]
 
 
-def _interference_audio(x, p, rng, sr, shared):
+def _interference_audio_draw(length, p, rng, sr, shared):
+    spans = dropout_samples(shared["dropouts"], length)
+    return {"dropouts": spans}, {"dropouts": spans}
+
+
+def _interference_audio(x, p, sr, drawn):
     y = x.copy()
-    spans = dropout_samples(shared["dropouts"], len(x))
-    for a, b in spans:
+    for a, b in drawn["dropouts"]:
         y[a:b] = 0.0
-    return y, {"dropouts": spans}
+    return y
 
 
 def mu_law_quantize(x: np.ndarray, bits: int) -> np.ndarray:
@@ -429,7 +508,7 @@ def mu_law_quantize(x: np.ndarray, bits: int) -> np.ndarray:
     return np.sign(y) * np.expm1(np.abs(y) * math.log1p(mu)) / mu
 
 
-def _compression_audio(x, p, rng, sr, shared):
+def _compression_audio(x, p, sr, drawn):
     target = min(int(p["codec_rate_hz"]), sr)
     if target < sr:
         g = math.gcd(sr, target)
@@ -439,7 +518,7 @@ def _compression_audio(x, p, rng, sr, shared):
         y = np.pad(y, (0, len(x) - len(y)))
     else:
         y = mu_law_quantize(x, p["bits"])
-    return y, {}
+    return y
 
 
 # ---------------------------------------------------------------------------------------
@@ -450,9 +529,13 @@ def _compression_audio(x, p, rng, sr, shared):
 class AVEvent:
     """One co-occurring event: both sides' parameters for severities 1..5 in one place.
 
-    image(frames, params, rng, shared) acts on float32 (T, H, W, 3) in [0, 1];
-    audio(x, params, rng, sample_rate, shared) is the transform (None: identity);
-    bed(length, params, rng, sample_rate) the synthetic noise bed, added at
+    Each side is split into its random draws (numpy, from the sample's seed) and their
+    application, so that the torch backend (`corruptions.torch_av`) applies the same draws:
+    draw_image(shape (T, H, W), params, rng, shared) -> (drawn, info) and
+    image(frames, params, drawn) acting on float32 (T, H, W, 3) in [0, 1];
+    draw_audio(length, params, rng, sample_rate, shared) -> (drawn, info) and
+    audio(x, params, sample_rate, drawn), the transform (None: identity);
+    bed(length, params, rng, sample_rate) the synthetic noise bed (a draw), added at
     `audio_params[s]['snr_db']` (None: no bed, or `bed_kind == 'pool'` for babble);
     shared(image_params, audio_params, rng) draws what both sides use (None: nothing)."""
 
@@ -461,7 +544,9 @@ class AVEvent:
     image_params: tuple[Mapping[str, Any], ...]
     audio_params: tuple[Mapping[str, Any], ...]
     image: Callable
+    draw_image: Callable = _no_draw
     audio: Callable | None = None
+    draw_audio: Callable = _no_draw
     bed: Callable | None = None
     bed_kind: str | None = None  # "synthetic", "pool" (crowd babble) or None (no bed)
     shared: Callable | None = None
@@ -488,7 +573,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
         audio_params=_params({"snr_db": SNR_LADDER,
                               "drops_per_s": (150, 300, 600, 1200, 2400),
                               "hiss": (0.3, 0.35, 0.4, 0.45, 0.5)}),
-        image=_rain_image, bed=_rain_bed, bed_kind="synthetic",
+        image=_rain_image, draw_image=_rain_draw, bed=_rain_bed, bed_kind="synthetic",
         image_units=MappingProxyType({"drop_density": "fraction of pixels",
                                       "streak_length": "x image height",
                                       "streak_alpha": "screen-blend opacity",
@@ -504,7 +589,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
                               "dust_alpha": (0.05, 0.1, 0.15, 0.2, 0.3)}),
         audio_params=_params({"snr_db": SNR_LADDER,
                               "gust_depth": (0.3, 0.45, 0.6, 0.75, 0.9)}),
-        image=_wind_image, bed=_wind_bed, bed_kind="synthetic",
+        image=_wind_image, draw_image=_wind_draw, bed=_wind_bed, bed_kind="synthetic",
         image_units=MappingProxyType({"blur_length": "x min(H, W)",
                                       "dust_alpha": "peak blend to dust colour"}),
         audio_units=MappingProxyType({"gust_depth": "amplitude modulation depth"}),
@@ -517,7 +602,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
                               "height": (0.35, 0.42, 0.5, 0.55, 0.6),
                               "width": (0.3, 0.32, 0.34, 0.36, 0.38)}),
         audio_params=_params({"snr_db": SNR_LADDER, "talkers": (2, 3, 4, 6, 8)}),
-        image=_crowd_image, bed_kind="pool",
+        image=_crowd_image, draw_image=_crowd_draw, bed_kind="pool",
         image_units=MappingProxyType({"people": "silhouettes", "height": "x image height",
                                       "width": "shoulder width x image width"}),
         audio_units=MappingProxyType({"talkers": "other clips mixed"}),
@@ -552,7 +637,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
                               "glow": (0.05, 0.08, 0.11, 0.14, 0.18)}),
         audio_params=_params({"snr_db": SNR_LADDER,
                               "crackles_per_s": (20, 40, 80, 150, 250)}),
-        image=_fire_image, bed=_fire_bed, bed_kind="synthetic",
+        image=_fire_image, draw_image=_fire_draw, bed=_fire_bed, bed_kind="synthetic",
         image_units=MappingProxyType({"smoke_alpha": "peak smoke opacity",
                                       "tint": "blend to warm white balance",
                                       "glow": "orange added at the bottom row"}),
@@ -569,7 +654,9 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
                               "blocks": (0, 1, 2, 3, 4)}),
         audio_params=_params({"dropouts": (1, 2, 3, 4, 5),
                               "dropout_fraction": (0.05, 0.1, 0.2, 0.3, 0.4)}),
-        image=_interference_image, audio=_interference_audio, shared=_interference_shared,
+        image=_interference_image, draw_image=_interference_draw,
+        audio=_interference_audio, draw_audio=_interference_audio_draw,
+        shared=_interference_shared,
         image_units=MappingProxyType({"bands": "row bands shifted",
                                       "band_height": "max x image height",
                                       "shift": "max x image width",
@@ -596,7 +683,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
         image_params=_params({"shot_a": (0.002, 0.004, 0.008, 0.015, 0.03),
                               "read_b": (0.02, 0.03, 0.05, 0.07, 0.1)}),
         audio_params=_params({"snr_db": SNR_LADDER}),
-        image=_sensor_image, bed=_white_bed, bed_kind="synthetic",
+        image=_sensor_image, draw_image=_sensor_draw, bed=_white_bed, bed_kind="synthetic",
         image_units=MappingProxyType({"shot_a": "variance per unit intensity",
                                       "read_b": "read-noise std"}),
         audio_units=MappingProxyType({}),
@@ -718,6 +805,26 @@ def _babble(pool: _Pool, own: bytes, talkers: int, length: int, rng: np.random.G
 # ---------------------------------------------------------------------------------------
 # the entry point
 
+BACKENDS = ("reference", "torch")
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(unknown_name_message("corruption backend", backend, BACKENDS))
+    return backend
+
+
+def backend_id(backend: str = "reference", device: Any = "cpu") -> str:
+    """What produces the events' data on `backend`: `BACKEND` for the reference, e.g.
+    'rambench-av-torch/1 (torch 2.13.0+cpu, cpu) ~ rambench-av/1' for torch (whose draws,
+    and the steps it leaves to numpy/scipy/PIL, are the reference's)."""
+    if check_backend(backend) == "reference":
+        return BACKEND
+    import torch
+
+    from corruptions.torch_av import TORCH_BACKEND
+    return f"{TORCH_BACKEND} (torch {torch.__version__}, {torch.device(device).type}) ~ {BACKEND}"
+
 
 def _streams(name: str, seed: int) -> dict[str, np.random.Generator]:
     entropy = [operator.index(seed) & (2**64 - 1), zlib.crc32(name.encode())]
@@ -742,42 +849,96 @@ def _check_images(images: np.ndarray) -> bool:
     return images.ndim == 5
 
 
-def _image_sample(event: AVEvent, params, sample: np.ndarray, rng, shared
-                  ) -> tuple[np.ndarray, dict]:
+@dataclass(frozen=True)
+class SampleDraws:
+    """Everything random about one sample: its details record and the drawn parameters
+    of each side ({} for a side that is absent or draws nothing)."""
+
+    record: dict[str, Any]
+    image: dict[str, Any]
+    audio: dict[str, Any]
+
+
+def _draw_sample(event: AVEvent, p_image, p_audio, severity: int, seed: int,
+                 shape: tuple[int, int, int] | None, x: np.ndarray | None,
+                 sample_rate: int | None, pool: _Pool | None,
+                 noise: tuple[list[Path], Path] | None) -> SampleDraws:
+    """The sample's draws, from its streams; `shape` (T, H, W) of its frames (None: no
+    image), `x` its clean audio (None: no audio)."""
+    streams = _streams(event.name, seed)
+    shared = (event.shared(p_image, p_audio, streams["shared"])
+              if event.shared is not None else {})
+    record: dict[str, Any] = {"event": event.name, "severity": severity, "seed": seed}
+    if shared:
+        record["shared"] = {k: [tuple(round(float(v), 6) for v in span) for span in spans]
+                            for k, spans in shared.items()}
+    image: dict[str, Any] = {}
+    audio: dict[str, Any] = {}
+    if shape is not None:
+        image, record["image"] = event.draw_image(shape, p_image, streams["image"], shared)
+    if x is not None:
+        audio, record["audio"] = _draw_audio(event, p_audio, x, streams, shared, sample_rate,
+                                             pool, noise)
+    return SampleDraws(record, image, audio)
+
+
+def _draw_audio(event: AVEvent, params, x: np.ndarray, streams, shared, sample_rate: int,
+                pool: _Pool | None, noise: tuple[list[Path], Path] | None
+                ) -> tuple[dict, dict]:
+    """The audio transform's draws and the noise bed (raw: normalised when mixed)."""
+    if not len(x):
+        return {}, {}
+    drawn, info = event.draw_audio(len(x), params, streams["audio"], sample_rate, shared)
+    if event.has_bed:
+        if noise is not None:
+            bed, bed_info = _file_bed(*noise, len(x), sample_rate, streams["bed"])
+        elif event.bed_kind == "pool":
+            bed, bed_info = _babble(pool, _digest(x), params["talkers"], len(x), streams["bed"])
+        else:
+            bed, bed_info = event.bed(len(x), params, streams["bed"], sample_rate), {
+                "bed": "synthetic"}
+        drawn = {**drawn, "bed": np.asarray(bed, dtype=np.float64)}
+        info = {**info, **bed_info}
+    return drawn, info
+
+
+def _image_sample(event: AVEvent, params, sample: np.ndarray, drawn: dict) -> np.ndarray:
+    """One sample's frames uint8 (T, H, W, C) corrupted with its draws."""
     frames = sample.astype(np.float32) / 255
     gray = frames.shape[-1] == 1
     if gray:
         frames = np.repeat(frames, 3, axis=-1)
-    out, info = event.image(np.ascontiguousarray(frames), params, rng, shared)
+    out = event.image(np.ascontiguousarray(frames), params, drawn)
     out = np.rint(np.clip(out, 0, 1) * 255).astype(np.uint8)
     if gray:
         out = np.rint(out.mean(axis=-1, keepdims=True)).astype(np.uint8)
-    return out, info
+    return out
 
 
-def _audio_sample(event: AVEvent, params, x: np.ndarray, streams, shared, sample_rate,
-                  pool: _Pool | None, noise: tuple[list[Path], Path] | None
-                  ) -> tuple[np.ndarray, dict]:
+def _audio_sample(event: AVEvent, params, x: np.ndarray, drawn: dict, sample_rate: int
+                  ) -> np.ndarray:
+    """One clip (L,) corrupted with its draws: the transform, then the bed at its SNR."""
     clean = x.astype(np.float64)
-    info: dict[str, Any] = {}
     if not len(clean):
-        return x.copy(), info
-    y = clean
-    if event.audio is not None:
-        y, info = event.audio(clean, params, streams["audio"], sample_rate, shared)
-    if event.has_bed and len(clean):
-        if noise is not None:
-            bed, bed_info = _file_bed(*noise, len(clean), sample_rate, streams["bed"])
-        elif event.bed_kind == "pool":
-            bed, bed_info = _babble(pool, _digest(x), params["talkers"], len(clean),
-                                    streams["bed"])
-        else:
-            bed, bed_info = event.bed(len(clean), params, streams["bed"], sample_rate), {
-                "bed": "synthetic"}
+        return x.copy()
+    y = event.audio(clean, params, sample_rate, drawn) if event.audio is not None else clean
+    if event.has_bed:
         level = _rms(clean) / 10 ** (params["snr_db"] / 20)
-        y = y + level * _unit_rms(np.asarray(bed, dtype=np.float64))
-        info.update(bed_info)
-    return np.clip(y, -1.0, 1.0).astype(np.float32), info
+        y = y + level * _unit_rms(drawn["bed"])
+    return np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+def _apply_reference(event: AVEvent, p_image, p_audio, frames: np.ndarray | None,
+                     audio: np.ndarray | None, draws: Sequence[SampleDraws],
+                     sample_rate: int | None, device: Any = None
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The reference backend on a chunk: frames (B, T, H, W, C), audio (B, L)."""
+    out_frames = None if frames is None else np.stack(
+        [_image_sample(event, p_image, f, d.image) for f, d in zip(frames, draws, strict=True)])
+    out_audio = None if audio is None else np.stack(
+        [_audio_sample(event, p_audio, x, d.audio, sample_rate)
+         for x, d in zip(audio, draws, strict=True)])
+    return out_frames, out_audio
 
 
 def apply_event(
@@ -789,6 +950,8 @@ def apply_event(
     sample_rate: int | None = None,
     pool: Sequence[np.ndarray] | None = None,
     noise_dir: str | Path | None = None,
+    backend: str = "reference",
+    device: Any = "cpu",
 ) -> tuple[np.ndarray | None, np.ndarray | None, list[dict]]:
     """Corrupt both modalities of every sample with event `name` at `severity`.
 
@@ -800,9 +963,14 @@ def apply_event(
     contents, not on its order. noise_dir: real recordings `<noise_dir>/<name>/*.wav`
     replace the synthetic (or babble) bed of events that have one; any rate, channel
     count or length (resampled, mixed to mono, tiled or cropped to the clip).
+    backend: "reference" (numpy/scipy/OpenCV/PIL, sample by sample) or "torch" (the same
+    draws applied batched by `corruptions.torch_av` on `device`: the same output up to
+    float32 rounding); `backend_id` names what produced the data.
     Returns (images, audio, details): same shapes and dtypes, and per sample a dict
-    {"event", "severity", "seed", "image": {...}, "audio": {...}} of drawn parameters."""
+    {"event", "severity", "seed", "image": {...}, "audio": {...}} of drawn parameters
+    (the same for both backends)."""
     event = get(name)
+    check_backend(backend)
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
     if images is None and audio is None:
@@ -836,24 +1004,40 @@ def apply_event(
     p_audio = event.audio_params[severity - 1]
     out_images = images.copy() if images is not None else None
     out_audio = audio.copy() if audio is not None else None
-    details = []
-    for i, seed in enumerate(seeds):
-        streams = _streams(name, seed)
-        shared = (event.shared(p_image, p_audio, streams["shared"])
-                  if event.shared is not None else {})
-        record: dict[str, Any] = {"event": name, "severity": severity, "seed": seed}
-        if shared:
-            record["shared"] = {k: [tuple(round(float(v), 6) for v in span) for span in spans]
-                                for k, spans in shared.items()}
-        if images is not None:
-            sample = images[i] if images.ndim == 5 else images[i][None]
-            out, record["image"] = _image_sample(event, p_image, sample, streams["image"],
-                                                 shared)
-            out_images[i] = out if images.ndim == 5 else out[0]
-        if audio is not None:
-            out_audio[i], record["audio"] = _audio_sample(
-                event, p_audio, audio[i], streams, shared, sample_rate, pool_state, noise)
-        details.append(record)
+    # stills as one-frame clips (views: writing out_frames writes out_images)
+    frames = out_frames = shape = None
+    if images is not None:
+        frames, out_frames = ((images, out_images) if images.ndim == 5
+                              else (images[:, None], out_images[:, None]))
+        shape = frames.shape[1:4]
+    if backend == "torch":
+        from corruptions import torch_av  # imports torch: only when asked for
+
+        apply = torch_av.apply_chunk
+    else:
+        apply = _apply_reference
+
+    def run(rows: range) -> list[dict]:
+        draws = [_draw_sample(event, p_image, p_audio, severity, seeds[i], shape,
+                              None if audio is None else audio[i], sample_rate, pool_state,
+                              noise) for i in rows]
+        part = slice(rows.start, rows.stop)
+        images_out, audio_out = apply(
+            event, p_image, p_audio, None if frames is None else frames[part],
+            None if audio is None else audio[part], draws, sample_rate, device)
+        if images_out is not None:
+            out_frames[part] = images_out
+        if audio_out is not None:
+            out_audio[part] = audio_out
+        return [d.record for d in draws]
+
+    if backend == "torch":
+        per_sample = ((0 if frames is None else 3 * math.prod(frames.shape[1:4]))
+                      + (0 if audio is None else audio.shape[1]))
+        parts = torch_av.map_chunks(run, n, per_sample, device)
+    else:  # one sample at a time
+        parts = [run(range(i, i + 1)) for i in range(n)]
+    details = [record for part in parts for record in part]
     return out_images, out_audio, details
 
 

@@ -122,6 +122,8 @@ CORRUPTION_FILES[("image", "torch")] = (*CORRUPTION_FILES[("image", "reference")
 CORRUPTION_FILES[("audio", "torch")] = (*CORRUPTION_FILES[("audio", "reference")],
                                         "corruptions/torch_audio.py", "corruptions/_torch_ops.py",
                                         "corruptions/reference_pool.py")
+CORRUPTION_FILES[("av", "torch")] = (*CORRUPTION_FILES[("av", "reference")],
+                                     "corruptions/torch_av.py", "corruptions/_torch_ops.py")
 
 
 # The code that turns a condition into test inputs, whatever the condition: per-sample seeds,

@@ -194,9 +194,9 @@ def condition_backends(condition: Condition, kinds: dict[str, str], backend: str
                        device) -> dict[str, str]:
     """What produces each corruption a condition applies (library, version, device, and the
     hash of the corruption library's code)."""
-    if isinstance(condition, AVEvent):  # one numpy implementation, on the CPU
-        return {condition.event: f"{av_events.BACKEND}; code "
-                                 f"{corruption_code_hash('av', 'reference')}"}
+    if isinstance(condition, AVEvent):
+        return {condition.event: f"{av_events.backend_id(backend, device)}; code "
+                                 f"{corruption_code_hash('av', backend)}"}
     return {name: f"{backend_id(name, kinds[m], backend, device)}; code "
                   f"{corruption_code_hash(kinds[m], backend)}"
             for m, name in condition.corruptions()}

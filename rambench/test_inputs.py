@@ -109,14 +109,17 @@ def build_test_inputs(
         for stream, (modality, name) in enumerate(condition.pairs, start=1):
             inputs[modality] = corrupted(modality, name, stream, condition.probability)
     elif isinstance(condition, AVEvent):
-        inputs.update(_av_inputs(dataset, split, condition, seed, data_key, cache))
+        inputs.update(_av_inputs(dataset, split, condition, seed, data_key, cache, backend,
+                                 device))
     return TestInputs(inputs, missing, drawn)
 
 
 def _av_inputs(dataset: Dataset, split: Split, condition: AVEvent, seed: int, data_key: str,
-               cache: CorruptionCache | None) -> dict[str, np.ndarray]:
-    """Both modalities of an audio-visual event, one seed per sample; the crowd babble draws
-    from the whole split's clean audio (never the batch's), so it does not depend on batching."""
+               cache: CorruptionCache | None, backend: str = DEFAULT_BACKEND,
+               device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+    """Both modalities of an audio-visual event, one seed per sample, on the corruption
+    `backend` (and `device`); the crowd babble draws from the whole split's clean audio
+    (never the batch's), so it does not depend on batching."""
     image_m, audio_m = condition.modalities
     if cache is not None:
         hits = {m: cache.get(data_key, m) for m in condition.modalities}
@@ -127,11 +130,13 @@ def _av_inputs(dataset: Dataset, split: Split, condition: AVEvent, seed: int, da
     images, sound, _ = av_events.apply_event(
         condition.event, np.asarray(split.inputs[image_m]), audio, condition.severity, seeds,
         dataset.modalities[audio_m].sample_rate, pool=list(audio),
-        noise_dir=condition.noise_dir)
+        noise_dir=condition.noise_dir, backend=backend, device=device)
     out = {image_m: images, audio_m: sound}
     if cache is not None:
         for m, array in out.items():
             cache.put(data_key, m, array, {
                 "dataset_version": dataset.version, "seed": seed,
-                "condition": condition.to_json(), "backend": av_events.BACKEND})
+                "condition": condition.to_json(),
+                "backend": av_events.backend_id(backend, device),
+                "device": torch.device(device).type})
     return out
