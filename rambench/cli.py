@@ -170,6 +170,9 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
               help="torch threads per process [default: torch's; with --executor local, the "
                    "cores divided among the workers]; on CPU, results are bit-identical for "
                    "the same thread count")
+@click.option("--compile", "compile_", is_flag=True,
+              help="train with torch.compile (same as --set train.compile=true): worth it "
+                   "on a GPU for long trainings; compiling takes tens of seconds per method")
 @click.option("--slurm-partition", default=None)
 @click.option("--slurm-time", "slurm_minutes", type=click.IntRange(min=1), default=None,
               help="minutes per task [default: 240]")
@@ -188,7 +191,7 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @json_option
 def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, out, study,
         corruption_backend, severity_scale, cache_dir, no_cache, force, reuse_stale, tune,
-        limit, trackers, executor_name, workers, devices, threads, slurm_partition,
+        limit, trackers, executor_name, workers, devices, threads, compile_, slurm_partition,
         slurm_minutes, slurm_gpus, slurm_cpus, slurm_array, slurm_options, slurm_cluster,
         dry_run, as_json) -> None:
     """Train each method once per seed and evaluate it on every cell of a grid.
@@ -200,6 +203,8 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
     from rambench.api import plan_study, run_plan
     from rambench.report.tables import accuracy_table, to_markdown
 
+    if compile_:
+        assignments = (*assignments, "train.compile=true")
     plan = plan_study(list(method_names) or None, dataset, grid_spec, _seeds(seeds), out,
                       study, assignments, epochs, device, corruption_backend, force,
                       reuse_stale, severity_scale, tune and not dry_run, not as_json, limit)
