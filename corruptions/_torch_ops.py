@@ -69,6 +69,11 @@ def border_index(n: int, pad: int, mode: str, device: torch.device) -> torch.Ten
     raise ValueError(f"unknown border mode {mode!r}")
 
 
+# a kernel shorter than this fraction of the axis is applied as shifted copies, a longer
+# one as a matrix product (which costs the axis length per output, whatever the kernel)
+SHORT_KERNEL_FRACTION = 8
+
+
 def filter_matrix(n: int, weights: torch.Tensor, mode: str) -> torch.Tensor:
     """The (n, n) matrix M of a centred 1-D correlation with `weights` and border `mode`
     (scipy.ndimage convention: out[i] = sum_k weights[k] * x[i + k - r]), so that the
@@ -84,9 +89,19 @@ def filter_matrix(n: int, weights: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 def correlate1d(x: torch.Tensor, weights: torch.Tensor, dim: int, mode: str) -> torch.Tensor:
-    """Correlate x with a centred odd-length 1-D kernel along `dim`, border `mode`."""
-    m = filter_matrix(x.shape[dim], weights, mode).to(x)
-    return (x.movedim(dim, -1) @ m.T).movedim(-1, dim)
+    """Correlate x with a centred odd-length 1-D kernel along `dim`, border `mode`: a
+    short kernel as a sum of shifted copies of the padded axis (moved next to last, so
+    that a shift moves whole rows), a long one as a matrix product (`filter_matrix`)."""
+    k, n = weights.numel(), x.shape[dim]
+    if k * SHORT_KERNEL_FRACTION > n:
+        m = filter_matrix(n, weights, mode).to(x)
+        return (x.movedim(dim, -1) @ m.T).movedim(-1, dim)
+    rows = x.movedim(dim, -2)
+    padded = rows.index_select(-2, border_index(n, k // 2, mode, x.device))
+    out = padded[..., :n, :] * float(weights[0])
+    for tap in range(1, k):
+        out.add_(padded[..., tap:tap + n, :], alpha=float(weights[tap]))
+    return out.movedim(-2, dim)
 
 
 def gaussian_kernel1d(sigma: float, truncate: float, device: torch.device) -> torch.Tensor:
@@ -185,6 +200,6 @@ def motion_blur(x: torch.Tensor, radius: int, sigma: float, angles: torch.Tensor
             if abs(dy) >= h or abs(dx) >= w:
                 break
             # shift(image, dx, dy): output[i, j] = image[clamp(i - dy), clamp(j - dx)]
-            acc += weight * padded[b, ..., pad - dy:pad - dy + h, pad - dx:pad - dx + w]
+            acc.add_(padded[b, ..., pad - dy:pad - dy + h, pad - dx:pad - dx + w], alpha=weight)
         out[b] = acc
     return out

@@ -22,7 +22,7 @@ from corruptions.scales import DEFAULT_SCALE, resolve_scale
 BACKENDS = ("torch", "reference")
 DEFAULT_BACKEND = "torch"
 # Bump when a torch implementation changes its output for the same seed.
-TORCH_BACKEND_VERSION = 1
+TORCH_BACKEND_VERSION = 2
 # Values processed per chunk: bounds the memory of one batched call (~128 MB of float32).
 CHUNK_ELEMENTS = 1 << 25
 
@@ -47,7 +47,7 @@ def check_backend(backend: str) -> str:
 
 def backend_id(name: str, kind: str, backend: str, device: torch.device | str = "cpu") -> str:
     """What produced a corruption's data, e.g. 'imagecorruptions==1.1.2' or
-    'rambench-torch/1 (torch 2.13.0+cpu, cpu) ~ imagecorruptions==1.1.2'."""
+    'rambench-torch/2 (torch 2.13.0+cpu, cpu) ~ imagecorruptions==1.1.2'."""
     reference = registry.get(name, kind).backend
     if check_backend(backend) == "reference":
         return reference
