@@ -4,7 +4,8 @@
 #   1. the image corruptions at 224 px: torch backend on the GPU vs the reference code
 #      (target: >= 100x aggregate),
 #   2. training and evaluation throughput of RAML through rambench vs a bare PyTorch loop
-#      of the same model (target: rambench >= 0.9x),
+#      of the same model (target: rambench >= 0.9x), and the bare loop compiled
+#      (torch.compile, as `rambench run --compile`) against it,
 #   3. a CREMA-D-shaped study (a few hundred clips of real files, prepared, trained for
 #      EPOCHS epochs and evaluated on the quick grid) against the model compute alone
 #      (target: the study within 1.5x of it: the GPU kept busy).
@@ -26,7 +27,7 @@ fi
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" | tee "$OUT/device.txt"
 
 python benchmarks/corruptions.py --device "$DEVICE" --size 224 --only image | tee "$OUT/corruptions.txt"
-python benchmarks/throughput.py --device "$DEVICE" --batch 32 --steps 8 | tee "$OUT/throughput.txt"
+python benchmarks/throughput.py --device "$DEVICE" --batch 32 --steps 8 --compile | tee "$OUT/throughput.txt"
 
 export RAMBENCH_DATA_DIR="$OUT/data" RAMBENCH_CACHE_DIR="$OUT/cache"
 python benchmarks/cremad_fixture.py --root "$OUT/cremad-raw" --actors "$ACTORS" --clips 6

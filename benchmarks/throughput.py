@@ -4,13 +4,16 @@ RGB + 3 s of 16 kHz audio, ResNet-18 encoders, 6 classes).
 
     python benchmarks/throughput.py                  # CPU
     python benchmarks/throughput.py --device cuda    # GPU (bf16 autocast in both loops)
+    python benchmarks/throughput.py --compile        # also the plain loop compiled
 
 rambench: `rambench.train.train` for one epoch (uint8 frames and float audio from numpy,
 batching, device transfer, the optimiser, the validation pass) and `predict` for
 evaluation. Plain: one batch built once on the device, then `training_loss` / backward /
 step, or the forward pass alone, in a bare loop. Both are measured in the same run, so the
 ratio rambench / plain holds on a noisy machine; it is the share of the model's own speed
-that the harness keeps (1.0 = no overhead).
+that the harness keeps (1.0 = no overhead). `--compile` adds the plain training loop with
+the method compiled (`rambench.train.compile_method`, as `rambench run
+--compile`): its speed after compilation against the eager loop's, and the compile time.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from rambench.datasets import Dataset, Split, datasets  # noqa: E402
 from rambench.device import autocast  # noqa: E402
 from rambench.evaluate import predict  # noqa: E402
 from rambench.methods import methods  # noqa: E402
-from rambench.train import TrainConfig, build_method, train  # noqa: E402
+from rambench.train import TrainConfig, build_method, compile_method, train  # noqa: E402
 
 
 class CremadShaped(Dataset):
@@ -72,6 +75,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8, help="clips per batch")
     parser.add_argument("--steps", type=int, default=4, help="training steps per loop")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the plain training loop with torch.compile")
     args = parser.parse_args()
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -94,16 +99,20 @@ def main() -> None:
         method.training_loss(batch)["loss"].backward()
     optimiser.zero_grad(set_to_none=True)
 
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        method.train()
-        with autocast(device):
-            loss = method.training_loss(batch)["loss"]
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-    sync()
-    plain_train = n / (time.perf_counter() - start)
+    def plain_steps(steps: int) -> float:
+        """Seconds for `steps` training steps on the resident batch."""
+        start = time.perf_counter()
+        for _ in range(steps):
+            method.train()
+            with autocast(device):
+                loss = method.training_loss(batch)["loss"]
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        sync()
+        return time.perf_counter() - start
+
+    plain_train = n / plain_steps(args.steps)
 
     method.eval()
     start = time.perf_counter()
@@ -130,6 +139,12 @@ def main() -> None:
           f"{harness_train / plain_train:7.2f}")
     print(f"{'eval':10s} {harness_eval:10.2f} {plain_eval:10.2f} "
           f"{harness_eval / plain_eval:7.2f}")
+    if args.compile:
+        compile_method(method)
+        compile_s = plain_steps(1)  # the first step compiles
+        compiled = n / plain_steps(args.steps)
+        print(f"plain training compiled: {compiled:.2f} clips/s, {compiled / plain_train:.2f}x "
+              f"the eager loop (compiling took {compile_s:.0f} s)")
 
 
 if __name__ == "__main__":

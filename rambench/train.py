@@ -40,7 +40,7 @@ class TrainConfig:
     schedule: Literal["onecycle", "step"] = "onecycle"  # per step | x step_gamma per step_size
     step_size: int = param(70, ge=1)
     step_gamma: float = param(0.1, gt=0, le=1)
-    # torch.compile the method's modules for training (`compile_modules`); compiled kernels
+    # torch.compile the method for training (`compile_method`); compiled kernels
     # may sum in another order, so a compiled run is a configuration of its own
     compile: bool = False
 
@@ -91,20 +91,13 @@ def build_method(
     return method_cls(ctx, params)
 
 
-def compile_modules(method: Method) -> list[str]:
-    """torch.compile (in place: `Module.compile`, the state dict keeps its keys) every direct
-    child module of the method, those of a ModuleDict or ModuleList (its encoders) one by
-    one; returns their names. The method's own code (its losses, its fusion arithmetic) stays
-    eager; the modules' forward and backward passes run compiled."""
-    compiled = []
-    for name, child in method.named_children():
-        parts = (child.items() if isinstance(child, torch.nn.ModuleDict)
-                 else enumerate(child) if isinstance(child, torch.nn.ModuleList)
-                 else [(None, child)])
-        for key, module in parts:
-            module.compile()
-            compiled.append(name if key is None else f"{name}.{key}")
-    return compiled
+def compile_method(method: Method) -> None:
+    """torch.compile a method in place: its forward (`Module.compile`: the state dict keeps
+    its keys) and its `training_loss`, with everything they call (encoders, fusion, the
+    method's own arithmetic; a method that reads a value back to Python, e.g. `float(x)`,
+    is split into several compiled graphs there)."""
+    method.compile()
+    method.training_loss = torch.compile(method.training_loss)
 
 
 def _optimiser(method: Method, cfg: TrainConfig, steps_per_epoch: int):
@@ -148,7 +141,7 @@ def train(
     kinds = modality_kinds(dataset)
     method.to(device)
     if cfg.compile:
-        compile_modules(method)
+        compile_method(method)
     steps_per_epoch = -(-len(train_split) // cfg.batch_size)
     optimiser, step_schedule, epoch_schedule = _optimiser(method, cfg, steps_per_epoch)
     best = (-1.0, 0, copy.deepcopy(method.state_dict()))

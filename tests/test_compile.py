@@ -12,25 +12,31 @@ from click.testing import CliRunner
 from rambench.cli import cli
 from rambench.datasets import datasets, to_batch
 from rambench.methods import methods
-from rambench.train import TrainConfig, build_method, compile_modules, modality_kinds
+from rambench.train import TrainConfig, build_method, compile_method, modality_kinds
 
 
-def test_compiled_modules_keep_their_weights_names_and_outputs():
+def test_a_compiled_method_keeps_its_weights_names_and_outputs():
     dataset = datasets.get("avdigits")()
     cfg = TrainConfig(feature_dim=16)
     cls = methods.get("late_fusion")
-    method = build_method(cls, dataset, cls.Params(), cfg, seed=0).eval()
+    method = build_method(cls, dataset, cls.Params(), cfg, seed=0)
     eager = copy.deepcopy(method)
-    compiled = compile_modules(method)
-    assert compiled == [f"encoders.{m}" for m in method.encoders] + [
-        name for name, _ in method.named_children() if name != "encoders"]
-    assert all(getattr(module, "_compiled_call_impl", None) is not None
-               for module in method.encoders.values())
+    compile_method(method)
+    assert method._compiled_call_impl is not None  # forward
+    assert method.training_loss._torchdynamo_orig_callable.__self__ is method  # compiled
     assert list(method.state_dict()) == list(eager.state_dict())  # checkpoints unchanged
-    split = dataset.split("val")
-    batch = to_batch(split, modality_kinds(dataset), np.arange(8))
+    batch = to_batch(dataset.split("val"), modality_kinds(dataset), np.arange(8))
+    loss, expected = method.training_loss(batch), eager.training_loss(batch)
+    assert set(loss) == set(expected)
+    for name in loss:
+        torch.testing.assert_close(loss[name], expected[name], rtol=1e-4, atol=1e-5)
+    loss["loss"].backward()
+    expected["loss"].backward()
+    for (name, p), q in zip(method.named_parameters(), eager.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-5, msg=name)
     with torch.no_grad():
-        torch.testing.assert_close(method(batch), eager(batch), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(method.eval()(batch), eager.eval()(batch), rtol=1e-4,
+                                   atol=1e-5)
 
 
 def test_the_compile_flag_is_a_setting_of_its_own_in_the_plan(tmp_path):
