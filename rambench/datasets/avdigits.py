@@ -22,11 +22,13 @@ from __future__ import annotations
 import hashlib
 from functools import cached_property, lru_cache
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage, signal
 
 from rambench.datasets.base import SPLITS, Dataset, ModalitySpec, Split, datasets
+from rambench.datasets.built import build_key, cached_splits
 
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = SAMPLE_RATE  # 1 s
@@ -149,6 +151,16 @@ def _channel(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _build() -> dict[str, Split]:
+    """The splits, generated once and then read back from the cache (`datasets.built`)."""
+    import scipy
+    import sklearn
+
+    key = build_key(AVDigits().version, Path(__file__).read_bytes(), np.__version__,
+                    scipy.__version__, sklearn.__version__)
+    return cached_splits("avdigits", key, _generate)
+
+
+def _generate() -> dict[str, Split]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
