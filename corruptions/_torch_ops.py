@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 
 
 def generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
@@ -122,24 +123,26 @@ def gaussian_filter(x: torch.Tensor, sigma: float | tuple[float, float], mode: s
 
 
 def filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
-    """cv2.filter2D (a correlation, border BORDER_REFLECT_101) of every (H, W) plane, by FFT:
-    the plane is padded by the kernel radius, so the circular product never wraps into
-    the output."""
-    kh, kw = kernel.shape
+    """cv2.filter2D (a correlation, border BORDER_REFLECT_101) of every (H, W) plane of x,
+    by FFT: one odd-sized kernel (kh, kw) for every plane, or one per sample (B, kh, kw)
+    for x (B, ..., H, W). The planes are padded by the kernel radius (then with zeros to a
+    fast FFT size), so the circular product never wraps into the output."""
+    kh, kw = kernel.shape[-2:]
     h, w = x.shape[-2:]
     rows = border_index(h, kh // 2, mode, x.device)
     cols = border_index(w, kw // 2, mode, x.device)
     padded = x.index_select(-2, rows).index_select(-1, cols)
-    ph, pw = padded.shape[-2:]
+    size = (next_fast_len(len(rows), real=True), next_fast_len(len(cols), real=True))
     # correlation: tap (dy, dx) reads x[i + dy, j + dx], i.e. lands at (-dy, -dx) mod size
-    taps = torch.zeros((ph, pw), dtype=torch.float64, device=x.device)
-    dy = (-(torch.arange(kh, device=x.device) - kh // 2)) % ph
-    dx = (-(torch.arange(kw, device=x.device) - kw // 2)) % pw
-    taps[dy[:, None], dx[None, :]] = kernel.to(x.device, torch.float64)
-    spectrum = torch.fft.rfft2(padded) * torch.fft.rfft2(taps).to(torch.complex64
-                                                                   if x.dtype == torch.float32
-                                                                   else torch.complex128)
-    out = torch.fft.irfft2(spectrum, s=(ph, pw))
+    taps = torch.zeros((*kernel.shape[:-2], *size), dtype=torch.float64, device=x.device)
+    dy = (-(torch.arange(kh, device=x.device) - kh // 2)) % size[0]
+    dx = (-(torch.arange(kw, device=x.device) - kw // 2)) % size[1]
+    taps[..., dy[:, None], dx[None, :]] = kernel.to(x.device, torch.float64)
+    spectrum = torch.fft.rfft2(taps).to(torch.complex64 if x.dtype == torch.float32
+                                        else torch.complex128)
+    if kernel.dim() == 3:  # per sample: broadcast over the axes between B and (H, W)
+        spectrum = spectrum.view(len(kernel), *[1] * (x.dim() - 3), *spectrum.shape[-2:])
+    out = torch.fft.irfft2(torch.fft.rfft2(padded, s=size) * spectrum, s=size)
     return out[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w].to(x.dtype)
 
 

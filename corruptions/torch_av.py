@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import fft, signal
+from scipy import signal
 
 from corruptions import _torch_ops as ops
 from corruptions import av_events as av
@@ -63,27 +63,6 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
     return (x.movedim(2, -1) @ w)[:, :, None]
 
 
-def filter2d(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """cv2.filter2D (a correlation, border BORDER_REFLECT_101) of every (H, W) plane of
-    x (B, ..., H, W), sample b with its own odd-sized kernel kernels[b] (B, kh, kw), by FFT
-    of the planes padded by the kernel radius (then by zeros to a fast FFT size), so the
-    circular product never wraps into the output."""
-    b, (kh, kw), (h, w) = x.shape[0], kernels.shape[-2:], x.shape[-2:]
-    rows = ops.border_index(h, kh // 2, "mirror", x.device)
-    cols = ops.border_index(w, kw // 2, "mirror", x.device)
-    padded = x.index_select(-2, rows).index_select(-1, cols)
-    size = (fft.next_fast_len(len(rows), real=True), fft.next_fast_len(len(cols), real=True))
-    # correlation: tap (dy, dx) reads x[i + dy, j + dx], i.e. lands at (-dy, -dx) mod size
-    taps = torch.zeros((b, *size), dtype=x.dtype, device=x.device)
-    dy = (-(torch.arange(kh, device=x.device) - kh // 2)) % size[0]
-    dx = (-(torch.arange(kw, device=x.device) - kw // 2)) % size[1]
-    taps[:, dy[:, None], dx[None, :]] = kernels.to(x.device, x.dtype)
-    spectrum = torch.fft.rfft2(taps)
-    spectrum = spectrum.view(b, *[1] * (x.dim() - 3), *spectrum.shape[-2:])
-    out = torch.fft.irfft2(torch.fft.rfft2(padded, s=size) * spectrum, s=size)
-    return out[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
-
-
 # ---------------------------------------------------------------------------------------
 # image sides: f(x float32 (B, T, 3, H, W) in [0, 1], params, drawn) -> x
 
@@ -100,7 +79,7 @@ def rain(x: torch.Tensor, p: Mapping[str, Any], drawn: Drawn) -> torch.Tensor:
     # in float64: where no drop is in reach (the reference's layer is 0) the FFT's error is
     # ~1e-16, so 1 - streaks is exactly 1 there as in the reference; float32's ~1e-7 would
     # lighten every pixel of a grey level that lies at a rounding edge
-    layer = filter2d(rolled.double(), _stacked(drawn, "kernel", x.device)).clamp(0, 1)
+    layer = ops.filter2d(rolled.double(), _stacked(drawn, "kernel", x.device)).clamp(0, 1)
     layer = layer.to(x.dtype)
     streaks = p["streak_alpha"] * layer[:, :, None] * _rgb(av.RAIN_RGB, x)
     base = x * (1 - p["haze"]) * p["darken"] + p["haze"] * _luma(x)
@@ -108,7 +87,7 @@ def rain(x: torch.Tensor, p: Mapping[str, Any], drawn: Drawn) -> torch.Tensor:
 
 
 def wind(x: torch.Tensor, p: Mapping[str, Any], drawn: Drawn) -> torch.Tensor:
-    blurred = filter2d(x, _stacked(drawn, "kernel", x.device))
+    blurred = ops.filter2d(x, _stacked(drawn, "kernel", x.device))
     alpha = p["dust_alpha"] * _stacked(drawn, "dust", x.device)[:, None, None]
     return blurred * (1 - alpha) + alpha * _rgb(av.DUST_RGB, x)
 
