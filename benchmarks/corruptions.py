@@ -7,7 +7,9 @@
 Both backends corrupt the same batch (scikit-image's bundled photos at --size, speech
 clips from the embedded dataset) with the same seeds; each is warmed up once on one
 sample first (caches such as frost photos or filter responses are built outside the
-timing). Prints per-corruption milliseconds per sample and the speed-up, then the
+timing), both with freed memory kept in the process (`corruptions.allocator`, which the
+torch backend sets on the CPU). Prints per-corruption milliseconds per sample and the
+speed-up, then the
 aggregate speed-up (total reference time / total torch time) per modality. Both are
 measured in the same run, so the ratio holds on a noisy shared machine. `--load N` starts
 N CPU-bound processes (NumPy matrix products on one thread each) for the duration: the
@@ -31,7 +33,7 @@ import skimage.data  # noqa: E402
 import skimage.transform  # noqa: E402
 import torch  # noqa: E402
 
-from corruptions import backends, registry  # noqa: E402
+from corruptions import allocator, backends, registry  # noqa: E402
 from rambench.datasets import datasets  # noqa: E402
 
 
@@ -119,6 +121,9 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=0,
                         help="CPU-bound processes competing for the cores meanwhile")
     args = parser.parse_args()
+    # the torch backend keeps freed memory on the CPU (corruptions.allocator); set it from the
+    # start, so that the reference runs under the same allocator
+    allocator.keep_freed_memory()
     load = competing_load(args.load)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device "
