@@ -93,7 +93,7 @@ def corrupt_batch(
         for i, seed in enumerate(seeds):
             out[i] = corruption(array[i], severity, int(seed), **context)
         return out
-    if corruption.torch.runs_reference(severity):  # as uint8 (images), in threads/processes
+    if corruption.torch.runs_reference(severity):  # the batch as it is, no float round trip
         return reference_map(name, kind, array, severity, seeds, **context)
     fn = torch_function(name, kind)
     device = torch.device(device)
