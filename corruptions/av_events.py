@@ -21,8 +21,8 @@ shifts, glitch geometry, the noise bed) and an *apply* of the drawn parameters.
 a batch at once on any torch device: the same output up to float32 rounding (images: at
 most one grey level on a few pixels; audio: float32 rounding) and the same details.
 Ported to torch: every image side but compression's JPEG (PIL on the CPU, as the
-reference), and the audio's dropouts, mu-law coding, bed mixing and clipping. Kept in
-scipy: underwater's biquad (lfilter) and compression's resampling (resample_poly); the
+reference), and the audio's dropouts, bed mixing and clipping. The reference's own code:
+underwater's biquad (lfilter) and compression's audio codec (resample_poly, mu-law); the
 beds are draws (numpy).
 
 Determinism: every random draw derives from (seed, event name) through

@@ -17,22 +17,20 @@ silhouette ellipses in float64 as the reference, scipy's Gaussian blur), underwa
 interference (the glitch as one gather of pixel sources), sensor_noise. Run by the
 reference on the CPU, frame by frame: compression's JPEG (PIL's libjpeg codec).
 
-Audio acts on float64 (B, L). Ported to torch: the dropouts, mu-law coding, mixing the
-noise bed at its SNR (RMS of the clean clip and of the bed), clipping. Left to scipy on
-the CPU: underwater's biquad (`scipy.signal.lfilter`) and compression's resampling
-(`resample_poly`, before and after the mu-law coding). The beds are draws: numpy.
+Audio acts on float64 (B, L). Ported to torch: the dropouts, mixing the noise bed at its
+SNR (RMS of the clean clip and of the bed), clipping. Run by the reference on the CPU, clip
+by clip: underwater's biquad (`scipy.signal.lfilter`) and compression's codec (resampling
+and mu-law coding). The beds are draws: numpy.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
-from scipy import signal
 
 from corruptions import _torch_ops as ops
 from corruptions import av_events as av
@@ -194,21 +192,17 @@ IMAGE: dict[str, Callable[[torch.Tensor, Mapping[str, Any], Drawn], torch.Tensor
 # audio sides. transform: f(x float64 (B, L), params, sample_rate, drawn) -> y
 
 
-def mu_law_quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """`av_events.mu_law_quantize` in torch."""
-    mu = 2**bits - 1
-    x = x.clamp(-1.0, 1.0)
-    y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
-    q = torch.round((y + 1) / 2 * mu)  # 0 .. mu
-    y = 2 * q / mu - 1
-    return torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
+def _reference_audio(name: str):
+    """An audio transform that stays the reference's own code (an IIR filter, resampling),
+    clip by clip on the CPU."""
+    def apply(x: torch.Tensor, p: Mapping[str, Any], sample_rate: int,
+              drawn: Drawn) -> torch.Tensor:
+        transform = av.get(name).audio
+        out = np.stack([transform(clip, p, sample_rate, d) for clip, d in
+                        zip(x.cpu().numpy(), drawn, strict=True)])
+        return torch.from_numpy(out).to(x.device)
 
-
-def underwater_audio(x: torch.Tensor, p: Mapping[str, Any], sample_rate: int,
-                     drawn: Drawn) -> torch.Tensor:
-    """The reference's biquad, with scipy on the CPU (an IIR filter)."""
-    b, a = av.resonant_lowpass(p["cutoff_hz"], p["q"], sample_rate)
-    return torch.from_numpy(signal.lfilter(b, a, x.cpu().numpy(), axis=-1)).to(x.device)
+    return apply
 
 
 def interference_audio(x: torch.Tensor, p: Mapping[str, Any], sample_rate: int,
@@ -220,25 +214,9 @@ def interference_audio(x: torch.Tensor, p: Mapping[str, Any], sample_rate: int,
     return x.masked_fill(torch.from_numpy(mask).to(x.device), 0.0)
 
 
-def compression_audio(x: torch.Tensor, p: Mapping[str, Any], sample_rate: int,
-                      drawn: Drawn) -> torch.Tensor:
-    """Resampling to the codec's rate and back with scipy on the CPU (as the reference),
-    the mu-law coding in between in torch (on the device when there is no resampling)."""
-    target = min(int(p["codec_rate_hz"]), sample_rate)
-    if target >= sample_rate:
-        return mu_law_quantize(x, p["bits"])
-    g = math.gcd(sample_rate, target)
-    length = x.shape[-1]
-    low = signal.resample_poly(x.cpu().numpy(), target // g, sample_rate // g, axis=-1)
-    low = mu_law_quantize(torch.from_numpy(low), p["bits"]).numpy()
-    y = signal.resample_poly(low, sample_rate // g, target // g, axis=-1)[:, :length]
-    y = np.pad(y, ((0, 0), (0, length - y.shape[-1])))
-    return torch.from_numpy(y).to(x.device)
-
-
 AUDIO: dict[str, Callable[[torch.Tensor, Mapping[str, Any], int, Drawn], torch.Tensor]] = {
-    "underwater": underwater_audio, "interference": interference_audio,
-    "compression": compression_audio}
+    "underwater": _reference_audio("underwater"), "interference": interference_audio,
+    "compression": _reference_audio("compression")}
 
 
 def _rms(x: torch.Tensor) -> torch.Tensor:
