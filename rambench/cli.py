@@ -171,8 +171,8 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
                    "cores divided among the workers]; on CPU, results are bit-identical for "
                    "the same thread count")
 @click.option("--compile", "compile_", is_flag=True,
-              help="train with torch.compile (same as --set train.compile=true): worth it "
-                   "on a GPU for long trainings; compiling takes tens of seconds per method")
+              help="train with torch.compile (same as --set train.compile=true); compiling "
+                   "takes a minute or more per method, for long trainings on a GPU")
 @click.option("--slurm-partition", default=None)
 @click.option("--slurm-time", "slurm_minutes", type=click.IntRange(min=1), default=None,
               help="minutes per task [default: 240]")
