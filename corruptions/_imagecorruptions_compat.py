@@ -296,6 +296,19 @@ def spatter(x, severity=1):
     return spatter_with(x, c)
 
 
+def water_distance(liquid_layer: np.ndarray) -> np.ndarray:
+    """The water branch's shading of a uint8 liquid mask (H, W): distance to the mask's
+    Canny edges, truncated at 20, blurred, equalised, embossed and blurred (float32)."""
+    dist = 255 - cv2.Canny(liquid_layer, 50, 150)
+    dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+    dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+    dist = cv2.equalizeHist(dist)
+    ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+    dist = cv2.filter2D(dist, cv2.CV_8U, ker)
+    return cv2.blur(dist, (3, 3)).astype(np.float32)
+
+
 def spatter_with(x, c: tuple):
     """`spatter` with constants `c` (the same algorithm in all three published generators)."""
     x_PIL = x
@@ -307,14 +320,7 @@ def spatter_with(x, c: tuple):
     liquid_layer[liquid_layer < c[3]] = 0
     if c[5] == 0:
         liquid_layer = (liquid_layer * 255).astype(np.uint8)
-        dist = 255 - cv2.Canny(liquid_layer, 50, 150)
-        dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
-        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-        dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
-        dist = cv2.equalizeHist(dist)
-        ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
-        dist = cv2.filter2D(dist, cv2.CV_8U, ker)
-        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+        dist = water_distance(liquid_layer)
 
         m = cv2.cvtColor(liquid_layer * dist, cv2.COLOR_GRAY2BGRA)
         m_max = np.max(m, axis=(0, 1))

@@ -84,13 +84,13 @@ def _make_apply(name: str):
 
 
 def _declare(name: str, family: str, fidelity: Fidelity, note: str = "",
-             fallback: tuple[int, ...] = (), draws: bool = False) -> Corruption:
+             draws: bool = False) -> Corruption:
     """Registers one corruption: the reference (`imagecorruptions`, or the small-image
     generators), its severity tables at every scale, and its torch port."""
     return register(Corruption(
         name=name, kind="image", family=family, apply=_make_apply(name),
         severity_table=scales.describe(name, "imagenet"), backend=BACKEND,
-        torch=TorchImpl("corruptions.torch_image", name, fidelity, fallback, note,
+        torch=TorchImpl("corruptions.torch_image", name, fidelity, note,
                         f"draw_{name}" if draws else None),
         scale_tables={scale: scales.describe(name, scale) for scale in scales.SCALES}))
 
@@ -98,7 +98,7 @@ def _declare(name: str, family: str, fidelity: Fidelity, note: str = "",
 EXACT, SAME, REFERENCE = Fidelity.EXACT, Fidelity.SAME_ALGORITHM, Fidelity.REFERENCE
 CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
     _declare("gaussian_noise", "noise", SAME),
-    _declare("shot_noise", "noise", SAME),
+    _declare("shot_noise", "noise", SAME, "Poisson draws by inverting the CDF"),
     _declare("impulse_noise", "noise", SAME),
     _declare("defocus_blur", "blur", EXACT, "FFT"),
     _declare("glass_blur", "blur", SAME,
@@ -120,7 +120,8 @@ CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
     _declare("jpeg_compression", "digital", REFERENCE, "Pillow's libjpeg"),
     _declare("speckle_noise", "noise", SAME),
     _declare("gaussian_blur", "blur", EXACT),
-    _declare("spatter", "weather", SAME, "mud, severities 4-5", fallback=(1, 2, 3)),
+    _declare("spatter", "weather", SAME,
+             "the water's shading, severities 1-3, by the reference's OpenCV calls"),
     _declare("saturate", "digital", EXACT),
 )}
 assert tuple(CORRUPTIONS) == _compat.NAMES, "declared in imagecorruptions' order"

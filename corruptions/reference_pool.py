@@ -1,9 +1,8 @@
 """The reference code of a corruption, sample by sample, in worker processes.
 
-The torch backend hands some corruptions (or severities) to the reference code: JPEG
-through Pillow, spatter's water and the small-scale affine warp through OpenCV, pitch shift
-and time stretch through signalsmith-stretch, MP3 through LAME (their specs' `fallback`
-and fidelity class). The reference seeds numpy's and Python's global RNGs around each call
+The torch backend hands some corruptions to the reference code: JPEG through Pillow, the
+small-scale affine warp through OpenCV, pitch shift and time stretch through
+signalsmith-stretch, MP3 through LAME (their specs' fidelity class). The reference seeds numpy's and Python's global RNGs around each call
 under a lock, so threads would take turns; processes do not. On a GPU run the device would
 otherwise wait for one CPU core to corrupt every sample of those cells.
 

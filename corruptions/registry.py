@@ -50,17 +50,15 @@ class TorchImpl:
     module: str
     function: str
     fidelity: Fidelity
-    # severities (at every scale) that the function hands to the reference code
-    fallback: tuple[int, ...] = ()
     note: str = ""  # what is particular about this port
     # the function that draws its random parameters, `draw(severity, seeds, shape, scale,
     # device) -> {name: (B,) tensor}`, which the corruption function also accepts as `drawn`
     # (drawing split from applying, so that records can keep what was drawn)
     draw: str | None = None
 
-    def runs_reference(self, severity: int) -> bool:
-        """Whether this severity is the reference code itself (its fidelity or fallback)."""
-        return self.fidelity is Fidelity.REFERENCE or severity in self.fallback
+    def runs_reference(self) -> bool:
+        """Whether the function is the reference code itself (fidelity REFERENCE)."""
+        return self.fidelity is Fidelity.REFERENCE
 
     def load(self) -> Callable:
         return getattr(importlib.import_module(self.module), self.function)
@@ -173,9 +171,6 @@ def implementation_table() -> str:
                     continue
                 if port.fidelity is fidelity:
                     by_note.setdefault(port.note, []).append(c.name)
-                elif fidelity is Fidelity.REFERENCE and port.fallback:
-                    severities = "/".join(map(str, port.fallback))
-                    by_note.setdefault(f"severities {severities}", []).append(c.name)
             cells.append("; ".join(", ".join(names) + (f" ({note})" if note else "")
                                    for note, names in by_note.items()) or "–")
         rows.append(f"| {fidelity.value} | {cells[0]} | {cells[1]} |")

@@ -11,7 +11,7 @@ How each one relates to the reference:
   NEAREST resampling weights, read from PIL itself), frost (given which photo and crop);
 * same algorithm, torch's random numbers instead of numpy's: gaussian_noise, shot_noise,
   impulse_noise, speckle_noise, snow, fog (diamond-square plasma fractal), elastic_transform,
-  the mud of spatter (severities 4-5), motion_blur's angle, frost's photo and crop. One
+  spatter's liquid layer, motion_blur's angle, frost's photo and crop. One
   small difference: snow motion-blurs its snow layer after cropping it to the image, the
   reference before (its zoomed layer is up to `zoom` pixels larger), which only changes how
   the blur replicates the last rows and columns;
@@ -19,9 +19,11 @@ How each one relates to the reference:
   earlier moves of the same pass may already have overwritten. Here every pass resolves
   those chains at once (pointer jumping over the "was already overwritten" links), which
   gives the reference's result for the same random offsets, vectorised;
+* spatter's water (severities 1-3) shades its liquid mask with the reference's own OpenCV
+  calls (Canny edges, distance transform, histogram equalisation), sample by sample on
+  the CPU; the liquid layer before and the colouring after are batched;
 * run by the reference on the CPU, sample by sample, inside the torch backend:
-  jpeg_compression (the libjpeg codec in Pillow; deterministic) and the water of spatter
-  (severities 1-3: OpenCV's Canny edges and distance transform).
+  jpeg_compression (the libjpeg codec in Pillow; deterministic).
 
 Each corruption's spec (`corruptions.image`) names its function here and its fidelity class.
 """
@@ -65,11 +67,11 @@ def gaussian_noise(x, severity, seeds, scale):
 
 
 def shot_noise(x, severity, seeds, scale):
+    """Poisson(c x) / c of the uint8 image x * 255 (`ops.poisson_of_levels`)."""
     c = _c("shot_noise", severity, scale)
-    gens = ops.generators(seeds, x.device)
-    counts = torch.stack([torch.poisson(xi * c, generator=g) for xi, g in zip(x, gens,
-                                                                                strict=True)])
-    return _clip255(counts / c)
+    u = ops.rand(ops.generators(seeds, x.device), *x.shape[1:])
+    counts = ops.poisson_of_levels((x * 255).round_(), c, u)
+    return _clip255(counts.to(x.dtype) / c)
 
 
 def impulse_noise(x, severity, seeds, scale):
@@ -173,6 +175,7 @@ def _zoom_factors(severity: int, scale: str) -> np.ndarray:
 
 def zoom_blur(x, severity, seeds, scale):
     factors = _zoom_factors(severity, scale)
+    x = x.contiguous(memory_format=torch.channels_last)  # torch's faster bilinear kernel
     out = torch.zeros_like(x)
     for z in factors:
         out += ops.clipped_zoom(x, float(z), centred=scale != "imagenet")
@@ -307,16 +310,31 @@ def brightness(x, severity, seeds, scale):
 
 def spatter(x, severity, seeds, scale):
     loc, spread, sigma, threshold, intensity, mud = _c("spatter", severity, scale)
-    if not mud:
-        return _per_sample_reference("spatter", x, severity, seeds, scale)  # water: OpenCV
     b, _, h, w = x.shape
     gens = ops.generators(seeds, x.device)
     liquid = ops.gaussian_filter(loc + spread * ops.randn(gens, h, w), sigma)
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
+    if not mud:
+        return _water(x, liquid, intensity)
     m = ops.gaussian_filter((liquid > threshold).to(x.dtype), intensity)
     m = torch.where(m < 0.8, torch.zeros_like(m), m)[:, None]
     color = torch.tensor([63, 42, 20], dtype=x.dtype, device=x.device)[:, None, None] / 255
     return _clip255(x * (1 - m) + color * m)
+
+
+def _water(x: torch.Tensor, liquid: torch.Tensor, intensity: float) -> torch.Tensor:
+    """Spatter's water (severities 1-3) on a thresholded liquid layer (B, H, W): the
+    mask's shading by OpenCV (Canny edges, distance transform, histogram equalisation:
+    `_compat.water_distance`, the reference's own calls, on the CPU per sample), the rest
+    batched. The reference casts the layer to uint8 as C does (modulo 256 over 255)."""
+    layer = (liquid * 255).to(torch.int32).to(torch.uint8)
+    shading = np.stack([_compat.water_distance(mask) for mask in layer.cpu().numpy()])
+    m = layer.to(x.dtype) * torch.from_numpy(shading).to(x.device, x.dtype)
+    peak = m.amax((1, 2), keepdim=True)
+    m = (m / torch.where(peak > 0, peak, 1) * intensity)[:, None]  # no liquid: no spatter
+    # pale turquoise, in the reference's BGR order applied to RGB images
+    color = torch.tensor([175, 238, 238], dtype=x.dtype, device=x.device)[:, None, None] / 255
+    return _clip255(x + m * color)
 
 
 # ---------------------------------------------------------------------------- digital

@@ -169,6 +169,46 @@ def test_glass_blur_reproduces_the_sequential_pixel_moves_exactly():
 
 # --------------------------------------------------------------------- stochastic images
 
+def test_poisson_of_levels_inverts_the_poisson_cdf():
+    """Each draw is the number of k with F(k) <= u, F the Poisson CDF of mean
+    rate * level / 255 (worked out here from the pmf's formula, exp(-lam) lam^k / k!):
+    just over and just under CDF values, in table bins and in bins that hold a
+    CDF value; and over 200k draws per level the frequencies match the pmf."""
+    from math import exp, factorial
+
+    from corruptions import _torch_ops as ops
+
+    def cdf(lam, k):
+        return sum(exp(-lam) * lam ** i / factorial(i) for i in range(k + 1))
+
+    rate = 12.0
+    cases = []  # (level, u, expected count)
+    for level in (1, 37, 128, 255):
+        lam = rate * level / 255
+        for k in range(6):
+            f = cdf(lam, k)
+            if cdf(lam, k - 1) < f - 1e-6 and f + 1e-6 < min(cdf(lam, k + 1), 1.0):
+                cases += [(level, f + 1e-6, k + 1), (level, f - 1e-6, k)]
+        cases += [(level, 0.0, 0), (level, 0.5, next(k for k in range(99) if cdf(lam, k) > 0.5))]
+    cases.append((0, 0.999, 0))  # a black pixel stays black
+    levels = torch.tensor([c[0] for c in cases], dtype=torch.float32)
+    u = torch.tensor([c[1] for c in cases], dtype=torch.float32)
+    got = ops.poisson_of_levels(levels, rate, u).tolist()
+    assert got == [k for level, x, k in cases]
+    assert len(cases) > 40
+    assert len({float(x) * ops.POISSON_BINS // 1 for _, x, _ in cases}) > 10
+
+    generator = torch.Generator().manual_seed(0)
+    for level in (3, 200):
+        lam = rate * level / 255
+        draws = ops.poisson_of_levels(torch.full((200_000,), float(level)), rate,
+                                      torch.rand(200_000, generator=generator))
+        freq = torch.bincount(draws.long(), minlength=30)[:30].double() / 200_000
+        pmf = torch.tensor([exp(-lam) * lam ** k / factorial(k) for k in range(30)])
+        assert (freq - pmf).abs().max() < 0.004, (level, (freq - pmf).abs().max())
+
+
+
 def _change_stats(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     change = out.astype(np.float64) - clean.astype(np.float64)
     return float(np.abs(change).mean()), float(change.std())
