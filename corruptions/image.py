@@ -103,8 +103,8 @@ CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
     _declare("defocus_blur", "blur", EXACT, "FFT"),
     _declare("glass_blur", "blur", SAME,
              "the reference moves pixels one at a time, each move reading pixels earlier "
-             "moves may have overwritten; all chains of moves are resolved at once by "
-             "pointer jumping, which gives the reference's image for the same offsets"),
+             "moves may have overwritten; the chains of moves are followed for all pixels "
+             "at once, which gives the reference's image for the same offsets"),
     _declare("motion_blur", "blur", EXACT, "given its angle", draws=True),
     _declare("zoom_blur", "blur", EXACT),
     _declare("snow", "weather", SAME,

@@ -16,9 +16,9 @@ How each one relates to the reference:
   reference before (its zoomed layer is up to `zoom` pixels larger), which only changes how
   the blur replicates the last rows and columns;
 * glass_blur: the reference moves pixels one at a time, each move reading pixels that
-  earlier moves of the same pass may already have overwritten. Here every pass resolves
-  those chains at once (pointer jumping over the "was already overwritten" links), which
-  gives the reference's result for the same random offsets, vectorised;
+  earlier moves of the same pass may already have overwritten. Here every pass follows
+  those chains for all pixels at once, which gives the reference's result for the same
+  random offsets, vectorised;
 * spatter's water (severities 1-3) shades its liquid mask with the reference's own OpenCV
   calls (Canny edges, distance transform, histogram equalisation), sample by sample on
   the CPU; the liquid layer before and the colouring after are batched;
@@ -115,47 +115,62 @@ def glass_blur(x, severity, seeds, scale):
     # ImageNet-C shuffles over the image; CIFAR-10-C / Tiny-ImageNet-C over a fixed 32 / 64
     size = NOMINAL_SIZE[scale]
     range_h, range_w = (h, w) if scale == "imagenet" else (min(size, h), min(size, w))
-    rows = torch.arange(range_h - delta, delta, -1, device=x.device)
-    cols = torch.arange(range_w - delta, delta, -1, device=x.device)
+    # the moved pixels: rows range_h - delta down to delta + 1, each from right to left
+    rows, cols = range_h - 2 * delta, range_w - 2 * delta
     flat = blurred.reshape(b, ch, h * w)
-    if len(rows) and len(cols):
-        dst = (rows[:, None] * w + cols[None, :]).reshape(-1)  # in processing order
-        shape = (dst.numel(), 2)
+    if rows > 0 and cols > 0:
         for _ in range(iterations):
             offsets = ops.draw(gens, lambda g: torch.randint(
-                -delta, delta, shape, generator=g, device=g.device))
-            src = dst + offsets[..., 1] * w + offsets[..., 0]  # (B, n): dy * w + dx
-            flat = flat.gather(2, _resolve_moves(dst, src, h * w)[:, None, :].expand(b, ch, -1))
+                -delta, delta, (rows * cols, 2), generator=g, device=g.device))
+            source = _resolve_moves(*_moves(offsets, (h, w), (delta + 1, delta + 1),
+                                            (rows, cols)))
+            flat = flat.gather(2, source[:, None, :].expand(b, ch, -1))
     shuffled = flat.reshape(b, ch, h, w).to(x.dtype) / 255
     return _clip255(ops.gaussian_filter(shuffled, sigma))
 
 
-def _resolve_moves(dst: torch.Tensor, src: torch.Tensor, size: int) -> torch.Tensor:
-    """Sequential copies `pixel[dst[i]] = pixel[src[i]]` for i = 0, 1, ... (each dst once)
-    as one gather: for every pixel, the index it ends up copying from.
+def _moves(offsets: torch.Tensor, shape: tuple[int, int], corner: tuple[int, int],
+           block: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's pass over the pixels of a block (top-left `corner`, `block` rows and
+    columns of an image of `shape`), bottom row first, each row right to left: pixel
+    (r, c) := pixel (r + dy, c + dx), with (dx, dy) = offsets (B, n, 2) in that order.
 
-    A move reads the original value of its source unless the source was itself
-    overwritten by an earlier move; then it reads what that move copied, and so on along
-    a chain. Pointer jumping follows all chains at once in O(log n) rounds."""
-    b, n = src.shape
-    device = src.device
-    order = torch.full((size,), n, dtype=torch.long, device=device)  # n: never written
-    order[dst] = torch.arange(n, device=device)
-    identity = torch.arange(size, device=device).expand(b, size)
-    final = identity.clone()
-    final[:, dst] = src
-    # link[p]: p's source was overwritten before p was -> p takes its source's final value
-    src_order = order[src]  # (B, n)
-    link = torch.zeros((b, size), dtype=torch.bool, device=device)
-    link[:, dst] = src_order < torch.arange(n, device=device)
-    nxt = torch.where(link, final, identity)  # follow the chain through `nxt`
-    while bool(link.any()):
-        target = nxt.gather(1, nxt)
-        continues = link.gather(1, nxt)
-        final = torch.where(link & ~continues, final.gather(1, nxt), final)
-        nxt = torch.where(link, target, nxt)
-        link = link & continues
-    return final
+    Returns, per sample and pixel (B, H * W), the index it copies from (itself if not
+    moved) and whether that source was overwritten earlier in the pass: the source lies in
+    the block, below the pixel or right of it on its row."""
+    b = len(offsets)
+    (h, w), (top, left), (rows, cols) = shape, corner, block
+    # processing order -> raster order of the block
+    dx, dy = offsets.view(b, rows, cols, 2).flip(1, 2).unbind(-1)
+    r = torch.arange(top, top + rows, device=offsets.device)[:, None] + dy
+    c = torch.arange(left, left + cols, device=offsets.device)[None, :] + dx
+    source = torch.arange(h * w, device=offsets.device).repeat(b, 1).view(b, h, w)
+    source[:, top:top + rows, left:left + cols] = r * w + c
+    inside = (r >= top) & (r < top + rows) & (c >= left) & (c < left + cols)
+    link = torch.zeros((b, h, w), dtype=torch.bool, device=offsets.device)
+    link[:, top:top + rows, left:left + cols] = inside & ((dy > 0) | ((dy == 0) & (dx > 0)))
+    return source.view(b, h * w), link.view(b, h * w)
+
+
+def _resolve_moves(source: torch.Tensor, link: torch.Tensor) -> torch.Tensor:
+    """Sequential copies as one gather: for every pixel, the index whose original value it
+    ends up with. A move reads the original value of its source unless the source was
+    itself overwritten earlier (`link`); then it reads what that move copied, and so on
+    along a chain. The chains are followed for the linked pixels only, all at once, one
+    step per round (they are short: each step continues with probability under 1/2)."""
+    b, size = source.shape
+    base = (torch.arange(b, device=source.device) * size)[:, None]
+    source, link = (source + base).view(-1), link.reshape(-1)
+    resolved = source.clone()
+    active = link.nonzero().squeeze(1)
+    pointer = source[active]
+    while active.numel():
+        more = link[pointer]
+        done = (~more).nonzero().squeeze(1)
+        resolved[active[done]] = source[pointer[done]]
+        more = more.nonzero().squeeze(1)
+        active, pointer = active[more], source[pointer[more]]
+    return resolved.view(b, size) - base
 
 
 def draw_motion_blur(severity, seeds, shape, scale, device) -> dict[str, torch.Tensor]:

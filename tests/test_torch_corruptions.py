@@ -150,21 +150,23 @@ def test_deterministic_on_embedded_digits(name):
 
 def test_glass_blur_reproduces_the_sequential_pixel_moves_exactly():
     """Given the same random offsets, the vectorised chain resolution equals the
-    reference's one-pixel-at-a-time loop (checked against a direct Python loop)."""
+    reference's one-pixel-at-a-time loop (a direct Python loop here), on two samples."""
     rng = np.random.default_rng(0)
-    h = w = 12
-    delta = 2
-    image = rng.integers(0, 255, (h * w,))
-    rows, cols = range(h - delta, delta, -1), range(w - delta, delta, -1)
-    dst = torch.tensor([r * w + c for r in rows for c in cols])
-    offsets = rng.integers(-delta, delta, (len(dst), 2))
-    src = dst + torch.from_numpy(offsets[:, 1] * w + offsets[:, 0])
-    pixels = image.copy()
-    for d, s in zip(dst.tolist(), src.tolist(), strict=True):
-        pixels[d] = pixels[s]
-    index = torch_image._resolve_moves(dst, src[None], h * w)[0].numpy()
-    assert np.array_equal(image[index], pixels)
-    assert (index != np.arange(h * w)).sum() > len(dst) // 2  # most pixels really moved
+    h, w, delta = 12, 14, 2
+    rows, cols = h - 2 * delta, w - 2 * delta
+    images = rng.integers(0, 255, (2, h, w))
+    offsets = rng.integers(-delta, delta, (2, rows * cols, 2))
+    expected = images.copy()
+    for pixels, moves in zip(expected, offsets, strict=True):
+        order = [(r, c) for r in range(h - delta, delta, -1) for c in range(w - delta, delta, -1)]
+        for (r, c), (dx, dy) in zip(order, moves, strict=True):
+            pixels[r, c] = pixels[r + dy, c + dx]
+    source = torch_image._resolve_moves(*torch_image._moves(
+        torch.from_numpy(offsets), (h, w), (delta + 1, delta + 1), (rows, cols))).numpy()
+    got = np.stack([image.reshape(-1)[index] for image, index in zip(images, source,
+                                                                       strict=True)])
+    assert np.array_equal(got, expected.reshape(2, -1))
+    assert (source != np.arange(h * w)).sum() > rows * cols  # most pixels really moved
 
 
 # --------------------------------------------------------------------- stochastic images
