@@ -174,7 +174,7 @@ def _images(fn, images: np.ndarray, severity: int, seeds: list[int],
     x = x.expand(-1, 3, -1, -1) if gray else x
     # one contiguous (B, 3, H, W) float copy: elementwise operations on the channels-last
     # view of the uint8 batch, with per-channel or per-sample operands, run far slower
-    x = x.contiguous().float().div_(255)
+    x = torch.empty(x.shape, dtype=torch.float32, device=device).copy_(x).div_(255)
     out = fn(x, severity, seeds, scale).clamp_(0, 255).to(torch.uint8)
     if gray:
         out = out.float().mean(1, keepdim=True).round().to(torch.uint8)

@@ -410,16 +410,19 @@ def _resize_rows(x: torch.Tensor, n_out: int, resample: int) -> torch.Tensor:
     if index.shape[1] == 1 and bool((weight == 1).all()):  # a copy (NEAREST, or no resize)
         return x.index_select(-2, index[:, 0])
     weight = weight.to(x.dtype)[:, :, None]
-    out = 0
-    for tap in range(index.shape[1]):
-        out = out + x.index_select(-2, index[:, tap]) * weight[:, tap]
-    return out.round().clamp(0, 255)
+    out = x.index_select(-2, index[:, 0]).mul_(weight[:, 0])
+    for tap in range(1, index.shape[1]):
+        out.addcmul_(x.index_select(-2, index[:, tap]), weight[:, tap])
+    return out.round_()  # the weights are >= 0 and sum to 1: within 0..255
 
 
 def _pil_resize(x: torch.Tensor, size: tuple[int, int], resample: int) -> torch.Tensor:
     """PIL's 8-bit resize of x (integers 0..255): horizontal pass, rounded to uint8, then the
     vertical pass, rounded (as PIL does for 'RGB' images). Each pass selects whole rows
     (columns are made rows by a transposed copy: far faster than selecting columns)."""
+    if resample == Image.NEAREST:  # copies only: rows first, the result a transposed view
+        tall = _resize_rows(x, size[0], resample).transpose(-1, -2).contiguous()
+        return _resize_rows(tall, size[1], resample).transpose(-1, -2)
     wide = _resize_rows(x.transpose(-1, -2).contiguous(), size[1], resample)
     return _resize_rows(wide.transpose(-1, -2).contiguous(), size[0], resample)
 
@@ -440,9 +443,9 @@ def elastic_transform(x, severity, seeds, scale):
     sigma = (h * 0.01, w * 0.01)
     max_d = h * 0.005
     gens = ops.generators(seeds, x.device)
-    fields = ops.rand(gens, 2, h, w, dtype=torch.float64)
+    fields = ops.rand(gens, 2, h, w)
     fields = ops.gaussian_filter(max_d * (2 * fields - 1), sigma, "reflect", 3.0) * alpha
-    dx, dy = fields[:, 0].float(), fields[:, 1].float()
+    dx, dy = fields[:, 0], fields[:, 1]
     # scipy.ndimage.map_coordinates(order=1, mode="reflect") at (y + dy, x + dx): bilinear,
     # reflected about the outer pixel edges (align_corners=False coordinates)
     ys = torch.arange(h, device=x.device, dtype=torch.float32)[:, None] + dy
