@@ -16,7 +16,6 @@ import numpy as np
 import scipy.stats
 import torch
 import torch.nn.functional as F
-from scipy.fft import next_fast_len
 
 
 def generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
@@ -88,6 +87,13 @@ def poisson_of_levels(levels: torch.Tensor, rate: float, u: torch.Tensor) -> tor
                                    level + u[pending].double(), right=True)
         counts[pending] = (found - level.long() * k).to(counts.dtype)
     return counts
+
+
+def fft_size(n: int) -> int:
+    """The FFT length for at least n values: the least 2^a, 3 * 2^a or 9 * 2^a (torch's CPU
+    FFTs of these are the fastest; 5-smooth sizes such as scipy's `next_fast_len` picks ran
+    up to 2x slower, a prime size 20x)."""
+    return min(f << max(0, (-(-n // f) - 1).bit_length()) for f in (1, 3, 9))
 
 
 # ---------------------------------------------------------------------------- borders
@@ -176,7 +182,7 @@ def filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> tor
     rows = border_index(h, kh // 2, mode, x.device)
     cols = border_index(w, kw // 2, mode, x.device)
     padded = x.index_select(-2, rows).index_select(-1, cols)
-    size = (next_fast_len(len(rows), real=True), next_fast_len(len(cols), real=True))
+    size = (fft_size(len(rows)), fft_size(len(cols)))
     # correlation: tap (dy, dx) reads x[i + dy, j + dx], i.e. lands at (-dy, -dx) mod size
     taps = torch.zeros((*kernel.shape[:-2], *size), dtype=torch.float64, device=x.device)
     dy = (-(torch.arange(kh, device=x.device) - kh // 2)) % size[0]

@@ -53,7 +53,7 @@ def _color_noise(name: str, beta: float):
     def apply(x, severity, seeds, sample_rate):
         gens = ops.generators(seeds, x.device)
         t = x.shape[-1]
-        white = ops.randn(gens, t, dtype=torch.float64)
+        white = ops.randn(gens, t).double()  # float32 draws: 5x faster than float64's
         phases = ops.rand(gens, n_fft // 2 + 1, dtype=torch.float64)
         f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64, device=x.device)
         f[0] = 1
@@ -69,16 +69,28 @@ def _color_noise(name: str, beta: float):
 def _convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """Full linear convolution along the last axis by FFT: length len(x) + len(h) - 1."""
     n = x.shape[-1] + h.shape[-1] - 1
-    size = 1 << (n - 1).bit_length()
+    size = ops.fft_size(n)
     y = torch.fft.irfft(torch.fft.rfft(x, size) * torch.fft.rfft(h, size), size)
     return y[..., :n]
 
 
 def clipping(x, severity, seeds, sample_rate):
+    """Clipped to the lower / 2 and 100 - lower / 2 percentiles, numpy's "linear" method:
+    the order statistics k and k + 1 (from 0) around q (n - 1), interpolated. Statistic k
+    is selected (not sorted); k + 1 is the same value if more than k + 1 samples are at
+    most it, else the smallest sample above it."""
     lower = int(_value("clipping", severity) / 2)
-    q = torch.tensor([lower / 100, 1 - lower / 100], dtype=torch.float64, device=x.device)
-    bounds = torch.quantile(x.double(), q, dim=-1).to(x.dtype)  # (2, B), numpy's "linear"
-    return torch.minimum(torch.maximum(x, bounds[0][:, None]), bounds[1][:, None])
+    n = x.shape[-1]
+    bounds = []
+    for q in (lower / 100, 1 - lower / 100):
+        position = q * (n - 1)
+        k = int(position)
+        below = x.kthvalue(k + 1, dim=-1, keepdim=True).values
+        above = torch.where(x > below, x, torch.inf).amin(-1, keepdim=True)
+        above = torch.where((x <= below).sum(-1, keepdim=True) > k + 1, below,
+                            torch.minimum(above, x.amax(-1, keepdim=True)))
+        bounds.append(torch.lerp(below.double(), above.double(), position - k).to(x.dtype))
+    return torch.minimum(torch.maximum(x, bounds[0]), bounds[1])
 
 
 def time_mask(x, severity, seeds, sample_rate):
@@ -94,18 +106,16 @@ def time_mask(x, severity, seeds, sample_rate):
         length = int(n * part)
         t0 = torch.stack([torch.randint(0, n - length + 1, (), generator=g, device=g.device)
                           for g in gens])[:, None]
-        rel = torch.arange(n, device=x.device)[None, :] - t0  # position inside the mask
-        segment = torch.where((rel >= 0) & (rel < length), 0.0, 1.0).to(x.dtype)
+        if length == 0:
+            continue
+        mask = torch.zeros(length, dtype=x.dtype, device=x.device)  # silence, faded in/out
         fade = min(int(round(sample_rate * _audio.TIME_MASK_FADE_S)), length // 2)
         if fade >= 2:
             fade_in, fade_out = (torch.from_numpy(f).to(x) for f in
                                  get_crossfade_mask_pair(fade, equal_energy=False))
-            left = (rel >= 0) & (rel < fade)
-            right = (rel >= length - fade) & (rel < length)
-            segment = torch.where(left, fade_out[rel.clamp(0, fade - 1)], segment)
-            segment = torch.where(right, fade_in[(rel - (length - fade)).clamp(0, fade - 1)],
-                                  segment)
-        envelope[:, start:stop] = segment
+            mask[:fade], mask[length - fade:] = fade_out, fade_in
+        where = start + t0 + torch.arange(length, device=x.device)
+        envelope.scatter_(1, where, mask.expand(b, -1))
     return x * envelope
 
 

@@ -373,5 +373,23 @@ def test_reference_corruptions_in_worker_processes_give_the_in_process_outputs()
                                               workers=3, min_seconds=0, **context)
         assert pooled.shape == samples.shape and np.array_equal(pooled, alone), name
         assert not np.array_equal(alone, samples)
-    assert reference_pool._POOLS  # the second call did use worker processes
+    assert reference_pool._WORKERS  # the second call did use worker processes
+    reference_pool.shutdown()
+
+
+def test_a_failing_reference_worker_reports_its_error_and_the_next_call_starts_afresh():
+    from corruptions import reference_pool
+
+    clips = [np.full(4000, 0.1, dtype=np.float32) for _ in range(9)]
+    clips[2] = clips[2].astype(np.float64)  # invalid: sent to a worker process
+    with pytest.raises(RuntimeError, match="must be float32"):
+        reference_pool.reference_map("mp3_compression", "audio", clips, 2, range(9),
+                                     workers=2, min_seconds=0, sample_rate=16000)
+    assert not reference_pool._WORKERS  # stopped: nothing left half-read in their pipes
+    clips[2] = clips[2].astype(np.float32)
+    pooled = reference_pool.reference_map("mp3_compression", "audio", clips, 2, range(9),
+                                          workers=2, min_seconds=0, sample_rate=16000)
+    alone = reference_pool.reference_map("mp3_compression", "audio", clips, 2, range(9),
+                                         workers=1, sample_rate=16000)
+    assert reference_pool._WORKERS and np.array_equal(pooled, alone)
     reference_pool.shutdown()
