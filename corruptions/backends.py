@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from corruptions import allocator, registry
-from corruptions.reference_pool import reference_map
 from corruptions.scales import DEFAULT_SCALE, resolve_scale
 
 BACKENDS = ("torch", "reference")
@@ -93,10 +92,11 @@ def corrupt_batch(
         for i, seed in enumerate(seeds):
             out[i] = corruption(array[i], severity, int(seed), **context)
         return out
-    if corruption.torch.runs_reference():  # the batch as it is, no float round trip
-        return reference_map(name, kind, array, severity, seeds, **context)
-    fn = torch_function(name, kind)
     device = torch.device(device)
+    on_arrays = corruption.torch.array_function(device.type)
+    if on_arrays is not None:  # the numpy batch as it is: no float round trip
+        return on_arrays(array, severity, seeds, **context)
+    fn = torch_function(name, kind)
     if device.type == "cpu":
         allocator.keep_freed_memory()  # large temporaries without page faults (see there)
     per_sample = max(1, int(np.prod(array.shape[1:])) * (3 if kind == "image" else 1))
@@ -115,7 +115,7 @@ def corrupt_batch(
             return fn(x, severity, part_seeds, sample_rate).cpu().numpy()
 
     if workers > 1 and len(chunks) > 1:
-        # Coarse-grained threads (torch and the reference libraries release the GIL) rather
+        # Coarse-grained threads (torch releases the GIL) rather
         # than torch's fine-grained intra-op threads: these keep their speed when other
         # processes load the cores, the intra-op threads (which wait for each other at every
         # operation) do not. A sample's output does not depend on its chunk.
@@ -159,16 +159,21 @@ def single_threaded_torch():
         torch.set_num_threads(threads)
 
 
-def _images(fn, images: np.ndarray, severity: int, seeds: list[int],
-            device: torch.device, scale: str) -> np.ndarray:
-    """uint8 (B, H, W, C) -> the torch function on (B, 3, H, W) in [0, 1] -> uint8, as
-    the reference: one-channel images are replicated to RGB, corrupted, and the rounded
-    mean of the three channels is kept; outputs are truncated to uint8 like `np.uint8`."""
+def check_images(images: np.ndarray) -> None:
+    """A batch of images as every corruption takes it, or a ValueError saying why not."""
     if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, C) with C in {{1, 3}}, got "
                          f"{images.dtype} {images.shape}")
     if min(images.shape[1:3]) < 32:
         raise ValueError(f"image height and width must be at least 32, got {images.shape[1:3]}")
+
+
+def _images(fn, images: np.ndarray, severity: int, seeds: list[int],
+            device: torch.device, scale: str) -> np.ndarray:
+    """uint8 (B, H, W, C) -> the torch function on (B, 3, H, W) in [0, 1] -> uint8, as
+    the reference: one-channel images are replicated to RGB, corrupted, and the rounded
+    mean of the three channels is kept; outputs are truncated to uint8 like `np.uint8`."""
+    check_images(images)
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
     gray = x.shape[1] == 1
     x = x.expand(-1, 3, -1, -1) if gray else x

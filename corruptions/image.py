@@ -84,14 +84,14 @@ def _make_apply(name: str):
 
 
 def _declare(name: str, family: str, fidelity: Fidelity, note: str = "",
-             draws: bool = False) -> Corruption:
+             draws: bool = False, cpu_function: str | None = None) -> Corruption:
     """Registers one corruption: the reference (`imagecorruptions`, or the small-image
     generators), its severity tables at every scale, and its torch port."""
     return register(Corruption(
         name=name, kind="image", family=family, apply=_make_apply(name),
         severity_table=scales.describe(name, "imagenet"), backend=BACKEND,
         torch=TorchImpl("corruptions.torch_image", name, fidelity, note,
-                        f"draw_{name}" if draws else None),
+                        f"draw_{name}" if draws else None, cpu_function),
         scale_tables={scale: scales.describe(name, scale) for scale in scales.SCALES}))
 
 
@@ -116,7 +116,9 @@ CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
     _declare("elastic_transform", "digital", SAME,
              "its affine warp by the reference (OpenCV) at the cifar and tinyimagenet "
              "scales"),
-    _declare("pixelate", "digital", EXACT, "PIL's own BOX/NEAREST weights"),
+    _declare("pixelate", "digital", EXACT,
+             "PIL's own BOX/NEAREST weights; on the CPU, Pillow's resampling itself",
+             cpu_function="pixelate_arrays"),
     _declare("jpeg_compression", "digital", REFERENCE, "Pillow's libjpeg"),
     _declare("speckle_noise", "noise", SAME),
     _declare("gaussian_blur", "blur", EXACT),

@@ -55,13 +55,23 @@ class TorchImpl:
     # device) -> {name: (B,) tensor}`, which the corruption function also accepts as `drawn`
     # (drawing split from applying, so that records can keep what was drawn)
     draw: str | None = None
-
-    def runs_reference(self) -> bool:
-        """Whether the function is the reference code itself (fidelity REFERENCE)."""
-        return self.fidelity is Fidelity.REFERENCE
+    # a function of the numpy batch that the CPU runs instead of `function`, where it is
+    # faster than the tensor version (pixelate: Pillow's 8-bit resampling)
+    cpu_function: str | None = None
 
     def load(self) -> Callable:
         return getattr(importlib.import_module(self.module), self.function)
+
+    def array_function(self, device_type: str) -> Callable | None:
+        """The function that runs on this device type with the numpy batch as it is (uint8
+        images, float32 clips, in and out; `fn(array, severity, seeds, **context)`), or None
+        where the tensor function runs: the reference's own code (fidelity REFERENCE) on
+        every device, `cpu_function` on the CPU."""
+        if self.fidelity is Fidelity.REFERENCE:
+            return self.load()
+        if self.cpu_function and device_type == "cpu":
+            return getattr(importlib.import_module(self.module), self.cpu_function)
+        return None
 
     def load_draw(self) -> Callable | None:
         return getattr(importlib.import_module(self.module), self.draw) if self.draw else None

@@ -152,10 +152,9 @@ def _linear_filter(name: str):
 
 
 def _reference(name: str):
-    def apply(x, severity, seeds, sample_rate):
-        out = reference_map(name, "audio", x.cpu().numpy(), severity, seeds,
-                            sample_rate=sample_rate)
-        return torch.from_numpy(out).to(x.device)
+    def apply(clips: np.ndarray, severity, seeds, sample_rate) -> np.ndarray:
+        """The reference on the numpy batch, shared with worker processes."""
+        return reference_map(name, "audio", clips, severity, seeds, sample_rate=sample_rate)
 
     return apply
 

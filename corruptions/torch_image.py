@@ -22,8 +22,9 @@ How each one relates to the reference:
 * spatter's water (severities 1-3) shades its liquid mask with the reference's own OpenCV
   calls (Canny edges, distance transform, histogram equalisation), sample by sample on
   the CPU; the liquid layer before and the colouring after are batched;
-* run by the reference on the CPU, sample by sample, inside the torch backend:
-  jpeg_compression (the libjpeg codec in Pillow; deterministic).
+* the reference's own calls, image by image on the CPU: jpeg_compression (the libjpeg
+  codec in Pillow) and, on the CPU, pixelate (Pillow's resampling; other devices run its
+  exact tensor port).
 
 Each corruption's spec (`corruptions.image`) names its function here and its fidelity class.
 """
@@ -42,6 +43,7 @@ from PIL import Image
 from corruptions import _imagecorruptions_compat as _compat
 from corruptions import _torch_ops as ops
 from corruptions import small_images
+from corruptions.backends import check_images
 from corruptions.protocols import qmf_epsilon
 from corruptions.reference_pool import reference_map
 from corruptions.scales import NOMINAL_SIZE, constants
@@ -375,8 +377,9 @@ def saturate(x, severity, seeds, scale):
     return _clip255(torch.where(grey, torch.cat([v, faded, faded], 1), coloured))
 
 
-def jpeg_compression(x, severity, seeds, scale):
-    return _per_sample_reference("jpeg_compression", x, severity, seeds, scale)
+def jpeg_compression(images: np.ndarray, severity, seeds, scale) -> np.ndarray:
+    """Pillow's libjpeg, the reference's own calls (on the numpy batch)."""
+    return _reference_calls("jpeg_compression", images, severity, scale)
 
 
 @functools.lru_cache(maxsize=32)
@@ -427,6 +430,12 @@ def _pil_resize(x: torch.Tensor, size: tuple[int, int], resample: int) -> torch.
     return _resize_rows(wide.transpose(-1, -2).contiguous(), size[0], resample)
 
 
+def pixelate_arrays(images: np.ndarray, severity, seeds, scale) -> np.ndarray:
+    """Pillow's own resampling, the reference's calls (on the numpy batch): what the CPU
+    runs, where PIL's 8-bit C code is faster than `pixelate` on tensors."""
+    return _reference_calls("pixelate", images, severity, scale)
+
+
 def pixelate(x, severity, seeds, scale):
     factor = _c("pixelate", severity, scale)
     h, w = x.shape[-2:]
@@ -457,6 +466,25 @@ def elastic_transform(x, severity, seeds, scale):
 
 
 # -------------------------------------------------------------------- reference fallback
+
+def _reference_calls(name: str, images: np.ndarray, severity: int, scale: str
+                     ) -> np.ndarray:
+    """The reference's own function of a deterministic corruption on uint8 images (N, H, W,
+    C), image by image: as the reference backend, less the seeding of the global random
+    states around each call (these corruptions draw nothing). One-channel images are
+    replicated to RGB and the rounded mean of the output kept, as the reference."""
+    check_images(images)
+    rgb = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+    if scale == "imagenet":  # imagecorruptions' function, on a PIL image
+        out = np.stack([np.asarray(_compat.FUNCTIONS[name](Image.fromarray(image), severity, 0))
+                        for image in rgb])
+    else:
+        row = constants(name, severity, scale)
+        out = np.stack([getattr(small_images, name)(image, row, scale, 0) for image in rgb])
+    if images.shape[-1] == 1:
+        return np.rint(out.mean(-1, keepdims=True)).astype(np.uint8)
+    return out
+
 
 def _per_sample_reference(name: str, x: torch.Tensor, severity: int, seeds,
                           scale: str) -> torch.Tensor:

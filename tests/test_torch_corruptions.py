@@ -88,6 +88,12 @@ def _reference_motion_angles(seeds) -> torch.Tensor:
 
 
 def _torch_with_reference_randomness(images, name, severity, seeds, scale="auto"):
+    """The torch backend's output; for pixelate, which the CPU runs with Pillow itself, the
+    tensor version that other devices run; motion blur at the reference's angles."""
+    if name == "pixelate":
+        scale = scales.resolve_scale(scale, *images.shape[1:3])
+        return backends._images(torch_image.pixelate, images, severity, seeds,
+                                torch.device("cpu"), scale)
     if name != "motion_blur":
         return torch_backend(images, name, severity, seeds, scale)
     angles = _reference_motion_angles(seeds)
@@ -107,6 +113,25 @@ def test_deterministic_image_corruptions_match_reference_psnr_35(name, size, sca
         ours = _torch_with_reference_randomness(images, name, severity, seeds, scale)
         ref = reference(images, name, severity, seeds, scale)
         assert psnr(ours, ref) >= 35, (name, severity, psnr(ours, ref))
+
+
+def test_the_cpu_runs_pillow_itself_for_pixelate_and_jpeg_on_the_arrays():
+    """pixelate: Pillow on the CPU, the tensor port on other devices; jpeg_compression:
+    Pillow everywhere. Both give the reference's output exactly, grey images included."""
+    pixelate, jpeg = (registry.get(n, "image").torch for n in ("pixelate", "jpeg_compression"))
+    assert pixelate.array_function("cpu") is torch_image.pixelate_arrays
+    assert pixelate.array_function("cuda") is None
+    assert jpeg.array_function("cpu") is jpeg.array_function("cuda") is torch_image.jpeg_compression
+    colour = photos(64)
+    grey = np.rint(colour.mean(-1, keepdims=True)).astype(np.uint8)
+    for images in (colour, grey):
+        for name in ("pixelate", "jpeg_compression"):
+            for scale in ("imagenet", "cifar"):
+                for severity in (1, 5):
+                    ours = torch_backend(images, name, severity, [0, 1, 2, 3], scale)
+                    ref = reference(images, name, severity, [0, 1, 2, 3], scale)
+                    assert ours.shape == images.shape and np.array_equal(ours, ref)
+                    assert not np.array_equal(ours, images)
 
 
 @pytest.mark.parametrize("name", ["brightness", "saturate"])
