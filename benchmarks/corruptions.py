@@ -8,10 +8,10 @@ Both backends corrupt the same batch (scikit-image's bundled photos at --size, s
 clips from the embedded dataset) with the same seeds; each is warmed up once on one
 sample first (caches such as frost photos or filter responses are built outside the
 timing), both with freed memory kept in the process (`corruptions.allocator`, which the
-torch backend sets on the CPU). Prints per-corruption milliseconds per sample and the
-speed-up, then the
-aggregate speed-up (total reference time / total torch time) per modality. Both are
-measured in the same run, so the ratio holds on a noisy shared machine. `--load N` starts
+torch backend sets on the CPU), then timed in turns, best of `--repeats`. Prints
+per-corruption milliseconds per sample and the speed-up, then the aggregate speed-up
+(total reference time / total torch time) per modality. Both are measured in the same
+run, in turns, so the ratio holds on a noisy shared machine. `--load N` starts
 N CPU-bound processes (NumPy matrix products on one thread each) for the duration: the
 speed-up of a backend on a machine that other work keeps busy.
 """
@@ -51,14 +51,16 @@ def speech(seconds: float, n: int) -> np.ndarray:
     return np.stack([np.tile(clips[i], reps)[: int(seconds * 16000)] for i in range(n)])
 
 
-def timed(fn, sync, repeats: int) -> float:
-    """Best of `repeats` wall times (the least disturbed by other load)."""
-    best = float("inf")
+def timed(fns: dict, sync, repeats: int) -> dict:
+    """Best of `repeats` wall times of each function (the least disturbed by other load),
+    the functions taking turns, so that a slow spell of a shared machine hits both."""
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            best[key] = min(best[key], time.perf_counter() - start)
     return best
 
 
@@ -69,13 +71,14 @@ def bench(kind: str, data: np.ndarray, severity: int, device: str, names: list[s
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     rows = []
     for name in names:
-        times = {}
+        runs = {}
         for backend in ("reference", "torch"):
             def run(batch=data, s=seeds, b=backend, n=name):
                 return backends.corrupt_batch(batch, n, kind, severity, s, b, device,
                                               sample_rate)
             run(data[:1], seeds[:1])  # warm-up: one-time caches, kernels
-            times[backend] = timed(run, sync, repeats) / len(data)
+            runs[backend] = run
+        times = {b: t / len(data) for b, t in timed(runs, sync, repeats).items()}
         rows.append((name, times["reference"], times["torch"]))
         print(f"{kind:5s} {name:18s} {1e3 * times['reference']:9.2f} {1e3 * times['torch']:9.2f}"
               f" {times['reference'] / times['torch']:8.1f}x", flush=True)
@@ -116,7 +119,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=16, help="audio clips per batch")
     parser.add_argument("--seconds", type=float, default=1.0, help="audio clip length")
     parser.add_argument("--severity", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--repeats", type=int, default=5, help="best of this many runs")
     parser.add_argument("--only", choices=["image", "audio"], default=None)
     parser.add_argument("--load", type=int, default=0,
                         help="CPU-bound processes competing for the cores meanwhile")

@@ -177,10 +177,13 @@ def _images(fn, images: np.ndarray, severity: int, seeds: list[int],
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
     gray = x.shape[1] == 1
     x = x.expand(-1, 3, -1, -1) if gray else x
-    # one contiguous (B, 3, H, W) float copy: elementwise operations on the channels-last
-    # view of the uint8 batch, with per-channel or per-sample operands, run far slower
-    x = torch.empty(x.shape, dtype=torch.float32, device=device).copy_(x).div_(255)
-    out = fn(x, severity, seeds, scale).clamp_(0, 255).to(torch.uint8)
+    # a contiguous (B, 3, H, W) float batch (elementwise operations with per-channel or
+    # per-sample operands run far slower on the channels-last view): the uint8 values
+    # reordered first, then converted (twice as fast as converting while reordering)
+    x = x.contiguous().float().div_(255)
+    # truncated to uint8 as `np.uint8` does; through int32, which torch converts to several
+    # times faster than straight to uint8 on the CPU
+    out = fn(x, severity, seeds, scale).clamp_(0, 255).to(torch.int32).to(torch.uint8)
     if gray:
         out = out.float().mean(1, keepdim=True).round().to(torch.uint8)
     return out.permute(0, 2, 3, 1).cpu().numpy()
