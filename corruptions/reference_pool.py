@@ -87,14 +87,18 @@ class _Worker:
         self.process.start()
         child.close()
 
-    def stop(self) -> None:
-        try:
-            self.conn.send(None)
-        except OSError:
-            pass
-        self.process.join(timeout=5)
+    def stop(self, wait: bool = True) -> None:
+        """Asks the process to stop and waits for it (up to 5 s), or (`wait=False`: it may
+        be busy with jobs whose results nobody will read) terminates it at once."""
+        if wait:
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.terminate()
+            self.process.join()
         self.conn.close()
 
 
@@ -103,10 +107,10 @@ _IN_USE = threading.Lock()  # one caller at a time feeds the workers; others wor
 
 
 @atexit.register
-def shutdown() -> None:
+def shutdown(wait: bool = True) -> None:
     """Stops the worker processes (they are started again when needed)."""
     while _WORKERS:
-        _WORKERS.pop().stop()
+        _WORKERS.pop().stop(wait)
 
 
 def reference_map(name: str, kind: str, samples: Sequence[np.ndarray], severity: int,
@@ -151,10 +155,11 @@ def _shared(jobs: list[tuple], processes: int) -> list[np.ndarray]:
             if status != "ok":
                 raise RuntimeError(f"a reference worker process failed:\n{payload}")
             outputs += payload
-    except EOFError as error:
-        shutdown()
-        raise RuntimeError("a reference worker process died (out of memory?)") from error
+    except (EOFError, ConnectionError) as error:  # the pipe's other end is gone
+        shutdown(wait=False)
+        raise RuntimeError("a reference worker process died (out of memory, or killed?); "
+                           "the next call starts new ones") from error
     except BaseException:
-        shutdown()  # results may be left in the pipes: start afresh next time
+        shutdown(wait=False)  # results may be left in the pipes: start afresh next time
         raise
     return outputs + here

@@ -418,3 +418,20 @@ def test_a_failing_reference_worker_reports_its_error_and_the_next_call_starts_a
                                          workers=1, sample_rate=16000)
     assert reference_pool._WORKERS and np.array_equal(pooled, alone)
     reference_pool.shutdown()
+
+
+def test_a_killed_reference_worker_is_reported_and_replaced():
+    from corruptions import reference_pool
+
+    clips = np.random.default_rng(0).standard_normal((9, 4000)).astype(np.float32) * 0.1
+    args = ("mp3_compression", "audio", clips, 2, range(9))
+    first = reference_pool.reference_map(*args, workers=2, min_seconds=0, sample_rate=16000)
+    process = reference_pool._WORKERS[0].process
+    process.kill()
+    process.join()
+    with pytest.raises(RuntimeError, match="worker process died"):
+        reference_pool.reference_map(*args, workers=2, min_seconds=0, sample_rate=16000)
+    assert not reference_pool._WORKERS
+    again = reference_pool.reference_map(*args, workers=2, min_seconds=0, sample_rate=16000)
+    assert reference_pool._WORKERS and np.array_equal(again, first)
+    reference_pool.shutdown()
