@@ -115,10 +115,10 @@ def corrupt_batch(
             return fn(x, severity, part_seeds, sample_rate).cpu().numpy()
 
     if workers > 1 and len(chunks) > 1:
-        # Coarse-grained threads (torch releases the GIL) rather
-        # than torch's fine-grained intra-op threads: these keep their speed when other
-        # processes load the cores, the intra-op threads (which wait for each other at every
-        # operation) do not. A sample's output does not depend on its chunk.
+        # Coarse-grained threads (torch releases the GIL) rather than torch's fine-grained
+        # intra-op threads: these keep their speed when other processes load the cores, the
+        # intra-op threads (which wait for each other at every operation) do not. A
+        # sample's output does not depend on its chunk.
         with single_threaded_torch(), ThreadPoolExecutor(workers) as pool:
             parts = list(pool.map(run, chunks))
     else:
