@@ -44,8 +44,9 @@ class Fidelity(enum.Enum):
 
 @dataclass(frozen=True)
 class TorchImpl:
-    """A corruption's batched torch function, `module.function(x, severity, seeds, ctx)`,
-    imported only when used (torch is not needed to describe or run the reference)."""
+    """A corruption's batched torch function, `module.function(x, severity, seeds, ctx)`
+    on tensors (for fidelity REFERENCE: on the numpy batch, see `array_function`), imported
+    only when used (torch is not needed to describe or run the reference)."""
 
     module: str
     function: str
