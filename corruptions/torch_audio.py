@@ -11,7 +11,8 @@ How each one relates to the reference:
   transform's response to a unit impulse of the clip's length is measured once (per
   severity, sample rate and length) and applied as an FFT convolution, which is exactly
   the reference's causal filtering / convolution truncated to the clip;
-* run by the reference on the CPU, clip by clip: pitch_shift, time_stretch
+* run by the reference on the CPU, clip by clip, on the numpy batch and shared with
+  worker processes (`corruptions.reference_pool`): pitch_shift, time_stretch
   (signalsmith-stretch) and mp3_compression (LAME): their specs' fidelity class says so.
 """
 
