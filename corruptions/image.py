@@ -117,7 +117,7 @@ CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
              "its affine warp by the reference (OpenCV) at the cifar and tinyimagenet "
              "scales"),
     _declare("pixelate", "digital", EXACT,
-             "PIL's own BOX/NEAREST weights; on the CPU, Pillow's resampling itself",
+             "Pillow's fixed-point BOX/NEAREST arithmetic; on the CPU, Pillow itself",
              cpu_function="pixelate_arrays"),
     _declare("jpeg_compression", "digital", REFERENCE, "Pillow's libjpeg"),
     _declare("speckle_noise", "noise", SAME),

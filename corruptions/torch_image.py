@@ -7,8 +7,9 @@ How each one relates to the reference:
 
 * exact ports (same arithmetic, float32 instead of float64; only a truncation to uint8
   at an integer boundary can differ): gaussian_blur, defocus_blur, zoom_blur,
-  motion_blur (given the angle), brightness, saturate, contrast, pixelate (PIL's BOX and
-  NEAREST resampling weights, read from PIL itself), frost (given which photo and crop);
+  motion_blur (given the angle), brightness, saturate, contrast, pixelate (Pillow's
+  fixed-point BOX and NEAREST arithmetic, equal to Pillow's output but on some images
+  taller than wide; see `pixelate`), frost (given which photo and crop);
 * same algorithm, torch's random numbers instead of numpy's: gaussian_noise, shot_noise,
   impulse_noise, speckle_noise, snow, fog (diamond-square plasma fractal), elastic_transform,
   spatter's liquid layer, motion_blur's angle, frost's photo and crop. One
@@ -32,6 +33,7 @@ Each corruption's spec (`corruptions.image`) names its function here and its fid
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 
 import cv2
@@ -383,48 +385,67 @@ def jpeg_compression(images: np.ndarray, severity, seeds, scale) -> np.ndarray:
     return _reference_calls("jpeg_compression", images, severity, scale)
 
 
-@functools.lru_cache(maxsize=32)
-def _pil_resize_matrix(n_in: int, n_out: int, resample: int) -> np.ndarray:
-    """PIL's resampling weights along one axis, read from PIL itself: row j of the result
-    is what PIL makes of a float image that is 1 at column j and 0 elsewhere."""
-    identity = Image.fromarray(np.eye(n_in, dtype=np.float32))
-    return np.asarray(identity.resize((n_out, n_in), resample), dtype=np.float64).T
+# Pillow's 8-bit resampling (python-pillow/Pillow@01f132f:src/libImaging/Resample.c):
+# coefficients in fixed point with this many fractional bits, sums started at half a unit
+PIL_PRECISION_BITS = 22
 
 
 @functools.lru_cache(maxsize=32)
-def _pil_resize_taps(n_in: int, n_out: int, resample: int) -> tuple[np.ndarray, np.ndarray]:
-    """`_pil_resize_matrix` as taps: (n_out, k) input indices and weights, k the most
-    inputs any output reads (a few for BOX, one for NEAREST; padded with zero weights)."""
-    m = _pil_resize_matrix(n_in, n_out, resample)
-    k = max(1, int((m != 0).sum(1).max()))
+def _pil_box_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pillow's BOX coefficients along one axis as (n_out, k) input indices and fixed-point
+    weights: `precompute_coeffs` (the same double arithmetic, in the same order) and
+    `normalize_coeffs_8bpc` (round half up to 22 fractional bits); unused taps weigh 0."""
+    scale = n_in / n_out
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    k = int(math.ceil(support)) * 2 + 1
     index = np.zeros((n_out, k), dtype=np.int64)
-    weight = np.zeros((n_out, k), dtype=np.float64)
-    for j, row in enumerate(m):
-        taps = np.flatnonzero(row)
-        index[j, :len(taps)], weight[j, :len(taps)] = taps, row[taps]
+    weight = np.zeros((n_out, k), dtype=np.int64)
+    ss = 1.0 / filterscale
+    for xx in range(n_out):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), n_in) - xmin
+        w = [1.0 if -0.5 < (x + xmin - center + 0.5) * ss <= 0.5 else 0.0
+             for x in range(xmax)]
+        total = sum(w)
+        for x in range(xmax):
+            index[xx, x] = x + xmin
+            weight[xx, x] = int(0.5 + (w[x] / total if total else w[x]) * (1 << PIL_PRECISION_BITS))
     return index, weight
 
 
+@functools.lru_cache(maxsize=32)
+def _pil_nearest_index(n_in: int, n_out: int) -> np.ndarray:
+    """The input index each output copies in Pillow's NEAREST resize, read from Pillow
+    itself: what it makes of a float image whose values are their column numbers."""
+    ramp = Image.fromarray(np.arange(n_in, dtype=np.float32)[None, :])
+    return np.asarray(ramp.resize((n_out, 1), Image.NEAREST))[0].astype(np.int64)
+
+
 def _resize_rows(x: torch.Tensor, n_out: int, resample: int) -> torch.Tensor:
-    """One PIL resampling pass along the rows (dim -2) of x (integers 0..255), rounded to
-    8 bits: the sum over each output's few taps (linear in the image size, unlike a dense
-    matrix product)."""
+    """One Pillow resampling pass along the rows (dim -2) of x (int32, 0..255): NEAREST a
+    selection of rows; BOX each output the sum of its few taps in Pillow's fixed point,
+    started at half a unit, shifted down and clipped to 0..255 (exactly Pillow's result)."""
+    if resample == Image.NEAREST:
+        index = torch.from_numpy(_pil_nearest_index(x.shape[-2], n_out)).to(x.device)
+        return x.index_select(-2, index)
     index, weight = (torch.from_numpy(a).to(x.device) for a in
-                     _pil_resize_taps(x.shape[-2], n_out, resample))
-    if index.shape[1] == 1 and bool((weight == 1).all()):  # a copy (NEAREST, or no resize)
-        return x.index_select(-2, index[:, 0])
-    weight = weight.to(x.dtype)[:, :, None]
+                     _pil_box_taps(x.shape[-2], n_out))
+    weight = weight.to(torch.int32)[:, :, None]
     out = x.index_select(-2, index[:, 0]).mul_(weight[:, 0])
     for tap in range(1, index.shape[1]):
-        out.addcmul_(x.index_select(-2, index[:, tap]), weight[:, tap])
-    return out.round_()  # the weights are >= 0 and sum to 1: within 0..255
+        out.add_(x.index_select(-2, index[:, tap]).mul_(weight[:, tap]))
+    out.add_(1 << (PIL_PRECISION_BITS - 1))
+    return out.bitwise_right_shift_(PIL_PRECISION_BITS).clamp_(0, 255)
 
 
 def _pil_resize(x: torch.Tensor, size: tuple[int, int], resample: int) -> torch.Tensor:
-    """PIL's 8-bit resize of x (integers 0..255): horizontal pass, rounded to uint8, then the
-    vertical pass, rounded (as PIL does for 'RGB' images). Each pass selects whole rows
-    (columns are made rows by a transposed copy: far faster than selecting columns)."""
-    if resample == Image.NEAREST:  # copies only: rows first, the result a transposed view
+    """Pillow's 8-bit resize of x (int32, 0..255) to (height, width): the horizontal pass,
+    then the vertical one (for BOX the order matters: each pass rounds to 8 bits). Each
+    pass selects whole rows (columns are made rows by a transposed copy: far faster than
+    selecting columns); NEAREST copies rows first and returns a transposed view."""
+    if resample == Image.NEAREST:
         tall = _resize_rows(x, size[0], resample).transpose(-1, -2).contiguous()
         return _resize_rows(tall, size[1], resample).transpose(-1, -2)
     wide = _resize_rows(x.transpose(-1, -2).contiguous(), size[1], resample)
@@ -438,11 +459,16 @@ def pixelate_arrays(images: np.ndarray, severity, seeds, scale) -> np.ndarray:
 
 
 def pixelate(x, severity, seeds, scale):
+    """Pillow's BOX downscale and NEAREST (ImageNet-C) or BOX (the small generators)
+    upscale, in Pillow's own integer arithmetic: the reference's output exactly for images
+    at least as wide as tall. Pillow 13 resamples some taller images column-wise first,
+    which this does not (one grey level on a few percent of their pixels)."""
     factor = _c("pixelate", severity, scale)
     h, w = x.shape[-2:]
-    small = _pil_resize((x * 255).round(), (int(h * factor), int(w * factor)), Image.BOX)
-    # ImageNet-C scales back up with NEAREST, the small generators with BOX
-    return _pil_resize(small, (h, w), Image.NEAREST if scale == "imagenet" else Image.BOX)
+    pixels = (x * 255).round().to(torch.int32)
+    small = _pil_resize(pixels, (int(h * factor), int(w * factor)), Image.BOX)
+    up = Image.NEAREST if scale == "imagenet" else Image.BOX
+    return _pil_resize(small, (h, w), up).to(x.dtype)
 
 
 def elastic_transform(x, severity, seeds, scale):
