@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import traceback
@@ -59,7 +60,9 @@ def _one(job: tuple) -> np.ndarray:
 
 def _serve(conn) -> None:
     """A worker process: corrupts each list of jobs it receives and sends the outputs back
-    (or the traceback of the error); stops on None or when the parent is gone."""
+    (or the traceback of the error); stops on None or when the parent is gone. Ctrl-C is
+    the parent's to handle (it terminates its workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         while (jobs := conn.recv()) is not None:
             try:
@@ -140,6 +143,9 @@ def reference_map(name: str, kind: str, samples: Sequence[np.ndarray], severity:
 def _shared(jobs: list[tuple], processes: int) -> list[np.ndarray]:
     """The jobs' outputs, in order: the first `processes - 1` shares sent to worker
     processes, the last one corrupted here meanwhile."""
+    for worker in [w for w in _WORKERS if not w.process.is_alive()]:  # died while idle
+        _WORKERS.remove(worker)
+        worker.stop(wait=False)
     while len(_WORKERS) < processes - 1:
         _WORKERS.append(_Worker())
     size = -(-len(jobs) // processes)
