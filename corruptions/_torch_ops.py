@@ -72,10 +72,11 @@ def _poisson_tables(rate: float) -> tuple[int, np.ndarray, np.ndarray]:
 def poisson_of_levels(levels: torch.Tensor, rate: float, u: torch.Tensor) -> torch.Tensor:
     """Poisson counts with mean rate * levels / 255, for integer `levels` 0..255 (floats)
     and uniforms `u` of the same shape, by inverting the CDF: the count is the number of
-    k with F(k) <= u (exactly Poisson for uniform u). A uint8 image has 256 means only, so
-    the inversion is a table lookup by (level, bin of u); the few draws whose bin holds a
-    CDF value (~0.5 %) are resolved by a binary search. Several times faster than
-    `torch.poisson`, whose per-value rejection sampler dominates shot noise on the CPU."""
+    k with F(k) <= u (Poisson to the resolution of u: 2^-24 for float32). A uint8 image
+    has 256 means only, so the inversion is a table lookup by (level, bin of u); the few
+    draws whose bin holds a CDF value (~0.5 %) are resolved by a binary search. Several
+    times faster than `torch.poisson`, whose per-value rejection sampler dominates shot
+    noise on the CPU."""
     k, bins, cdf = _poisson_tables(float(rate))
     bins = torch.from_numpy(bins).to(levels.device)
     index = (levels * POISSON_BINS).add_((u * POISSON_BINS).floor_()).long()
