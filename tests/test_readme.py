@@ -1,11 +1,14 @@
-"""The README's Python example runs as written."""
+"""The README's examples run as written; the documentation's generated tables are current."""
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
 def python_example() -> str:
@@ -27,9 +30,13 @@ def test_python_api_example_runs_as_written(tmp_path):
     assert again.stdout.startswith("0 cells computed, 26 reused")
 
 
+def plugin_example(page: Path) -> str:
+    section = page.read_text(encoding="utf-8").split("## Adding your own method", 1)[1]
+    return re.search(r"```python\n(# mine\.py.*?)```", section, re.S).group(1)
+
+
 def test_the_readme_plugin_passes_the_method_contract(tmp_path):
-    section = README.read_text().split("## Adding your own method", 1)[1]
-    source = re.search(r"```python\n(# mine\.py.*?)```", section, re.S).group(1)
+    source = plugin_example(README)
     (tmp_path / "mine.py").write_text(source)
     result = subprocess.run([sys.executable, "-m", "rambench.cli", "check", "--method",
                              "mine.py:MeanFusion", "--json"], cwd=tmp_path,
@@ -42,10 +49,30 @@ def test_the_readme_plugin_passes_the_method_contract(tmp_path):
     assert {c["fixture"] for c in checks} >= {"still images (avdigits)"}
 
 
-def test_the_readme_backend_table_is_the_one_the_specs_generate():
+def test_the_methods_page_shows_the_plugin_the_readme_tests():
+    assert plugin_example(DOCS / "methods.md") == plugin_example(README)
+
+
+def test_the_backend_table_is_the_one_the_specs_generate():
     from corruptions.registry import implementation_table
 
-    assert implementation_table() in README.read_text(encoding="utf-8")
+    assert implementation_table() in (DOCS / "conditions.md").read_text(encoding="utf-8")
+
+
+def docs_tables():
+    spec = importlib.util.spec_from_file_location("docs_tables",
+                                                  ROOT / "scripts" / "docs_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_generated_table_is_current():
+    """`python scripts/docs_tables.py` rewrites a block this finds stale."""
+    tables = docs_tables()
+    found = tables.blocks(ROOT)
+    assert {name for names in found.values() for name in names} == set(tables.GENERATORS)
+    assert tables.stale_pages(ROOT) == []
 
 
 def test_the_backend_table_does_not_depend_on_which_module_was_imported_first():
