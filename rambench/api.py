@@ -22,7 +22,7 @@ from rambench.cache import CorruptionCache, default_cache_dir
 from rambench.config import resolve
 from rambench.errors import UsageError
 from rambench.grid import Grid, load_grid
-from rambench.plan import Plan, make_plan
+from rambench.plan import Plan, carry_over, make_plan
 from rambench.progress import Progress, log_path
 from rambench.schema import Record
 from rambench.store import Store, check_writable, tidy_frame
@@ -159,10 +159,11 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
     from rambench.tracking import open_trackers
 
     start = time.perf_counter()
-    if plan.todo or plan.superseded:
+    if plan.todo or plan.superseded or plan.carried:
         check_writable(plan.store.root, "results", "--out")
     for record in plan.superseded:
         plan.store.make_current(record)
+    carry_over(plan)
     cache = CorruptionCache((cache_dir or default_cache_dir()) if use_cache else None)
     cache.check()
     grid = plan.spec.grid

@@ -228,6 +228,9 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
     if plan.superseded:
         click.echo(f"{len(plan.superseded)} stored results of this code and these settings "
                    "are made current again (a run of other code had replaced them)", err=True)
+    if plan.carried:
+        click.echo(f"{len(plan.carried)} stored results of this code, keyed by an earlier "
+                   "rambench, are carried over to this version's keys", err=True)
     click.echo(f"study {study!r}: {len(plan.cells)} cells, {plan.done} already done, "
                f"{len(plan.todo)} to run", err=True)
     from rambench import executors

@@ -108,7 +108,7 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
     for data_key, cells in by_data.items():
         start = time.perf_counter()
         inputs = build_test_inputs(dataset, test, cells[0].condition, unit.seed, data_key,
-                                   spec.corruption_backend, device, cache)
+                                   spec.corruption_backend, device, cache, cells[0].draw_key)
         corrupt_seconds = time.perf_counter() - start
         batches = Batcher(test, kinds, device, inputs.inputs)  # shared by every method
         for cell in cells:

@@ -1,16 +1,19 @@
-"""What makes a result the result of *this* code: method identities and the harness
-fingerprint, both part of every job key.
+"""What makes a result the result of *this* code: method identities, the harness version
+and the corruption code's hash, all part of every key.
 
 * `MethodId(name, params, code)`: the registered name (or `stem:Class` for a file plug-in),
-  the hyper-parameters that differ from the defaults, and a hash of the source files that
-  define the method. Its `label` (`raml`, `raml[norm=hard]`) names the method in tables.
-* `harness_fingerprint()`: a hash of the code every method is trained and evaluated by.
-
-Code is hashed as its syntax tree (`ast.dump` without docstrings), so editing a comment,
-a docstring or the formatting keeps stored results, while any change to what the code does
-(a constant, an operator, a call) makes them stale. The alternative, an integer bumped by
-hand when behaviour changes, depends on every contributor remembering to bump it; a hash
-cannot forget.
+  the hyper-parameters that differ from the defaults, and a hash of the code that defines
+  the method. Its `label` (`raml`, `raml[norm=hard]`) names the method in tables.
+* `HARNESS_VERSION`: the code every method is trained and evaluated by (training loop,
+  prediction, batching, encoders, fusion modules, test inputs) is identified by a number,
+  guarded by a golden run (`tests/golden_run.py`): when the harness's outputs change, the
+  golden test fails and says to bump it. A refactor that keeps the outputs keeps every
+  stored result current.
+* Method and corruption code is hashed by what it defines: each top-level definition's
+  source as the syntax tree gives it back (`ast.unparse`: no comments, no docstrings, no
+  formatting, no imports), keyed by its name, whichever file holds it. Editing a comment
+  or moving a function to another file keeps stored results; any change to what the code
+  does (a constant, an operator, a call, a name) makes them stale.
 """
 
 from __future__ import annotations
@@ -25,12 +28,19 @@ from pathlib import Path
 from typing import Any
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-# The code every method goes through: the training loop, prediction, batching, encoders
-# and fusion modules, the method base class. Datasets carry their own version in the key;
-# corruptions carry their backend's version and their code's hash in the data key.
+
+# Bump when the harness's outputs change (`tests/test_golden.py` says when): every stored
+# result then becomes stale, as it must.
+HARNESS_VERSION = 1
+
+# The harness's code: the training loop, prediction, batching, encoders and fusion modules,
+# the method base class. A method's hash leaves these files out (they are the harness's,
+# identified by HARNESS_VERSION). Datasets carry their own version in the key; corruptions
+# carry their backend's version and their code's hash in the data key.
 HARNESS_FILES = ("rambench/train.py", "rambench/evaluate.py", "rambench/batch.py",
                  "rambench/device.py", "rambench/methods/base.py", "rambench/models/*.py",
-                 "rambench/datasets/base.py")
+                 "rambench/datasets/base.py", "rambench/test_inputs.py",
+                 "corruptions/missing.py")
 
 
 def format_value(value: Any) -> str:
@@ -76,35 +86,51 @@ def parse_label(text: str) -> tuple[str, dict[str, str]]:
     return name.strip(), values
 
 
-def _normalised_source(path: Path) -> str:
-    """The file's syntax tree without docstrings: comments and layout do not count."""
+def harness_id() -> str:
+    """The harness's identity in job and data keys."""
+    return f"v{HARNESS_VERSION}"
+
+
+def _without_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        return body[1:] or [ast.Pass()]
+    return body
+
+
+def _defined_names(node: ast.stmt) -> str:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return ",".join(ast.unparse(t) for t in targets)
+    return ""  # a bare statement (a call, an `if`): known by its source alone
+
+
+def definitions(path: Path) -> list[tuple[str, str]]:
+    """(name, source) of each top-level statement of `path` but imports and docstrings,
+    the source as `ast.unparse` writes it (comments and layout do not count)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
-                              ast.AsyncFunctionDef)) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.body = _without_docstring(node.body)
+    return [(_defined_names(node), ast.unparse(node)) for node in tree.body
+            if not isinstance(node, (ast.Import, ast.ImportFrom, ast.Pass))]
 
 
 @lru_cache(maxsize=512)
-def file_hash(path: Path, mtime_ns: int) -> str:  # mtime in the cache key: edits are seen
-    return hashlib.sha256(_normalised_source(path).encode()).hexdigest()
+def _file_definitions(path: Path, mtime_ns: int) -> tuple[tuple[str, str], ...]:
+    return tuple(definitions(path))  # mtime in the cache key: edits are seen
 
 
-def _hash_files(paths: list[Path]) -> str:
+def code_hash(paths: list[Path]) -> str:
+    """A hash of what the files define, independent of which file holds which definition."""
+    items = sorted(item for path in set(paths)
+                   for item in _file_definitions(path, path.stat().st_mtime_ns))
     digest = hashlib.sha256()
-    for path in sorted(set(paths)):
-        rel = path.relative_to(PACKAGE_ROOT) if path.is_relative_to(PACKAGE_ROOT) else path.name
-        digest.update(f"{rel}\0{file_hash(path, path.stat().st_mtime_ns)}\0".encode())
+    for name, source in items:
+        digest.update(f"{name}\0{source}\0".encode())
     return digest.hexdigest()[:16]
-
-
-def harness_fingerprint() -> str:
-    files = [p for pattern in HARNESS_FILES for p in PACKAGE_ROOT.glob(pattern)]
-    return _hash_files(files)
 
 
 # The corruption library's code per kind of data and backend: a changed severity table or
@@ -112,8 +138,9 @@ def harness_fingerprint() -> str:
 CORRUPTION_FILES = {
     ("image", "reference"): ("corruptions/image.py", "corruptions/scales.py",
                              "corruptions/small_images.py", "corruptions/protocols.py",
-                             "corruptions/_imagecorruptions_compat.py"),
-    ("audio", "reference"): ("corruptions/audio.py",),
+                             "corruptions/_imagecorruptions_compat.py",
+                             "corruptions/backends.py"),
+    ("audio", "reference"): ("corruptions/audio.py", "corruptions/backends.py"),
     ("av", "reference"): ("corruptions/av_events.py",),
 }
 CORRUPTION_FILES[("image", "torch")] = (*CORRUPTION_FILES[("image", "reference")],
@@ -126,21 +153,22 @@ CORRUPTION_FILES[("av", "torch")] = (*CORRUPTION_FILES[("av", "reference")],
                                      "corruptions/torch_av.py", "corruptions/_torch_ops.py")
 
 
-# The code that turns a condition into test inputs, whatever the condition: per-sample seeds,
-# which samples a mixed or random-missing condition selects, batching into the backends.
-TEST_INPUT_FILES = ("rambench/test_inputs.py", "corruptions/backends.py",
-                    "corruptions/missing.py")
-
-
-def test_inputs_hash() -> str:
-    """A hash of `TEST_INPUT_FILES`: part of every data key (clean and missing cells too)."""
-    return _hash_files([PACKAGE_ROOT / f for f in TEST_INPUT_FILES])
-
-
 def corruption_code_hash(kind: str, backend: str) -> str:
     """A hash of the code that corrupts data of `kind` ("image", "audio", "av") on `backend`."""
     files = CORRUPTION_FILES.get((kind, backend)) or CORRUPTION_FILES[(kind, "reference")]
-    return _hash_files([PACKAGE_ROOT / f for f in files])
+    return code_hash([PACKAGE_ROOT / f for f in files])
+
+
+# Per-sample seeds of test inputs come from a cell's draw key (`rambench.plan.Cell.draw_key`):
+# the data key's payload with these constants where the data key has code hashes, so that a
+# change of code keeps the test data's random draws. They are the code hashes under which
+# the first stored results drew theirs, so those results stay the results of this code.
+DRAW_SALTS = {
+    ("image", "reference"): "3061f6c2b368369f", ("image", "torch"): "5653663a71fadd5a",
+    ("audio", "reference"): "2136a854a16b6d9e", ("audio", "torch"): "1cce6e447aff8459",
+    ("av", "reference"): "e178f015d768e1d3", ("av", "torch"): "fe84d5bea1924044",
+    "inputs": "6d21898a19087272",
+}
 
 
 def _local_imports(path: Path) -> list[Path]:
@@ -184,7 +212,7 @@ def _module_name(path: Path) -> str:
 def method_files(cls: type) -> list[Path]:
     """The source files that define `cls`: the files of the classes in its MRO below
     `Method`, and, transitively, the method packages' modules and plug-in-local files they
-    import. The harness (`Method` itself, encoders, training) is in `harness_fingerprint`."""
+    import. The harness (`Method` itself, encoders, training) is identified by `HARNESS_VERSION`."""
     from rambench.methods.base import Method
 
     roots = []
@@ -213,7 +241,7 @@ def method_code_hash(cls: type) -> str:
     where inspect can find it, else by its qualified name only."""
     files = method_files(cls)
     version = getattr(cls, "version", None)
-    digest = hashlib.sha256(f"{_hash_files(files) if files else ''}\0{version}".encode())
+    digest = hashlib.sha256(f"{code_hash(files) if files else ''}\0{version}".encode())
     if not files:
         try:
             digest.update(inspect.getsource(cls).encode())

@@ -16,10 +16,11 @@ from typing import Any
 
 from corruptions import av_events
 from corruptions.backends import backend_id
+from rambench import migrate
 from rambench.config import MethodSpec, StudySpec
 from rambench.datasets.limited import is_limited
 from rambench.errors import UsageError
-from rambench.identity import corruption_code_hash, harness_fingerprint, test_inputs_hash
+from rambench.identity import DRAW_SALTS, corruption_code_hash, harness_id
 from rambench.schema import AVEvent, Condition, Record
 from rambench.store import Store
 
@@ -64,17 +65,26 @@ class Cell:
     condition: Condition
     backends: dict[str, str] = field(hash=False, default_factory=dict)  # corruption -> backend
     split: str = "test"  # or "val" (grids that choose settings)
-    inputs_code: str = ""  # hash of the code that builds test inputs (identity)
+    inputs_code: str = ""  # the harness version that builds test inputs (identity)
+    # corruption -> backend with the code's hash replaced by `identity.DRAW_SALTS`
+    draw_backends: dict[str, str] = field(hash=False, default_factory=dict)
+
+    def _data_payload(self, backends: dict[str, str], inputs_code: str) -> dict[str, Any]:
+        split = {} if self.split == "test" else {"split": self.split}
+        return {"dataset": [self.job.dataset, self.job.dataset_version], "seed": self.job.seed,
+                "condition": self.condition.to_json(), "backends": backends, **split,
+                "inputs_code": inputs_code}
 
     @property
     def data_key(self) -> str:
         """Key of the test *inputs*: shared by every method, so all see identical data."""
-        split = {} if self.split == "test" else {"split": self.split}
-        return content_key({
-            "dataset": [self.job.dataset, self.job.dataset_version], "seed": self.job.seed,
-            "condition": self.condition.to_json(), "backends": self.backends, **split,
-            "inputs_code": self.inputs_code,
-        })
+        return content_key(self._data_payload(self.backends, self.inputs_code))
+
+    @property
+    def draw_key(self) -> str:
+        """What the test inputs' per-sample seeds come from: the data key without the
+        code's identity, so that a change of code keeps the random draws."""
+        return content_key(self._data_payload(self.draw_backends, DRAW_SALTS["inputs"]))
 
     @property
     def key(self) -> str:
@@ -117,6 +127,9 @@ class Plan:
     # stored results of this plan that a later run of other code or settings superseded;
     # running the plan makes them current again (e.g. after a change was reverted)
     superseded: list[Record] = field(default_factory=list)
+    # stored results of this plan's cells under an earlier identity scheme's key, of the
+    # same code (`rambench.migrate`): running the plan re-keys them
+    carried: list[tuple[Record, Cell]] = field(default_factory=list)
     forced: bool = False
     # how to plan it again in another process (`rambench.executors`); None: in-process only
     recipe: Any = None
@@ -182,6 +195,9 @@ class Plan:
                  f"{self.done} done, {len(self.todo)} to do ({len(jobs)} training jobs)"]
         if self.todo and (estimate := self.estimate()):
             lines.append(estimate)
+        if self.carried:
+            lines.append(f"{len(self.carried)} stored result(s) of the same code keyed by an "
+                         "earlier rambench: carried over, not recomputed")
         if summary := self.stale_summary():
             lines.append(summary)
         for cell in self.todo:
@@ -191,14 +207,17 @@ class Plan:
 
 
 def condition_backends(condition: Condition, kinds: dict[str, str], backend: str,
-                       device) -> dict[str, str]:
-    """What produces each corruption a condition applies (library, version, device, and the
-    hash of the corruption library's code)."""
+                       device, salted: bool = False) -> dict[str, str]:
+    """What produces each corruption a condition applies: library, version, device, and
+    the hash of the corruption library's code (or, `salted`, its `DRAW_SALTS` entry)."""
+    def code(kind: str) -> str:
+        if salted:
+            return DRAW_SALTS.get((kind, backend), DRAW_SALTS[(kind, "reference")])
+        return corruption_code_hash(kind, backend)
+
     if isinstance(condition, AVEvent):
-        return {condition.event: f"{av_events.backend_id(backend, device)}; code "
-                                 f"{corruption_code_hash('av', backend)}"}
-    return {name: f"{backend_id(name, kinds[m], backend, device)}; code "
-                  f"{corruption_code_hash(kinds[m], backend)}"
+        return {condition.event: f"{av_events.backend_id(backend, device)}; code {code('av')}"}
+    return {name: f"{backend_id(name, kinds[m], backend, device)}; code {code(kinds[m])}"
             for m, name in condition.corruptions()}
 
 
@@ -207,15 +226,16 @@ def make_cells(spec: StudySpec) -> Iterator[Cell]:
 
     kinds = {m: s.kind for m, s in spec.dataset.modalities.items()}
     conditions = spec.conditions()
-    harness, inputs_code = harness_fingerprint(), test_inputs_hash()
+    harness = harness_id()
     for seed in spec.seeds:
         for method in spec.methods:
             job = Job(spec.dataset.name, spec.dataset.version, method,
                       dataclasses.asdict(spec.train_config(method)), seed, harness)
             for cond in conditions:
-                yield Cell(job, cond, condition_backends(cond, kinds, spec.corruption_backend,
-                                                         spec.device), spec.split,
-                           inputs_code)
+                backends = [condition_backends(cond, kinds, spec.corruption_backend,
+                                               spec.device, salted)
+                            for salted in (False, True)]
+                yield Cell(job, cond, backends[0], spec.split, harness, backends[1])
 
 
 def make_plan(spec: StudySpec, store: Store, force: bool = False,
@@ -238,16 +258,30 @@ def make_plan(spec: StudySpec, store: Store, force: bool = False,
                          f"{what[1]}; give it another --study so the two never mix")
     if force:
         return Plan(spec, cells, list(cells), [], reuse_stale, store, forced=True)
-    todo, stale, superseded = [], [], []
+    todo, stale, superseded, carried = [], [], [], []
     for cell in cells:
         if cell.key in stored.by_key:
             if stored.current[cell.coordinates].key != cell.key:
                 superseded.append(stored.by_key[cell.key])
             continue
         old = stored.current.get(cell.coordinates)
+        if old is not None and (legacy := migrate.legacy_cell(cell, old)) is not None \
+                and legacy.key == old.key:
+            carried.append((old, cell))
+            continue
         if old is not None:
             stale.append(Stale(cell, old))
             if reuse_stale:
                 continue
         todo.append(cell)
-    return Plan(spec, cells, todo, stale, reuse_stale, store, superseded)
+    return Plan(spec, cells, todo, stale, reuse_stale, store, superseded, carried)
+
+
+def carry_over(plan: Plan) -> None:
+    """Re-key the plan's stored results of an earlier identity scheme (`Plan.carried`)."""
+    for record, cell in plan.carried:
+        legacy = migrate.legacy_cell(cell, record)
+        plan.store.rekey(record, cell.key, cell.job.method.id.code, {
+            "harness": cell.job.harness, "job_key": cell.job.key, "data_key": cell.data_key,
+            "corruption_backends": cell.backends}, legacy.job.key, cell.job.key)
+    plan.carried = []

@@ -183,6 +183,27 @@ class Store:
         self.write(dataclasses.replace(record, provenance={**record.provenance,
                                                            "current_since": now}))
 
+    def rekey(self, record: Record, key: str, method_code: str,
+              provenance: dict[str, Any], old_job_key: str, job_key: str) -> None:
+        """Store `record` under `key` (the same result, keyed by a later identity scheme):
+        the new record first, then its checkpoint renamed, then the old file removed, so
+        an interruption at any point loses nothing."""
+        import dataclasses
+        import datetime
+
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        method = dataclasses.replace(record.method, code=method_code)
+        self.write(dataclasses.replace(record, key=key, method=method, provenance={
+            **record.provenance, **provenance, "current_since": now,
+            "rekeyed_from": record.key}))
+        new = self.checkpoint_path(job_key)
+        if self.checkpoint_path(old_job_key).exists() and not new.exists():
+            for suffix in (".sha256", ""):  # the checksum first: a checkpoint never lacks one
+                old = self.checkpoint_path(old_job_key).with_name(f"{old_job_key}.pt{suffix}")
+                if old.exists():
+                    os.replace(old, new.with_name(f"{job_key}.pt{suffix}"))
+        self.record_path(record.key).unlink(missing_ok=True)
+
     def all_records(self) -> list[Record]:
         """Every sound record, current and stale."""
         if not self.records_dir.is_dir():

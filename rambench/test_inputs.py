@@ -60,16 +60,18 @@ def corrupt_array(
 def build_test_inputs(
     dataset: Dataset, split: Split, condition: Condition, seed: int, data_key: str,
     backend: str = DEFAULT_BACKEND, device: torch.device | str = "cpu",
-    cache: CorruptionCache | None = None,
+    cache: CorruptionCache | None = None, draw_key: str | None = None,
 ) -> TestInputs:
     """The test inputs of one condition. Corrupted arrays come from `cache` when it holds
-    this data key, and are stored there otherwise."""
+    this data key, and are stored there otherwise. The per-sample seeds come from
+    `draw_key` (`rambench.plan.Cell.draw_key`; default: the data key)."""
     inputs, missing = dict(split.inputs), {}
     n = len(split)
+    draws = draw_key or data_key
 
     @functools.cache
     def stream_seeds(stream: int) -> np.ndarray:
-        return sample_seeds(seed, data_key, n, stream)
+        return sample_seeds(seed, draws, n, stream)
 
     def corrupted(modality: str, name: str, stream: int, probability: float | None = None):
         if cache is not None and (hit := cache.get(data_key, modality)) is not None:
@@ -102,20 +104,20 @@ def build_test_inputs(
         modalities = tuple(dataset.modalities)
         masks = np.stack([
             random_missing_mask(len(modalities), condition.missing_rate, int(s))
-            for s in sample_seeds(seed, data_key, n)
+            for s in sample_seeds(seed, draws, n)
         ])
         missing = {m: masks[:, j] for j, m in enumerate(modalities)}
     elif isinstance(condition, Mixed):
         for stream, (modality, name) in enumerate(condition.pairs, start=1):
             inputs[modality] = corrupted(modality, name, stream, condition.probability)
     elif isinstance(condition, AVEvent):
-        inputs.update(_av_inputs(dataset, split, condition, seed, data_key, cache, backend,
-                                 device))
+        inputs.update(_av_inputs(dataset, split, condition, seed, data_key, draws, cache,
+                                 backend, device))
     return TestInputs(inputs, missing, drawn)
 
 
 def _av_inputs(dataset: Dataset, split: Split, condition: AVEvent, seed: int, data_key: str,
-               cache: CorruptionCache | None, backend: str = DEFAULT_BACKEND,
+               draw_key: str, cache: CorruptionCache | None, backend: str = DEFAULT_BACKEND,
                device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
     """Both modalities of an audio-visual event, one seed per sample, on the corruption
     `backend` (and `device`); the crowd babble draws from the whole split's clean audio
@@ -125,7 +127,7 @@ def _av_inputs(dataset: Dataset, split: Split, condition: AVEvent, seed: int, da
         hits = {m: cache.get(data_key, m) for m in condition.modalities}
         if all(v is not None for v in hits.values()):
             return hits
-    seeds = sample_seeds(seed, data_key, len(split)).tolist()
+    seeds = sample_seeds(seed, draw_key, len(split)).tolist()
     audio = np.asarray(split.inputs[audio_m], dtype=np.float32)
     images, sound, _ = av_events.apply_event(
         condition.event, np.asarray(split.inputs[image_m]), audio, condition.severity, seeds,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from rambench.checkpoints import load_or_train
 from rambench.config import StudySpec
 from rambench.errors import UsageError
-from rambench.identity import harness_fingerprint
+from rambench.identity import harness_id
 from rambench.plan import Job
 from rambench.store import Store
 
@@ -53,7 +53,7 @@ def tune(spec: StudySpec, store: Store, lrs: Sequence[float] | None = None, seed
     """Train every method of `spec` once per candidate learning rate (or reuse the
     checkpoints) and pick, per method, the one with the best clean validation accuracy."""
     values = candidates(spec, lrs)
-    harness = harness_fingerprint()
+    harness = harness_id()
     out = []
     for method in spec.methods:
         accuracy = {}

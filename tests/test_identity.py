@@ -214,13 +214,124 @@ def test_corrupted_data_keys_carry_the_corruption_code(monkeypatch):
 
 def test_every_module_that_shapes_test_inputs_is_in_a_data_key():
     """A corruption module, or the code that turns conditions into inputs (seeds, masks,
-    batching), that no data key hashes would let a changed test set reuse old results."""
+    batching), that no data key identifies would let a changed test set reuse old results:
+    each is hashed with its corruptions' code or is the harness's (HARNESS_VERSION, guarded
+    by the golden run)."""
     from rambench import identity
 
     hashed = {f for files in identity.CORRUPTION_FILES.values() for f in files}
-    hashed |= set(identity.TEST_INPUT_FILES)
+    hashed |= set(identity.HARNESS_FILES)
     modules = {f"corruptions/{p.name}" for p in (identity.PACKAGE_ROOT / "corruptions").glob(
         "*.py")} - {"corruptions/__init__.py", "corruptions/registry.py",
                     "corruptions/allocator.py"}  # where memory comes from, not what is computed
     assert modules <= hashed, sorted(modules - hashed)
     assert "rambench/test_inputs.py" in hashed
+
+
+def test_code_hash_follows_definitions_not_files(tmp_path):
+    """Moving a function to another file, or reordering, keeps the hash; renaming or
+    changing it does not (swapping two names can change behaviour)."""
+    from rambench.identity import code_hash
+
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("import math\n\n\ndef f(x):\n    return math.sqrt(x) + 1\n\n\n"
+                 "def g(x):\n    return 2 * x\n")
+    b.write_text("K = 3  # a constant\n")
+    first = code_hash([a, b])
+    a.write_text("import math\n\n\ndef f(x):\n    '''doc'''\n    return math.sqrt(x) + 1\n")
+    b.write_text("from math import pi\n\n\ndef g(x):\n    # comment\n    return 2 * x\n\n"
+                 "K = 3\n")
+    assert code_hash([a, b]) == first
+    b.write_text("def h(x):\n    return 2 * x\n\nK = 3\n")
+    assert code_hash([a, b]) != first
+    b.write_text("def g(x):\n    return 2 * x\n\nK = 4\n")
+    assert code_hash([a, b]) != first
+
+
+def test_the_harness_is_keyed_by_its_version():
+    from rambench import identity
+
+    spec = api.plan_study("late_fusion", grid=parse_grid(TINY_GRID, "tiny", "tiny"),
+                          seeds=[0], out="/nonexistent", study="s").cells[0]
+    assert spec.job.harness == f"v{identity.HARNESS_VERSION}" == spec.inputs_code
+
+
+IDENTITY1 = __import__("pathlib").Path(__file__).parent / "data" / "identity1"
+
+
+def _identity1_methods(folder):
+    """The study's methods, its plug-in where a user keeps one: outside rambench's tree."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(IDENTITY1 / "mine.py", folder / "mine.py")
+    return ["late_fusion", f"{folder}/mine.py:MeanFusion"]
+
+
+def _identity1_plan(out):
+    import shutil
+
+    shutil.copytree(IDENTITY1 / "records", out / "identity1" / "records")
+    return api.plan_study(_identity1_methods(out / "plugin"),
+                          grid=load_grid(str(IDENTITY1 / "grid.yaml")), out=out,
+                          study="identity1", device="cpu", limit=64)
+
+
+def test_results_stored_under_identity_1_are_carried_over_not_recomputed(tmp_path):
+    """`tests/data/identity1`: a study stored by rambench before keys named the harness by
+    its version. Its code is this code, so its 10 results are current: re-keyed on the
+    next run, never recomputed, none dropped, their values untouched."""
+    from rambench import identity, migrate
+
+    plan = _identity1_plan(tmp_path)
+    codes = {c.job.method.id.name: c.job.method.id.code for c in plan.cells}
+    if identity.HARNESS_VERSION != 1 or codes["late_fusion"] not in migrate.METHOD_CODE:
+        pytest.skip("the harness or late_fusion changed since identity 1: these stored "
+                    "results are stale by design")
+    stored = {r.coordinates: r for r in plan.store.records()}
+    assert len(plan.cells) == len(stored) == 10
+    assert plan.todo == [] and plan.stale == [] and len(plan.carried) == 10
+    assert "10 stored result(s) of the same code keyed by an earlier rambench" in \
+        plan.describe()
+    result = api.run_plan(plan, use_cache=False, progress=False)
+    assert result.summary.computed == 0 and result.summary.reused == 10
+    after = {r.coordinates: r for r in plan.store.all_records()}
+    assert after.keys() == stored.keys()
+    assert {r.key for r in after.values()} == {c.key for c in plan.cells}
+    for coordinates, record in after.items():
+        old = stored[coordinates]
+        assert record.provenance["rekeyed_from"] == old.key
+        assert record.metrics == old.metrics
+        assert (record.predictions.probabilities == old.predictions.probabilities).all()
+    again = api.plan_study(_identity1_methods(tmp_path / "plugin"),
+                           grid=load_grid(str(IDENTITY1 / "grid.yaml")), out=tmp_path,
+                           study="identity1", device="cpu", limit=64)
+    assert again.todo == [] and again.carried == [] and again.superseded == []
+
+
+def test_carried_results_are_what_this_code_computes(tmp_path):
+    """The same study computed afresh by this code gives the carried results exactly
+    (same draws of the test data, same training): where the golden run's numerics
+    environment is this machine's, float results are reproducible bit for bit."""
+    from tests import golden_run
+
+    if golden_run.environment() not in golden_run.load()["runs"]:
+        pytest.skip("bit-exact results are known only in the golden run's environments")
+    carried = {r.coordinates: r for r in _identity1_plan(tmp_path / "old").store.records()}
+    import torch
+
+    assert {r.provenance["device"] for r in carried.values()} == {"cpu:x86_64:2threads"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # as the stored study ran: the thread count changes numerics
+    try:
+        fresh = api.benchmark(_identity1_methods(tmp_path / "plugin"),
+                              grid=load_grid(str(IDENTITY1 / "grid.yaml")),
+                              out=tmp_path / "new", study="identity1", device="cpu", limit=64,
+                              use_cache=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(fresh.records) == len(carried) == 10
+    for record in fresh.records:
+        old = carried[record.coordinates]
+        assert record.metrics == old.metrics, record.coordinates
+        assert (record.predictions.probabilities == old.predictions.probabilities).all()

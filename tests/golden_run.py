@@ -1,0 +1,135 @@
+"""The harness's golden run: a fixed tiny training and evaluation whose outputs are
+checksummed in `tests/golden/harness.json`.
+
+The harness (training loop, prediction, batching, encoders, fusion modules, test inputs)
+is identified in every job key by `rambench.identity.HARNESS_VERSION`, not by a hash of
+its source, so a refactor keeps stored results current. This run is what guards that
+number: when the harness behaves differently, these outputs change, `tests/test_golden.py`
+fails, and the fix is to bump HARNESS_VERSION (stored results become stale, as they must)
+and record again:
+
+    python -m tests.golden_run --record
+
+Floating-point results depend on the numerics environment (torch version, the CPU's
+vector instructions, threads), so the checksums are kept per environment; an environment
+with no entry is reported as such by the test rather than compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+GOLDEN_FILE = Path(__file__).resolve().parent / "golden" / "harness.json"
+
+# Two methods (the plainest and RAML, which uses the encoders' maps and a transformer),
+# 2 epochs on the first 48 samples of every split, one seed; each kind of condition once.
+GRID = {
+    "description": "the harness's golden run",
+    "seeds": [0],
+    "epochs": 3,
+    "conditions": {
+        "clean": True,
+        "corruptions": {"visual": ["gaussian_noise"], "audio": ["gaussian_noise"]},
+        "severities": [3],
+        "av": {"events": ["wind"], "severities": [3]},
+        "missing_modalities": "all",
+        "missing_rates": [0.5],
+        "mixed": {"corruptions": {"visual": "gaussian_noise", "audio": "gaussian_noise"},
+                  "severities": [3], "probability": 0.5},
+    },
+}
+METHODS = ("late_fusion", "raml")
+LIMIT = 96
+
+
+def environment() -> str:
+    """The numerics environment the checksums hold for."""
+    import torch
+
+    return (f"torch {torch.__version__}; numpy {np.__version__}; {platform.machine()} "
+            f"{torch.backends.cpu.get_cpu_capability()}; 1 thread; float32")
+
+
+def _digest(values: Any) -> str:
+    array = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
+    return hashlib.sha256(array.tobytes()).hexdigest()[:16]
+
+
+def run(out: Path) -> dict[str, str]:
+    """Train and evaluate the golden study under `out`; checksums of what it computed:
+    per training job the loss trace and validation accuracy per epoch, per cell the
+    predictions and the per-sample class probabilities."""
+    import torch
+    import yaml
+
+    from rambench.api import benchmark
+    from rambench.grid import load_grid
+
+    grid_file = out / "golden.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    grid_file.write_text(yaml.safe_dump(GRID))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = benchmark(list(METHODS), grid=load_grid(str(grid_file)), out=out / "results",
+                            study="golden", device="cpu", use_cache=False, limit=LIMIT)
+    finally:
+        torch.set_num_threads(threads)
+    sums: dict[str, str] = {}
+    for record in sorted(results.records, key=lambda r: (r.method.label, r.condition.label)):
+        label = record.method.label
+        history = record.provenance["training"]["history"]
+        trace = [[row[k] for k in sorted(row) if k not in ("seconds", "epoch")]
+                 for row in history]
+        sums.setdefault(f"{label} training", _digest(trace))
+        probabilities = record.predictions.probabilities
+        sums[f"{label} {record.condition.label} predictions"] = _digest(
+            record.predictions.predicted)
+        sums[f"{label} {record.condition.label} probabilities"] = _digest(probabilities)
+    return sums
+
+
+def load() -> dict[str, Any]:
+    return json.loads(GOLDEN_FILE.read_text()) if GOLDEN_FILE.exists() else {"runs": {}}
+
+
+def record(sums: dict[str, str]) -> None:
+    """Store `sums` as the golden outputs of this environment at the current
+    HARNESS_VERSION (entries of other versions are dropped)."""
+    from rambench.identity import HARNESS_VERSION
+
+    golden = load()
+    runs = golden.get("runs", {}) if golden.get("harness_version") == HARNESS_VERSION else {}
+    runs[environment()] = sums
+    GOLDEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+    GOLDEN_FILE.write_text(json.dumps({"harness_version": HARNESS_VERSION, "runs": runs},
+                                      indent=1, sort_keys=True) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--record", action="store_true",
+                        help="store this environment's outputs as the golden ones")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        sums = run(Path(tmp))
+    if args.record:
+        record(sums)
+        print(f"recorded {len(sums)} checksums for {environment()} in {GOLDEN_FILE}")
+        return 0
+    print(json.dumps(sums, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
