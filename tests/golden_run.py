@@ -1,5 +1,5 @@
-"""The harness's golden run: a fixed tiny training and evaluation whose outputs are
-checksummed in `tests/golden/harness.json`.
+"""The golden run: a fixed tiny training and evaluation, and every corruption at every
+severity on a few fixed samples, whose outputs are checksummed in `tests/golden/harness.json`.
 
 The harness (training loop, prediction, batching, encoders, fusion modules, test inputs)
 is identified in every job key by `rambench.identity.HARNESS_VERSION`, not by a hash of
@@ -10,6 +10,12 @@ and record again:
 
     python -m tests.golden_run --record
 
+The corruptions' code is identified by a hash of its definitions
+(`rambench.identity.corruption_code_hash`, per kind and backend). A refactor of it that keeps
+every output here may declare its new hash equivalent to the recorded one
+(`rambench.identity.CODE_EQUIVALENTS`), and stored results stay current; the test checks
+that an equivalent hash computes the recorded outputs.
+
 Floating-point results depend on the numerics environment (torch version, the CPU's
 vector instructions, threads), so the checksums are kept per environment; an environment
 with no entry is reported as such by the test rather than compared.
@@ -18,6 +24,7 @@ with no entry is reported as such by the test rather than compared.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import platform
@@ -58,6 +65,19 @@ def environment() -> str:
             f"{torch.backends.cpu.get_cpu_capability()}; 1 thread; float32")
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Floating-point sums depend on how work is split between threads: one thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _digest(values: Any) -> str:
     array = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
     return hashlib.sha256(array.tobytes()).hexdigest()[:16]
@@ -67,7 +87,6 @@ def run(out: Path) -> dict[str, str]:
     """Train and evaluate the golden study under `out`; checksums of what it computed:
     per training job the loss trace and validation accuracy per epoch, per cell the
     predictions and the per-sample class probabilities."""
-    import torch
     import yaml
 
     from rambench.api import benchmark
@@ -76,13 +95,9 @@ def run(out: Path) -> dict[str, str]:
     grid_file = out / "golden.yaml"
     out.mkdir(parents=True, exist_ok=True)
     grid_file.write_text(yaml.safe_dump(GRID))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         results = benchmark(list(METHODS), grid=load_grid(str(grid_file)), out=out / "results",
                             study="golden", device="cpu", use_cache=False, limit=LIMIT)
-    finally:
-        torch.set_num_threads(threads)
     sums: dict[str, str] = {}
     for record in sorted(results.records, key=lambda r: (r.method.label, r.condition.label)):
         label = record.method.label
@@ -97,20 +112,68 @@ def run(out: Path) -> dict[str, str]:
     return sums
 
 
+CORRUPTION_SAMPLES = 3  # the first test samples of avdigits
+BACKENDS = ("reference", "torch")
+
+
+def corruption_run() -> dict[str, dict[str, Any]]:
+    """Per (kind, backend): the code's hash and a checksum of every corruption's output
+    at every severity on the first `CORRUPTION_SAMPLES` test samples of avdigits, with the
+    seeds a study draws."""
+    from corruptions import av_events, registry
+    from rambench.datasets import datasets
+    from rambench.datasets.limited import Limited
+    from rambench.identity import corruption_code_hash
+    from rambench.schema import AVEvent, Corrupt
+    from rambench.test_inputs import build_test_inputs
+
+    dataset = Limited(datasets.get("avdigits")(), CORRUPTION_SAMPLES)
+    split = dataset.split("test")
+    kinds = {spec.kind: m for m, spec in dataset.modalities.items()}
+    image_m, audio_m = kinds["image"], kinds["audio"]
+    out: dict[str, dict[str, Any]] = {}
+    for backend in BACKENDS:
+        conditions = {"image": [Corrupt(image_m, n, s, "cifar")
+                                for n in registry.names("image", protocols=True)
+                                for s in registry.SEVERITIES],
+                      "audio": [Corrupt(audio_m, n, s) for n in registry.names("audio", True)
+                                for s in registry.SEVERITIES],
+                      "av": [AVEvent(e, s, (image_m, audio_m)) for e in av_events.EVENTS
+                             for s in registry.SEVERITIES]}
+        for kind, listed in conditions.items():
+            outputs = {}
+            for condition in listed:
+                with one_thread():
+                    inputs = build_test_inputs(dataset, split, condition, 0, "5eed" * 5,
+                                               backend)
+                arrays = [inputs.inputs[m] for m in condition.tested_modalities()]
+                outputs[condition.label] = hashlib.sha256(b"".join(
+                    np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()[:16]
+            out[f"{kind}/{backend}"] = {"code": corruption_code_hash(kind, backend),
+                                        "outputs": outputs}
+    return out
+
+
 def load() -> dict[str, Any]:
     return json.loads(GOLDEN_FILE.read_text()) if GOLDEN_FILE.exists() else {"runs": {}}
 
 
-def record(sums: dict[str, str]) -> None:
-    """Store `sums` as the golden outputs of this environment at the current
-    HARNESS_VERSION (entries of other versions are dropped)."""
+def record(sums: dict[str, str], corruptions: dict[str, dict[str, Any]]) -> None:
+    """Store `sums` and `corruptions` as the golden outputs of this environment at the
+    current HARNESS_VERSION and corruption code (entries of other versions are dropped)."""
     from rambench.identity import HARNESS_VERSION
 
     golden = load()
     runs = golden.get("runs", {}) if golden.get("harness_version") == HARNESS_VERSION else {}
     runs[environment()] = sums
+    stored = golden.get("corruptions", {})
+    for env in list(stored):  # another environment's outputs of other code are dropped
+        stored[env] = {k: v for k, v in stored[env].items()
+                       if corruptions.get(k, {}).get("code") == v["code"]}
+    stored[environment()] = corruptions
     GOLDEN_FILE.parent.mkdir(parents=True, exist_ok=True)
-    GOLDEN_FILE.write_text(json.dumps({"harness_version": HARNESS_VERSION, "runs": runs},
+    GOLDEN_FILE.write_text(json.dumps({"harness_version": HARNESS_VERSION, "runs": runs,
+                                       "corruptions": stored},
                                       indent=1, sort_keys=True) + "\n")
 
 
@@ -123,11 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         sums = run(Path(tmp))
+    corruptions = corruption_run()
     if args.record:
-        record(sums)
-        print(f"recorded {len(sums)} checksums for {environment()} in {GOLDEN_FILE}")
+        record(sums, corruptions)
+        print(f"recorded {len(sums)} training and evaluation checksums and "
+              f"{sum(len(v['outputs']) for v in corruptions.values())} corruption checksums "
+              f"for {environment()} in {GOLDEN_FILE}")
         return 0
-    print(json.dumps(sums, indent=1))
+    print(json.dumps({"runs": sums, "corruptions": corruptions}, indent=1))
     return 0
 
 
