@@ -88,9 +88,9 @@ class ResultSet:
 
     def table(self, view: str = "main", reference: str | None = None,
               against: str | None = None):
-        """A `rambench.report.tables.Table` (render it with `.render('md'|'latex'|...)`)."""
+        """A `rambench.report.table.Table` (render it with `.render('md'|'latex'|...)`)."""
         from rambench.report.study import Study, reference_for, user_errors
-        from rambench.report.tables import build_table
+        from rambench.report.views import build_table
 
         study = Study(self.study, self.tidy(), self.records)
         with user_errors():

@@ -201,7 +201,8 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
     results stay on disk, marked stale; --reuse-stale keeps them instead).
     """
     from rambench.api import plan_study, run_plan
-    from rambench.report.tables import accuracy_table, to_markdown
+    from rambench.report.render import to_markdown
+    from rambench.report.views import accuracy_table
 
     if compile_:
         assignments = (*assignments, "train.compile=true")
@@ -483,7 +484,8 @@ def table(study, out, fmt, view, reference, against, score, transpose, target) -
     """Print a results table: mean ± std over seeds, best bold, ▲/▼ where a method differs
     significantly from --against."""
     from rambench.report import study as loader
-    from rambench.report.tables import build_table, render
+    from rambench.report.render import render
+    from rambench.report.views import build_table
 
     store = _existing_store(out, study)
     data = loader.load(store)

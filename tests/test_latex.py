@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from rambench.grid import load_grid
-from rambench.report import tables
+from rambench.report.render import to_latex
+from rambench.report.views import build_table
 from rambench.schema import make_record
 
 PDFLATEX = shutil.which("pdflatex")
@@ -49,16 +50,16 @@ def compile_latex(tmp_path, body):
 
 @pytest.mark.parametrize("transposed", [False, True])
 def test_the_full_grid_corruption_table_fits_the_page(tmp_path, transposed):
-    table = tables.build_table("corruption", full_grid_tidy())
+    table = build_table("corruption", full_grid_tidy())
     assert len(table.columns) == (19 - 4) + (11 - 3)  # held-out corruptions are not tested
     if transposed:
         table = table.transposed("corruption")
-    log = compile_latex(tmp_path, tables.to_latex(table))
+    log = compile_latex(tmp_path, to_latex(table))
     assert "Overfull \\hbox" not in log
 
 
 def test_every_view_compiles(tmp_path):
     tidy = full_grid_tidy()
-    body = "\n".join(tables.to_latex(tables.build_table(view, tidy), label=f"tab:{view}")
+    body = "\n".join(to_latex(build_table(view, tidy), label=f"tab:{view}")
                      for view in ("main", "severity", "leaderboard"))
     assert "Overfull \\hbox" not in compile_latex(tmp_path, body + "\n\\clearpage")

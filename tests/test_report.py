@@ -7,8 +7,10 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from rambench.report import FIGURE_KINDS, figures, tables
+from rambench.report import FIGURE_KINDS, figures
 from rambench.report.document import write_report
+from rambench.report.render import render, to_markdown
+from rambench.report.views import accuracy_table, build_table
 from rambench.schema import Clean, Corrupt, Drop, Mixed, Predictions, RandomMissing, make_record
 from rambench.stats import correctness
 from rambench.store import Store
@@ -80,8 +82,8 @@ def body_rows(latex):
 
 
 def test_latex_main_table_structure(fake):
-    table = tables.build_table("main", fake["tidy"], fake["corr"])
-    latex = tables.render(table, "latex")
+    table = build_table("main", fake["tidy"], fake["corr"])
+    latex = render(table, "latex")
     begins = re.findall(r"\\begin\{(\w+\*?)\}", latex)
     ends = re.findall(r"\\end\{(\w+\*?)\}", latex)
     assert sorted(begins) == sorted(ends) and "tabular" in begins
@@ -105,28 +107,28 @@ def test_latex_main_table_structure(fake):
 
 def test_markdown_csv_and_the_other_views(fake):
     tidy, corr = fake["tidy"], fake["corr"]
-    md = tables.render(tables.build_table("main", tidy, corr), "md")
+    md = render(build_table("main", tidy, corr), "md")
     assert "| late_fusion |" in md and "▼" in md and "**" in md and "mCE ↓" in md
-    csv = tables.render(tables.build_table("main", tidy, corr), "csv").splitlines()
+    csv = render(build_table("main", tidy, corr), "csv").splitlines()
     assert csv[0].startswith("method,clean,clean std,clean p vs raml") and len(csv) == 4
-    corruption = tables.build_table("corruption", tidy, corr)
+    corruption = build_table("corruption", tidy, corr)
     assert corruption.columns == ["image: fog", "image: gaussian_noise", "audio: reverb"]
-    severity = tables.build_table("severity", tidy, corr)
+    severity = build_table("severity", tidy, corr)
     assert severity.columns == ["0 (clean)", "1", "3", "AUC"]
-    missing = tables.build_table("missing", tidy, corr)
+    missing = build_table("missing", tidy, corr)
     assert missing.columns == ["no image", "no audio", "rate 0.3", "rate 0.6", "AUC"]
-    conditions = tables.build_table("conditions", tidy, corr)
+    conditions = build_table("conditions", tidy, corr)
     assert len(conditions.rows) == len(CONDITIONS) and conditions.rows[0] == "clean"
-    board = tables.build_table("leaderboard", tidy, corr, sort_by="mce")
+    board = build_table("leaderboard", tidy, corr, sort_by="mce")
     assert board.rows == ["raml", "tmc", "late_fusion"]
     # the table `rambench run` prints still works
-    plain = tables.to_markdown(tables.accuracy_table(tidy))
+    plain = to_markdown(accuracy_table(tidy))
     assert plain.splitlines()[2].startswith("| clean |")
 
 
 def test_without_the_reference_mce_is_left_out_with_a_note(fake):
     tidy = fake["tidy"][fake["tidy"]["method"] != "late_fusion"]
-    table = tables.build_table("main", tidy)
+    table = build_table("main", tidy)
     assert "mCE" not in table.columns and not table.tested
     assert any("reference method 'late_fusion'" in n for n in table.notes)
 
@@ -136,7 +138,7 @@ def test_partial_results_are_flagged_and_still_tabulated(fake):
     # late_fusion seed 1 still running: no audio cells yet (reverb s1, s3, audio dropped)
     running = tidy[~((tidy["method"] == "late_fusion") & (tidy["seed"] == 1)
                      & (tidy["test_modality"] == "audio"))]
-    table = tables.build_table("leaderboard", running, fake["corr"])
+    table = build_table("leaderboard", running, fake["corr"])
     assert "mCE" not in table.columns and "mPC" in table.columns
     joined = " | ".join(table.notes)
     assert "incomplete: late_fusion seed 1 has 9 of the 12 cells" in joined
@@ -250,7 +252,7 @@ def test_cli_table_plot_report_compare(cli, tmp_path):
 
 
 def test_calibration_view_matches_the_per_cell_arithmetic(fake):
-    table = tables.build_table("calibration", fake["tidy"], fake["corr"])
+    table = build_table("calibration", fake["tidy"], fake["corr"])
     assert table.columns[:3] == ["ECE clean", "ECE image", "ECE audio"]
     for record in fake["records"]:  # every prediction has confidence 0.7
         ece = record.tidy_rows()[1]
@@ -289,7 +291,7 @@ def test_calibration_and_redundancy_figures(fake):
 def test_every_tested_column_tests_the_statistic_it_shows(fake, view):
     """The ▲/▼ of a column comes from a bootstrap whose point estimate is the difference of
     the two values the column prints: one definition of each statistic."""
-    table = tables.build_table(view, fake["tidy"], fake["corr"], against="raml")
+    table = build_table(view, fake["tidy"], fake["corr"], against="raml")
     tested = [c for c in table.spec if c.test is not None]
     assert tested
     for column in tested:
@@ -321,11 +323,11 @@ def test_a_grid_sets_the_studys_reference_and_compared_method(tmp_path):
 def test_tables_can_average_macro_f1_instead_of_accuracy(fake):
     from rambench.metrics.cell import macro_f1
 
-    table = tables.build_table("main", fake["tidy"], fake["corr"], score="macro_f1")
+    table = build_table("main", fake["tidy"], fake["corr"], score="macro_f1")
     assert table.title.startswith("macro-F1 (%)") and not table.tested
     clean = [macro_f1(r.predictions.labels, r.predictions.predicted) for r in fake["records"]
              if r.method.label == "tmc" and r.condition.kind == "clean"]
     assert table.mean.loc["tmc", "clean"] == pytest.approx(100 * np.mean(clean))
     assert any("macro-F1, not accuracy" in n for n in table.notes)
     with pytest.raises(ValueError, match="unknown score"):
-        tables.build_table("main", fake["tidy"], score="f2")
+        build_table("main", fake["tidy"], score="f2")

@@ -4,7 +4,7 @@ The names the command line offers come from here, so a new view or figure is one
 
 from rambench.metrics.specs import SPECS
 
-# table views (`rambench.report.tables.build_table`) and their formats
+# table views (`rambench.report.views.build_table`) and their formats
 VIEWS = ("main", "corruption", "severity", "missing", "conditions", "leaderboard",
          "calibration", "redundancy")
 FORMATS = ("md", "latex", "csv", "html", "json")

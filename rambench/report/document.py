@@ -16,7 +16,10 @@ import numpy as np
 import pandas as pd
 
 from rambench import metrics
-from rambench.report import FIGURE_KINDS, LEADERBOARD_METRICS, VIEWS, figures, tables
+from rambench.report import FIGURE_KINDS, LEADERBOARD_METRICS, VIEWS, figures
+from rambench.report.render import render, to_html
+from rambench.report.table import Table
+from rambench.report.views import AGAINST, build_table
 from rambench.schema import Record
 
 EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}
@@ -180,7 +183,7 @@ def _data_uri(path: Path) -> str:
 def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
                  study: str, metric: str = "mpc",
                  reference: str = metrics.DEFAULT_REFERENCE,
-                 against: str | None = tables.AGAINST,
+                 against: str | None = AGAINST,
                  study_notes: Sequence[str] = ()) -> dict[str, Any]:
     """Writes tables/, figures/ and report.html under `out_dir`; returns
     {'html': path, 'tables': [paths], 'figures': [paths], 'notes': [str]}. `study_notes`
@@ -194,12 +197,12 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     table_dir, figure_dir = out_dir / "tables", out_dir / "figures"
     table_dir.mkdir(exist_ok=True)
-    built: dict[str, tables.Table] = {}
+    built: dict[str, Table] = {}
     table_paths: list[Path] = []
     left_out = []
     for view in VIEWS:
         try:
-            table = tables.build_table(view, tidy, corr, reference, against, sort_by=metric)
+            table = build_table(view, tidy, corr, reference, against, sort_by=metric)
         except metrics.MissingReferenceError as err:  # e.g. no unimodal references
             left_out.append(f"{view} table left out: {err}")
             continue
@@ -209,7 +212,7 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
             shown = table
             if fmt == "latex" and len(table.columns) > max(8, len(table.rows)):
                 shown = table.transposed()  # e.g. 30 corruptions down the page, not across
-            path.write_text(tables.render(shown, fmt, label=f"tab:{study}-{view}") + "\n")
+            path.write_text(render(shown, fmt, label=f"tab:{study}-{view}") + "\n")
             table_paths.append(path)
     figure_paths = figures.make_figures(tidy, figure_dir, FIGURE_KINDS, corr, records)
     notes = list(dict.fromkeys([*study_notes, *left_out,
@@ -222,15 +225,15 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
              f"<code>{html.escape(str(against))}</code>.</p>",
              "<h2>Setup</h2>", _setup_html(setup(records)),
              f"<h2>Leaderboard (sorted by {html.escape(LEADERBOARD_METRICS[metric])})"
-             "</h2>", f"<div class='scroll'>{tables.to_html(built['leaderboard'])}</div>",
-             "<h2>Main results</h2>", f"<div class='scroll'>{tables.to_html(built['main'])}</div>"]
+             "</h2>", f"<div class='scroll'>{to_html(built['leaderboard'])}</div>",
+             "<h2>Main results</h2>", f"<div class='scroll'>{to_html(built['main'])}</div>"]
     for view in ("corruption", "severity", "missing"):
         parts += [f"<h2>By {view}</h2>",
-                  f"<div class='scroll'>{tables.to_html(built[view])}</div>"]
+                  f"<div class='scroll'>{to_html(built[view])}</div>"]
     for view, title in (("calibration", "Calibration"), ("redundancy", "Redundancy gap")):
         if view in built and not built[view].mean.empty:
             parts += [f"<h2>{title}</h2>",
-                      f"<div class='scroll'>{tables.to_html(built[view])}</div>"]
+                      f"<div class='scroll'>{to_html(built[view])}</div>"]
     parts.append("<h2>Figures</h2>")
     for kind, paths in figure_paths.items():
         png = next(p for p in paths if p.suffix == ".png")
@@ -239,7 +242,7 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
                      f"(<code>figures/{kind}.pdf</code>)</figcaption></figure>")
     parts += ["<h2>Every test condition</h2>",
               "<details><summary>condition x method table</summary><div class='scroll'>"
-              f"{tables.to_html(built['conditions'])}</div></details>",
+              f"{to_html(built['conditions'])}</div></details>",
               "<h2>Definitions</h2>", _definitions_html(),
               "<h2>Provenance</h2>", _provenance_html(provenance(records))]
     if notes:

@@ -1,0 +1,247 @@
+"""Renderers of a `rambench.report.table.Table`: `render(table, 'md' | 'latex' | 'csv' |
+'html' | 'json')`, each with the legend that explains it (what the numbers are, the
+highlighting, the marks, the notes); and `to_markdown`, the plain accuracy table
+`rambench run` prints.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from rambench import stats as st
+from rambench.report import FORMATS
+from rambench.report.significance import ALPHA
+
+if TYPE_CHECKING:  # the model imports its renderers (`Table.render`), not the other way
+    from rambench.report.table import Table
+
+MARK_TEXT = {"md": {"win": "▲", "loss": "▼"}, "html": {"win": "▲", "loss": "▼"},
+             "latex": {"win": r"^{\blacktriangle}", "loss": r"^{\blacktriangledown}"}}
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
+    """A Markdown table of accuracies in percent (no extra dependency)."""
+    if table.empty:
+        return "(no results)"
+    header = ["condition", *map(str, table.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for condition, row in table.iterrows():
+        cells = ["" if pd.isna(v) else f"{100 * v:.{digits}f}" for v in row]
+        lines.append("| " + " | ".join([str(condition), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _ranks(table: Table) -> pd.DataFrame:
+    """1 for the best value (as displayed) of each column (or row), 2 for the second."""
+    rank = pd.DataFrame(0, index=table.mean.index, columns=table.mean.columns)
+    shown = table.mean.round(table.digits)
+    lines = shown.items() if table.best_axis == "column" else shown.T.items()
+    for name, values in lines:
+        values = values.dropna()
+        if len(values) < 2:
+            continue
+        higher = table.higher_is_better.get(name, True)
+        distinct = sorted(values.unique(), reverse=higher)
+        for place, target in enumerate(distinct[:2], start=1):
+            for label in values.index[values == target]:
+                if table.best_axis == "column":
+                    rank.loc[label, name] = place
+                else:
+                    rank.loc[name, label] = place
+    return rank
+
+
+def _number(table: Table, row: str, col: str) -> tuple[str, str] | None:
+    mean, std = table.mean.loc[row, col], table.std.loc[row, col]
+    if pd.isna(mean):
+        return None
+    d = table.digits
+    mean = round(mean, d) + 0.0  # + 0.0: a value that rounds to zero prints as 0.0, not -0.0
+    return f"{mean:.{d}f}", ("" if pd.isna(std) else f"{std:.{d}f}")
+
+
+def _arrow(table: Table, col: str, fmt: str) -> str:
+    if table.best_axis != "column":
+        return ""
+    up = table.higher_is_better.get(col, True)
+    if fmt == "latex":
+        return r" $\uparrow$" if up else r" $\downarrow$"
+    return " ↑" if up else " ↓"
+
+
+def legend(table: Table, fmt: str) -> list[str]:
+    """The lines explaining a table: what the numbers are, highlighting, marks, notes."""
+    esc = {"md": str, "html": html.escape, "latex": _latex_escape}[fmt]
+    latex = fmt == "latex"
+    seeds = table.seeds.to_numpy(dtype=float)
+    seeds = seeds[np.isfinite(seeds)]
+    span = "" if not len(seeds) else (f"{int(seeds.max())}" if seeds.min() == seeds.max()
+                                      else f"{int(seeds.min())}-{int(seeds.max())}")
+    bold, second = {"md": ("**bold**", "_italic_"), "html": ("<b>bold</b>", "<u>underlined</u>"),
+                    "latex": (r"\textbf{bold}", r"\underline{underlined}")}[fmt]
+    where = "per column" if table.best_axis == "column" else "per row"
+    pm = r"$\pm$" if latex else "±"
+    lines = [f"Mean {pm} std over {span} seed(s) (sample std; none for a single seed). "
+             f"{bold}: best {where}, {second}: second."]
+    if table.tested:
+        win, loss = MARK_TEXT[fmt]["win"], MARK_TEXT[fmt]["loss"]
+        if latex:
+            win, loss = f"${win}$", f"${loss}$"
+        if len(seeds) and seeds.max() > 1:
+            test = "paired two-level bootstrap over seeds and test samples"
+        else:
+            test = ("paired bootstrap over test samples; one seed, so the variation "
+                    "between training seeds is not accounted for")
+        lines.append(f"{win} / {loss}: significantly better / worse than "
+                     f"{esc(str(table.against))} ({test}, {st.B_DEFAULT} resamples, "
+                     f"p {esc('<')} {ALPHA}).")
+    lines += [f"Note: {esc(n)}" for n in table.notes]
+    return lines
+
+
+LATEX_SPECIAL = {"_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "{": r"\{", "}": r"\}",
+                 "$": r"\$", "\\": r"\textbackslash{}", "~": r"\textasciitilde{}",
+                 "^": r"\^{}", "±": r"$\pm$", "<": r"$<$", ">": r"$>$", "↑": r"$\uparrow$",
+                 "↓": r"$\downarrow$"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_markdown_table(table: Table) -> str:
+    if table.mean.empty:
+        return "(no results)"
+    rank = _ranks(table)
+    header = [table.row_header, *(f"{c}{_arrow(table, c, 'md')}" for c in table.columns)]
+    lines = [f"**{table.title}**", "", "| " + " | ".join(header) + " |",
+             "|---|" + "---:|" * len(table.columns)]
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            number = _number(table, row, col)
+            if number is None:
+                cells.append("–")
+                continue
+            text = f"{number[0]} ± {number[1]}" if number[1] else number[0]
+            text = {1: f"**{text}**", 2: f"_{text}_"}.get(rank.loc[row, col], text)
+            cells.append(text + MARK_TEXT["md"].get(table.mark.loc[row, col], ""))
+        lines.append("| " + " | ".join([row, *cells]) + " |")
+    return "\n".join([*lines, "", *legend(table, "md")])
+
+
+def to_latex(table: Table, label: str = "tab:results") -> str:
+    """A booktabs table (needs \\usepackage{booktabs,amssymb,graphicx}); values as
+    $a \\pm b$. Wide tables span both columns of a two-column page (table*) and are scaled
+    down to the line width when still wider (never up)."""
+    rank = _ranks(table)
+    ncols = len(table.columns)
+    env = "table*" if ncols > 6 else "table"
+    lines = [r"% needs \usepackage{booktabs}, \usepackage{amssymb} and \usepackage{graphicx}",
+             rf"\begin{{{env}}}[t]", r"\centering", r"\small" if ncols <= 6 else r"\scriptsize",
+             rf"\caption{{{_latex_escape(table.title)}}}", rf"\label{{{label}}}",
+             r"\sbox0{%", rf"\begin{{tabular}}{{l{'c' * ncols}}}", r"\toprule",
+             " & ".join([_latex_escape(table.row_header.capitalize()),
+                         *(_latex_escape(c) + _arrow(table, c, "latex")
+                           for c in table.columns)]) + r" \\", r"\midrule"]
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            number = _number(table, row, col)
+            if number is None:
+                cells.append("--")
+                continue
+            body = rf"{number[0]} \pm {number[1]}" if number[1] else number[0]
+            place = rank.loc[row, col]
+            mark = MARK_TEXT["latex"].get(table.mark.loc[row, col], "")
+            if place == 1:
+                cells.append(rf"$\mathbf{{{body}}}{mark}$")
+            elif place == 2:
+                cells.append(rf"\underline{{${body}$}}" + (f"${mark}$" if mark else ""))
+            else:
+                cells.append(f"${body}{mark}$")
+        lines.append(" & ".join([_latex_escape(row), *cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}%",
+              r"\ifdim\wd0>\linewidth\resizebox{\linewidth}{!}{\usebox0}\else\usebox0\fi",
+              r"\par\smallskip",
+              r"\begin{minipage}{\linewidth}\footnotesize",
+              " \\\\\n".join(legend(table, "latex")),
+              r"\end{minipage}", rf"\end{{{env}}}"]
+    return "\n".join(lines)
+
+
+def to_csv(table: Table) -> str:
+    """Wide CSV in display units: per column its mean, `<col> std` and `<col> p`."""
+    out = pd.DataFrame(index=table.mean.index)
+    out.index.name = table.row_header
+    for col in table.columns:
+        out[col] = table.mean[col]
+        out[f"{col} std"] = table.std[col]
+        if table.p[col].notna().any():
+            out[f"{col} p vs {table.against}"] = table.p[col]
+    buffer = io.StringIO()
+    out.to_csv(buffer)
+    return buffer.getvalue()
+
+
+def to_html(table: Table) -> str:
+    rank = _ranks(table)
+    esc = html.escape
+    head = "".join(f"<th>{esc(c + _arrow(table, c, 'html'))}</th>" for c in table.columns)
+    body = []
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            number = _number(table, row, col)
+            if number is None:
+                cells.append("<td>–</td>")
+                continue
+            text = f"{number[0]} ± {number[1]}" if number[1] else number[0]
+            text = {1: f"<b>{text}</b>", 2: f"<u>{text}</u>"}.get(rank.loc[row, col], text)
+            mark = MARK_TEXT["html"].get(table.mark.loc[row, col], "")
+            p = table.p.loc[row, col]
+            title = f' title="p = {p:.3g} vs {esc(str(table.against))}"' if pd.notna(p) else ""
+            cells.append(f"<td{title}>{text}{mark}</td>")
+        body.append(f"<tr><th>{esc(row)}</th>{''.join(cells)}</tr>")
+    notes = "".join(f"<p class='legend'>{line}</p>" for line in legend(table, "html"))
+    return (f"<table><caption>{esc(table.title)}</caption><thead><tr>"
+            f"<th>{esc(table.row_header)}</th>{head}</tr></thead><tbody>{''.join(body)}"
+            f"</tbody></table>{notes}")
+
+
+def to_json(table: Table) -> str:
+    """Every cell as {row, column, mean, std, seeds, p, mark} in display units (p: the
+    paired test against `against`, null where none was made), with the title and legend."""
+    import json
+
+    def number(value):
+        return None if pd.isna(value) else float(value)
+
+    cells = [{"row": row, "column": col, "mean": number(table.mean.loc[row, col]),
+              "std": number(table.std.loc[row, col]),
+              "seeds": None if pd.isna(table.seeds.loc[row, col])
+              else int(table.seeds.loc[row, col]),
+              "p": number(table.p.loc[row, col]), "mark": table.mark.loc[row, col] or None}
+             for row in table.rows for col in table.columns]
+    return json.dumps({"title": table.title, "against": table.against,
+                       "higher_is_better": table.higher_is_better, "cells": cells,
+                       "legend": legend(table, "md")}, indent=1)
+
+
+def render(table: Table, fmt: str, label: str = "tab:results") -> str:
+    if fmt == "json":
+        return to_json(table)
+    if fmt == "md":
+        return to_markdown_table(table)
+    if fmt == "latex":
+        return to_latex(table, label)
+    if fmt == "csv":
+        return to_csv(table)
+    if fmt == "html":
+        return to_html(table)
+    raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
