@@ -16,16 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from rambench.cache import CorruptionCache, default_cache_dir
 from rambench.config import resolve
 from rambench.errors import UsageError
 from rambench.grid import Grid, load_grid
 from rambench.plan import Plan, carry_over, make_plan
 from rambench.progress import Progress, log_path
-from rambench.schema import Record
-from rambench.store import Store, check_writable, tidy_frame
+from rambench.report import views  # noqa: F401 - on import, serves ResultSet.table
+from rambench.results import ResultSet  # the public type of a loaded study
+from rambench.store import Store, check_writable
 
 MethodArg = str | type
 
@@ -67,39 +66,6 @@ class RunSummary:
         from dataclasses import asdict
 
         return asdict(self)
-
-
-@dataclass
-class ResultSet:
-    """The current records of a study, with the tables the CLI prints."""
-
-    study: str
-    root: Path
-    records: list[Record]
-    summary: RunSummary | None = None  # set by `benchmark`
-
-    def tidy(self) -> pd.DataFrame:
-        """One row per (cell, metric) with the public export columns."""
-        return tidy_frame(self.records)
-
-    @property
-    def methods(self) -> list[str]:
-        return sorted({r.method.label for r in self.records})
-
-    def table(self, view: str = "main", reference: str | None = None,
-              against: str | None = None):
-        """A `rambench.report.table.Table` (render it with `.render('md'|'latex'|...)`)."""
-        from rambench.report.study import Study, reference_for, user_errors
-        from rambench.report.views import build_table
-
-        study = Study(self.study, self.tidy(), self.records)
-        with user_errors():
-            return build_table(view, study.tidy, study.correctness(),
-                               reference_for(study, reference), against)
-
-    def __repr__(self) -> str:
-        return (f"ResultSet(study={self.study!r}, records={len(self.records)}, "
-                f"methods={self.methods})")
 
 
 def plan_study(
@@ -198,9 +164,7 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
     if log is not None:
         with open(log, "a", encoding="utf-8") as f:
             f.write("\n".join(summary.lines()) + "\n")
-    wanted = {c.coordinates for c in plan.cells}
-    records = [r for r in plan.store.records() if r.coordinates in wanted]
-    return ResultSet(plan.store.study, plan.store.root, records, summary)
+    return ResultSet.read(plan.store, {c.coordinates for c in plan.cells}, summary)
 
 
 def benchmark(
@@ -244,4 +208,4 @@ def load(study: str = "default", out: str | Path = "results") -> ResultSet:
         existing = sorted(p.parent.name for p in Path(out).glob("*/records"))
         raise UsageError(f"no study {study!r} under {out}/"
                          + (f"; studies there: {', '.join(existing)}" if existing else ""))
-    return ResultSet(study, store.root, store.records())
+    return ResultSet.read(store)

@@ -483,16 +483,16 @@ def export(study, out, fmt, target, per_sample) -> None:
 def table(study, out, fmt, view, reference, against, score, transpose, target) -> None:
     """Print a results table: mean ± std over seeds, best bold, ▲/▼ where a method differs
     significantly from --against."""
-    from rambench.report import study as loader
     from rambench.report.render import render
     from rambench.report.views import build_table
+    from rambench.results import open_study, user_errors
 
     store = _existing_store(out, study)
-    data = loader.load(store)
-    with loader.user_errors():
-        result = build_table(view, data.tidy, data.correctness(),
-                             loader.reference_for(data, reference),
-                             loader.against_for(data, against), score=score)
+    data = open_study(store)
+    with user_errors():
+        result = build_table(view, data.tidy(), data.correctness(),
+                             data.reference_for(reference), data.against_for(against),
+                             score=score)
     if transpose:
         result = result.transposed()
     text = render(result, fmt, label=f"tab:{study}-{view}")
@@ -516,16 +516,16 @@ def plot(study, out, kind, out_dir) -> None:
     """Draw figures (PNG and PDF under <out>/<study>/plots): accuracy vs severity, drop
     heatmap, accuracy vs missing rate, per-family bars with bootstrap CIs, reliability
     diagrams, the redundancy gap."""
-    from rambench.report import study as loader
     from rambench.report.figures import make_figures
+    from rambench.results import open_study
 
     store = _existing_store(out, study)
-    data = loader.load(store)
+    data = open_study(store)
     kinds = FIGURE_KINDS if kind == "all" else (kind,)
     corr = data.correctness() if "families" in kinds else None
     folder = Path(out_dir) if out_dir else store.root / "plots"
     _writable(folder, "figures", "--out-dir DIR")
-    written = make_figures(data.tidy, folder, kinds, corr, data.records)
+    written = make_figures(data.tidy(), folder, kinds, corr, data.records)
     if not written:
         raise UsageError(f"study {study!r} has no results to draw a {kind} figure from")
     for paths in written.values():
@@ -547,13 +547,13 @@ def history(study, out, method_names, target, as_json) -> None:
     """Training curves of a study's models: every loss term the methods return, the
     validation accuracy and the learning rate per epoch, from each training's stored
     history; plotted (loss and validation accuracy per epoch), or --json."""
-    from rambench.report import study as loader
     from rambench.report.figures import history_figure, save_figure, training_histories
+    from rambench.results import open_study
 
     store = _existing_store(out, study)
-    data = loader.load(store)
+    data = open_study(store)
     for name in method_names:
-        loader.check_method(data, name, "--method")
+        data.check_method(name, "--method")
     records = [r for r in data.records if not method_names or r.method.label in method_names]
     if as_json:
         rows = training_histories(records).to_dict(orient="records")
@@ -594,17 +594,16 @@ def history(study, out, method_names, target, as_json) -> None:
 def report(study, out, metric, reference, against, out_dir) -> None:
     """Write every table, every figure and a self-contained report.html to
     <out>/<study>/report."""
-    from rambench.report import study as loader
     from rambench.report.document import write_report
+    from rambench.results import open_study, user_errors
 
     store = _existing_store(out, study)
-    data = loader.load(store)
-    with loader.user_errors():
+    data = open_study(store)
+    with user_errors():
         folder = Path(out_dir) if out_dir else store.root / "report"
         _writable(folder, "the report", "--out-dir DIR")
-        written = write_report(data.tidy, data.records, folder, study, metric,
-                               loader.reference_for(data, reference),
-                               loader.against_for(data, against), study_notes=data.notes)
+        written = write_report(data, folder, metric, data.reference_for(reference),
+                               data.against_for(against))
     for note in written["notes"]:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {len(written['tables'])} tables and {len(written['figures'])} figure "
@@ -623,21 +622,21 @@ def report(study, out, metric, reference, against, out_dir) -> None:
 def compare(study, out, method, against, out_dir, as_json) -> None:
     """Paired comparison per condition group (bootstrap CI and p, Wilcoxon) and a figure of
     the per-corruption differences."""
-    from rambench.report import study as loader
     from rambench.report.compare import compare_groups, format_comparison, per_corruption
     from rambench.report.figures import compare_figure, save_figure
+    from rambench.results import open_study
 
     store = _existing_store(out, study)
-    data = loader.load(store)
-    loader.check_method(data, method, "--method")
-    against = loader.against_for(data, against)
+    data = open_study(store)
+    data.check_method(method, "--method")
+    against = data.against_for(against)
     if against is None:
         raise UsageError(f"--against: the study has no {DEFAULT_AGAINST!r}; name the method "
                          f"to compare with (the study's methods: {', '.join(data.methods)})")
     if method == against:
         raise UsageError("--method and --against name the same method")
     corr = data.correctness()
-    result = compare_groups(data.tidy, corr, method, against)
+    result = compare_groups(data.tidy(), corr, method, against)
     if result.empty:
         raise UsageError(f"{method!r} and {against!r} share no test cell in study {study!r}")
     diffs = per_corruption(corr, method, against)

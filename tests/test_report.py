@@ -11,6 +11,7 @@ from rambench.report import FIGURE_KINDS, figures
 from rambench.report.document import write_report
 from rambench.report.render import render, to_markdown
 from rambench.report.views import accuracy_table, build_table
+from rambench.results import ResultSet
 from rambench.schema import Clean, Corrupt, Drop, Mixed, Predictions, RandomMissing, make_record
 from rambench.stats import correctness
 from rambench.store import Store
@@ -73,7 +74,7 @@ def fake(tmp_path_factory):
     store = write_fake_study(root)
     records = store.records()
     return {"root": root, "store": store, "tidy": store.tidy(), "records": records,
-            "corr": correctness(records)}
+            "corr": correctness(records), "results": ResultSet.read(store)}
 
 
 def body_rows(latex):
@@ -190,7 +191,7 @@ class Images(HTMLParser):
 
 
 def test_report_html_is_self_contained(fake, tmp_path):
-    out = write_report(fake["tidy"], fake["records"], tmp_path / "report", "fake", "mce")
+    out = write_report(fake["results"], tmp_path / "report", "mce")
     parser = Images()
     parser.feed(out["html"].read_text(encoding="utf-8"))
     parser.close()
@@ -331,3 +332,63 @@ def test_tables_can_average_macro_f1_instead_of_accuracy(fake):
     assert any("macro-F1, not accuracy" in n for n in table.notes)
     with pytest.raises(ValueError, match="unknown score"):
         build_table("main", fake["tidy"], score="f2")
+
+
+def test_a_loaded_study_reads_its_records_once_and_derives_each_frame_once(fake, monkeypatch):
+    import rambench.results
+    import rambench.stats
+
+    calls = {"index": 0, "tidy": 0, "correctness": 0}
+
+    def counted(name, function):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(Store, "index", counted("index", Store.index))
+    monkeypatch.setattr(rambench.results, "tidy_frame",
+                        counted("tidy", rambench.results.tidy_frame))
+    monkeypatch.setattr(rambench.stats, "correctness",
+                        counted("correctness", rambench.stats.correctness))
+    results = ResultSet.read(fake["store"])
+    for _ in range(2):
+        results.tidy(), results.scores(), results.correctness(), results.table("main")
+    assert calls == {"index": 1, "tidy": 1, "correctness": 1}
+    assert results.tidy().equals(fake["tidy"]) and results.methods == sorted(METHODS)
+    changed = results.tidy()
+    changed["value"] = -1.0  # a copy: the next reader still sees the study
+    assert (results.tidy()["value"] >= 0).all()
+
+
+def test_the_api_and_the_command_line_print_the_same_table(fake, cli):
+    import rambench
+
+    results = rambench.load("fake", fake["root"])
+    assert results.settings == {} and results.against_for(None) == "raml"
+    shown = cli("table", "--study", "fake", "--out", fake["root"]).stdout
+    assert shown == results.table("main", against="raml").render("md") + "\n"
+
+
+def test_the_loaded_study_imports_nothing_from_the_report_or_the_command_line():
+    """`rambench.results` sits below `rambench.report` and `rambench.cli`: report/ may import
+    it, never the other way (not even inside a function)."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import rambench.results
+
+    tree = ast.parse(Path(rambench.results.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for a in node.names}
+    upward = {m for m in imported if m.startswith(("rambench.report", "rambench.cli"))}
+    assert not upward
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, rambench.results; print(sorted(m for m in "
+         "sys.modules if m.startswith(('rambench.report', 'rambench.cli'))))"],
+        capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -3,6 +3,7 @@
 The names the command line offers come from here, so a new view or figure is one entry."""
 
 from rambench.metrics.specs import SPECS
+from rambench.results import DEFAULT_AGAINST  # noqa: F401 - the command line's default
 
 # table views (`rambench.report.views.build_table`) and their formats
 VIEWS = ("main", "corruption", "severity", "missing", "conditions", "leaderboard",
@@ -12,5 +13,3 @@ FORMATS = ("md", "latex", "csv", "html", "json")
 LEADERBOARD_METRICS = {key: spec.label for key, spec in SPECS.items()}
 # figure kinds (`rambench.report.figures.make_figures`)
 FIGURE_KINDS = ("severity", "heatmap", "missing", "families", "calibration", "redundancy")
-# the method every other is compared with when none is given (and the study has it)
-DEFAULT_AGAINST = "raml"

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from rambench import metrics
 from rambench.report import FIGURE_KINDS, LEADERBOARD_METRICS, VIEWS, figures
 from rambench.report.render import render, to_html
 from rambench.report.table import Table
-from rambench.report.views import AGAINST, build_table
+from rambench.report.views import build_table
+from rambench.results import ResultSet
 from rambench.schema import Record
 
 EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}
@@ -180,20 +180,18 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
-                 study: str, metric: str = "mpc",
-                 reference: str = metrics.DEFAULT_REFERENCE,
-                 against: str | None = AGAINST,
-                 study_notes: Sequence[str] = ()) -> dict[str, Any]:
-    """Writes tables/, figures/ and report.html under `out_dir`; returns
-    {'html': path, 'tables': [paths], 'figures': [paths], 'notes': [str]}. `study_notes`
-    (e.g. how many stale results were left out) lead the report's notes."""
-    from rambench.stats import correctness
-
+def write_report(results: ResultSet, out_dir: Path, metric: str = "mpc",
+                 reference: str | None = None, against: str | None = None) -> dict[str, Any]:
+    """Writes tables/, figures/ and report.html of a loaded study under `out_dir`; returns
+    {'html': path, 'tables': [paths], 'figures': [paths], 'notes': [str]}. `reference` and
+    `against`: the study's own when None (`ResultSet.reference_for`, `against_for`). The
+    study's notes (e.g. how many stale results were left out) lead the report's notes."""
+    study, records, tidy = results.study, results.records, results.tidy()
+    reference, against = results.reference_for(reference), results.against_for(against)
     if metric not in LEADERBOARD_METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from "
                          f"{', '.join(LEADERBOARD_METRICS)}")
-    corr = correctness(records)
+    corr = results.correctness()
     out_dir.mkdir(parents=True, exist_ok=True)
     table_dir, figure_dir = out_dir / "tables", out_dir / "figures"
     table_dir.mkdir(exist_ok=True)
@@ -215,7 +213,7 @@ def write_report(tidy: pd.DataFrame, records: Sequence[Record], out_dir: Path,
             path.write_text(render(shown, fmt, label=f"tab:{study}-{view}") + "\n")
             table_paths.append(path)
     figure_paths = figures.make_figures(tidy, figure_dir, FIGURE_KINDS, corr, records)
-    notes = list(dict.fromkeys([*study_notes, *left_out,
+    notes = list(dict.fromkeys([*results.notes, *left_out,
                                 *(n for t in built.values() for n in t.notes)]))
 
     parts = [f"<h1>rambench report: study {html.escape(study)}</h1>",

@@ -1,5 +1,7 @@
-"""The table model: a `Table` of mean ± std over seeds with significance marks, built from
-`Column`s (one metric's per-seed values and its paired test) by `columns_table`.
+"""The table model: a `Table` (mean ± std over seeds, significance marks) of `Column`s.
+
+`columns_table` builds one from its columns (each one metric's per-seed values and its
+paired test).
 
 The views (`rambench.report.views`) choose the columns; the tests come from
 `rambench.report.significance`; `Table.render` writes it out (`rambench.report.render`).

@@ -1,5 +1,6 @@
-"""The table views of a study's tidy results (`build_table`): methods x metrics, mean ±
-std over seeds.
+"""Table views (`build_table`): the columns of each of the eight tables of the results.
+
+Mean ± std over seeds, per view:
 
 * main: clean accuracy, mPC under image and under audio corruptions, accuracy with missing
   modalities (every missing cell alike) and mCE (normalised by the reference method);
@@ -30,6 +31,7 @@ from rambench import metrics
 from rambench.report import DEFAULT_AGAINST, VIEWS
 from rambench.report.significance import SpecTests, cellwise_tests, mark_for
 from rambench.report.table import Column, Table, columns_table, row_order
+from rambench.results import serve_tables
 
 AGAINST = DEFAULT_AGAINST
 
@@ -353,3 +355,5 @@ def build_table(view: str, tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
         table.title = table.title.replace("Accuracy", metrics.CELL_METRICS[score].label)
     return table
 
+
+serve_tables(build_table)  # `rambench.results.ResultSet.table` builds its tables here

@@ -1,0 +1,183 @@
+"""A loaded study (`ResultSet`): its records read once, their tidy rows, scores and
+per-sample correctness computed once; what the API returns (`rambench.load`,
+`rambench.benchmark`) and what the command line and the report read.
+
+Its records are read once from the store (`ResultSet.read`); the frames every reader derives
+from them (tidy rows, per-cell scores, per-sample correctness) are computed once, on first
+use, and cached. The records are not meant to change afterwards.
+
+This module sits below the report: it never imports `rambench.report` or the command line.
+`ResultSet.table` is served by the report's table views, which register themselves here
+(`serve_tables`) when `rambench.report.views` is imported (`rambench.api` imports it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rambench.errors import UsageError
+from rambench.metrics import (
+    DEFAULT_REFERENCE,
+    DuplicateCellError,
+    MissingReferenceError,
+    scores,
+)
+from rambench.schema import Record
+from rambench.store import Store, tidy_frame
+
+# the method every other is compared with when none is given (and the study has it)
+DEFAULT_AGAINST = "raml"
+
+
+@dataclass
+class ResultSet:
+    """The current records of a study, with the frames and tables derived from them."""
+
+    study: str
+    root: Path
+    records: list[Record]
+    summary: Any = None  # a `rambench.api.RunSummary`, set by `benchmark`
+    stale: int = 0  # records of earlier code or settings, left out
+    settings: dict[str, Any] = field(default_factory=dict)  # the study's reference / against
+
+    @classmethod
+    def read(cls, store: Store, coordinates: Collection[tuple] | None = None,
+             summary: Any = None) -> ResultSet:
+        """The study's current records, read once (in key order); with `coordinates`, only
+        the records of those cells (`Record.coordinates`)."""
+        index = store.index()
+
+        def wanted(record: Record) -> bool:
+            return coordinates is None or record.coordinates in coordinates
+
+        records = sorted((r for r in index.current.values() if wanted(r)), key=lambda r: r.key)
+        return cls(store.study, store.root, records, summary,
+                   sum(1 for r in index.stale if wanted(r)), store.settings)
+
+    # -------------------------------------------------------------- derived, computed once
+
+    @cached_property
+    def _tidy(self) -> pd.DataFrame:
+        return tidy_frame(self.records)
+
+    @cached_property
+    def _scores(self) -> pd.DataFrame:
+        return scores(self._tidy)
+
+    @cached_property
+    def _correctness(self) -> pd.DataFrame:
+        from rambench.stats import correctness
+
+        return correctness(self.records)
+
+    def tidy(self) -> pd.DataFrame:
+        """One row per (cell, metric) with the public export columns (a copy: yours to
+        change)."""
+        return self._tidy.copy()
+
+    def scores(self) -> pd.DataFrame:
+        """One accuracy row per cell with `score` and `error` (`rambench.metrics.scores`);
+        DuplicateCellError if a cell occurs twice."""
+        return self._scores.copy()
+
+    def correctness(self) -> pd.DataFrame:
+        """One row per record with its per-sample `correct` array
+        (`rambench.stats.correctness`)."""
+        return self._correctness.copy()
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted({r.method.label for r in self.records})
+
+    @property
+    def notes(self) -> list[str]:
+        """What a reader should know about what was left out (stale results)."""
+        if not self.stale:
+            return []
+        return [f"{self.stale} stale results (of earlier code or settings) are left out; "
+                "`rambench ls studies` lists them"]
+
+    # -------------------------------------------------------------- names a user gives
+
+    def check_method(self, name: str, option: str) -> str:
+        """`name` if the study has that method, else a UsageError with the names it has."""
+        from corruptions.registry import unknown_name_message
+
+        if name not in self.methods:
+            raise UsageError(f"{option}: " + unknown_name_message("method", name, self.methods)
+                             + f" (the methods in study {self.study!r})")
+        return name
+
+    def against_for(self, name: str | None) -> str | None:
+        """The method the others are tested against: a given name must exist; by default
+        the study's setting (its grid's `against:`), else `DEFAULT_AGAINST` when the study
+        has it, else none (no marks)."""
+        if name is not None:
+            return self.check_method(name, "--against")
+        default = self.settings.get("against", DEFAULT_AGAINST)
+        return default if default in self.methods else None
+
+    def reference_for(self, name: str | None) -> str:
+        """The reference method: a given name must exist; by default the study's setting
+        (its grid's `reference:`), else `DEFAULT_REFERENCE`, which may be absent (the
+        normalised metrics are then left out, with a note)."""
+        if name is None:
+            return self.settings.get("reference", DEFAULT_REFERENCE)
+        return self.check_method(name, "--reference")
+
+    # -------------------------------------------------------------- tables
+
+    def table(self, view: str = "main", reference: str | None = None,
+              against: str | None = None):
+        """A `rambench.report.table.Table` (render it with `.render('md'|'latex'|...)`).
+        `reference`: the method normalising mCE (default late_fusion); `against`: the
+        method the others are tested against (default: none, no marks)."""
+        if _TABLES is None:
+            raise RuntimeError("ResultSet.table needs the report's table views: import "
+                               "rambench.report.views (rambench.api does)")
+        reference = DEFAULT_REFERENCE if reference is None else \
+            self.check_method(reference, "--reference")
+        with user_errors():
+            return _TABLES(view, self.tidy(), self.correctness(), reference, against)
+
+    def __repr__(self) -> str:
+        return (f"ResultSet(study={self.study!r}, records={len(self.records)}, "
+                f"methods={self.methods})")
+
+
+def open_study(store: Store) -> ResultSet:
+    """The study for the report commands: UsageError if it has no results or a cell
+    twice."""
+    results = ResultSet.read(store)
+    tidy = results._tidy
+    if tidy.empty or not (tidy["metric"] == "accuracy").any():
+        raise UsageError(f"study {store.study!r} has no results yet under {store.root}")
+    with user_errors():
+        results.scores()  # checks that every cell occurs once
+    return results
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turns a missing reference cell or a duplicated cell into a UsageError (exit 2)."""
+    try:
+        yield
+    except (MissingReferenceError, DuplicateCellError) as err:
+        raise UsageError(str(err)) from None
+
+
+# (view, tidy, correctness, reference, against) -> Table; set by rambench.report.views
+_TABLES: Callable[..., Any] | None = None
+
+
+def serve_tables(build: Callable[..., Any]) -> None:
+    """Called by `rambench.report.views` on import: the builder behind `ResultSet.table`."""
+    global _TABLES
+    _TABLES = build
