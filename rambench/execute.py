@@ -166,13 +166,16 @@ def _execute_remote(plan: Plan, cache: CorruptionCache | None, progress: Progres
     from rambench.executors import Task, run_task
     from rambench.train import TrainSummary
 
-    if plan.recipe is None:
+    study = plan.spec.study
+    if not all(isinstance(m, str) for m in study.methods):
         raise UsageError("a method given as a class object cannot run in other processes: "
                          "name it (registered name, or path/file.py:Class) instead")
+    study_file = str(study.save().resolve())  # the tasks plan from it
     jobs = {c.job.key: c.job for c in plan.todo}
     cache_dir = str(cache.root) if cache is not None and cache.root else None
     threads = getattr(executor, "threads", None)
-    tasks = [Task(plan.recipe, (key,), cache_dir, threads) for key in jobs]
+    tasks = [Task(study_file, (key,), cache_dir, threads, plan.forced, plan.reused_stale)
+             for key in jobs]
     if progress is not None:
         progress.line(f"dispatching {len(tasks)} training job(s) to "
                       f"{type(executor).__name__}")

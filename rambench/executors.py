@@ -2,23 +2,22 @@
 with `--devices 0,1`) or a SLURM cluster through submitit (`--executor slurm`).
 
 The unit of work is one training job with every cell still to do for it. A task carries
-a `Recipe` (the arguments the study was planned from) rather than the plan itself, so it
-runs wherever Python and rambench are installed: it plans the study again, trains (or
-loads) its job and stores each record as it is made. Nothing returns through the executor
-but keys and failures; the study folder is the meeting point, so a driver may exit and be
-run again to dispatch only what is still missing. Jobs are guarded by file locks
-(`rambench.checkpoints`), records and checkpoints are written atomically, and corrupted
-test sets are shared through the on-disk cache.
+the study's file (`<out>/<study>/study.yaml`, `rambench.study`) and its job keys rather
+than the plan itself, so it runs wherever Python and rambench are installed: it plans the
+study from the file, trains (or loads) its job and stores each record as it is made.
+Nothing returns through the executor but keys and failures; the study folder is the
+meeting point, so a driver may exit and be run again to dispatch only what is still
+missing. Jobs are guarded by file locks (`rambench.checkpoints`), records and checkpoints
+are written atomically, and corrupted test sets are shared through the on-disk cache.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,51 +29,30 @@ EXECUTORS = ("inprocess", "local", "slurm")
 DEVICE_ENV = "RAMBENCH_WORKER_DEVICE"  # a local worker's own device (its GPU)
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How to plan a study again in another process: `rambench.api.plan_study`'s arguments,
-    methods as names, variant labels or file paths, the tuned learning rates applied."""
-
-    methods: tuple[str, ...] | None
-    dataset: str
-    grid: dict[str, Any]  # {"raw", "name", "source"} of the parsed grid
-    seeds: tuple[int, ...] | None
-    out: str
-    study: str
-    overrides: Any  # --set assignments (list of strings) or a scope -> {key: value} dict
-    epochs: int | None
-    device: str
-    corruption_backend: str
-    severity_scale: str | None
-    limit: int | None
-    force: bool = False
-    reuse_stale: bool = False
-    tuned: dict[str, float] = field(default_factory=dict)  # method label -> chosen lr
-
-
-def plan_from(recipe: Recipe, device: str | None = None):
-    """The study's plan, made again from a recipe (on `device`, default the recipe's)."""
+def plan_from(study_file: str, force: bool, reuse_stale: bool, device: str | None = None):
+    """The plan of the study saved at `study_file` (on `device`, default the study's)."""
     from rambench.config import resolve
-    from rambench.grid import parse_grid
     from rambench.plan import make_plan
     from rambench.store import Store
-    from rambench.tune import Tuning, apply
+    from rambench.study import stored
 
-    grid = parse_grid(recipe.grid["raw"], recipe.grid["name"], recipe.grid["source"])
-    spec = resolve(recipe.dataset, list(recipe.methods) if recipe.methods else None, grid,
-                   recipe.seeds, recipe.overrides, recipe.epochs, device or recipe.device,
-                   recipe.corruption_backend, recipe.severity_scale, recipe.limit)
-    if recipe.tuned:
-        spec = apply(spec, [Tuning(label, 0, {}, lr) for label, lr in recipe.tuned.items()])
-    return make_plan(spec, Store(recipe.out, recipe.study), recipe.force, recipe.reuse_stale)
+    path = Path(study_file)
+    study = stored(path.parent.parent, path.parent.name)
+    if study is None:
+        raise UsageError(f"no study file {study_file}")
+    if device:
+        study = study.replace(device=device)
+    return make_plan(resolve(study), Store(study.out, study.name), force, reuse_stale)
 
 
 @dataclass(frozen=True)
 class Task:
-    recipe: Recipe
+    study_file: str  # <out>/<study>/study.yaml
     job_keys: tuple[str, ...]
     cache_dir: str | None  # None: no corrupted-data cache
     threads: int | None = None  # torch threads (None: the process's default)
+    force: bool = False
+    reuse_stale: bool = False
 
 
 @dataclass
@@ -96,14 +74,15 @@ def run_task(task: Task) -> TaskResult:
     if task.threads:
         torch.set_num_threads(task.threads)
         os.environ[REFERENCE_WORKERS_ENV] = str(task.threads)
-    plan = plan_from(task.recipe, os.environ.get(DEVICE_ENV))
+    plan = plan_from(task.study_file, task.force, task.reuse_stale,
+                     os.environ.get(DEVICE_ENV))
     wanted = set(task.job_keys)
     cells = tuple(c for c in plan.todo if c.job.key in wanted)
     if not cells:
         return TaskResult(task.job_keys, [], [])
     unit = WorkUnit(cells[0].job.seed, tuple(dict.fromkeys(c.job for c in cells)), cells)
     cache = CorruptionCache(task.cache_dir)
-    result = run_unit(plan, unit, cache, None, task.recipe.force)
+    result = run_unit(plan, unit, cache, None, task.force)
     return TaskResult(task.job_keys, [r.key for r in result.records], result.failures)
 
 
@@ -215,24 +194,3 @@ def slurm_parameters(partition: str | None, minutes: int | None, gpus: int | Non
     if extra:
         params["slurm_additional_parameters"] = extra
     return params
-
-
-def recipe_for(methods, dataset, grid, seeds, out, study, overrides, epochs, device,
-               corruption_backend, severity_scale, limit, force, reuse_stale) -> Recipe | None:
-    """The recipe of a study planned from these arguments; None when a method was given
-    as a class object (another process cannot find it: name it or its file instead)."""
-    if methods is not None and any(not isinstance(m, str) for m in methods):
-        return None
-    return Recipe(tuple(methods) if methods else None, dataset,
-                  {"raw": grid.raw, "name": grid.name, "source": grid.source},
-                  tuple(seeds) if seeds else None, str(Path(out).resolve()), study, overrides,
-                  epochs, device,
-                  corruption_backend, severity_scale, limit, force, reuse_stale)
-
-
-def with_tuning(recipe: Recipe | None, spec) -> Recipe | None:
-    """The recipe with the learning rates a tuning chose (from the tuned spec)."""
-    if recipe is None:
-        return None
-    tuned = {m.label: m.train["lr"] for m in spec.methods if "lr" in m.train}
-    return dataclasses.replace(recipe, tuned=tuned)

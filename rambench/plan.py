@@ -131,8 +131,6 @@ class Plan:
     # same code (`rambench.migrate`): running the plan re-keys them
     carried: list[tuple[Record, Cell]] = field(default_factory=list)
     forced: bool = False
-    # how to plan it again in another process (`rambench.executors`); None: in-process only
-    recipe: Any = None
 
     @property
     def done(self) -> int:

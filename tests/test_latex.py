@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rambench.grid import load_grid
 from rambench.report import tables
 from rambench.schema import make_record
+from rambench.study import read
 
 PDFLATEX = shutil.which("pdflatex")
 pytestmark = pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not installed")
@@ -20,7 +20,7 @@ METHODS = [f"method_{i:02d}" for i in range(13)]
 
 def full_grid_tidy():
     """Every corruption cell of the full grid for 13 methods and 2 seeds."""
-    conditions = [c for c in load_grid("full").conditions(KINDS) if c.kind in
+    conditions = [c for c in read("full").grid.conditions(KINDS) if c.kind in
                   ("clean", "corruption")]
     rng = np.random.default_rng(0)
     rows = []
