@@ -21,10 +21,11 @@ import pandas as pd
 from rambench.cache import CorruptionCache, default_cache_dir
 from rambench.config import resolve
 from rambench.errors import UsageError
+from rambench.metrics.frame import tidy_frame
 from rambench.plan import Plan, carry_over, make_plan
 from rambench.progress import Progress, log_path
 from rambench.schema import Record
-from rambench.store import Store, check_writable, tidy_frame
+from rambench.store import Store, check_writable
 from rambench.study import Study
 from rambench.study import build as build_study
 

@@ -446,10 +446,10 @@ def _listing(what: str, out: str) -> list[dict]:
 def export(study, out, fmt, target, per_sample) -> None:
     """Write the study's tidy results table (one row per cell and metric), or with
     --per-sample its per-sample predictions. Stale results are left out."""
-    from rambench.store import per_sample_frame
+    from rambench.metrics.frame import per_sample_frame, tidy_frame
 
     store = _existing_store(out, study)
-    tidy = per_sample_frame(store.records()) if per_sample else store.tidy()
+    tidy = (per_sample_frame if per_sample else tidy_frame)(store.records())
     _report_invalid(store)
     name = "export-per-sample" if per_sample else "export"
     path = Path(target) if target else store.root / f"{name}.{fmt}"

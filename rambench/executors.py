@@ -23,7 +23,13 @@ from typing import Any
 
 from corruptions.reference_pool import WORKERS_ENV as REFERENCE_WORKERS_ENV
 from corruptions.reference_pool import usable_cpus
+from rambench.cache import CorruptionCache
 from rambench.errors import UsageError
+from rambench.execute import UnitResult, WorkUnit, run_unit
+from rambench.plan import Plan
+from rambench.progress import Progress
+from rambench.schema import Record
+from rambench.tracking import Tracker
 
 EXECUTORS = ("inprocess", "local", "slurm")
 DEVICE_ENV = "RAMBENCH_WORKER_DEVICE"  # a local worker's own device (its GPU)
@@ -68,9 +74,6 @@ def run_task(task: Task) -> TaskResult:
     some)."""
     import torch
 
-    from rambench.cache import CorruptionCache
-    from rambench.execute import WorkUnit, run_unit
-
     if task.threads:
         torch.set_num_threads(task.threads)
         os.environ[REFERENCE_WORKERS_ENV] = str(task.threads)
@@ -95,13 +98,63 @@ def _start_worker(devices, threads: int) -> None:
     os.environ[REFERENCE_WORKERS_ENV] = str(threads)  # its share of the cores, also there
 
 
-class LocalPool:
+class Remote:
+    """What the executors of other processes share: one task per training job, each
+    stores its records; here they are read back for the progress and the trackers
+    (`rambench.execute.RemoteExecutor`)."""
+
+    threads: int | None = None
+
+    def map(self, fn: Callable[[Task], TaskResult], tasks: Iterable[Task]
+            ) -> Iterator[TaskResult]:
+        raise NotImplementedError
+
+    def execute(self, plan: Plan, cache: CorruptionCache | None, progress: Progress | None,
+                step: Callable[[Record], None], trackers: Sequence[Tracker]) -> UnitResult:
+        from rambench.train import TrainSummary
+
+        study = plan.spec.study
+        if not all(isinstance(m, str) for m in study.methods):
+            raise UsageError("a method given as a class object cannot run in other processes: "
+                             "name it (registered name, or path/file.py:Class) instead")
+        study_file = str(study.save().resolve())  # the tasks plan from it
+        jobs = {c.job.key: c.job for c in plan.todo}
+        cache_dir = str(cache.root) if cache is not None and cache.root else None
+        tasks = [Task(study_file, (key,), cache_dir, self.threads, plan.forced,
+                      plan.reused_stale) for key in jobs]
+        if progress is not None:
+            progress.line(f"dispatching {len(tasks)} training job(s) to "
+                          f"{type(self).__name__}")
+        total = UnitResult([], [])
+        for result in self.map(run_task, tasks):
+            records = [r for r in (plan.store.read(plan.store.record_path(k))
+                                   for k in result.record_keys) if r is not None]
+            for key in result.job_keys:
+                job = jobs[key]
+                if progress is not None:
+                    progress.line(f"finished {job.method.label} seed {job.seed}: "
+                                  f"{sum(r.provenance.get('job_key') == key for r in records)} "
+                                  "cells")
+                training = next((r.provenance.get("training") for r in records
+                                 if r.provenance.get("job_key") == key), None)
+                if training:
+                    for tracker in trackers:
+                        tracker.job(job, TrainSummary(**training))
+            for record in records:
+                step(record)
+            for failure in result.failures:
+                if progress is not None:
+                    progress.line(f"failed: {failure}")
+            total.records += records
+            total.failures += result.failures
+        return total
+
+
+class LocalPool(Remote):
     """`workers` processes on this machine. On CPU each gets `threads` torch threads
     (default: an equal share of the cores); with `devices` (e.g. ["cuda:0", "cuda:1"]) one
     worker per device. Results equal an in-process run's with the same thread count (the
     order of floating-point sums depends on it)."""
-
-    remote = True
 
     def __init__(self, workers: int, devices: Sequence[str] = (), threads: int | None = None):
         if workers < 1:
@@ -129,14 +182,12 @@ class LocalPool:
 SLURM_DEFAULTS = {"timeout_min": 240, "cpus_per_task": 4}
 
 
-class Slurm:
+class Slurm(Remote):
     """A SLURM job array through submitit, one array task per training job; logs under
     `folder`. `parameters` are submitit's (`slurm_partition`, `timeout_min`,
     `gpus_per_node`, `cpus_per_task`, `slurm_array_parallelism`,
     `slurm_additional_parameters`, ...). `cluster="local"` runs the array as local
     processes (submitit's local executor): the same code path, without a cluster."""
-
-    remote = True
 
     def __init__(self, folder: Path, parameters: dict[str, Any], cluster: str | None = None,
                  threads: int | None = None):

@@ -23,13 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from rambench._fs import atomic_write_bytes
 from rambench.errors import UsageError
-from rambench.schema import EXPORT_COLUMNS, Record
+from rambench.schema import Record
 
 
 def _checksum(record: dict[str, Any]) -> str:
@@ -185,40 +183,3 @@ class Store:
     def records(self) -> list[Record]:
         """The current records (see the module docstring), in key order."""
         return sorted(self.index().current.values(), key=lambda r: r.key)
-
-    def tidy(self) -> pd.DataFrame:
-        """One row per (current cell, metric) with the public EXPORT_COLUMNS."""
-        return tidy_frame(self.records())
-
-
-def tidy_frame(records: list[Record]) -> pd.DataFrame:
-    """The tidy table of `records`, in a stable order; severity as a nullable integer."""
-    frame = pd.DataFrame([row for r in records for row in r.tidy_rows()],
-                         columns=EXPORT_COLUMNS)
-    frame["severity"] = frame["severity"].astype("Int64")
-    frame["missing_rate"] = frame["missing_rate"].astype(float)
-    order = ["dataset", "method", "seed", "condition_kind", "test_modality", "corruption",
-             "severity", "missing_rate", "metric"]
-    return frame.sort_values(order, kind="stable", na_position="first").reset_index(drop=True)
-
-
-def per_sample_frame(records: list[Record]) -> pd.DataFrame:
-    """One row per (cell, test sample): the cell's coordinates, `sample` (index in the test
-    split), `correct`, and from the stored predictions the `label`, `prediction`,
-    `confidence`, `label_probability`, and the ranked `class_i`/`prob_i` (every class up to
-    64 classes, else the top 5). Records without predictions (schema 1) give `correct` only."""
-    frames = []
-    for r in records:
-        rows: dict[str, Any] = {
-            "study": r.study, "dataset": r.dataset, "method": r.method.label, "seed": r.seed,
-            "condition": r.condition.label, "condition_kind": r.condition.kind, "key": r.key,
-            "sample": np.arange(r.n), "correct": r.correct}
-        p = r.predictions
-        if p is not None:
-            rows.update(label=p.labels.astype(int), prediction=p.predicted.astype(int),
-                        confidence=p.confidence, label_probability=p.label_probability)
-            for i in range(p.classes.shape[1]):
-                rows[f"class_{i + 1}"] = p.classes[:, i].astype(int)
-                rows[f"prob_{i + 1}"] = p.probabilities[:, i].astype(np.float32)
-        frames.append(pd.DataFrame(rows))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rambench.metrics.frame import tidy_rows
 from rambench.report import tables
 from rambench.schema import make_record
 from rambench.study import read
@@ -31,7 +32,7 @@ def full_grid_tidy():
                 record = make_record(method=method, seed=seed, condition=condition,
                                      modality_kind=KINDS.get(modality), n=100,
                                      accuracy=float(rng.uniform(0.3, 0.95)))
-                rows += record.tidy_rows()
+                rows += tidy_rows(record)
     return pd.DataFrame(rows)
 
 

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from rambench.metrics.frame import tidy_frame
 from rambench.report.document import write_report
 from tests.test_report import write_fake_study
 
@@ -45,7 +46,7 @@ def render_in_chromium(path, width=1280):
 @pytest.mark.parametrize("width", [1280, 800])
 def test_report_opens_with_every_figure_and_no_page_overflow(tmp_path, width):
     store = write_fake_study(tmp_path / "results")
-    out = write_report(store.tidy(), store.records(), tmp_path / "report", "fake")
+    out = write_report(tidy_frame(store.records()), store.records(), tmp_path / "report", "fake")
     check = render_in_chromium(out["html"], width)
     assert check["images"] == 5 and check["broken"] == []
     assert check["errors"] == []

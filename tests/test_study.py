@@ -79,3 +79,5 @@ def test_run_with_the_study_alone_runs_the_stored_study_again(cli, tmp_path):
     assert "4 cells, 2 done, 2 to do" in more
     plan = api.plan_study(study="s", out=tmp_path / "results")
     assert not plan.todo and {c.job.method.label for c in plan.cells} == {"late_fusion"}
+    # each record says which modalities its method reads (unimodal references are found so)
+    assert {r.method.modalities for r in plan.store.records()} == {("visual", "audio")}

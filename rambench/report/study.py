@@ -46,7 +46,7 @@ class Study:
 
 def load(store) -> Study:
     """The study's tidy table and records; UsageError if it has no results or a cell twice."""
-    from rambench.store import tidy_frame
+    from rambench.metrics.frame import tidy_frame
 
     index = store.index()
     records = sorted(index.current.values(), key=lambda r: r.key)
