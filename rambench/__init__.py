@@ -4,7 +4,7 @@
     results = rambench.benchmark("raml", dataset="avdigits", grid="smoke")
 """
 
-__version__ = "0.1.0"
+from rambench._version import __version__
 
 __all__ = ["benchmark", "load", "__version__"]
 

@@ -19,12 +19,13 @@ from typing import Any
 from rambench.cache import CorruptionCache, default_cache_dir
 from rambench.config import resolve
 from rambench.errors import UsageError
-from rambench.grid import Grid, load_grid
 from rambench.plan import Plan, carry_over, make_plan
 from rambench.progress import Progress, log_path
 from rambench.report import views  # noqa: F401 - on import, serves ResultSet.table
 from rambench.results import ResultSet  # the public type of a loaded study
 from rambench.store import Store, check_writable
+from rambench.study import Study
+from rambench.study import build as build_study
 
 MethodArg = str | type
 
@@ -70,49 +71,46 @@ class RunSummary:
 
 def plan_study(
     methods: MethodArg | Sequence[MethodArg] | None = None,
-    dataset: str = "avdigits",
-    grid: str | Grid = "smoke",
+    dataset: str | None = None,
+    grid: str | Study | None = None,
     seeds: Sequence[int] | None = None,
     out: str | Path = "results",
     study: str = "default",
     set: Sequence[str] | dict[str, dict[str, str]] = (),  # noqa: A002 - mirrors --set
     epochs: int | None = None,
-    device: str = "auto",
-    corruption_backend: str = "torch",
+    device: str | None = None,
+    corruption_backend: str | None = None,
     force: bool = False,
     reuse_stale: bool = False,
     severity_scale: str | None = None,
     tune: bool = False,
     progress: bool = False,
     limit: int | None = None,
+    dry_run: bool = False,
 ) -> Plan:
-    """The study's plan: its cells, what is done, what is stale. `severity_scale`: the image
-    corruptions' constants (imagenet | tinyimagenet | cifar | auto; default: the grid's,
-    else auto, which picks by image size). With `tune` (or a grid's `tune:`), each method's
-    learning rate is first picked on clean validation accuracy (`rambench.tune`): this
-    trains, or reuses, one model per candidate."""
-    from rambench.executors import recipe_for, with_tuning
+    """The study's plan: its cells, what is done, what is stale. The arguments override the
+    study file `grid` (a preset name, a path or a `Study`; default: the study stored under
+    `out/study`, else `smoke`), as `rambench run`'s options do (`rambench.study.build`).
+    With `tune` (or a study file's `tune:`), each method's learning rate is first picked on
+    clean validation accuracy (`rambench.tune`): this trains, or reuses, one model per
+    candidate; a `dry_run` uses the stored choice and trains nothing."""
+    settings = build_study(grid, name=study, out=out, methods=methods, dataset=dataset,
+                           seeds=seeds, assignments=set, epochs=epochs, device=device,
+                           corruption_backend=corruption_backend,
+                           severity_scale=severity_scale, limit=limit, tune=tune)
+    return plan(settings, force, reuse_stale, progress, dry_run)
 
-    if isinstance(methods, (str, type)):
-        methods = [methods]
-    grid = grid if isinstance(grid, Grid) else load_grid(grid)
-    spec = resolve(dataset, methods, grid, seeds, set, epochs, device, corruption_backend,
-                   severity_scale, limit)
-    store = Store(out, study)
-    recipe = recipe_for(methods, dataset, grid, seeds, out, study, set, epochs, device,
-                        corruption_backend, severity_scale, limit, force, reuse_stale)
-    if tune or grid.tune:
+
+def plan(study: Study, force: bool = False, reuse_stale: bool = False,
+         progress: bool = False, dry_run: bool = False) -> Plan:
+    """The plan of `study` (tuned first where it says `tune:`, unless `dry_run`)."""
+    spec = resolve(study)
+    store = Store(study.out, study.name)
+    if study.tune is not None and not dry_run:
         from rambench import tune as tuning
 
-        settings = grid.tune or {}
-        tunings = tuning.tune(spec, store, settings.get("lr"), settings.get("seed", 0),
-                              progress)
-        tuning.save(store, tunings)
-        spec = tuning.apply(spec, tunings)
-        recipe = with_tuning(recipe, spec)
-    plan = make_plan(spec, store, force, reuse_stale)
-    plan.recipe = recipe
-    return plan
+        spec = resolve(tuning.with_tunings(study, tuning.tune_study(spec, store, progress)))
+    return make_plan(spec, store, force, reuse_stale)
 
 
 def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = True,
@@ -125,17 +123,16 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
     from rambench.tracking import open_trackers
 
     start = time.perf_counter()
+    study = plan.spec.study
     if plan.todo or plan.superseded or plan.carried:
         check_writable(plan.store.root, "results", "--out")
+        if all(isinstance(m, str) for m in study.methods):
+            study.save()  # what `rambench run --study NAME` and worker processes run again
     for record in plan.superseded:
         plan.store.make_current(record)
     carry_over(plan)
     cache = CorruptionCache((cache_dir or default_cache_dir()) if use_cache else None)
     cache.check()
-    grid = plan.spec.grid
-    if plan.todo and (grid.reference or grid.against):
-        plan.store.save_settings({k: v for k, v in (("reference", grid.reference),
-                                                    ("against", grid.against)) if v})
     log = log_path(plan.store.root) if plan.todo else None
     reporter = Progress(len(plan.todo), len(plan.jobs_to_train()), log, quiet=not progress)
     if plan.todo:
@@ -169,15 +166,15 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
 
 def benchmark(
     methods: MethodArg | Sequence[MethodArg] | None = None,
-    dataset: str = "avdigits",
-    grid: str | Grid = "smoke",
+    dataset: str | None = None,
+    grid: str | Study | None = None,
     seeds: Sequence[int] | None = None,
     out: str | Path = "results",
     study: str = "default",
     set: Sequence[str] | dict[str, dict[str, str]] = (),  # noqa: A002 - mirrors --set
     epochs: int | None = None,
-    device: str = "auto",
-    corruption_backend: str = "torch",
+    device: str | None = None,
+    corruption_backend: str | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     force: bool = False,
@@ -189,10 +186,12 @@ def benchmark(
     track: Sequence[str] = (),
     executor=None,
 ) -> ResultSet:
-    """Train each method once per seed and evaluate it on every cell of `grid`; cells
-    already stored are reused. `methods`: registered names, variant labels such as
-    "raml[norm=hard]", `path/file.py:Class`, Method subclasses, or None for the grid's
-    list. `limit`: a debug subset, the first N samples of every split (its own study).
+    """Train each method once per seed and evaluate it on every cell of the study file
+    `grid` (a preset name, a path or a `Study`; default: the study stored under
+    `out/study`, else `smoke`); cells already stored are reused. `methods`: registered
+    names, variant labels such as "raml[norm=hard]", `path/file.py:Class`, Method
+    subclasses, or None for the study file's list. `limit`: a debug subset, the first N
+    samples of every split (its own study).
     Returns the study's results for exactly these methods, seeds and
     conditions."""
     plan = plan_study(methods, dataset, grid, seeds, out, study, set, epochs, device,

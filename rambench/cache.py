@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rambench.store import atomic_write_bytes, sha256_file, user_cache_dir
+from rambench._fs import atomic_write_bytes, sha256_file, user_cache_dir
 
 ENV_VAR = "RAMBENCH_CACHE_DIR"
 log = logging.getLogger("rambench")

@@ -21,8 +21,8 @@ from pathlib import Path
 from corruptions import registry
 from corruptions.registry import SEVERITIES
 from rambench.errors import UsageError
-from rambench.grid import Grid, parse_grid
 from rambench.schema import Clean, Corrupt
+from rambench.study import Study, parse
 
 COLLAPSE = 0.5  # fraction of the clean-to-chance gap lost at severity 1
 FLAT = 0.1  # fraction of that gap lost at severity 5
@@ -68,12 +68,12 @@ def reference_method(dataset, modality: str) -> str:
                      f"{dataset.name!r} (methods with `modality = {modality!r}`)")
 
 
-def ladder_grid(modality: str, kind: str) -> Grid:
+def ladder_grid(modality: str, kind: str) -> Study:
     """Clean and every corruption of `kind` (the held-out ones too) on `modality`, s1-s5."""
-    return parse_grid({"conditions": {"clean": True,
-                                      "corruptions": {modality: registry.names(kind)},
-                                      "severities": list(SEVERITIES)}},
-                      f"calibration of {modality}", "calibrate")
+    return parse({"conditions": {"clean": True,
+                                 "corruptions": {modality: registry.names(kind)},
+                                 "severities": list(SEVERITIES)}},
+                 f"calibration of {modality}", "calibrate")
 
 
 def calibrate(dataset: str = "avdigits", modalities: Sequence[str] | None = None,

@@ -19,10 +19,11 @@ from typing import NamedTuple
 
 import torch
 
+from rambench._fs import atomic_write_bytes, sha256_file
 from rambench.datasets import Dataset
 from rambench.errors import TrainingError
 from rambench.methods import Method
-from rambench.store import Store, atomic_write_bytes, sha256_file
+from rambench.store import Store
 from rambench.train import TrainConfig, TrainSummary, build_method, train
 
 log = logging.getLogger("rambench")

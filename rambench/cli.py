@@ -101,9 +101,9 @@ def _echo_json(payload) -> None:
 def train(method, dataset, seed, epochs, device, assignments, out, study, as_json) -> None:
     """Train one method once and print its clean test accuracy."""
     from rambench.api import plan_study, run_plan
-    from rambench.grid import parse_grid
+    from rambench.study import parse
 
-    grid = parse_grid({"conditions": {"clean": True}}, "clean", "train")
+    grid = parse({"conditions": {"clean": True}}, "clean", "train")
     plan = plan_study(method, dataset, grid, [seed], out, study, assignments, epochs, device,
                       force=True)
     results = run_plan(plan, use_cache=False, force=True, progress=not as_json)
@@ -128,22 +128,25 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @click.option("--method", "method_names", multiple=True,
               help=f"{METHOD_HELP}; repeatable; 'all' for every registered method "
                    "(default: the grid's methods)")
-@click.option("--grid", "grid_spec", default="smoke", show_default=True,
-              help="preset name (rambench ls grids) or path to a grid YAML")
-@dataset_option
+@click.option("--grid", "grid_spec", default=None,
+              help="study file: a preset name (rambench ls grids) or a path to a YAML file "
+                   "[default: the study's own study.yaml if it has one, else smoke]")
+@click.option("--dataset", default=None, help="[default: the study file's, else avdigits]")
 @click.option("--seeds", default=None, help=SEEDS_HELP)
 @click.option("--epochs", type=int, default=None, help="override train.epochs")
-@device_option
+@click.option("--device", default=None,
+              help="auto | cpu | cuda | cuda:N  [default: the study file's, else auto]")
 @set_option
 @out_option
 @study_option
 @click.option("--corruption-backend", type=click.Choice(["torch", "reference"]),
-              default="torch", show_default=True,
-              help="batched torch implementations (on --device) or the reference libraries")
+              default=None,
+              help="batched torch implementations (on --device) or the reference libraries "
+                   "[default: the study file's, else torch]")
 @click.option("--severity-scale", type=click.Choice(SCALE_CHOICES), default=None,
               help="image corruptions' severity table: ImageNet-C (224 px), Tiny-ImageNet-C "
                    "(64 px), CIFAR-10-C (32 px), or auto from the image size [default: the "
-                   "grid's, else auto]")
+                   "study file's, else auto]")
 @cache_option
 @click.option("--no-cache", is_flag=True, help="do not read or write the corrupted-data cache")
 @click.option("--force", is_flag=True, help="recompute cells (and retrain) even if stored")
@@ -194,11 +197,14 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
         limit, trackers, executor_name, workers, devices, threads, compile_, slurm_partition,
         slurm_minutes, slurm_gpus, slurm_cpus, slurm_array, slurm_options, slurm_cluster,
         dry_run, as_json) -> None:
-    """Train each method once per seed and evaluate it on every cell of a grid.
+    """Train each method once per seed and evaluate it on every cell of a study.
 
-    Finished cells are skipped, so an interrupted run resumes where it stopped. A method
-    whose code or settings changed since its results were stored is re-run (the old
-    results stay on disk, marked stale; --reuse-stale keeps them instead).
+    The study's settings come from a study file (--grid) with the options given here
+    overriding it; they are saved as OUT/STUDY/study.yaml, and `rambench run --study
+    STUDY` with no other option runs exactly that study again. Finished cells are
+    skipped, so an interrupted run resumes where it stopped. A method whose code or
+    settings changed since its results were stored is re-run (the old results stay on
+    disk, marked stale; --reuse-stale keeps them instead).
     """
     from rambench.api import plan_study, run_plan
     from rambench.report.render import to_markdown
@@ -208,7 +214,7 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
         assignments = (*assignments, "train.compile=true")
     plan = plan_study(list(method_names) or None, dataset, grid_spec, _seeds(seeds), out,
                       study, assignments, epochs, device, corruption_backend, force,
-                      reuse_stale, severity_scale, tune and not dry_run, not as_json, limit)
+                      reuse_stale, severity_scale, tune, not as_json, limit, dry_run)
     _report_invalid(plan.store)
     if dry_run:
         if as_json:
@@ -335,10 +341,10 @@ def ls(what: str, name: str | None, out: str, as_json: bool) -> None:
                              "grid preset")
         from importlib import resources
 
-        from rambench.grid import load_grid, preset_names
+        from rambench.study import preset_names, read
 
         if name not in preset_names():
-            load_grid(name)  # the usual error: unknown grid, did you mean ..., valid: ...
+            read(name)  # the usual error: unknown grid, did you mean ..., valid: ...
             raise UsageError(f"{name!r} is a file, not a preset; valid presets: "
                              f"{', '.join(preset_names())}")
         click.echo((resources.files("rambench") / "grids" / f"{name}.yaml").read_text(), nl=False)
@@ -409,10 +415,9 @@ def _listing(what: str, out: str) -> list[dict]:
                  "torch": c.torch.fidelity.value if c.torch else None}
                 for c in registry.all_corruptions()]
     if what == "grids":
-        from rambench.grid import load_grid, preset_names
+        from rambench.study import preset_names, read
 
-        return [{"name": n, "description": load_grid(n).raw.get("description", "")}
-                for n in preset_names()]
+        return [{"name": n, "description": read(n).description} for n in preset_names()]
     from rambench.store import Store
 
     rows = []
@@ -442,10 +447,10 @@ def _listing(what: str, out: str) -> list[dict]:
 def export(study, out, fmt, target, per_sample) -> None:
     """Write the study's tidy results table (one row per cell and metric), or with
     --per-sample its per-sample predictions. Stale results are left out."""
-    from rambench.store import per_sample_frame
+    from rambench.metrics.frame import per_sample_frame, tidy_frame
 
     store = _existing_store(out, study)
-    tidy = per_sample_frame(store.records()) if per_sample else store.tidy()
+    tidy = (per_sample_frame if per_sample else tidy_frame)(store.records())
     _report_invalid(store)
     name = "export-per-sample" if per_sample else "export"
     path = Path(target) if target else store.root / f"{name}.{fmt}"
@@ -741,11 +746,11 @@ def tune(method_names, dataset, lrs, seed, epochs, device, assignments, out, stu
          as_json) -> None:
     """Pick each method's learning rate by clean validation accuracy, the same candidates,
     epochs and seed for every method; the checkpoints are the study's, so a following
-    `rambench run --tune` reuses them. Writes the table to STUDY/tuning.json."""
+    `rambench run --tune` reuses them. The choice is kept in STUDY/study.yaml (`tuned:`)."""
     from rambench import tune as tuning
     from rambench.config import resolve
-    from rambench.grid import parse_grid
     from rambench.store import Store
+    from rambench.study import parse, stored
 
     candidates = None
     if lrs:
@@ -754,13 +759,15 @@ def tune(method_names, dataset, lrs, seed, epochs, device, assignments, out, stu
         except ValueError:
             raise UsageError(f"--lr expects comma-separated numbers, e.g. 1e-3,2e-3; "
                              f"got {lrs!r}") from None
-    grid = parse_grid({"conditions": {"clean": True}}, "clean", "tune")
-    spec = resolve(dataset, list(method_names), grid, [seed], assignments, epochs, device)
-    candidates = tuning.candidates(spec, candidates)
+    clean = parse({"conditions": {"clean": True}}, "clean", "tune", name=study, out=out)
+    spec = resolve(clean.replace(methods=list(method_names), dataset=dataset, seeds=[seed],
+                                 set=_overrides(assignments), epochs=epochs, device=device,
+                                 tune={"lr": candidates, "seed": seed}))
+    tuning.candidates(spec, candidates)
     store = Store(out, study)
     _writable(store.root, "results", "--out")
-    tunings = tuning.tune(spec, store, candidates, seed, progress=not as_json)
-    tuning.save(store, tunings)
+    tunings = tuning.tune_study(spec, store, progress=not as_json)
+    tuning.with_tunings(stored(out, study) or spec.study, tunings).save()
     if as_json:
         _echo_json([t.to_json() for t in tunings])
         return

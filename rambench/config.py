@@ -1,9 +1,11 @@
-"""A study's settings, resolved in one place: `resolve(...) -> StudySpec`.
+"""A study's settings (`rambench.study.Study`) resolved into what runs it: the dataset,
+the methods' classes and hyper-parameters, the training settings, the device:
+`resolve(study) -> StudySpec`, validated here once.
 
-Precedence, lowest first: a dataclass's defaults < the dataset's training defaults < the
-grid file (`set:`, `epochs:`, `seeds:`, `methods:`) < the command line (`--set`,
-`--epochs`, `--seeds`, `--method`) < a variant label's own values (`raml[norm=hard]`).
-The CLI and the Python API both call `resolve`.
+Training settings: TrainConfig's defaults < the dataset's training defaults < the study's
+`set: {train.*}` < its `epochs`; a method's hyper-parameters: its Params defaults < the
+study's `set: {method.*}` < a variant label's own values (`raml[norm=hard]`); a tuned
+learning rate (`tuned:`) applies to its method.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from typing import Any
 import torch
 
 from corruptions import registry as corruption_registry
-from corruptions.backends import DEFAULT_BACKEND, check_backend
-from corruptions.scales import DEFAULT_SCALE, check_scale, resolve_scale
+from corruptions.scales import resolve_scale
 from rambench.check import probe
 from rambench.datasets import Dataset, datasets
 from rambench.device import resolve_device
@@ -27,11 +28,10 @@ from rambench.errors import UsageError
 from rambench.grid import Grid
 from rambench.identity import MethodId, method_code_hash, non_default_params, parse_label
 from rambench.methods import Method, methods
-from rambench.params import apply_overrides, parse_assignments
+from rambench.params import apply_overrides
 from rambench.schema import Condition
+from rambench.study import Overrides, Study
 from rambench.train import TrainConfig
-
-Overrides = dict[str, dict[str, str]]  # scope -> key -> value (as typed)
 
 
 @dataclass(frozen=True)
@@ -55,19 +55,34 @@ class MethodSpec:
 
 @dataclass(frozen=True)
 class StudySpec:
+    """A study resolved: its settings (`study`) and the objects they name."""
+
+    study: Study
     dataset: Dataset
     methods: tuple[MethodSpec, ...]
-    seeds: tuple[int, ...]
-    grid: Grid
     train: TrainConfig
     device: torch.device
-    corruption_backend: str = DEFAULT_BACKEND
-    severity_scale: str = DEFAULT_SCALE  # imagenet | tinyimagenet | cifar | auto
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.study.seeds
+
+    @property
+    def grid(self) -> Grid:
+        return self.study.grid
+
+    @property
+    def corruption_backend(self) -> str:
+        return self.study.corruption_backend
+
+    @property
+    def severity_scale(self) -> str:
+        return self.study.severity_scale
 
     @property
     def split(self) -> str:
         """The split the conditions are evaluated on: "test", or "val" to choose settings."""
-        return self.grid.split
+        return self.study.split
 
     def train_config(self, method: MethodSpec) -> TrainConfig:
         """The study's training settings with the method's own (e.g. a tuned lr) applied."""
@@ -185,55 +200,22 @@ def resolve_train_config(overrides: dict[str, str], epochs: int | None,
     return cfg
 
 
-def resolve(
-    dataset: str,
-    methods_requested: Sequence[str | type] | None,
-    grid: Grid,
-    seeds: Sequence[int] | None = None,
-    assignments: Sequence[str] | Overrides = (),
-    epochs: int | None = None,
-    device: str = "auto",
-    corruption_backend: str = DEFAULT_BACKEND,
-    severity_scale: str | None = None,
-    limit: int | None = None,
-) -> StudySpec:
-    """Everything a study needs, from the command line's or the API's arguments. `limit`:
-    a debug subset (`rambench.datasets.limited`)."""
-    ds = datasets.get(dataset)()
-    command = assignments if isinstance(assignments, dict) else parse_assignments(assignments)
-    overrides: Overrides = {}
-    for key, value in grid.overrides.items():
-        scope, _, name = key.partition(".")
-        overrides.setdefault(scope, {})[name] = value
-    for scope, values in command.items():  # the command line wins over the grid
-        overrides.setdefault(scope, {}).update(values)
-    cfg = resolve_train_config(overrides.pop("train", {}),
-                               epochs if epochs is not None else grid.epochs, ds)
-    if limit is not None:
+def resolve(study: Study) -> StudySpec:
+    """Everything `study` needs, checked: the dataset exists, every method exists, accepts
+    its hyper-parameters and the dataset, and runs one step on it (`rambench.check.probe`)."""
+    ds = datasets.get(study.dataset)()
+    overrides = {scope: dict(values) for scope, values in study.set.items()}
+    cfg = resolve_train_config(overrides.pop("train", {}), study.epochs, ds)
+    if study.limit is not None:
         from rambench.datasets.limited import Limited
 
-        if limit < 1:
-            raise UsageError(f"--limit must be a positive number of samples; got {limit}")
-        ds = Limited(ds, limit)
-    requested = list(methods_requested or grid.methods or [])
-    if not requested:
+        ds = Limited(ds, study.limit)
+    if not study.methods:
         raise UsageError(f"no method given: pass --method NAME (see rambench ls methods) or "
-                         f"list methods in the grid ({grid.source})")
-    specs = resolve_methods(requested, overrides, dataset=ds)
+                         f"list methods in the study file ({study.grid.source})")
+    specs = resolve_methods(list(study.methods), overrides, dataset=ds)
+    specs = [dataclasses.replace(m, train={**m.train, "lr": study.tuned[m.label]["lr"]})
+             if m.label in study.tuned else m for m in specs]
     for spec in specs:
         probe(spec, ds, cfg)
-    seed_list = list(dict.fromkeys(seeds or grid.seeds or [0]))
-    for seed in seed_list:
-        if not 0 <= seed < 2**32:
-            raise UsageError(f"seeds must be integers in 0..{2**32 - 1}; got {seed}")
-    try:
-        backend = check_backend(corruption_backend)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    scale = severity_scale or grid.severity_scale or DEFAULT_SCALE
-    try:
-        check_scale(scale)
-    except ValueError as err:
-        raise UsageError(f"--severity-scale: {err}") from None
-    return StudySpec(ds, tuple(specs), tuple(seed_list), grid, cfg, resolve_device(device),
-                     backend, scale)
+    return StudySpec(study, ds, tuple(specs), cfg, resolve_device(study.device))

@@ -59,8 +59,10 @@ def accuracy(method: Method, split: Split, kinds: dict[str, str], device: torch.
 def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
                 labels: np.ndarray, missing: dict[str, np.ndarray], training: TrainSummary,
                 backend: str, grid, device: torch.device, seconds: float,
-                split: str = "test", drawn: dict[str, dict[str, list]] | None = None) -> Record:
-    """The record of one evaluated cell (`cell`: a `rambench.plan.Cell`)."""
+                split: str = "test", drawn: dict[str, dict[str, list]] | None = None,
+                modalities: tuple[str, ...] | None = None) -> Record:
+    """The record of one evaluated cell (`cell`: a `rambench.plan.Cell`); `modalities`:
+    those the method reads."""
     job, condition = cell.job, cell.condition
     predictions = Predictions.from_probabilities(probabilities, labels)
     correct = predictions.correct
@@ -77,7 +79,8 @@ def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
     return Record(
         key=cell.key, study=study, dataset=job.dataset, dataset_version=job.dataset_version,
         method=MethodInfo(job.method.label, job.method.id.name, job.method.family,
-                          dataclasses.asdict(job.method.params), job.method.id.code),
+                          dataclasses.asdict(job.method.params), job.method.id.code,
+                          modalities),
         seed=job.seed, condition=condition,
         modality_kind="+".join(dataset.modalities[m].kind for m in tested) or None,
         corruption_family="+".join(dict.fromkeys(families)) or None,

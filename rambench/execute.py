@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from rambench.cache import CorruptionCache
 from rambench.checkpoints import load_or_train
@@ -50,6 +50,16 @@ def work_units(plan: Plan) -> list[WorkUnit]:
 class Executor(Protocol):
     def map(self, fn: Callable[[WorkUnit], T], units: Iterable[WorkUnit]) -> Iterator[T]:
         """fn(unit) for every unit, results in any order."""
+        ...
+
+
+@runtime_checkable
+class RemoteExecutor(Protocol):
+    """Runs a plan's work in other processes (`rambench.executors`): each stores its
+    records, `step` hears of each one read back."""
+
+    def execute(self, plan: Plan, cache: CorruptionCache | None, progress: Progress | None,
+                step: Callable[[Record], None], trackers: Sequence[Tracker]) -> UnitResult:
         ...
 
 
@@ -119,7 +129,7 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
             record = cell_record(cell, plan.store.study, dataset, probabilities, test.y,
                                  inputs.missing, training, spec.corruption_backend, spec.grid,
                                  device, corrupt_seconds + time.perf_counter() - t0,
-                                 spec.split, inputs.drawn)
+                                 spec.split, inputs.drawn, tuple(method.used_modalities()))
             plan.store.write(record)
             written.append(record)
             if on_record is not None:
@@ -144,8 +154,8 @@ def execute(plan: Plan, cache: CorruptionCache | None = None,
         for tracker in trackers:
             tracker.cell(record)
 
-    if getattr(executor, "remote", False):
-        return _execute_remote(plan, cache, progress, executor, step, trackers)
+    if isinstance(executor, RemoteExecutor):
+        return executor.execute(plan, cache, progress, step, trackers)
 
     def run(unit: WorkUnit) -> UnitResult:
         return run_unit(plan, unit, cache, progress, force, step, trackers)
@@ -153,49 +163,5 @@ def execute(plan: Plan, cache: CorruptionCache | None = None,
     total = UnitResult([], [])
     for result in (executor or InProcess()).map(run, work_units(plan)):
         total.records += result.records
-        total.failures += result.failures
-    return total
-
-
-def _execute_remote(plan: Plan, cache: CorruptionCache | None, progress: Progress | None,
-                    executor, step: Callable[[Record], None],
-                    trackers: Sequence[Tracker]) -> UnitResult:
-    """One task per training job, run by `executor` in other processes (or on a cluster):
-    each stores its records; here they are read back for the progress and the trackers."""
-    from rambench.errors import UsageError
-    from rambench.executors import Task, run_task
-    from rambench.train import TrainSummary
-
-    if plan.recipe is None:
-        raise UsageError("a method given as a class object cannot run in other processes: "
-                         "name it (registered name, or path/file.py:Class) instead")
-    jobs = {c.job.key: c.job for c in plan.todo}
-    cache_dir = str(cache.root) if cache is not None and cache.root else None
-    threads = getattr(executor, "threads", None)
-    tasks = [Task(plan.recipe, (key,), cache_dir, threads) for key in jobs]
-    if progress is not None:
-        progress.line(f"dispatching {len(tasks)} training job(s) to "
-                      f"{type(executor).__name__}")
-    total = UnitResult([], [])
-    for result in executor.map(run_task, tasks):
-        records = [r for r in (plan.store.read(plan.store.record_path(k))
-                               for k in result.record_keys) if r is not None]
-        for key in result.job_keys:
-            job = jobs[key]
-            if progress is not None:
-                progress.line(f"finished {job.method.label} seed {job.seed}: "
-                              f"{sum(r.provenance.get('job_key') == key for r in records)} "
-                              "cells")
-            training = next((r.provenance.get("training") for r in records
-                             if r.provenance.get("job_key") == key), None)
-            if training:
-                for tracker in trackers:
-                    tracker.job(job, TrainSummary(**training))
-        for record in records:
-            step(record)
-        for failure in result.failures:
-            if progress is not None:
-                progress.line(f"failed: {failure}")
-        total.records += records
         total.failures += result.failures
     return total

@@ -2,79 +2,63 @@
 with `--devices 0,1`) or a SLURM cluster through submitit (`--executor slurm`).
 
 The unit of work is one training job with every cell still to do for it. A task carries
-a `Recipe` (the arguments the study was planned from) rather than the plan itself, so it
-runs wherever Python and rambench are installed: it plans the study again, trains (or
-loads) its job and stores each record as it is made. Nothing returns through the executor
-but keys and failures; the study folder is the meeting point, so a driver may exit and be
-run again to dispatch only what is still missing. Jobs are guarded by file locks
-(`rambench.checkpoints`), records and checkpoints are written atomically, and corrupted
-test sets are shared through the on-disk cache.
+the study's file (`<out>/<study>/study.yaml`, `rambench.study`) and its job keys rather
+than the plan itself, so it runs wherever Python and rambench are installed: it plans the
+study from the file, trains (or loads) its job and stores each record as it is made.
+Nothing returns through the executor but keys and failures; the study folder is the
+meeting point, so a driver may exit and be run again to dispatch only what is still
+missing. Jobs are guarded by file locks (`rambench.checkpoints`), records and checkpoints
+are written atomically, and corrupted test sets are shared through the on-disk cache.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from corruptions.reference_pool import WORKERS_ENV as REFERENCE_WORKERS_ENV
 from corruptions.reference_pool import usable_cpus
+from rambench.cache import CorruptionCache
 from rambench.errors import UsageError
+from rambench.execute import UnitResult, WorkUnit, run_unit
+from rambench.plan import Plan
+from rambench.progress import Progress
+from rambench.schema import Record
+from rambench.tracking import Tracker
 
 EXECUTORS = ("inprocess", "local", "slurm")
 DEVICE_ENV = "RAMBENCH_WORKER_DEVICE"  # a local worker's own device (its GPU)
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How to plan a study again in another process: `rambench.api.plan_study`'s arguments,
-    methods as names, variant labels or file paths, the tuned learning rates applied."""
-
-    methods: tuple[str, ...] | None
-    dataset: str
-    grid: dict[str, Any]  # {"raw", "name", "source"} of the parsed grid
-    seeds: tuple[int, ...] | None
-    out: str
-    study: str
-    overrides: Any  # --set assignments (list of strings) or a scope -> {key: value} dict
-    epochs: int | None
-    device: str
-    corruption_backend: str
-    severity_scale: str | None
-    limit: int | None
-    force: bool = False
-    reuse_stale: bool = False
-    tuned: dict[str, float] = field(default_factory=dict)  # method label -> chosen lr
-
-
-def plan_from(recipe: Recipe, device: str | None = None):
-    """The study's plan, made again from a recipe (on `device`, default the recipe's)."""
+def plan_from(study_file: str, force: bool, reuse_stale: bool, device: str | None = None):
+    """The plan of the study saved at `study_file` (on `device`, default the study's)."""
     from rambench.config import resolve
-    from rambench.grid import parse_grid
     from rambench.plan import make_plan
     from rambench.store import Store
-    from rambench.tune import Tuning, apply
+    from rambench.study import stored
 
-    grid = parse_grid(recipe.grid["raw"], recipe.grid["name"], recipe.grid["source"])
-    spec = resolve(recipe.dataset, list(recipe.methods) if recipe.methods else None, grid,
-                   recipe.seeds, recipe.overrides, recipe.epochs, device or recipe.device,
-                   recipe.corruption_backend, recipe.severity_scale, recipe.limit)
-    if recipe.tuned:
-        spec = apply(spec, [Tuning(label, 0, {}, lr) for label, lr in recipe.tuned.items()])
-    return make_plan(spec, Store(recipe.out, recipe.study), recipe.force, recipe.reuse_stale)
+    path = Path(study_file)
+    study = stored(path.parent.parent, path.parent.name)
+    if study is None:
+        raise UsageError(f"no study file {study_file}")
+    if device:
+        study = study.replace(device=device)
+    return make_plan(resolve(study), Store(study.out, study.name), force, reuse_stale)
 
 
 @dataclass(frozen=True)
 class Task:
-    recipe: Recipe
+    study_file: str  # <out>/<study>/study.yaml
     job_keys: tuple[str, ...]
     cache_dir: str | None  # None: no corrupted-data cache
     threads: int | None = None  # torch threads (None: the process's default)
+    force: bool = False
+    reuse_stale: bool = False
 
 
 @dataclass
@@ -90,20 +74,18 @@ def run_task(task: Task) -> TaskResult:
     some)."""
     import torch
 
-    from rambench.cache import CorruptionCache
-    from rambench.execute import WorkUnit, run_unit
-
     if task.threads:
         torch.set_num_threads(task.threads)
         os.environ[REFERENCE_WORKERS_ENV] = str(task.threads)
-    plan = plan_from(task.recipe, os.environ.get(DEVICE_ENV))
+    plan = plan_from(task.study_file, task.force, task.reuse_stale,
+                     os.environ.get(DEVICE_ENV))
     wanted = set(task.job_keys)
     cells = tuple(c for c in plan.todo if c.job.key in wanted)
     if not cells:
         return TaskResult(task.job_keys, [], [])
     unit = WorkUnit(cells[0].job.seed, tuple(dict.fromkeys(c.job for c in cells)), cells)
     cache = CorruptionCache(task.cache_dir)
-    result = run_unit(plan, unit, cache, None, task.recipe.force)
+    result = run_unit(plan, unit, cache, None, task.force)
     return TaskResult(task.job_keys, [r.key for r in result.records], result.failures)
 
 
@@ -116,13 +98,63 @@ def _start_worker(devices, threads: int) -> None:
     os.environ[REFERENCE_WORKERS_ENV] = str(threads)  # its share of the cores, also there
 
 
-class LocalPool:
+class Remote:
+    """What the executors of other processes share: one task per training job, each
+    stores its records; here they are read back for the progress and the trackers
+    (`rambench.execute.RemoteExecutor`)."""
+
+    threads: int | None = None
+
+    def map(self, fn: Callable[[Task], TaskResult], tasks: Iterable[Task]
+            ) -> Iterator[TaskResult]:
+        raise NotImplementedError
+
+    def execute(self, plan: Plan, cache: CorruptionCache | None, progress: Progress | None,
+                step: Callable[[Record], None], trackers: Sequence[Tracker]) -> UnitResult:
+        from rambench.train import TrainSummary
+
+        study = plan.spec.study
+        if not all(isinstance(m, str) for m in study.methods):
+            raise UsageError("a method given as a class object cannot run in other processes: "
+                             "name it (registered name, or path/file.py:Class) instead")
+        study_file = str(study.save().resolve())  # the tasks plan from it
+        jobs = {c.job.key: c.job for c in plan.todo}
+        cache_dir = str(cache.root) if cache is not None and cache.root else None
+        tasks = [Task(study_file, (key,), cache_dir, self.threads, plan.forced,
+                      plan.reused_stale) for key in jobs]
+        if progress is not None:
+            progress.line(f"dispatching {len(tasks)} training job(s) to "
+                          f"{type(self).__name__}")
+        total = UnitResult([], [])
+        for result in self.map(run_task, tasks):
+            records = [r for r in (plan.store.read(plan.store.record_path(k))
+                                   for k in result.record_keys) if r is not None]
+            for key in result.job_keys:
+                job = jobs[key]
+                if progress is not None:
+                    progress.line(f"finished {job.method.label} seed {job.seed}: "
+                                  f"{sum(r.provenance.get('job_key') == key for r in records)} "
+                                  "cells")
+                training = next((r.provenance.get("training") for r in records
+                                 if r.provenance.get("job_key") == key), None)
+                if training:
+                    for tracker in trackers:
+                        tracker.job(job, TrainSummary(**training))
+            for record in records:
+                step(record)
+            for failure in result.failures:
+                if progress is not None:
+                    progress.line(f"failed: {failure}")
+            total.records += records
+            total.failures += result.failures
+        return total
+
+
+class LocalPool(Remote):
     """`workers` processes on this machine. On CPU each gets `threads` torch threads
     (default: an equal share of the cores); with `devices` (e.g. ["cuda:0", "cuda:1"]) one
     worker per device. Results equal an in-process run's with the same thread count (the
     order of floating-point sums depends on it)."""
-
-    remote = True
 
     def __init__(self, workers: int, devices: Sequence[str] = (), threads: int | None = None):
         if workers < 1:
@@ -150,14 +182,12 @@ class LocalPool:
 SLURM_DEFAULTS = {"timeout_min": 240, "cpus_per_task": 4}
 
 
-class Slurm:
+class Slurm(Remote):
     """A SLURM job array through submitit, one array task per training job; logs under
     `folder`. `parameters` are submitit's (`slurm_partition`, `timeout_min`,
     `gpus_per_node`, `cpus_per_task`, `slurm_array_parallelism`,
     `slurm_additional_parameters`, ...). `cluster="local"` runs the array as local
     processes (submitit's local executor): the same code path, without a cluster."""
-
-    remote = True
 
     def __init__(self, folder: Path, parameters: dict[str, Any], cluster: str | None = None,
                  threads: int | None = None):
@@ -215,24 +245,3 @@ def slurm_parameters(partition: str | None, minutes: int | None, gpus: int | Non
     if extra:
         params["slurm_additional_parameters"] = extra
     return params
-
-
-def recipe_for(methods, dataset, grid, seeds, out, study, overrides, epochs, device,
-               corruption_backend, severity_scale, limit, force, reuse_stale) -> Recipe | None:
-    """The recipe of a study planned from these arguments; None when a method was given
-    as a class object (another process cannot find it: name it or its file instead)."""
-    if methods is not None and any(not isinstance(m, str) for m in methods):
-        return None
-    return Recipe(tuple(methods) if methods else None, dataset,
-                  {"raw": grid.raw, "name": grid.name, "source": grid.source},
-                  tuple(seeds) if seeds else None, str(Path(out).resolve()), study, overrides,
-                  epochs, device,
-                  corruption_backend, severity_scale, limit, force, reuse_stale)
-
-
-def with_tuning(recipe: Recipe | None, spec) -> Recipe | None:
-    """The recipe with the learning rates a tuning chose (from the tuned spec)."""
-    if recipe is None:
-        return None
-    tuned = {m.label: m.train["lr"] for m in spec.methods if "lr" in m.train}
-    return dataclasses.replace(recipe, tuned=tuned)

@@ -16,11 +16,11 @@ from typing import Any
 
 from corruptions import av_events
 from corruptions.backends import backend_id
-from rambench import migrate
 from rambench.config import MethodSpec, StudySpec
 from rambench.datasets.limited import is_limited
 from rambench.errors import UsageError
 from rambench.identity import DRAW_SALTS, corruption_code_hash, harness_id
+from rambench.migrate import legacy_cell
 from rambench.schema import AVEvent, Condition, Record
 from rambench.store import Store
 
@@ -131,8 +131,6 @@ class Plan:
     # same code (`rambench.migrate`): running the plan re-keys them
     carried: list[tuple[Record, Cell]] = field(default_factory=list)
     forced: bool = False
-    # how to plan it again in another process (`rambench.executors`); None: in-process only
-    recipe: Any = None
 
     @property
     def done(self) -> int:
@@ -265,7 +263,7 @@ def make_plan(spec: StudySpec, store: Store, force: bool = False,
                 superseded.append(stored.by_key[cell.key])
             continue
         old = stored.current.get(cell.coordinates)
-        if old is not None and (legacy := migrate.legacy_cell(cell, old)) is not None \
+        if old is not None and (legacy := legacy_cell(cell, old)) is not None \
                 and legacy.key == old.key:
             carried.append((old, cell))
             continue
@@ -280,7 +278,7 @@ def make_plan(spec: StudySpec, store: Store, force: bool = False,
 def carry_over(plan: Plan) -> None:
     """Re-key the plan's stored results of an earlier identity scheme (`Plan.carried`)."""
     for record, cell in plan.carried:
-        legacy = migrate.legacy_cell(cell, record)
+        legacy = legacy_cell(cell, record)
         plan.store.rekey(record, cell.key, cell.job.method.id.code, {
             "harness": cell.job.harness, "job_key": cell.job.key, "data_key": cell.data_key,
             "corruption_backends": cell.backends}, legacy.job.key, cell.job.key)

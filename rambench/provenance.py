@@ -8,7 +8,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-import rambench
+from rambench._version import __version__
 
 PACKAGES = ("torch", "numpy", "scipy", "imagecorruptions", "audiomentations", "scikit-learn",
             "scikit-image")
@@ -17,7 +17,7 @@ PACKAGES = ("torch", "numpy", "scipy", "imagecorruptions", "audiomentations", "s
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """The commit of the source tree rambench runs from, with '+dirty' for local edits."""
-    root = Path(rambench.__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=5, check=True).stdout.strip()
@@ -30,7 +30,7 @@ def git_commit() -> str | None:
 
 def code_version() -> str:
     commit = git_commit()
-    return f"{rambench.__version__}+{commit[:12]}" if commit else rambench.__version__
+    return f"{__version__}+{commit[:12]}" if commit else __version__
 
 
 @lru_cache(maxsize=1)

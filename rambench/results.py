@@ -29,8 +29,9 @@ from rambench.metrics import (
     MissingReferenceError,
     scores,
 )
+from rambench.metrics.frame import tidy_frame
 from rambench.schema import Record
-from rambench.store import Store, tidy_frame
+from rambench.store import Store
 
 # the method every other is compared with when none is given (and the study has it)
 DEFAULT_AGAINST = "raml"

@@ -327,6 +327,9 @@ class MethodInfo:
     family: str
     params: dict[str, Any] = field(default_factory=dict)
     code: str | None = None  # None: written before method code was recorded (schema 1)
+    # the modalities the method reads (a unimodal reference reads one); None: written
+    # before rambench recorded them (`UNIMODAL_BEFORE_RECORDED` fills in its own)
+    modalities: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -391,7 +394,7 @@ class Record:
         predictions = data.get("predictions")
         return cls(
             key=data["key"], study=data["study"], dataset=data["dataset"],
-            dataset_version=data["dataset_version"], method=MethodInfo(**data["method"]),
+            dataset_version=data["dataset_version"], method=_method_info(data["method"]),
             seed=int(data["seed"]),
             condition=with_reference_scale(condition_from_json(data["condition"]),
                                            data["modality_kind"]),
@@ -402,29 +405,10 @@ class Record:
             details=data.get("details", {}), train_config=data.get("train_config", {}),
             provenance=data.get("provenance", {}), split=data.get("split", "test"))
 
-    def tidy_rows(self) -> list[dict[str, Any]]:
-        """One row per metric with the public `EXPORT_COLUMNS`."""
-        c = self.condition
-        base = {
-            "study": self.study, "dataset": self.dataset, "method": self.method.label,
-            "method_family": self.method.family, "family": self.method.family,
-            "seed": self.seed, "condition": c.label, "condition_kind": c.kind,
-            "modality_kind": self.modality_kind, "corruption_family": self.corruption_family,
-            **c.axes(),
-        }
-        from rambench.metrics.cell import CELL_METRICS, cell_values  # metrics read schemas
-
-        tail = {"n": self.n, "split": self.split,
-                "corruption_backend": self.corruption_backend, "key": self.key,
-                "code_version": self.provenance.get("code_version"),
-                "training_status": (self.provenance.get("training") or {}).get("status", "ok")}
-        return [{**base, "metric": name, "value": value,
-                 "higher_is_better": CELL_METRICS[name].higher_is_better, **tail}
-                for name, value in cell_values(self.metrics, self.predictions).items()]
-
 
 EXPORT_COLUMNS = [
-    "study", "dataset", "method", "method_family", "family", "seed", "condition",
+    "study", "dataset", "method", "method_family", "family", "method_modalities", "seed",
+    "condition",
     "condition_kind", "test_modality", "modality_kind", "corruption", "corruption_family",
     "severity", "severity_scale", "missing_pattern", "missing_rate", "metric", "value", "n",
     "higher_is_better", "split", "corruption_backend", "key", "code_version",
@@ -450,7 +434,8 @@ def _from_schema1(d: dict[str, Any]) -> Record:
     return Record(
         key=d["key"], study=d["study"], dataset=d["dataset"],
         dataset_version=d["dataset_version"],
-        method=MethodInfo(method, d["method"], d["family"], d.get("method_params", {}), None),
+        method=_method_info({"label": method, "name": d["method"], "family": d["family"],
+                             "params": d.get("method_params", {}), "code": None}),
         seed=int(d["seed"]),
         condition=with_reference_scale(condition, "+".join(k or "" for k in kinds)),
         modality_kind="+".join(kinds) if all(kinds) and kinds else None,
@@ -462,13 +447,23 @@ def _from_schema1(d: dict[str, Any]) -> Record:
         train_config=d.get("train_config", {}), provenance=provenance, schema=1)
 
 
-def _schema1_modality_kind(dataset: str, modality: str) -> str | None:
-    try:
-        from rambench.datasets import datasets
+# The kinds of the modalities of the datasets schema 1 was written for (avdigits, cremad,
+# avmnist and the prepared real datasets all name them so).
+SCHEMA1_MODALITY_KINDS = {"visual": "image", "audio": "audio"}
+# The built-in unimodal references, whose records were written before MethodInfo said
+# which modalities a method reads.
+UNIMODAL_BEFORE_RECORDED = {"audio_only": ("audio",), "visual_only": ("visual",)}
 
-        return datasets.get(dataset).modalities[modality].kind
-    except Exception:  # a plug-in dataset absent here: the names avdigits uses
-        return {"visual": "image", "audio": "audio"}.get(modality)
+
+def _method_info(data: dict[str, Any]) -> MethodInfo:
+    modalities = data.get("modalities")
+    if modalities is None:
+        modalities = UNIMODAL_BEFORE_RECORDED.get(data["name"])
+    return MethodInfo(**{**data, "modalities": tuple(modalities) if modalities else None})
+
+
+def _schema1_modality_kind(dataset: str, modality: str) -> str | None:
+    return SCHEMA1_MODALITY_KINDS.get(modality)
 
 
 def _schema1_family(name: str, kind: str | None) -> str | None:
@@ -492,7 +487,8 @@ def make_record(**overrides: Any) -> Record:
     correct = np.asarray(correct, dtype=bool)
     method = overrides.pop("method", "m")
     if isinstance(method, str):
-        method = MethodInfo(method, method.split("[")[0], overrides.pop("method_family", "f"))
+        method = MethodInfo(method, method.split("[")[0], overrides.pop("method_family", "f"),
+                            modalities=overrides.pop("modalities", None))
     fields: dict[str, Any] = {
         "key": "k", "study": "s", "dataset": "d", "dataset_version": "1", "method": method,
         "seed": 0, "condition": Clean(), "modality_kind": None, "corruption_family": None,

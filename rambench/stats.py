@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rambench.metrics import CELL, UNIT
+from rambench.metrics.frame import tidy_rows
 from rambench.metrics.specs import MetricSpec, MissingReferenceError, with_corruption_id
 from rambench.schema import AXES, Record
 
@@ -49,7 +50,7 @@ def correctness(records: Iterable[Record]) -> pd.DataFrame:
     ``correct`` (a bool array of length n)."""
     rows = []
     for r in records:
-        tidy = r.tidy_rows()[0]
+        tidy = tidy_rows(r)[0]
         rows.append({**{c: tidy[c] for c in [*UNIT, *CONDITION_COLUMNS]}, "n": r.n,
                      "key": r.key, "correct": r.correct})
     frame = pd.DataFrame(rows, columns=[*UNIT, *CONDITION_COLUMNS, "n", "key", "correct"])

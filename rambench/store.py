@@ -23,59 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+import yaml
 
+from rambench._fs import atomic_write_bytes
 from rambench.errors import UsageError
-from rambench.schema import EXPORT_COLUMNS, Record
+from rambench.schema import Record
 
 
 def _checksum(record: dict[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != "checksum"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def user_cache_dir(env_var: str, *parts: str) -> Path:
-    """$env_var if set, else $XDG_CACHE_HOME/rambench/parts (~/.cache/rambench/parts)."""
-    if os.environ.get(env_var):
-        return Path(os.environ[env_var])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base, "rambench", *parts)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_umask()  # what open() would give: a group-shared folder stays shared
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `path` so that a reader sees the old file or the whole new one, never a part
-    (temp file, fsync, rename), with the permissions of the user's umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -133,13 +91,14 @@ class Store:
 
     @property
     def settings(self) -> dict[str, Any]:
-        """The study's settings (`settings.json`: its reference and compared methods)."""
-        path = self.root / "settings.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-    def save_settings(self, values: dict[str, Any]) -> None:
-        atomic_write_bytes(self.root / "settings.json",
-                           json.dumps({**self.settings, **values}, indent=1).encode())
+        """The study's reference and compared methods: `reference:` and `against:` of its
+        study.yaml (`rambench.study`; a study of an earlier rambench: its settings.json)."""
+        path, legacy = self.root / "study.yaml", self.root / "settings.json"
+        if path.is_file():
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        else:
+            data = json.loads(legacy.read_text()) if legacy.is_file() else {}
+        return {k: data[k] for k in ("reference", "against") if data.get(k)}
 
     def lock_path(self, job_key: str) -> Path:
         """The file lock of a job's training (`rambench.checkpoints.load_or_train`)."""
@@ -224,40 +183,3 @@ class Store:
     def records(self) -> list[Record]:
         """The current records (see the module docstring), in key order."""
         return sorted(self.index().current.values(), key=lambda r: r.key)
-
-    def tidy(self) -> pd.DataFrame:
-        """One row per (current cell, metric) with the public EXPORT_COLUMNS."""
-        return tidy_frame(self.records())
-
-
-def tidy_frame(records: list[Record]) -> pd.DataFrame:
-    """The tidy table of `records`, in a stable order; severity as a nullable integer."""
-    frame = pd.DataFrame([row for r in records for row in r.tidy_rows()],
-                         columns=EXPORT_COLUMNS)
-    frame["severity"] = frame["severity"].astype("Int64")
-    frame["missing_rate"] = frame["missing_rate"].astype(float)
-    order = ["dataset", "method", "seed", "condition_kind", "test_modality", "corruption",
-             "severity", "missing_rate", "metric"]
-    return frame.sort_values(order, kind="stable", na_position="first").reset_index(drop=True)
-
-
-def per_sample_frame(records: list[Record]) -> pd.DataFrame:
-    """One row per (cell, test sample): the cell's coordinates, `sample` (index in the test
-    split), `correct`, and from the stored predictions the `label`, `prediction`,
-    `confidence`, `label_probability`, and the ranked `class_i`/`prob_i` (every class up to
-    64 classes, else the top 5). Records without predictions (schema 1) give `correct` only."""
-    frames = []
-    for r in records:
-        rows: dict[str, Any] = {
-            "study": r.study, "dataset": r.dataset, "method": r.method.label, "seed": r.seed,
-            "condition": r.condition.label, "condition_kind": r.condition.kind, "key": r.key,
-            "sample": np.arange(r.n), "correct": r.correct}
-        p = r.predictions
-        if p is not None:
-            rows.update(label=p.labels.astype(int), prediction=p.predicted.astype(int),
-                        confidence=p.confidence, label_probability=p.label_probability)
-            for i in range(p.classes.shape[1]):
-                rows[f"class_{i + 1}"] = p.classes[:, i].astype(int)
-                rows[f"prob_{i + 1}"] = p.probabilities[:, i].astype(np.float32)
-        frames.append(pd.DataFrame(rows))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -12,7 +12,6 @@ every record's `train_config`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from rambench.errors import UsageError
 from rambench.identity import harness_id
 from rambench.plan import Job
 from rambench.store import Store
+from rambench.study import Study
 
 LR_FACTORS = (0.5, 1.0, 2.0)  # candidates: the default learning rate times these
 
@@ -39,6 +39,13 @@ class Tuning:
     def to_json(self) -> dict:
         return {"method": self.method, "seed": self.seed, "chosen_lr": self.chosen,
                 "val_accuracy": {f"{lr:g}": acc for lr, acc in self.val_accuracy.items()}}
+
+    @property
+    def choice(self) -> dict:
+        """As a study keeps it (`Study.tuned[method]`)."""
+        return {"lr": self.chosen, "seed": self.seed,
+                "val_accuracy": {f"{lr:g}": round(acc, 6)
+                                 for lr, acc in self.val_accuracy.items()}}
 
 
 def candidates(spec: StudySpec, lrs: Sequence[float] | None) -> list[float]:
@@ -69,24 +76,19 @@ def tune(spec: StudySpec, store: Store, lrs: Sequence[float] | None = None, seed
     return out
 
 
-def apply(spec: StudySpec, tunings: Sequence[Tuning]) -> StudySpec:
-    """`spec` with each tuned method training at its chosen learning rate."""
-    chosen = {t.method: t.chosen for t in tunings}
-    methods = tuple(
-        dataclasses.replace(m, train={**m.train, "lr": chosen[m.label]})
-        if m.label in chosen else m for m in spec.methods)
-    return dataclasses.replace(spec, methods=methods)
+def tune_study(spec: StudySpec, store: Store, progress: bool = True) -> list[Tuning]:
+    """Tune `spec`'s methods as its study's `tune:` says (default candidates and seed 0
+    without one), from their untuned settings."""
+    settings = spec.study.tune or {}
+    untuned = dataclasses.replace(spec, methods=tuple(
+        dataclasses.replace(m, train={k: v for k, v in m.train.items() if k != "lr"})
+        for m in spec.methods))
+    return tune(untuned, store, settings.get("lr"), settings.get("seed", 0), progress)
 
 
-def save(store: Store, tunings: Sequence[Tuning]) -> None:
-    """Keep the tuning table with the study (tuning.json), merged with earlier tunings."""
-    path = store.root / "tuning.json"
-    existing = json.loads(path.read_text()) if path.is_file() else []
-    labels = {t.method for t in tunings}
-    rows = [r for r in existing if r.get("method") not in labels] + [t.to_json()
-                                                                     for t in tunings]
-    store.root.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rows, indent=1) + "\n")
+def with_tunings(study: Study, tunings: Sequence[Tuning]) -> Study:
+    """`study` keeping each tuned method's choice (`Study.tuned`)."""
+    return study.replace(tuned={**study.tuned, **{t.method: t.choice for t in tunings}})
 
 
 def render(tunings: Sequence[Tuning]) -> str:

@@ -90,13 +90,12 @@ def run(out: Path) -> dict[str, str]:
     import yaml
 
     from rambench.api import benchmark
-    from rambench.grid import load_grid
 
     grid_file = out / "golden.yaml"
     out.mkdir(parents=True, exist_ok=True)
     grid_file.write_text(yaml.safe_dump(GRID))
     with one_thread():
-        results = benchmark(list(METHODS), grid=load_grid(str(grid_file)), out=out / "results",
+        results = benchmark(list(METHODS), grid=str(grid_file), out=out / "results",
                             study="golden", device="cpu", use_cache=False, limit=LIMIT)
     sums: dict[str, str] = {}
     for record in sorted(results.records, key=lambda r: (r.method.label, r.condition.label)):

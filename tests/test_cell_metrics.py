@@ -11,6 +11,7 @@ from rambench.metrics.cell import (
     expected_calibration_error,
     macro_f1,
 )
+from rambench.metrics.frame import tidy_rows
 from rambench.schema import Predictions, make_record
 
 # four samples, three classes; predictions 0, 0, 2, 0 -> correct, wrong, correct, wrong
@@ -52,11 +53,11 @@ def test_macro_f1_agrees_with_scikit_learn(seed):
 def test_records_give_every_metric_in_the_tidy_table_and_directions_are_declared():
     record = make_record(correct=PROBS.argmax(1) == LABELS,
                          predictions=Predictions.from_probabilities(PROBS, LABELS))
-    rows = {r["metric"]: r for r in record.tidy_rows()}
+    rows = {r["metric"]: r for r in tidy_rows(record)}
     assert set(rows) == set(CELL_METRICS)
     assert rows["accuracy"]["value"] == 0.5
     assert [rows[m]["higher_is_better"] for m in ("accuracy", "ece", "nll", "brier",
                                                   "macro_f1")] == [True, False, False,
                                                                    False, True]
     no_predictions = make_record()
-    assert [r["metric"] for r in no_predictions.tidy_rows()] == ["accuracy"]
+    assert [r["metric"] for r in tidy_rows(no_predictions)] == ["accuracy"]

@@ -293,10 +293,10 @@ def test_a_redirected_run_logs_progress_lines_and_ends_with_a_summary(tmp_path):
 def test_ls_grids_name_prints_the_preset_and_history_reads_training_curves(cli, tmp_path):
     import yaml
 
-    from rambench.grid import load_grid
+    from rambench.study import parse, read
 
     shown = cli("ls", "grids", "quick").stdout
-    assert yaml.safe_load(shown) == load_grid("quick").raw
+    assert parse(yaml.safe_load(shown), "quick", "ls").to_mapping() == read("quick").to_mapping()
     assert_usage_error(cli("ls", "grids", "quik", check=False), "did you mean 'quick'")
     assert_usage_error(cli("ls", "methods", "raml", check=False), "takes no NAME")
     run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "3", "--study",

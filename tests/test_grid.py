@@ -1,8 +1,8 @@
 import pytest
 
 from rambench.errors import UsageError
-from rambench.grid import load_grid, parse_grid, preset_names
 from rambench.schema import Corrupt
+from rambench.study import parse, preset_names, read
 
 KINDS = {"visual": "image", "audio": "audio"}
 
@@ -15,7 +15,7 @@ def write(tmp_path, text):
 
 def test_presets_exist_and_expand():
     assert {"smoke", "quick", "full"} <= set(preset_names())
-    full = load_grid("full").conditions(KINDS)
+    full = read("full").grid.conditions(KINDS)
     labels = [c.label for c in full]
     assert labels[0] == "clean"
     assert len(labels) == len(set(labels))
@@ -30,7 +30,7 @@ def test_presets_exist_and_expand():
 
 
 def test_user_grid_with_seeds_epochs_and_overrides(tmp_path):
-    grid = load_grid(write(tmp_path, """
+    study = read(write(tmp_path, """
 seeds: [3, 4]
 epochs: 2
 set: {raml.alpha: 0.5, raml.unimodal_heads: false}
@@ -39,9 +39,9 @@ conditions:
   corruptions: {audio: [reverb]}
   severities: [2]
 """))
-    assert grid.seeds == [3, 4] and grid.epochs == 2
-    assert grid.overrides == {"raml.alpha": "0.5", "raml.unimodal_heads": "false"}
-    assert grid.conditions(KINDS) == [Corrupt("audio", "reverb", 2)]
+    assert study.seeds == (3, 4) and study.epochs == 2
+    assert study.set == {"raml": {"alpha": "0.5", "unimodal_heads": "false"}}
+    assert study.grid.conditions(KINDS) == [Corrupt("audio", "reverb", 2)]
 
 
 @pytest.mark.parametrize("text, key, hint", [
@@ -63,43 +63,43 @@ conditions:
 def test_bad_grid_files_name_file_and_key(tmp_path, text, key, hint):
     path = write(tmp_path, text)
     with pytest.raises(UsageError) as err:
-        load_grid(path).conditions(KINDS)
+        read(path).grid.conditions(KINDS)
     message = str(err.value)
     assert path in message and f"key '{key}'" in message and hint in message
 
 
 def test_invalid_yaml_and_unknown_preset(tmp_path):
     with pytest.raises(UsageError, match="not valid YAML"):
-        load_grid(write(tmp_path, "conditions: [unclosed"))
+        read(write(tmp_path, "conditions: [unclosed"))
     with pytest.raises(UsageError, match="did you mean 'smoke'"):
-        load_grid("smok")
+        read("smok")
 
 
 def test_grid_hash_depends_on_content():
-    a = parse_grid({"conditions": {"clean": True}}, "a", "a")
-    b = parse_grid({"conditions": {"clean": True}}, "b", "b")
-    c = parse_grid({"conditions": {"clean": False}}, "a", "a")
+    a = parse({"conditions": {"clean": True}}, "a", "a").grid
+    b = parse({"conditions": {"clean": True}, "seeds": [1]}, "b", "b").grid
+    c = parse({"conditions": {"clean": False}}, "a", "a").grid
     assert a.hash == b.hash != c.hash
 
 
 def test_held_out_corruptions_are_never_in_a_test_grid_and_a_grid_can_name_them():
-    held = parse_grid({"split": "val", "conditions": {
+    held = parse({"split": "val", "conditions": {
         "clean": False, "corruptions": {"visual": "held_out", "audio": "held_out"},
         "severities": [1]}}, "held", "held")
     assert held.split == "val"
-    picked = {(c.test_modality, c.corruption) for c in held.conditions(KINDS)}
+    picked = {(c.test_modality, c.corruption) for c in held.grid.conditions(KINDS)}
     assert picked == {("visual", n) for n in ("speckle_noise", "gaussian_blur", "spatter",
                                               "saturate")} | {
         ("audio", n) for n in ("brown_noise", "clipping", "band_stop")}
     for preset in ("smoke", "quick", "full"):
-        grid = load_grid(preset)
-        assert grid.split == "test"
-        tested = {(c.test_modality, c.corruption) for c in grid.conditions(KINDS)
+        study = read(preset)
+        assert study.split == "test"
+        tested = {(c.test_modality, c.corruption) for c in study.grid.conditions(KINDS)
                   if c.kind == "corruption"}
         assert not tested & picked, preset
-    ablation = load_grid("raml-ablation")
+    ablation = read("raml-ablation")
     assert ablation.split == "val"
-    assert {c.corruption for c in ablation.conditions(KINDS) if c.kind == "corruption"} == {
+    assert {c.corruption for c in ablation.grid.conditions(KINDS) if c.kind == "corruption"} == {
         n for _, n in picked}
 
 
@@ -107,7 +107,7 @@ def test_the_clean_val_preset_is_the_tuning_criterion():
     from rambench.grid import expand_conditions
     from rambench.schema import Clean
 
-    grid = load_grid("clean-val")  # one cell: clean accuracy on the validation split
-    assert grid.split == "val"
-    assert expand_conditions(grid.raw["conditions"], {"visual": "image", "audio": "audio"},
+    study = read("clean-val")  # one cell: clean accuracy on the validation split
+    assert study.split == "val"
+    assert expand_conditions(study.grid.conditions_spec, {"visual": "image", "audio": "audio"},
                              "clean-val") == [Clean()]

@@ -8,8 +8,8 @@ import pytest
 from rambench import api
 from rambench.config import resolve_methods
 from rambench.errors import UsageError
-from rambench.grid import load_grid, parse_grid
 from rambench.identity import MethodId, method_code_hash, parse_label
+from rambench.study import parse, read
 from tests.conftest import run_cli
 
 TINY_GRID = {"conditions": {"clean": True, "missing_modalities": ["audio"]}}
@@ -70,10 +70,10 @@ def test_parse_label():
 
 
 def test_grid_methods_expand_to_the_product_of_variants(tmp_path):
-    grid = parse_grid({"methods": {"raml": {"norm": ["clamp", "hard"],
+    grid = parse({"methods": {"raml": {"norm": ["clamp", "hard"],
                                             "token_corruption": [0, 0.5]},
                                    "late_fusion": None}, **TINY_GRID}, "g", "g.yaml")
-    assert grid.methods == [
+    assert list(grid.methods) == [
         "raml[norm=clamp,token_corruption=0]", "raml[norm=clamp,token_corruption=0.5]",
         "raml[norm=hard,token_corruption=0]", "raml[norm=hard,token_corruption=0.5]",
         "late_fusion"]
@@ -83,7 +83,7 @@ def test_grid_methods_expand_to_the_product_of_variants(tmp_path):
 
 
 def test_ablation_preset_turns_each_component_off():
-    grid = load_grid("raml-ablation.yaml")
+    grid = read("raml-ablation.yaml")
     labels = [s.label for s in resolve_methods(grid.methods, {})]
     assert labels[0] == "raml" and len(set(labels)) == len(labels) == 17
     assert {"raml[gate=false,unimodal_heads=false]", "raml[norm=none]",
@@ -131,7 +131,7 @@ def test_editing_a_registered_method_reruns_it_only(tmp_path, monkeypatch):
     methods.names()  # load the built-in entries first
     monkeypatch.setitem(methods._entries, "registered_mine",
                         importlib.import_module("registered_mine").MeanFusion)
-    grid = parse_grid(TINY_GRID, "tiny", "tiny")
+    grid = parse(TINY_GRID, "tiny", "tiny")
     kwargs = dict(dataset="avdigits", grid=grid, seeds=[0], out=tmp_path / "results",
                   study="s", epochs=1)
     first = api.benchmark(["registered_mine", "visual_only"], use_cache=False, **kwargs)
@@ -251,7 +251,7 @@ def test_code_hash_follows_definitions_not_files(tmp_path):
 def test_the_harness_is_keyed_by_its_version():
     from rambench import identity
 
-    spec = api.plan_study("late_fusion", grid=parse_grid(TINY_GRID, "tiny", "tiny"),
+    spec = api.plan_study("late_fusion", grid=parse(TINY_GRID, "tiny", "tiny"),
                           seeds=[0], out="/nonexistent", study="s").cells[0]
     assert spec.job.harness == f"v{identity.HARNESS_VERSION}" == spec.inputs_code
 
@@ -273,7 +273,7 @@ def _identity1_plan(out):
 
     shutil.copytree(IDENTITY1 / "records", out / "identity1" / "records")
     return api.plan_study(_identity1_methods(out / "plugin"),
-                          grid=load_grid(str(IDENTITY1 / "grid.yaml")), out=out,
+                          grid=read(str(IDENTITY1 / "grid.yaml")), out=out,
                           study="identity1", device="cpu", limit=64)
 
 
@@ -304,7 +304,7 @@ def test_results_stored_under_identity_1_are_carried_over_not_recomputed(tmp_pat
         assert record.metrics == old.metrics
         assert (record.predictions.probabilities == old.predictions.probabilities).all()
     again = api.plan_study(_identity1_methods(tmp_path / "plugin"),
-                           grid=load_grid(str(IDENTITY1 / "grid.yaml")), out=tmp_path,
+                           grid=read(str(IDENTITY1 / "grid.yaml")), out=tmp_path,
                            study="identity1", device="cpu", limit=64)
     assert again.todo == [] and again.carried == [] and again.superseded == []
 
@@ -325,7 +325,7 @@ def test_carried_results_are_what_this_code_computes(tmp_path):
     torch.set_num_threads(2)  # as the stored study ran: the thread count changes numerics
     try:
         fresh = api.benchmark(_identity1_methods(tmp_path / "plugin"),
-                              grid=load_grid(str(IDENTITY1 / "grid.yaml")),
+                              grid=read(str(IDENTITY1 / "grid.yaml")),
                               out=tmp_path / "new", study="identity1", device="cpu", limit=64,
                               use_cache=False)
     finally:

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rambench.grid import load_grid
+from rambench.metrics.frame import tidy_rows
 from rambench.report.render import to_latex
 from rambench.report.views import build_table
 from rambench.schema import make_record
+from rambench.study import read
 
 PDFLATEX = shutil.which("pdflatex")
 pytestmark = pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not installed")
@@ -21,7 +22,7 @@ METHODS = [f"method_{i:02d}" for i in range(13)]
 
 def full_grid_tidy():
     """Every corruption cell of the full grid for 13 methods and 2 seeds."""
-    conditions = [c for c in load_grid("full").conditions(KINDS) if c.kind in
+    conditions = [c for c in read("full").grid.conditions(KINDS) if c.kind in
                   ("clean", "corruption")]
     rng = np.random.default_rng(0)
     rows = []
@@ -32,7 +33,7 @@ def full_grid_tidy():
                 record = make_record(method=method, seed=seed, condition=condition,
                                      modality_kind=KINDS.get(modality), n=100,
                                      accuracy=float(rng.uniform(0.3, 0.95)))
-                rows += record.tidy_rows()
+                rows += tidy_rows(record)
     return pd.DataFrame(rows)
 
 

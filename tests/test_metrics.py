@@ -6,8 +6,8 @@ import pytest
 
 from rambench import metrics
 from rambench import stats as st
+from rambench.metrics.frame import tidy_frame, tidy_rows
 from rambench.schema import Clean, Corrupt, RandomMissing, make_record
-from rambench.store import tidy_frame
 
 REF = "late_fusion"
 CLEAN_SPEC = metrics.SPECS["clean"]
@@ -22,10 +22,12 @@ def cell(method, accuracy, condition=CLEAN, seed=0, metric="accuracy", higher=Tr
     """One tidy row, as the writer makes it (a record with the condition's kind, the
     modality's kind and the corruption's family)."""
     modality, corruption = condition.axes()["test_modality"], condition.axes()["corruption"]
+    reads = {"audio_only": ("audio",), "visual_only": ("visual",)}.get(method,
+                                                                      ("visual", "audio"))
     record = make_record(key=f"{method}-{seed}-{condition.label}", method=method, seed=seed,
                          condition=condition, modality_kind=KIND.get(modality),
-                         corruption_family=FAMILY.get(corruption), n=100)
-    row = record.tidy_rows()[0]
+                         corruption_family=FAMILY.get(corruption), n=100, modalities=reads)
+    row = tidy_rows(record)[0]
     return {**row, "metric": metric, "value": accuracy, "higher_is_better": higher}
 
 
@@ -406,3 +408,20 @@ def test_every_spec_point_estimate_bootstrap_and_paired_test_agree(key):
                   - per_seed[per_seed["method"] == "worse"]["value"].mean())
     assert planted.diff == pytest.approx(difference, abs=1e-12)
     assert planted.p < 0.05 and (planted.diff > 0) == spec.higher_is_better
+
+
+def test_unimodal_references_come_from_what_the_records_say_a_method_reads():
+    """Any method whose records say it reads one modality is that modality's reference
+    (a plug-in too), plain labels first; records of the built-in unimodal methods written
+    before rambench recorded this are read as theirs."""
+    from rambench.schema import MethodInfo, Record
+
+    rows = [cell("mine:OnlyAudio", 0.5), cell("fused", 0.9), cell("visual_only[x=1]", 0.4),
+            cell("visual_only", 0.6)]
+    rows[0]["method_modalities"] = "audio"
+    assert metrics.unimodal_references(pd.DataFrame(rows)) == {
+        "audio": "mine:OnlyAudio", "visual": "visual_only"}
+    old = make_record(method="audio_only").to_json()
+    del old["method"]["modalities"]
+    assert Record.from_json(old).method.modalities == ("audio",)
+    assert MethodInfo("m", "m", "f").modalities is None

@@ -8,6 +8,7 @@ from corruptions.missing import expected_missing_fraction, random_missing_mask
 from rambench.config import MethodSpec
 from rambench.identity import MethodId
 from rambench.methods.raml import RAML, RAMLParams
+from rambench.metrics.frame import tidy_frame, tidy_rows
 from rambench.plan import Cell, Job
 from rambench.schema import (
     Clean,
@@ -102,7 +103,7 @@ def test_store_detects_half_written_and_edited_records(tmp_path):
     assert [r.key for r in store.records()] == ["good"]
     assert {p.stem for p, _ in store.invalid} == {"half", "edited"}
     assert not store.has("half")
-    tidy = store.tidy()
+    tidy = tidy_frame(store.records())
     assert list(tidy["value"]) == [0.5] and tidy["higher_is_better"].all()
 
 
@@ -123,7 +124,7 @@ def test_record_round_trips_through_the_store(tmp_path):
     assert np.allclose(back.predictions.probabilities, probs[np.arange(7)[:, None],
                                                              predictions.classes], atol=1e-3)
     assert np.allclose(back.predictions.label_probability, probs[np.arange(7), labels])
-    row = back.tidy_rows()[0]
+    row = tidy_rows(back)[0]
     assert (row["method"], row["condition_kind"], row["modality_kind"],
             row["corruption_family"], row["severity"]) == ("raml[norm=hard]", "corruption",
                                                            "image", "weather", 3)
@@ -170,7 +171,7 @@ def test_schema_1_records_are_migrated_when_read(tmp_path):
     assert fog.method.family == "vanilla" and fog.method.code is None
     assert fog.corruption_backend == "reference" and fog.predictions is None
     assert dropped.condition == Drop("audio") and dropped.corruption_family is None
-    tidy = store.tidy()
+    tidy = tidy_frame(store.records())
     assert set(tidy["condition_kind"]) == {"corruption", "drop"}
     assert tidy["method_family"].tolist() == ["vanilla", "vanilla"]
 
@@ -188,7 +189,7 @@ def test_newest_record_of_a_cell_is_current_and_older_ones_are_stale(tmp_path):
     index = store.index()
     assert [r.key for r in index.stale] == ["old"]
     assert sorted(r.key for r in store.records()) == ["new", "other"]
-    assert sorted(store.tidy()["value"]) == [0.5, 0.75]
+    assert sorted(tidy_frame(store.records())["value"]) == [0.5, 0.75]
     assert set(index.by_key) == {"old", "new", "other"}
 
 

@@ -8,8 +8,8 @@ from corruptions.backends import corrupt_batch
 from corruptions.protocols import qmf_epsilon, qmf_gaussian_noise
 from rambench.datasets import datasets
 from rambench.errors import UsageError
-from rambench.grid import parse_grid
 from rambench.schema import Mixed
+from rambench.study import parse
 from rambench.test_inputs import build_test_inputs
 
 KINDS = {"visual": "image", "audio": "audio"}
@@ -51,26 +51,26 @@ def test_noise_has_the_protocol_std_and_is_the_same_on_every_channel(backend):
 def test_protocol_corruptions_are_not_in_all_but_can_be_named():
     assert "qmf_gaussian_noise" not in registry.names("image")
     assert "qmf_gaussian_noise" in registry.names("image", protocols=True)
-    grid = parse_grid({"conditions": {"corruptions": {"visual": "all"}}}, "g", "g")
-    assert all(c.axes()["corruption"] != "qmf_gaussian_noise" for c in grid.conditions(KINDS))
-    named = parse_grid({"conditions": {"clean": False, "severities": [2],
+    grid = parse({"conditions": {"corruptions": {"visual": "all"}}}, "g", "g")
+    assert all(c.axes()["corruption"] != "qmf_gaussian_noise" for c in grid.grid.conditions(KINDS))
+    named = parse({"conditions": {"clean": False, "severities": [2],
                                        "corruptions": {"visual": ["qmf_gaussian_noise"]}}},
                        "g", "g")
-    assert [c.label for c in named.conditions(KINDS)] == ["visual:qmf_gaussian_noise@2"]
+    assert [c.label for c in named.grid.conditions(KINDS)] == ["visual:qmf_gaussian_noise@2"]
 
 
 def test_mixed_protocol_qmf_expands_and_refuses_what_it_sets():
-    grid = parse_grid({"conditions": {"clean": False,
+    grid = parse({"conditions": {"clean": False,
                                       "mixed": {"protocol": "qmf", "severities": [2, 4]}}},
                       "g", "g")
-    assert grid.conditions(KINDS) == [
+    assert grid.grid.conditions(KINDS) == [
         Mixed((("visual", "qmf_gaussian_noise"), ("audio", "gaussian_noise")), s, 0.5)
         for s in (2, 4)]
     for extra, message in [({"probability": 0.3}, "set by protocol 'qmf'"),
                            ({"protocol": "pdf"}, "unknown protocol 'pdf'")]:
-        bad = parse_grid({"conditions": {"mixed": {"protocol": "qmf", **extra}}}, "g", "g")
+        bad = parse({"conditions": {"mixed": {"protocol": "qmf", **extra}}}, "g", "g")
         with pytest.raises(UsageError, match=message):
-            bad.conditions(KINDS)
+            bad.grid.conditions(KINDS)
 
 
 def test_mixed_qmf_corrupts_about_half_of_each_modality():

@@ -8,7 +8,9 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
+from rambench.study import parse
 from tests.conftest import RAMBENCH, run_cli
 from tests.helpers import plugin_source
 
@@ -139,9 +141,9 @@ def test_a_full_cache_disk_costs_speed_not_results(reference, tmp_path, monkeypa
 
     folder, _ = reference
     monkeypatch.setattr(cache, "atomic_write_bytes", full)
-    grid = api.load_grid(str(folder / "tiny.yaml"))
-    grid.raw["conditions"]["corruptions"] = {"visual": ["gaussian_noise"]}
-    grid.raw["conditions"]["severities"] = [3]
+    tiny = yaml.safe_load((folder / "tiny.yaml").read_text())
+    tiny["conditions"].update(corruptions={"visual": ["gaussian_noise"]}, severities=[3])
+    grid = parse(tiny, "tiny", "tiny")
     with caplog.at_level("WARNING", logger="rambench"):
         results = api.benchmark("late_fusion", grid=grid, epochs=1, out=tmp_path,
                                 study="full-disk", cache_dir=tmp_path / "cache")

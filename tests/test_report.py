@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from rambench.metrics.frame import tidy_frame, tidy_rows
 from rambench.report import FIGURE_KINDS, figures
 from rambench.report.document import write_report
 from rambench.report.render import render, to_markdown
@@ -73,7 +74,7 @@ def fake(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     store = write_fake_study(root)
     records = store.records()
-    return {"root": root, "store": store, "tidy": store.tidy(), "records": records,
+    return {"root": root, "store": store, "tidy": tidy_frame(store.records()), "records": records,
             "corr": correctness(records), "results": ResultSet.read(store)}
 
 
@@ -256,7 +257,7 @@ def test_calibration_view_matches_the_per_cell_arithmetic(fake):
     table = build_table("calibration", fake["tidy"], fake["corr"])
     assert table.columns[:3] == ["ECE clean", "ECE image", "ECE audio"]
     for record in fake["records"]:  # every prediction has confidence 0.7
-        ece = record.tidy_rows()[1]
+        ece = tidy_rows(record)[1]
         assert ece["metric"] == "ece"
         assert ece["value"] == pytest.approx(abs(record.correct.mean() - CONFIDENCE), abs=1e-3)
     clean = [abs(r.correct.mean() - CONFIDENCE) for r in fake["records"]

@@ -36,7 +36,8 @@ def test_collapse_flat_and_non_monotone_ladders_are_flagged():
 
 
 def test_the_ladders_cover_every_corruption_held_out_ones_included():
-    conditions = ladder_grid("visual", "image").conditions({"visual": "image", "audio": "audio"})
+    conditions = ladder_grid("visual", "image").grid.conditions(
+        {"visual": "image", "audio": "audio"})
     corrupted = {(c.corruption, c.severity) for c in conditions if isinstance(c, Corrupt)}
     assert corrupted == {(n, s) for n in registry.names("image") for s in range(1, 6)}
     assert set(registry.HELD_OUT["image"]) <= {n for n, _ in corrupted}
@@ -74,7 +75,11 @@ def test_tune_picks_the_best_validation_lr_and_the_study_reuses_its_checkpoint(
     # the best validation accuracy; a tie goes to the candidate nearest the default (2e-3)
     assert row["chosen_lr"] == max(accuracy, key=lambda lr: (accuracy[lr],
                                                              -abs(math.log(lr / 2e-3))))
-    assert json.loads((tmp_path / "r/default/tuning.json").read_text()) == [row]
+    from rambench.study import stored
+
+    assert stored(tmp_path / "r", "default").tuned == {"visual_only": {
+        "lr": row["chosen_lr"], "seed": 0,
+        "val_accuracy": {k: round(v, 6) for k, v in row["val_accuracy"].items()}}}
     store = Store(tmp_path / "r", "default")
     checkpoints = sorted(store.checkpoints_dir.glob("*.pt"))
     assert len(checkpoints) == 2

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rambench._fs import atomic_write_bytes
 from rambench.cache import default_cache_dir
 from rambench.datasets.base import Split
-from rambench.store import atomic_write_bytes
 
 log = logging.getLogger("rambench")
 FORMAT = 1  # bump when the file layout changes

@@ -28,9 +28,9 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
+from rambench._fs import sha256_file, user_cache_dir
 from rambench.datasets.base import SPLITS, Dataset, ModalitySpec, Split
 from rambench.errors import UsageError
-from rambench.store import sha256_file, user_cache_dir
 
 DATA_ENV_VAR = "RAMBENCH_DATA_DIR"
 DEFAULTS_DIR = Path(__file__).with_name("defaults")

@@ -1,12 +1,12 @@
 """Metrics, each defined once: per-cell metrics from stored predictions (`cell`), every
 robustness summary as a `MetricSpec` (`specs`: the point estimate, bootstrap interval and
 paired test all evaluate its one statistic), named summaries over the tidy results table
-(`robustness`), and the redundancy gap against the unimodal references (`redundancy`)."""
+(`robustness`), the redundancy gap against the unimodal references (`redundancy`), and
+records as tables (`frame`)."""
 
 from rambench.metrics.cell import CELL_METRICS, CellMetric, cell_values
 from rambench.metrics.redundancy import redundancy_gap, unimodal_references
 from rambench.metrics.robustness import (
-    DuplicateCellError,
     clean_accuracy,
     corruption_errors,
     coverage_notes,
@@ -18,7 +18,6 @@ from rambench.metrics.robustness import (
     notes,
     relative_mce,
     rpc,
-    scores,
     severity_auc,
     summarise,
     training_notes,
@@ -30,8 +29,10 @@ from rambench.metrics.specs import (
     MPC,
     SPECS,
     UNIT,
+    DuplicateCellError,
     MetricSpec,
     MissingReferenceError,
+    scores,
     trapezoid_area,
     trapezoid_weights,
 )

@@ -18,24 +18,20 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rambench.metrics.robustness import scores
-from rambench.metrics.specs import MPC, SPECS, UNIT, MissingReferenceError
+from rambench.metrics.specs import MPC, SPECS, UNIT, MissingReferenceError, scores
 
 KINDS = ("corruption", "drop")  # the condition kinds that degrade one modality
 
 
-def unimodal_references(method_labels: list[str]) -> dict[str, str]:
-    """Modality -> the label of the study's unimodal method that reads only that modality
-    (registered subclasses of `baselines.unimodal.Unimodal`, plain labels preferred)."""
-    from baselines.unimodal import Unimodal
-    from rambench.methods import methods
-
+def unimodal_references(tidy: pd.DataFrame) -> dict[str, str]:
+    """Modality -> the label of the study's method that reads only that modality (the
+    records' `method_modalities`; plain labels preferred)."""
+    methods = tidy[["method", "method_modalities"]].drop_duplicates().dropna()
     found: dict[str, str] = {}
-    for label in sorted(method_labels, key=lambda m: ("[" in m, m)):
-        name = label.split("[")[0]
-        cls = methods.get(name) if name in methods.names() else None
-        if isinstance(cls, type) and issubclass(cls, Unimodal):
-            found.setdefault(cls.modality, label)
+    for label, modalities in sorted(methods.itertuples(index=False),
+                                    key=lambda row: ("[" in row[0], row[0])):
+        if "+" not in modalities:
+            found.setdefault(modalities, label)
     return found
 
 
@@ -48,7 +44,7 @@ def redundancy_gap(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame
     rows = scores(tidy, metric)
     cells = rows[rows["condition_kind"].isin(KINDS)].copy()
     empty = pd.DataFrame(columns=[*UNIT, "test_modality", "condition_kind", "value", "note"])
-    references = unimodal_references(list(rows["method"].unique()))
+    references = unimodal_references(rows)
     parts = []
     for (dataset, modality), part in cells.groupby(["dataset", "test_modality"], sort=True):
         others = sorted(set(cells.loc[cells["dataset"] == dataset, "test_modality"])

@@ -32,37 +32,14 @@ from dataclasses import replace
 
 import pandas as pd
 
-from rambench.metrics.specs import CELL, CORRUPTION, DEFAULT_REFERENCE, MPC, SPECS, UNIT
-
-
-class DuplicateCellError(ValueError):
-    """One (dataset, method, seed, test condition) occurs more than once."""
-
-
-def scores(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
-    """The rows of one metric with ``score`` (higher is better) and ``error`` = 1 - score.
-
-    Raises ValueError if a metric's direction is inconsistent or a cell occurs twice.
-    """
-    rows = tidy[tidy["metric"] == metric].copy()
-    directions = set(rows["higher_is_better"].astype(bool))
-    if len(directions) > 1:
-        raise ValueError(f"metric {metric!r} has rows with both directions (higher_is_better)")
-    value = rows["value"].astype(float)
-    higher = directions != {False}
-    rows["score"] = value if higher else 1.0 - value
-    rows["error"] = 1.0 - rows["score"]
-    duplicated = rows.duplicated(UNIT + CELL, keep=False)
-    if duplicated.any():
-        first = rows[duplicated].iloc[0]
-        raise DuplicateCellError(
-            f"{int(duplicated.sum())} results for one cell: {_describe(first)}; a study "
-            "holds one result per (method label, seed, condition): filter the table first")
-    return rows.reset_index(drop=True)
-
-
-def _describe(row: pd.Series) -> str:
-    return f"method {row['method']!r}, seed {row['seed']}, condition {row['condition']!r}"
+from rambench.metrics.specs import (
+    CELL,
+    CORRUPTION,
+    DEFAULT_REFERENCE,
+    MPC,
+    SPECS,
+    scores,
+)
 
 
 def _by_columns(by: str | None) -> list[str]:

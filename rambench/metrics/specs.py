@@ -31,10 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rambench.schema import CONDITION_KINDS, MISSING_KINDS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 UNIT = ["dataset", "method", "seed"]
 CORRUPTION = ["test_modality", "corruption"]
@@ -283,8 +287,6 @@ class MetricSpec:
         """The value per (dataset, method, seed) and scope group: columns dataset, method,
         seed, the scope columns, value, note. `column="value"` averages a per-cell metric's
         own value (e.g. ECE) instead of its score."""
-        from rambench.metrics.robustness import scores
-
         rows = self.cells_of(scores(tidy, metric), select)
         return self.evaluate(rows, scope, reference, column)
 
@@ -369,3 +371,33 @@ SPECS: dict[str, MetricSpec] = {spec.key: spec for spec in (
     MetricSpec("av", "AV events", ("av",), weighted(equal_weights)),
     MetricSpec("mixed", "mixed", ("mixed",), weighted(equal_weights)),
 )}
+
+
+class DuplicateCellError(ValueError):
+    """One (dataset, method, seed, test condition) occurs more than once."""
+
+
+def scores(tidy: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """The rows of one metric with ``score`` (higher is better) and ``error`` = 1 - score.
+
+    Raises ValueError if a metric's direction is inconsistent or a cell occurs twice.
+    """
+    rows = tidy[tidy["metric"] == metric].copy()
+    directions = set(rows["higher_is_better"].astype(bool))
+    if len(directions) > 1:
+        raise ValueError(f"metric {metric!r} has rows with both directions (higher_is_better)")
+    value = rows["value"].astype(float)
+    higher = directions != {False}
+    rows["score"] = value if higher else 1.0 - value
+    rows["error"] = 1.0 - rows["score"]
+    duplicated = rows.duplicated(UNIT + CELL, keep=False)
+    if duplicated.any():
+        first = rows[duplicated].iloc[0]
+        raise DuplicateCellError(
+            f"{int(duplicated.sum())} results for one cell: {_describe(first)}; a study "
+            "holds one result per (method label, seed, condition): filter the table first")
+    return rows.reset_index(drop=True)
+
+
+def _describe(row: pd.Series) -> str:
+    return f"method {row['method']!r}, seed {row['seed']}, condition {row['condition']!r}"
