@@ -74,8 +74,8 @@ def bench(kind: str, data: np.ndarray, severity: int, device: str, names: list[s
         runs = {}
         for backend in ("reference", "torch"):
             def run(batch=data, s=seeds, b=backend, n=name):
-                return backends.corrupt_batch(batch, n, kind, severity, s, b, device,
-                                              sample_rate)
+                return backends.corrupt(batch, n, severity, s, b, device, kind=kind,
+                                        sample_rate=sample_rate)[0]
             run(data[:1], seeds[:1])  # warm-up: one-time caches, kernels
             runs[backend] = run
         times = {b: t / len(data) for b, t in timed(runs, sync, repeats).items()}

@@ -19,6 +19,9 @@ from ``(seed, corruption name)`` and restores them afterwards, under a module lo
 concurrent threads in this module do not interleave; other code must not use the
 global RNGs from another thread meanwhile). The seed does not depend on the severity:
 a sample sees the same noise waveform / mask positions at every severity, only scaled.
+A spec's draw is therefore the seed for the corruptions that draw (the noises, time_mask);
+the other transforms' draws are degenerate or absent, their output depends on no seed,
+and their specs draw nothing.
 Other RNGs: signalsmith-stretch (pitch_shift, time_stretch) and LAME/minimp3
 (mp3_compression) were checked to be deterministic, also across processes.
 pyroomacoustics has its own numpy Generator and a C++ engine (used by ray tracing), and
@@ -36,6 +39,7 @@ noise can exceed [-1, 1].
 from __future__ import annotations
 
 import contextlib
+import functools
 import operator
 import random
 import threading
@@ -46,7 +50,15 @@ from typing import Any
 import audiomentations as am
 import numpy as np
 
-from corruptions.registry import SEVERITIES, Corruption, Fidelity, TorchImpl, register
+from corruptions.spec import (
+    Fidelity,
+    Spec,
+    TorchImpl,
+    check_severity,
+    no_draw,
+    sample_by_sample,
+    seed_draw,
+)
 
 BACKEND = f"audiomentations=={am.__version__}"
 
@@ -234,43 +246,62 @@ Build = Callable[[Any, int, int], Any]  # (severity's value, severity, sample ra
 Run = Callable[[Any, np.ndarray, int, Any], np.ndarray]  # (transform, clip, rate, value)
 
 
-def _make_apply(name: str, values: tuple, build: Build, run: Run) -> Callable[..., np.ndarray]:
-    def apply(sample: np.ndarray, severity: int, seed: int, sample_rate: int) -> np.ndarray:
-        if severity not in SEVERITIES:
-            raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
-        x = _check_input(sample)
-        sample_rate = operator.index(sample_rate)
-        if len(x) == 0:
-            return x.copy()
-        value = values[severity - 1]
-        with _LOCK:
-            key = (name, severity, sample_rate)  # built once, then cached
-            if key not in _TRANSFORMS:
-                _TRANSFORMS[key] = build(value, severity, sample_rate)
-            with _seeded_global_rngs(_derive_seed(name, seed)):
-                y = run(_TRANSFORMS[key], x, sample_rate, value)
-        y = np.asarray(y, dtype=np.float32)
-        if y.shape != x.shape:  # every transform is configured to keep the length
-            raise RuntimeError(f"{name} changed the shape {x.shape} -> {y.shape}")
-        return y
+# name -> (its value per severity, how its transform is built, how a clip goes through it)
+_DECLARED: dict[str, tuple[tuple, Build, Run]] = {}
 
-    apply.__name__ = apply.__qualname__ = f"apply_{name}"
-    return apply
+
+def reference(name: str, sample: np.ndarray, severity: int, seed: int,
+              sample_rate: int) -> np.ndarray:
+    """Corruption `name` of one float32 clip (T,) at `sample_rate`, its randomness from
+    `seed`: the reference backend's per-sample function (`functools.partial(reference,
+    name)` is a spec's `reference`)."""
+    check_severity(severity)
+    x = _check_input(sample)
+    sample_rate = operator.index(sample_rate)
+    if len(x) == 0:
+        return x.copy()
+    values, build, run = _DECLARED[name]
+    value = values[severity - 1]
+    with _LOCK:
+        key = (name, severity, sample_rate)  # built once, then cached
+        if key not in _TRANSFORMS:
+            _TRANSFORMS[key] = build(value, severity, sample_rate)
+        with _seeded_global_rngs(_derive_seed(name, seed)):
+            y = run(_TRANSFORMS[key], x, sample_rate, value)
+    y = np.asarray(y, dtype=np.float32)
+    if y.shape != x.shape:  # every transform is configured to keep the length
+        raise RuntimeError(f"{name} changed the shape {x.shape} -> {y.shape}")
+    return y
+
+
+def prepare(clips: np.ndarray, sample_rate: int | None = None, **options
+            ) -> tuple[int, dict[str, int | None]]:
+    """The `prepare` of the audio corruptions: a batch's number of clips and its context,
+    the sample rate."""
+    return len(clips), {"sample_rate": sample_rate}
+
+
+RANDOMNESS = ("seed: audiomentations draws inside its call, from `random` and `np.random` "
+              "seeded from it and the name; the torch port from a torch.Generator seeded "
+              "with it")
 
 
 def _declare(name: str, family: str, unit: str, values: tuple, describe: Callable[[Any], str],
-             build: Build, fidelity: Fidelity, note: str = "", run: Run = _plain
-             ) -> Corruption:
-    """Registers one audio corruption: its audiomentations transform per severity (`build`,
+             build: Build, fidelity: Fidelity, note: str = "", run: Run = _plain,
+             random: bool = False) -> Spec:
+    """One audio corruption's spec: its audiomentations transform per severity (`build`,
     called once per severity and sample rate), how a clip goes through it (`run`), its
-    table in words and its torch port."""
-    apply = _make_apply(name, values, build, run)
-    apply.__doc__ = f"{name}: {unit}, severities 1..5 = {values}."
-    return register(Corruption(
-        name=name, kind="audio", family=family, apply=apply,
-        severity_table=tuple(describe(v) for v in values), backend=BACKEND,
+    table in words, its torch port, and whether it draws (`random`: a noise waveform or
+    where masks sit; the others' transforms draw nothing that changes their output)."""
+    _DECLARED[name] = (values, build, run)
+    function = functools.partial(reference, name)
+    return Spec(
+        name=name, kind="audio", family=family, backend=BACKEND,
+        draw=seed_draw if random else no_draw, apply=sample_by_sample(function),
+        prepare=prepare, reference=function, randomness=RANDOMNESS if random else "",
+        severity_table=tuple(describe(v) for v in values),
         torch=TorchImpl("corruptions.torch_audio", name, fidelity, note=note), unit=unit,
-        values=values))
+        values=values)
 
 
 def _snr(value: float) -> str:
@@ -306,21 +337,21 @@ def _describe_room(value: Any) -> str:
 EXACT, SAME, REFERENCE = Fidelity.EXACT, Fidelity.SAME_ALGORITHM, Fidelity.REFERENCE
 LINEAR = ("measured once as the reference's response to an impulse, then one FFT "
           "convolution; the filter's steady-state start included")
-CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
+SPECS: tuple[Spec, ...] = (
     _declare("gaussian_noise", "noise", "SNR dB (white Gaussian)",
              (20.0, 10.0, 5.0, 0.0, -5.0), _snr,
              lambda v, severity, rate: am.AddGaussianSNR(min_snr_db=v, max_snr_db=v, p=1.0),
-             SAME),
+             SAME, random=True),
     _declare("pink_noise", "noise", "SNR dB (pink, -3 dB/octave)",
              (20.0, 10.0, 5.0, 0.0, -5.0), _snr,
              lambda v, severity, rate: _color_noise(v, -10 * np.log10(2),
                                                     COLOR_NOISE_N_FFT["pink_noise"]),
-             SAME, "random-phase FIR"),
+             SAME, "random-phase FIR", random=True),
     _declare("brown_noise", "noise", "SNR dB (brown, -6 dB/octave)",
              (10.0, 0.0, -5.0, -10.0, -15.0), _snr,
              lambda v, severity, rate: _color_noise(v, -20 * np.log10(2),
                                                     COLOR_NOISE_N_FFT["brown_noise"]),
-             SAME, "random-phase FIR"),
+             SAME, "random-phase FIR", random=True),
     _declare("pitch_shift", "pitch_time", "semitones up", (1.0, 2.0, 4.0, 7.0, 12.0),
              lambda v: f"{v:+g} semitones",
              lambda v, severity, rate: am.PitchShift(
@@ -355,7 +386,8 @@ CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
              lambda v: f"{v:.0%} masked ({TIME_MASK_COUNT} masks)",
              lambda v, severity, rate: am.TimeMask(
                  min_band_part=v, max_band_part=v, fade_duration=TIME_MASK_FADE_S, p=1.0),
-             SAME, run=_time_mask),
+             SAME, run=_time_mask, random=True),
     _declare("reverb", "room", "room m, absorption, mic distance m", REVERB_VALUES,
              _describe_room, _room, EXACT, LINEAR),
-)}
+)
+CORRUPTIONS: dict[str, Spec] = {c.name: c for c in SPECS}

@@ -2,24 +2,28 @@
 sample at once, with one shared severity (after AVRobustBench, Maharana et al., NeurIPS
 2025; see docs/av-events.md for the parameter table and how this differs from it).
 
-Each event is one frozen `AVEvent`: its name, a description, the image parameters and the
-audio parameters of severities 1-5, and the functions that draw and apply them. The events:
+Each event is defined by one frozen `Event`: its name, a description, the image parameters
+and the audio parameters of severities 1-5, and the functions that draw and apply each
+side. The events:
 
 rain, wind, crowd, underwater, fire, interference, compression, sensor_noise.
 
-`apply_event(name, images, audio, severity, seeds, sample_rate, pool=None, noise_dir=None,
-backend="reference", device="cpu")` corrupts a batch: images uint8 (N, H, W, C) stills or
+Each is declared as a `corruptions.spec.Spec` of kind "av" (`SPECS`, which
+`corruptions.registry` lists as `names("av")`), and corrupted through the one entry point,
+`corruptions.backends.corrupt((images, audio), name, severity, seeds, backend, device,
+sample_rate=..., pool=..., noise_dir=...)`: images uint8 (N, H, W, C) stills or
 (N, T, H, W, C) clips, C in {1, 3}; audio float32 (N, L) in [-1, 1]; one integer seed per
-sample. It returns (images, audio, details) with the same shapes and dtypes and one dict
-of drawn parameters per sample. Either side may be None (then None comes back for it).
+sample. It returns ((images, audio), drawn) with the same shapes and dtypes, and per sample
+its seed and what was drawn from it (`draw`). Either side may be None (then None comes
+back for it).
 
 Backends: each side of an event is split into a *draw* (every random number of a sample,
 in numpy, from its seed, plus what derives from the draws alone: kernels, per-frame
 shifts, glitch geometry, the noise bed) and an *apply* of the drawn parameters.
 "reference" (`BACKEND`) applies them with numpy/scipy/OpenCV/PIL, one sample at a time;
-"torch" (`corruptions.torch_av`, `backend_id("torch", device)`) applies the same draws to
-a batch at once on any torch device: the same output up to float32 rounding (images: at
-most one grey level on a few pixels; audio: float32 rounding) and the same details.
+"torch" (`corruptions.torch_av`, `TORCH_BACKEND`) applies the same draws to a batch at once
+on any torch device: the same output up to float32 rounding (images: at most one grey
+level on a few pixels; audio: float32 rounding) and the same draws.
 Ported to torch: every image side but compression's JPEG (PIL on the CPU, as the
 reference), and the audio's dropouts, bed mixing and clipping. The reference's own code:
 underwater's biquad (lfilter) and compression's audio codec (resample_poly, mu-law); the
@@ -71,7 +75,7 @@ from PIL import Image
 from scipy import ndimage, signal
 from scipy.io import wavfile
 
-from corruptions.registry import SEVERITIES, unknown_name_message
+from corruptions.spec import SEVERITIES, Draws, Fidelity, Spec, TorchImpl, check_images
 
 BACKEND = "rambench-av/1"  # bump when an event's output changes for the same seed
 MIN_IMAGE_SIZE = 8
@@ -191,7 +195,7 @@ def _impulse_bank(length: int, rate_per_s: float, sample_rate: int,
 # image sides, split into a draw and an apply.
 # draw(shape (T, H, W), params, rng, shared) -> (drawn, info): the sample's random draws
 # (numpy arrays and numbers, at the severity's parameters, with what derives from them
-# alone: kernels, shifts, pixel positions) and what its details record;
+# alone: kernels, shifts, pixel positions) and what its record keeps;
 # apply(frames float32 (T, H, W, 3) in [0, 1], params, drawn) -> frames.
 # corruptions.torch_av applies the same draws to a whole batch at once.
 
@@ -526,8 +530,9 @@ def _compression_audio(x, p, sr, drawn):
 
 
 @dataclass(frozen=True)
-class AVEvent:
-    """One co-occurring event: both sides' parameters for severities 1..5 in one place.
+class Event:
+    """One co-occurring event's definition: both sides' parameters for severities 1..5 in one
+    place, from which its spec's draw and apply are built (`_spec`).
 
     Each side is split into its random draws (numpy, from the sample's seed) and their
     application, so that the torch backend (`corruptions.torch_av`) applies the same draws:
@@ -560,8 +565,8 @@ class AVEvent:
 
 SNR_LADDER = (20, 15, 10, 5, 0)
 
-EVENTS: dict[str, AVEvent] = {e.name: e for e in (
-    AVEvent(
+EVENTS: dict[str, Event] = {e.name: e for e in (
+    Event(
         name="rain",
         description="rain streaks at a wind angle over a darkened, hazy scene; droplet "
                     "plinks and high-frequency hiss",
@@ -581,7 +586,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
         audio_units=MappingProxyType({"drops_per_s": "Poisson rate",
                                       "hiss": "share of bed power"}),
     ),
-    AVEvent(
+    Event(
         name="wind",
         description="directional motion blur (camera shake in gusts) with blowing dust; "
                     "low-frequency rumble modulated by slow gusts",
@@ -594,7 +599,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
                                       "dust_alpha": "peak blend to dust colour"}),
         audio_units=MappingProxyType({"gust_depth": "amplitude modulation depth"}),
     ),
-    AVEvent(
+    Event(
         name="crowd",
         description="dark head-and-shoulders silhouettes occluding the bottom of the frame; "
                     "babble of other clips of the same split (the pool)",
@@ -607,7 +612,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
                                       "width": "shoulder width x image width"}),
         audio_units=MappingProxyType({"talkers": "other clips mixed"}),
     ),
-    AVEvent(
+    Event(
         name="underwater",
         description="red and green absorbed, blur, lower contrast, blue-green haze; a "
                     "muffled resonant low-pass with low water rumble",
@@ -628,7 +633,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
         audio_units=MappingProxyType({"cutoff_hz": "biquad low-pass", "q": "resonance",
                                       "snr_db": "300 Hz rumble bed"}),
     ),
-    AVEvent(
+    Event(
         name="fire",
         description="smoke cloud (fractal noise, denser at the top), warm tint and an "
                     "orange glow from below; crackle impulses and a low rumble",
@@ -643,7 +648,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
                                       "glow": "orange added at the bottom row"}),
         audio_units=MappingProxyType({"crackles_per_s": "Poisson rate"}),
     ),
-    AVEvent(
+    Event(
         name="interference",
         description="frame glitches (shifted row bands with an RGB split, displaced "
                     "blocks) on the frames the audio drops out in; zeroed audio segments",
@@ -665,7 +670,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
         audio_units=MappingProxyType({"dropouts": "segments zeroed",
                                       "dropout_fraction": "of the clip, in total"}),
     ),
-    AVEvent(
+    Event(
         name="compression",
         description="JPEG frames; low-rate, few-bit mu-law audio coding",
         image_params=_params({"jpeg_quality": (25, 18, 15, 10, 7)}),
@@ -676,7 +681,7 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
         audio_units=MappingProxyType({"codec_rate_hz": "resampled to and back",
                                       "bits": "mu-law bits"}),
     ),
-    AVEvent(
+    Event(
         name="sensor_noise",
         description="Poisson-Gaussian pixel noise (fresh every frame); white noise on the "
                     "microphone",
@@ -689,17 +694,6 @@ EVENTS: dict[str, AVEvent] = {e.name: e for e in (
         audio_units=MappingProxyType({}),
     ),
 )}
-
-
-def names() -> list[str]:
-    return list(EVENTS)
-
-
-def get(name: str) -> AVEvent:
-    try:
-        return EVENTS[name]
-    except KeyError:
-        raise KeyError(unknown_name_message("AV event", name, list(EVENTS))) from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -803,27 +797,13 @@ def _babble(pool: _Pool, own: bytes, talkers: int, length: int, rng: np.random.G
 
 
 # ---------------------------------------------------------------------------------------
-# the entry point
+# the protocol (`corruptions.spec`): a batch's context, its draws, their application
 
-BACKENDS = ("reference", "torch")
-
-
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(unknown_name_message("corruption backend", backend, BACKENDS))
-    return backend
-
-
-def backend_id(backend: str = "reference", device: Any = "cpu") -> str:
-    """What produces the events' data on `backend`: `BACKEND` for the reference, e.g.
-    'rambench-av-torch/1 (torch 2.13.0+cpu, cpu) ~ rambench-av/1' for torch (whose draws,
-    and the steps it leaves to numpy/scipy/PIL, are the reference's)."""
-    if check_backend(backend) == "reference":
-        return BACKEND
-    import torch
-
-    from corruptions.torch_av import TORCH_BACKEND
-    return f"{TORCH_BACKEND} (torch {torch.__version__}, {torch.device(device).type}) ~ {BACKEND}"
+FAMILY = "av_event"
+TORCH_BACKEND = "rambench-av-torch/1"  # bump when corruptions.torch_av changes its output
+RANDOMNESS = ("seed: every draw of both sides derives from it (and the event's name); the "
+              "drawn parameters that describe them are recorded beside it: per side a dict "
+              "(e.g. rain's angle and drop count, the bed), `shared` what both sides use")
 
 
 def _streams(name: str, seed: int) -> dict[str, np.random.Generator]:
@@ -833,33 +813,23 @@ def _streams(name: str, seed: int) -> dict[str, np.random.Generator]:
     return {k: np.random.default_rng(c) for k, c in zip(keys, children, strict=True)}
 
 
-def _check_images(images: np.ndarray) -> bool:
-    """Validate; True for clips (N, T, H, W, C)."""
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-        raise ValueError(f"images must be a uint8 numpy array, got "
-                         f"{getattr(images, 'dtype', type(images).__name__)}")
-    if images.ndim not in (4, 5) or images.shape[-1] not in (1, 3):
-        raise ValueError(f"images must be (N, H, W, C) or (N, T, H, W, C) with C in {{1, 3}}, "
-                         f"got {images.shape}")
-    if min(images.shape[-3:-1]) < MIN_IMAGE_SIZE:
-        raise ValueError(f"image height and width must be at least {MIN_IMAGE_SIZE}, "
-                         f"got {images.shape[-3:-1]}")
-    if images.ndim == 5 and images.shape[1] < 1:
-        raise ValueError("clips need at least one frame")
-    return images.ndim == 5
+def _frames(images: np.ndarray) -> np.ndarray:
+    """Images as clips: stills (N, H, W, C) as one-frame clips (a view)."""
+    return images if images.ndim == 5 else images[:, None]
 
 
 @dataclass(frozen=True)
 class SampleDraws:
-    """Everything random about one sample: its details record and the drawn parameters
-    of each side ({} for a side that is absent or draws nothing)."""
+    """Everything random about one sample: its record (the params of `corruptions.spec`:
+    its seed and what was drawn from it) and the drawn parameters of each side ({} for a
+    side that is absent or draws nothing)."""
 
     record: dict[str, Any]
     image: dict[str, Any]
     audio: dict[str, Any]
 
 
-def _draw_sample(event: AVEvent, p_image, p_audio, severity: int, seed: int,
+def _draw_sample(event: Event, p_image, p_audio, seed: int,
                  shape: tuple[int, int, int] | None, x: np.ndarray | None,
                  sample_rate: int | None, pool: _Pool | None,
                  noise: tuple[list[Path], Path] | None) -> SampleDraws:
@@ -868,7 +838,7 @@ def _draw_sample(event: AVEvent, p_image, p_audio, severity: int, seed: int,
     streams = _streams(event.name, seed)
     shared = (event.shared(p_image, p_audio, streams["shared"])
               if event.shared is not None else {})
-    record: dict[str, Any] = {"event": event.name, "severity": severity, "seed": seed}
+    record: dict[str, Any] = {"seed": seed}
     if shared:
         record["shared"] = {k: [tuple(round(float(v), 6) for v in span) for span in spans]
                             for k, spans in shared.items()}
@@ -882,7 +852,7 @@ def _draw_sample(event: AVEvent, p_image, p_audio, severity: int, seed: int,
     return SampleDraws(record, image, audio)
 
 
-def _draw_audio(event: AVEvent, params, x: np.ndarray, streams, shared, sample_rate: int,
+def _draw_audio(event: Event, params, x: np.ndarray, streams, shared, sample_rate: int,
                 pool: _Pool | None, noise: tuple[list[Path], Path] | None
                 ) -> tuple[dict, dict]:
     """The audio transform's draws and the noise bed (raw: normalised when mixed)."""
@@ -902,7 +872,7 @@ def _draw_audio(event: AVEvent, params, x: np.ndarray, streams, shared, sample_r
     return drawn, info
 
 
-def _image_sample(event: AVEvent, params, sample: np.ndarray, drawn: dict) -> np.ndarray:
+def _image_sample(event: Event, params, sample: np.ndarray, drawn: dict) -> np.ndarray:
     """One sample's frames uint8 (T, H, W, C) corrupted with its draws."""
     frames = sample.astype(np.float32) / 255
     gray = frames.shape[-1] == 1
@@ -915,7 +885,7 @@ def _image_sample(event: AVEvent, params, sample: np.ndarray, drawn: dict) -> np
     return out
 
 
-def _audio_sample(event: AVEvent, params, x: np.ndarray, drawn: dict, sample_rate: int
+def _audio_sample(event: Event, params, x: np.ndarray, drawn: dict, sample_rate: int
                   ) -> np.ndarray:
     """One clip (L,) corrupted with its draws: the transform, then the bed at its SNR."""
     clean = x.astype(np.float64)
@@ -928,68 +898,36 @@ def _audio_sample(event: AVEvent, params, x: np.ndarray, drawn: dict, sample_rat
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
-def _apply_reference(event: AVEvent, p_image, p_audio, frames: np.ndarray | None,
-                     audio: np.ndarray | None, draws: Sequence[SampleDraws],
-                     sample_rate: int | None, device: Any = None
-                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The reference backend on a chunk: frames (B, T, H, W, C), audio (B, L)."""
-    out_frames = None if frames is None else np.stack(
-        [_image_sample(event, p_image, f, d.image) for f, d in zip(frames, draws, strict=True)])
-    out_audio = None if audio is None else np.stack(
-        [_audio_sample(event, p_audio, x, d.audio, sample_rate)
-         for x, d in zip(audio, draws, strict=True)])
-    return out_frames, out_audio
+def prepare(name: str, batch: tuple[np.ndarray | None, np.ndarray | None],
+            sample_rate: int | None = None, pool: Sequence[np.ndarray] | None = None,
+            noise_dir: str | Path | None = None, **options) -> tuple[int, dict[str, Any]]:
+    """A batch's number of samples and context, or a ValueError saying what is wrong with it.
 
-
-def apply_event(
-    name: str,
-    images: np.ndarray | None,
-    audio: np.ndarray | None,
-    severity: int,
-    seeds: Sequence[int],
-    sample_rate: int | None = None,
-    pool: Sequence[np.ndarray] | None = None,
-    noise_dir: str | Path | None = None,
-    backend: str = "reference",
-    device: Any = "cpu",
-) -> tuple[np.ndarray | None, np.ndarray | None, list[dict]]:
-    """Corrupt both modalities of every sample with event `name` at `severity`.
-
-    images: uint8 (N, H, W, C) or clips (N, T, H, W, C), C in {1, 3}, H, W >= 8, or None;
-    audio: float32 (N, L) at `sample_rate`, or None; seeds: one int per sample.
+    batch: (images, audio): images uint8 (N, H, W, C) or clips (N, T, H, W, C), C in {1, 3},
+    H, W >= 8, or None; audio float32 (N, L) at `sample_rate`, or None.
     pool: the audio the crowd babble is drawn from (1-D arrays at `sample_rate`, e.g. the
     clean audio of the whole split); entries equal to a sample's own clean audio (same
     content, bitwise) and silent entries are never used; the choice depends on the pool's
     contents, not on its order. noise_dir: real recordings `<noise_dir>/<name>/*.wav`
     replace the synthetic (or babble) bed of events that have one; any rate, channel
-    count or length (resampled, mixed to mono, tiled or cropped to the clip).
-    backend: "reference" (numpy/scipy/OpenCV/PIL, sample by sample) or "torch" (the same
-    draws applied batched by `corruptions.torch_av` on `device`: the same output up to
-    float32 rounding); `backend_id` names what produced the data.
-    Returns (images, audio, details): same shapes and dtypes, and per sample a dict
-    {"event", "severity", "seed", "image": {...}, "audio": {...}} of drawn parameters
-    (the same for both backends)."""
-    event = get(name)
-    check_backend(backend)
-    if severity not in SEVERITIES:
-        raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+    count or length (resampled, mixed to mono, tiled or cropped to the clip)."""
+    event = EVENTS[name]
+    images, audio = batch
     if images is None and audio is None:
         raise ValueError("nothing to corrupt: images and audio are both None")
-    seeds = [operator.index(s) for s in seeds]
-    n = len(seeds)
+    n = None
     if images is not None:
-        _check_images(images)
-        if len(images) != n:
-            raise ValueError(f"{n} seeds for {len(images)} images")
-    pool_state = None
-    noise = None
+        check_images(images, MIN_IMAGE_SIZE, clips=True)
+        n = len(images)
+    pool_state = noise = None
     if audio is not None:
         if not isinstance(audio, np.ndarray) or audio.dtype != np.float32 or audio.ndim != 2:
             raise ValueError(f"audio must be float32 (N, L), got "
                              f"{getattr(audio, 'dtype', type(audio).__name__)} "
                              f"{getattr(audio, 'shape', '')}")
-        if len(audio) != n:
-            raise ValueError(f"{n} seeds for {len(audio)} audio clips")
+        if n is not None and len(audio) != n:
+            raise ValueError(f"{n} images for {len(audio)} audio clips")
+        n = len(audio)
         if sample_rate is None or operator.index(sample_rate) <= 0:
             raise ValueError(f"a positive sample_rate is needed, got {sample_rate!r}")
         sample_rate = operator.index(sample_rate)
@@ -1000,45 +938,50 @@ def apply_event(
                 raise ValueError("the crowd event needs `pool` (audio clips to babble from) "
                                  "or `noise_dir`")
             pool_state = _Pool.build(pool)
-    p_image = event.image_params[severity - 1]
-    p_audio = event.audio_params[severity - 1]
-    out_images = images.copy() if images is not None else None
-    out_audio = audio.copy() if audio is not None else None
-    # stills as one-frame clips (views: writing out_frames writes out_images)
-    frames = out_frames = shape = None
-    if images is not None:
-        frames, out_frames = ((images, out_images) if images.ndim == 5
-                              else (images[:, None], out_images[:, None]))
-        shape = frames.shape[1:4]
-    if backend == "torch":
-        from corruptions import torch_av  # imports torch: only when asked for
+    return n, {"sample_rate": sample_rate, "pool": pool_state, "noise": noise}
 
-        apply = torch_av.apply_chunk
-    else:
-        apply = _apply_reference
 
-    def run(rows: range) -> list[dict]:
-        draws = [_draw_sample(event, p_image, p_audio, severity, seeds[i], shape,
-                              None if audio is None else audio[i], sample_rate, pool_state,
-                              noise) for i in rows]
-        part = slice(rows.start, rows.stop)
-        images_out, audio_out = apply(
-            event, p_image, p_audio, None if frames is None else frames[part],
-            None if audio is None else audio[part], draws, sample_rate, device)
-        if images_out is not None:
-            out_frames[part] = images_out
-        if audio_out is not None:
-            out_audio[part] = audio_out
-        return [d.record for d in draws]
+def draw(name: str, batch: tuple[np.ndarray | None, np.ndarray | None], severity: int,
+         seeds: Sequence[int], context: Mapping[str, Any]) -> Draws:
+    """Every sample's draws from its streams: the params (per sample its seed, `shared`,
+    `image` and `audio`: what was drawn, for the sides given) and, derived, the drawn
+    arrays (`SampleDraws`)."""
+    event = EVENTS[name]
+    images, audio = batch
+    p_image, p_audio = event.image_params[severity - 1], event.audio_params[severity - 1]
+    shape = None if images is None else _frames(images).shape[1:4]
+    draws = [_draw_sample(event, p_image, p_audio, seed, shape,
+                          None if audio is None else audio[i], context["sample_rate"],
+                          context["pool"], context["noise"]) for i, seed in enumerate(seeds)]
+    params = {k: [d.record[k] for d in draws] for k in draws[0].record} if draws else {}
+    return Draws(params, draws)
 
-    if backend == "torch":
-        per_sample = ((0 if frames is None else 3 * math.prod(frames.shape[1:4]))
-                      + (0 if audio is None else audio.shape[1]))
-        parts = torch_av.map_chunks(run, n, per_sample, device)
-    else:  # one sample at a time
-        parts = [run(range(i, i + 1)) for i in range(n)]
-    details = [record for part in parts for record in part]
-    return out_images, out_audio, details
+
+def sample_draws(name: str, batch: tuple[np.ndarray | None, np.ndarray | None],
+                 severity: int, draws: Draws, context: Mapping[str, Any]) -> list[SampleDraws]:
+    """The samples' drawn arrays: kept by `draw`, or derived again from the recorded seeds
+    (every array derives from a sample's seed)."""
+    if draws.derived is not None:
+        return draws.derived
+    return draw(name, batch, severity, draws.params["seed"], context).derived
+
+
+def apply(name: str, batch: tuple[np.ndarray | None, np.ndarray | None], severity: int,
+          draws: Draws, context: Mapping[str, Any]
+          ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The reference backend: both sides of every sample corrupted with its draws by
+    numpy/scipy/OpenCV/PIL, sample by sample; the same shapes and dtypes."""
+    event = EVENTS[name]
+    images, audio = batch
+    p_image, p_audio = event.image_params[severity - 1], event.audio_params[severity - 1]
+    drawn = sample_draws(name, batch, severity, draws, context)
+    out_images = None if images is None else np.stack(
+        [_image_sample(event, p_image, f, d.image)
+         for f, d in zip(_frames(images), drawn, strict=True)]).reshape(images.shape)
+    out_audio = None if audio is None else np.stack(
+        [_audio_sample(event, p_audio, x, d.audio, context["sample_rate"])
+         for x, d in zip(audio, drawn, strict=True)])
+    return out_images, out_audio
 
 
 # ---------------------------------------------------------------------------------------
@@ -1051,7 +994,7 @@ def _fmt(v: Any) -> str:
 
 def markdown_table(name: str) -> str:
     """The event's parameters per severity as a markdown table (docs/av-events.md)."""
-    e = get(name)
+    e = EVENTS[name]
     keys = [("image", k) for k in e.image_params[0]] + [("audio", k) for k in e.audio_params[0]]
     units = {**{("image", k): v for k, v in e.image_units.items()},
              **{("audio", k): v for k, v in e.audio_units.items()}}
@@ -1064,3 +1007,40 @@ def markdown_table(name: str) -> str:
                   for side, k in keys]
         lines.append("| " + " | ".join([str(s)] + values) + " |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# the specs
+
+
+def _describe(event: Event, severity: int) -> str:
+    """A severity's parameters of both sides in words."""
+    return "; ".join(f"{side}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in p.items())
+                     for side, p in (("image", event.image_params[severity - 1]),
+                                     ("audio", event.audio_params[severity - 1])) if p)
+
+
+# how the torch backend (`corruptions.torch_av`) applies each event, given the draws
+TORCH_PORTS = {
+    "underwater": (Fidelity.EXACT, "given the draws; its audio biquad by the reference's "
+                                   "lfilter"),
+    "compression": (Fidelity.REFERENCE, "PIL's JPEG and the reference's audio codec"),
+}
+
+
+def _spec(event: Event) -> Spec:
+    fidelity, note = TORCH_PORTS.get(event.name, (Fidelity.EXACT, "given the draws"))
+    return Spec(
+        name=event.name, kind="av", family=FAMILY, backend=BACKEND,
+        prepare=functools.partial(prepare, event.name),
+        draw=functools.partial(draw, event.name), apply=functools.partial(apply, event.name),
+        torch=TorchImpl("corruptions.torch_av", "apply", fidelity, note,
+                        backend=TORCH_BACKEND),
+        randomness=RANDOMNESS, description=event.description,
+        severity_table=tuple(_describe(event, s) for s in SEVERITIES),
+        values=tuple(MappingProxyType({"image": event.image_params[s - 1],
+                                       "audio": event.audio_params[s - 1]})
+                     for s in SEVERITIES))
+
+
+SPECS: tuple[Spec, ...] = tuple(_spec(event) for event in EVENTS.values())

@@ -1,5 +1,5 @@
 """Corruptions that belong to another paper's evaluation protocol rather than to the
-common corruption sets. They are registered with `protocol` set, so that a grid's
+common corruption sets. Their specs (`SPECS`) have `protocol` set, so that a grid's
 `corruptions: {visual: all}` never includes them; a grid asks for them by name or through
 `mixed: {protocol: ...}`.
 
@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from corruptions.registry import Corruption, Fidelity, TorchImpl, register
+from corruptions.scales import image_context
+from corruptions.spec import Fidelity, Spec, TorchImpl, sample_by_sample, seed_draw
 
 QMF_REFERENCE = ("QingyangZhang/QMF@2569afbc2c40d6a9528cbcc7ef53c2727283092b:"
                  "text-image-classification/src/data/dataset.py")
@@ -52,9 +53,13 @@ def qmf_gaussian_noise(sample: np.ndarray, severity: int, seed: int, **context) 
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
-register(Corruption(
-    name="qmf_gaussian_noise", kind="image", family="noise", apply=qmf_gaussian_noise,
+SPECS: tuple[Spec, ...] = (Spec(
+    name="qmf_gaussian_noise", kind="image", family="noise", backend=QMF_BACKEND,
+    draw=seed_draw, apply=sample_by_sample(qmf_gaussian_noise), prepare=image_context,
+    reference=qmf_gaussian_noise,
+    randomness="seed: the noise field is drawn from numpy's MT19937 seeded with it; the torch "
+               "port from a torch.Generator seeded with it",
     severity_table=tuple(f"ε={qmf_epsilon(s):g}: std {10 * qmf_epsilon(s):g} grey levels, "
                          "same on every channel" for s in range(1, 6)),
-    backend=QMF_BACKEND, protocol="qmf",
-    torch=TorchImpl("corruptions.torch_image", "qmf_gaussian_noise", Fidelity.SAME_ALGORITHM)))
+    protocol="qmf",
+    torch=TorchImpl("corruptions.torch_image", "qmf_gaussian_noise", Fidelity.SAME_ALGORITHM)),)

@@ -13,7 +13,9 @@ about a tenth of a millisecond) and there are enough samples, the others are sha
 between this process and a pool of `workers - 1` processes (spawned once and kept;
 `workers` defaults to `RAMBENCH_REFERENCE_WORKERS`, else the number of CPU cores), which
 run meanwhile; otherwise they are all corrupted here. Each sample's output depends only on
-(sample, severity, its seed, context), so the pool changes nothing but the time.
+(sample, severity, its seed, context), so the pool changes nothing but the time. The
+function is a spec's per-sample `reference` (picklable: a module's function, or a
+`functools.partial` of one), which a worker imports by name.
 """
 
 from __future__ import annotations
@@ -25,11 +27,9 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
-
-from corruptions import registry
 
 # fewer samples than this per process: not worth sending them to other processes
 MIN_SAMPLES_PER_WORKER = 4
@@ -54,8 +54,8 @@ def default_workers() -> int:
 
 
 def _one(job: tuple) -> np.ndarray:
-    name, kind, sample, severity, seed, context = job
-    return registry.get(name, kind)(sample, severity, seed, **context)
+    function, sample, severity, seed, context = job
+    return function(sample, severity, seed, **context)
 
 
 def _serve(conn) -> None:
@@ -116,14 +116,15 @@ def shutdown(wait: bool = True) -> None:
         _WORKERS.pop().stop(wait)
 
 
-def reference_map(name: str, kind: str, samples: Sequence[np.ndarray], severity: int,
-                  seeds: Sequence[int], workers: int | None = None,
+def reference_map(function: Callable[..., np.ndarray], samples: Sequence[np.ndarray],
+                  severity: int, seeds: Sequence[int], workers: int | None = None,
                   min_seconds: float = POOL_MIN_SECONDS, **context) -> np.ndarray:
-    """The reference corruption of each sample with its seed, stacked: shared between this
+    """`function(sample, severity, seed, **context)` (a spec's `reference`) of each sample
+    with its seed, stacked: shared between this
     process and `workers - 1` worker processes when a sample takes at least `min_seconds`
     and there are `MIN_SAMPLES_PER_WORKER` samples per process, else all here."""
     workers = default_workers() if workers is None else workers
-    jobs = [(name, kind, np.asarray(s), severity, int(seed), context)
+    jobs = [(function, np.asarray(s), severity, int(seed), context)
             for s, seed in zip(samples, seeds, strict=True)]
     if not jobs:
         raise ValueError("no samples")

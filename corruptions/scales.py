@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from corruptions.spec import unknown_name_message
+
 SCALES = ("imagenet", "tinyimagenet", "cifar")
 SCALE_CHOICES = (*SCALES, "auto")
 DEFAULT_SCALE = "auto"
@@ -34,8 +36,6 @@ AUTO_THRESHOLDS = (("cifar", 45), ("tinyimagenet", 120))
 
 def check_scale(scale: str) -> str:
     if scale not in SCALE_CHOICES:
-        from corruptions.registry import unknown_name_message
-
         raise ValueError(unknown_name_message("severity scale", scale, SCALE_CHOICES))
     return scale
 
@@ -52,6 +52,14 @@ def auto_scale(height: int, width: int) -> str:
 def resolve_scale(scale: str, height: int, width: int) -> str:
     """`auto` -> the scale for this image size; a named scale is returned unchanged."""
     return auto_scale(height, width) if check_scale(scale) == "auto" else scale
+
+
+def image_context(images: np.ndarray, scale: str = DEFAULT_SCALE, **options
+                  ) -> tuple[int, dict[str, str]]:
+    """The `prepare` of the image corruptions: a batch's number of images and its context,
+    the severity scale resolved for the images' size."""
+    resolved = resolve_scale(scale, *images.shape[1:3]) if np.ndim(images) == 4 else scale
+    return len(images), {"scale": resolved}
 
 
 @dataclass(frozen=True)

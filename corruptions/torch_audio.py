@@ -155,7 +155,8 @@ def _linear_filter(name: str):
 def _reference(name: str):
     def apply(clips: np.ndarray, severity, seeds, sample_rate) -> np.ndarray:
         """The reference on the numpy batch, shared with worker processes."""
-        return reference_map(name, "audio", clips, severity, seeds, sample_rate=sample_rate)
+        return reference_map(_audio.CORRUPTIONS[name].reference, clips, severity, seeds,
+                             sample_rate=sample_rate)
 
     return apply
 

@@ -1,13 +1,13 @@
 """The torch backend of the audio-visual events (`corruptions.av_events`): each event's
 *apply*, batched over all samples of a chunk, on any device.
 
-The random draws are not redone here: `av_events` draws every sample's parameters in
+The random draws are not redone here: `av_events.draw` draws every sample's parameters in
 numpy from its seed (the reference's streams, in the reference's order: angles, drop
 fields, people, smoke and dust fractals, glitch bands, dropout spans, noise beds), and the
 functions below apply the drawn arrays, stacked over the batch. So the torch backend
 gives the reference's output up to float32 rounding (images: at most one grey level, on a
 few pixels where a value lies at a rounding boundary; audio: float32 rounding), and the
-same details.
+same draws. `apply` is the events' torch apply (the specs' `TorchImpl`).
 
 Images act on float32 (B, T, 3, H, W) in [0, 1]. Exact ports, given the draws: rain
 (drop fields rolled per frame, cv2.filter2D's correlation with BORDER_REFLECT_101 by FFT,
@@ -26,7 +26,6 @@ and mu-law coding). The beds are draws: numpy.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -34,9 +33,7 @@ import torch
 
 from corruptions import _torch_ops as ops
 from corruptions import av_events as av
-from corruptions.backends import CHUNK_ELEMENTS, single_threaded_torch
-
-TORCH_BACKEND = "rambench-av-torch/1"  # bump when a torch apply changes its output
+from corruptions.spec import Draws
 
 Drawn = Sequence[Mapping[str, Any]]  # one dict of drawn parameters per sample
 
@@ -173,7 +170,7 @@ def interference(x: torch.Tensor, p: Mapping[str, Any], drawn: Drawn) -> torch.T
 def compression(x: torch.Tensor, p: Mapping[str, Any], drawn: Drawn) -> torch.Tensor:
     """The reference's PIL JPEG round trip of every frame, on the CPU."""
     frames = x.permute(0, 1, 3, 4, 2).cpu().numpy()
-    out = np.stack([av.get("compression").image(f, p, d) for f, d in
+    out = np.stack([av.EVENTS["compression"].image(f, p, d) for f, d in
                     zip(frames, drawn, strict=True)])
     return torch.from_numpy(out).to(x.device).permute(0, 1, 4, 2, 3)
 
@@ -197,7 +194,7 @@ def _reference_audio(name: str):
     clip by clip on the CPU."""
     def apply(x: torch.Tensor, p: Mapping[str, Any], sample_rate: int,
               drawn: Drawn) -> torch.Tensor:
-        transform = av.get(name).audio
+        transform = av.EVENTS[name].audio
         out = np.stack([transform(clip, p, sample_rate, d) for clip, d in
                         zip(x.cpu().numpy(), drawn, strict=True)])
         return torch.from_numpy(out).to(x.device)
@@ -254,7 +251,7 @@ def apply_audio(name: str, p: Mapping[str, Any], audio: np.ndarray, drawn: Drawn
     a silent clip), clipped to [-1, 1]; float32 (B, L)."""
     if not audio.shape[-1]:
         return audio.copy()
-    event = av.get(name)
+    event = av.EVENTS[name]
     clean = torch.from_numpy(np.ascontiguousarray(audio)).to(device, torch.float64)
     y = AUDIO[name](clean, p, sample_rate, drawn) if event.audio is not None else clean
     if event.has_bed:
@@ -263,34 +260,20 @@ def apply_audio(name: str, p: Mapping[str, Any], audio: np.ndarray, drawn: Drawn
     return y.clamp(-1.0, 1.0).to(torch.float32).cpu().numpy()
 
 
-def apply_chunk(event: av.AVEvent, p_image: Mapping[str, Any], p_audio: Mapping[str, Any],
-                frames: np.ndarray | None, audio: np.ndarray | None,
-                draws: Sequence[av.SampleDraws], sample_rate: int | None,
-                device: torch.device | str = "cpu"
-                ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Both sides of a chunk (frames (B, T, H, W, C) and/or audio (B, L)) with the samples'
-    draws; `av_events.apply_event(..., backend="torch")` calls this."""
+def apply(name: str, batch: tuple[np.ndarray | None, np.ndarray | None], severity: int,
+          draws: Draws, context: Mapping[str, Any], device: torch.device | str = "cpu"
+          ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Both sides of a chunk of event `name` (images: stills (B, H, W, C) or clips (B, T, H,
+    W, C); audio (B, L); either None) with the samples' draws (`av_events.sample_draws`),
+    on `device`: the torch backend's apply (`corruptions.backends.corrupt` calls it)."""
+    event = av.EVENTS[name]
+    images, audio = batch
+    p_image, p_audio = event.image_params[severity - 1], event.audio_params[severity - 1]
+    drawn = av.sample_draws(name, batch, severity, draws, context)
     with torch.no_grad():
-        images = None if frames is None else apply_images(
-            event.name, p_image, frames, [d.image for d in draws], device)
-        sound = None if audio is None else apply_audio(
-            event.name, p_audio, audio, [d.audio for d in draws], sample_rate, device)
-    return images, sound
-
-
-def map_chunks(fn: Callable[[range], Any], n: int, per_sample: int,
-               device: torch.device | str = "cpu") -> list[Any]:
-    """`fn` over consecutive chunks of range(n), in order: chunks of at most
-    `backends.CHUNK_ELEMENTS` values (`per_sample` each); on the CPU one chunk per torch
-    thread, run in threads each on one intra-op thread (as `backends.corrupt_batch`; the
-    numpy draws and reference steps release the GIL too). A sample's output does not
-    depend on its chunk."""
-    size = max(1, CHUNK_ELEMENTS // max(1, per_sample))
-    workers = torch.get_num_threads() if torch.device(device).type == "cpu" else 1
-    if workers > 1:
-        size = min(size, -(-n // workers))
-    chunks = [range(i, min(n, i + size)) for i in range(0, n, size)]
-    if workers > 1 and len(chunks) > 1:
-        with single_threaded_torch(), ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(fn, chunks))
-    return [fn(chunk) for chunk in chunks]
+        out_images = None if images is None else apply_images(
+            name, p_image, images if images.ndim == 5 else images[:, None],
+            [d.image for d in drawn], device).reshape(images.shape)
+        out_audio = None if audio is None else apply_audio(
+            name, p_audio, audio, [d.audio for d in drawn], context["sample_rate"], device)
+    return out_images, out_audio

@@ -44,11 +44,12 @@ from PIL import Image
 
 from corruptions import _imagecorruptions_compat as _compat
 from corruptions import _torch_ops as ops
+from corruptions import image as image_specs
 from corruptions import small_images
-from corruptions.backends import check_images
 from corruptions.protocols import qmf_epsilon
 from corruptions.reference_pool import reference_map
 from corruptions.scales import NOMINAL_SIZE, constants
+from corruptions.spec import check_images
 
 TorchImageFn = Callable[[torch.Tensor, int, Sequence[int]], torch.Tensor]
 
@@ -518,7 +519,8 @@ def _per_sample_reference(name: str, x: torch.Tensor, severity: int, seeds,
     """Run the reference on the CPU for each sample, in worker processes when there are
     enough (`corruptions.reference_pool`); uint8 in, [0, 255] floats out."""
     images = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    out = reference_map(name, "image", images, severity, seeds, scale=scale)
+    out = reference_map(image_specs.CORRUPTIONS[name].reference, images, severity, seeds,
+                        scale=scale)
     return torch.from_numpy(out).to(x.device, x.dtype).permute(0, 3, 1, 2)
 
 

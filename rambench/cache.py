@@ -73,11 +73,21 @@ class CorruptionCache:
         return folder / f"{modality}.npy", folder / f"{modality}.json"
 
     def get(self, data_key: str, modality: str) -> np.ndarray | None:
+        found = self.entry(data_key, modality)
+        return None if found is None else found[0]
+
+    def entry(self, data_key: str, modality: str, needs: tuple[str, ...] = ()
+              ) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """The array and its description (what `put` was given); None, counted as a miss,
+        where there is none or its description lacks a key of `needs` (an entry written
+        before the cache kept it: rebuilt when put again)."""
         if self.root is None:
             return None
         array_path, meta_path = self._paths(data_key, modality)
         try:
             meta = json.loads(meta_path.read_text())
+            if not all(key in meta for key in needs):
+                raise FileNotFoundError(meta_path)
             if sha256_file(array_path) != meta["sha256"]:
                 raise ValueError("checksum mismatch")
             array = np.load(array_path, mmap_mode="r")
@@ -89,7 +99,7 @@ class CorruptionCache:
             self.misses += 1
             return None
         self.hits += 1
-        return array
+        return array, meta
 
     def put(self, data_key: str, modality: str, array: np.ndarray,
             description: dict[str, Any]) -> None:

@@ -27,7 +27,6 @@ from typing import Any
 
 import yaml
 
-from corruptions import av_events
 from corruptions import registry as corruption_registry
 from corruptions.registry import SEVERITIES, unknown_name_message
 from rambench.datasets.base import SPLITS as DATASET_SPLITS
@@ -161,8 +160,8 @@ def _av_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condit
         found = ", ".join(f"{m} ({k})" for m, k in kinds.items())
         fail(source, "conditions.av", f"audio-visual events need an image and an audio "
                                        f"modality; this dataset has {found}")
-    events = _names(spec.get("events", "all"), av_events.names(), "audio-visual event",
-                    source, "conditions.av.events")
+    events = _names(spec.get("events", "all"), corruption_registry.names("av"),
+                    "audio-visual event", source, "conditions.av.events")
     severities = int_list(spec.get("severities", list(SEVERITIES)), source,
                            "conditions.av.severities", SEVERITIES)
     noise_dir = digest = None

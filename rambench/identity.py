@@ -139,9 +139,11 @@ CORRUPTION_FILES = {
     ("image", "reference"): ("corruptions/image.py", "corruptions/scales.py",
                              "corruptions/small_images.py", "corruptions/protocols.py",
                              "corruptions/_imagecorruptions_compat.py",
-                             "corruptions/backends.py"),
-    ("audio", "reference"): ("corruptions/audio.py", "corruptions/backends.py"),
-    ("av", "reference"): ("corruptions/av_events.py",),
+                             "corruptions/backends.py", "corruptions/spec.py"),
+    ("audio", "reference"): ("corruptions/audio.py", "corruptions/backends.py",
+                             "corruptions/spec.py"),
+    ("av", "reference"): ("corruptions/av_events.py", "corruptions/backends.py",
+                          "corruptions/spec.py"),
 }
 CORRUPTION_FILES[("image", "torch")] = (*CORRUPTION_FILES[("image", "reference")],
                                         "corruptions/torch_image.py", "corruptions/_torch_ops.py",
@@ -156,7 +158,15 @@ CORRUPTION_FILES[("av", "torch")] = (*CORRUPTION_FILES[("av", "reference")],
 # code hash -> the hash of earlier code that computes the same, bit for bit: a refactor of
 # a method or of the corruptions that the golden run shows to keep every output adds its
 # new hash here, and stored results stay current (a missing entry only makes them stale)
-CODE_EQUIVALENTS: dict[str, str] = {}
+CODE_EQUIVALENTS: dict[str, str] = {
+    # one spec type, registry and entry point for image, audio and audio-visual corruptions
+    "2597a0963cf3ccb1": "7aa790f91cb50013",  # image, reference
+    "b22fb607b207618b": "e0a8c765283636c4",  # image, torch
+    "319693d512d20816": "84a8535d3a6eab94",  # audio, reference
+    "0b6ad069a136ea78": "e688e918acaaa783",  # audio, torch
+    "6655e36c3f4140c2": "eebbff669ed0c28d",  # av, reference
+    "296b9559162691da": "ba171364b508bc10",  # av, torch
+}
 
 
 def canonical(code: str) -> str:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from corruptions import av_events
 from corruptions.backends import backend_id
 from rambench.config import MethodSpec, StudySpec
 from rambench.datasets.limited import is_limited
@@ -214,7 +213,8 @@ def condition_backends(condition: Condition, kinds: dict[str, str], backend: str
         return corruption_code_hash(kind, backend)
 
     if isinstance(condition, AVEvent):
-        return {condition.event: f"{av_events.backend_id(backend, device)}; code {code('av')}"}
+        return {condition.event: f"{backend_id(condition.event, 'av', backend, device)}; "
+                                 f"code {code('av')}"}
     return {name: f"{backend_id(name, kinds[m], backend, device)}; code {code(kinds[m])}"
             for m, name in condition.corruptions()}
 

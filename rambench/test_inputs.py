@@ -8,13 +8,15 @@ and every method of a study sees exactly the same corrupted test set.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from corruptions import av_events
-from corruptions.backends import DEFAULT_BACKEND, corrupt_batch, drawn_parameters
+from corruptions.backends import DEFAULT_BACKEND, backend_id, corrupt
 from corruptions.missing import random_missing_mask
 from corruptions.scales import DEFAULT_SCALE
 from rambench.cache import CorruptionCache
@@ -35,7 +37,9 @@ def sample_seeds(seed: int, data_key: str, n: int, stream: int = 0) -> np.ndarra
 class TestInputs:
     inputs: dict[str, np.ndarray]  # arrays replacing the split's (only corrupted ones differ)
     missing: dict[str, np.ndarray]  # modality -> bool (N,), True where dropped
-    # modality -> the corruption's random parameters per sample (`drawn_parameters`)
+    # modality -> the random parameters its corruption drew and applied, one value per
+    # sample under each name (`corruptions.backends.corrupt`; None where a sample was not
+    # corrupted); none for a deterministic corruption
     drawn: dict[str, dict[str, list]] = field(default_factory=dict)
 
 
@@ -46,15 +50,57 @@ def corrupt_array(
 ) -> np.ndarray:
     """`array` (a split's inputs of `modality`) with corruption `name` applied to every sample
     (or the `selected` ones), each with its seed (a clip's frames each get a seed derived
-    from the clip's: `corruptions.backends.corrupt_batch`)."""
+    from the clip's: `corruptions.backends.corrupt`)."""
+    return corrupt_rows(dataset, modality, array, name, severity, seeds, backend, device,
+                        selected, scale)[0]
+
+
+def corrupt_rows(
+    dataset: Dataset, modality: str, array: np.ndarray, name: str, severity: int,
+    seeds: np.ndarray, backend: str, device: torch.device | str,
+    selected: np.ndarray | None = None, scale: str | None = None,
+) -> tuple[np.ndarray, dict[str, list]]:
+    """`corrupt_array`, and the parameters the corruption drew and applied: one value per
+    sample of `array` under each name, None for the samples left out of `selected`."""
     spec = dataset.modalities[modality]
     rows = np.flatnonzero(selected) if selected is not None else np.arange(len(array))
     out = np.array(array)  # a writable in-memory copy (the split may be memory-mapped)
     if not len(rows):
-        return out
-    out[rows] = corrupt_batch(out[rows], name, spec.kind, severity, seeds[rows].tolist(),
-                              backend, device, spec.sample_rate, scale or DEFAULT_SCALE)
+        return out, {}
+    out[rows], drawn = corrupt(out[rows], name, severity, seeds[rows].tolist(), backend,
+                               device, kind=spec.kind, sample_rate=spec.sample_rate,
+                               scale=scale or DEFAULT_SCALE)
+    if selected is not None:
+        drawn = {k: _scatter(v, rows, len(array)) for k, v in drawn.items()}
+    return out, drawn
+
+
+def corrupt_event(
+    name: str, images: np.ndarray | None, audio: np.ndarray | None, severity: int,
+    seeds: list[int], sample_rate: int | None = None, pool: list[np.ndarray] | None = None,
+    noise_dir: str | Path | None = None, backend: str = "reference",
+    device: torch.device | str = "cpu",
+) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, list]]:
+    """Both modalities of every sample corrupted with audio-visual event `name`
+    (`corruptions.av_events`, through `corruptions.backends.corrupt`): (images, audio,
+    the parameters drawn and applied, one value per sample under each name)."""
+    (images, audio), drawn = corrupt((images, audio), name, severity, seeds, backend, device,
+                                     kind="av", sample_rate=sample_rate, pool=pool,
+                                     noise_dir=noise_dir)
+    return images, audio, drawn
+
+
+def _scatter(values: list, rows: np.ndarray, n: int) -> list:
+    out: list[Any] = [None] * n
+    for row, value in zip(rows.tolist(), values, strict=True):
+        out[row] = value
     return out
+
+
+def _as_json(drawn: dict[str, Any]) -> dict[str, Any]:
+    """The drawn parameters as a record keeps them (tuples as lists), and as the cache
+    gives them back."""
+    return json.loads(json.dumps(drawn))
 
 
 def build_test_inputs(
@@ -73,31 +119,28 @@ def build_test_inputs(
     def stream_seeds(stream: int) -> np.ndarray:
         return sample_seeds(seed, draws, n, stream)
 
-    def corrupted(modality: str, name: str, stream: int, probability: float | None = None):
-        if cache is not None and (hit := cache.get(data_key, modality)) is not None:
-            return hit
+    def corrupted(modality: str, name: str, stream: int, probability: float | None = None
+                  ) -> tuple[np.ndarray, dict[str, list]]:
+        if cache is not None and (hit := cache.entry(data_key, modality, ("drawn",))):
+            return hit[0], hit[1]["drawn"]
         seeds = stream_seeds(stream)
         selected = None if probability is None else np.array(
             [np.random.default_rng(s).random() < probability for s in seeds])
-        array = corrupt_array(dataset, modality, split.inputs[modality], name,
-                               condition.severity, seeds, backend, device, selected,
-                               condition.severity_scale)
+        array, drawn = corrupt_rows(dataset, modality, split.inputs[modality], name,
+                                    condition.severity, seeds, backend, device, selected,
+                                    condition.severity_scale)
+        drawn = _as_json(drawn)
         if cache is not None:
             cache.put(data_key, modality, array, {
                 "dataset_version": dataset.version, "seed": seed,
                 "condition": condition.to_json(), "backend": backend,
-                "device": torch.device(device).type})
-        return array
+                "device": torch.device(device).type, "drawn": drawn})
+        return array, drawn
 
     drawn = {}
     if isinstance(condition, Corrupt):
         modality = condition.test_modality
-        inputs[modality] = corrupted(modality, condition.corruption, 0)
-        parameters = drawn_parameters(
-            split.inputs[modality], condition.corruption, dataset.modalities[modality].kind,
-            condition.severity, stream_seeds(0), backend, device,
-            condition.severity_scale or DEFAULT_SCALE)
-        drawn = {modality: parameters} if parameters else {}
+        inputs[modality], drawn[modality] = corrupted(modality, condition.corruption, 0)
     elif isinstance(condition, Drop):
         missing = {condition.test_modality: np.ones(n, dtype=bool)}
     elif isinstance(condition, RandomMissing):
@@ -109,36 +152,45 @@ def build_test_inputs(
         missing = {m: masks[:, j] for j, m in enumerate(modalities)}
     elif isinstance(condition, Mixed):
         for stream, (modality, name) in enumerate(condition.pairs, start=1):
-            inputs[modality] = corrupted(modality, name, stream, condition.probability)
+            inputs[modality], drawn[modality] = corrupted(modality, name, stream,
+                                                          condition.probability)
     elif isinstance(condition, AVEvent):
-        inputs.update(_av_inputs(dataset, split, condition, seed, data_key, draws, cache,
-                                 backend, device))
+        av_inputs, drawn = _av_inputs(dataset, split, condition, seed, data_key, draws, cache,
+                                      backend, device)
+        inputs.update(av_inputs)
+    drawn = {m: d for m, d in drawn.items() if d}  # deterministic corruptions draw nothing
     return TestInputs(inputs, missing, drawn)
 
 
 def _av_inputs(dataset: Dataset, split: Split, condition: AVEvent, seed: int, data_key: str,
                draw_key: str, cache: CorruptionCache | None, backend: str = DEFAULT_BACKEND,
-               device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+               device: torch.device | str = "cpu"
+               ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, list]]]:
     """Both modalities of an audio-visual event, one seed per sample, on the corruption
-    `backend` (and `device`); the crowd babble draws from the whole split's clean audio
+    `backend` (and `device`), and what each drew (its sample's seed, what both sides share
+    and its own side's draws); the crowd babble draws from the whole split's clean audio
     (never the batch's), so it does not depend on batching."""
     image_m, audio_m = condition.modalities
     if cache is not None:
-        hits = {m: cache.get(data_key, m) for m in condition.modalities}
-        if all(v is not None for v in hits.values()):
-            return hits
+        hits = {m: cache.entry(data_key, m, ("drawn",)) for m in condition.modalities}
+        if all(hits.values()):
+            return ({m: hit[0] for m, hit in hits.items()},
+                    {m: hit[1]["drawn"] for m, hit in hits.items()})
     seeds = sample_seeds(seed, draw_key, len(split)).tolist()
     audio = np.asarray(split.inputs[audio_m], dtype=np.float32)
-    images, sound, _ = av_events.apply_event(
+    images, sound, drawn = corrupt_event(
         condition.event, np.asarray(split.inputs[image_m]), audio, condition.severity, seeds,
         dataset.modalities[audio_m].sample_rate, pool=list(audio),
         noise_dir=condition.noise_dir, backend=backend, device=device)
     out = {image_m: images, audio_m: sound}
+    drawn = _as_json(drawn)
+    sides = {image_m: {k: v for k, v in drawn.items() if k != "audio"},
+             audio_m: {k: v for k, v in drawn.items() if k != "image"}}
     if cache is not None:
         for m, array in out.items():
             cache.put(data_key, m, array, {
                 "dataset_version": dataset.version, "seed": seed,
                 "condition": condition.to_json(),
-                "backend": av_events.backend_id(backend, device),
-                "device": torch.device(device).type})
-    return out
+                "backend": backend_id(condition.event, "av", backend, device),
+                "device": torch.device(device).type, "drawn": sides[m]})
+    return out, sides

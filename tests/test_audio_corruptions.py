@@ -99,7 +99,7 @@ def test_registered():
         assert c.backend == f"audiomentations=={version}"
         assert len(c.severity_table) == 5 and all(isinstance(r, str) for r in c.severity_table)
         assert len(set(c.severity_table)) == 5 and len(c.values) == 5
-        assert c.torch.load() is getattr(torch_audio, name)
+        assert registry.load(c.torch.module, c.torch.function) is getattr(torch_audio, name)
 
 
 def test_registry_lookup():
@@ -413,7 +413,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError):
         c(X, 6, 0, sample_rate=SR)
     with pytest.raises(ValueError):
-        c.apply(X, 0, 0, sample_rate=SR)
+        c.reference(X, 0, 0, sample_rate=SR)
     with pytest.raises(TypeError):
         c(X, 1, 0)  # the sample rate is required
     assert c(np.zeros(0, np.float32), 1, 0, sample_rate=SR).shape == (0,)

@@ -1,4 +1,5 @@
-"""Tests of corruptions.av_events: co-occurring audio-visual corruptions.
+"""Tests of corruptions.av_events: co-occurring audio-visual corruptions, through the one
+entry point (`corruptions.backends.corrupt`).
 
 Inputs are synthetic and built here: a textured colour image (sinusoidal gratings plus
 noise, so blurs and JPEG have something to act on), and audio made of tones plus a little
@@ -20,6 +21,8 @@ from PIL import Image
 from scipy.io import wavfile
 
 from corruptions import av_events as av
+from corruptions import registry
+from corruptions.backends import corrupt
 
 SR = 16_000
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -51,9 +54,22 @@ POOL = list(tones(6, seed=1)) + list(AUDIO)  # the split: others plus the sample
 SEEDS = [11, 22, 33, 44]
 
 
+def per_sample(drawn: dict[str, list]) -> list[dict]:
+    """Columns of drawn parameters as one dict per sample."""
+    return [dict(zip(drawn, values, strict=True)) for values in zip(*drawn.values(), strict=True)]
+
+
+def apply_event(name, images, audio, severity, seeds, sample_rate=None, backend="reference",
+                **kw):
+    """Event `name` on (images, audio): (images, audio, each sample's drawn parameters)."""
+    (images, audio), drawn = corrupt((images, audio), name, severity, seeds, backend,
+                                     kind="av", sample_rate=sample_rate, **kw)
+    return images, audio, per_sample(drawn)
+
+
 def run(name, images=IMAGES, audio=AUDIO, severity=3, seeds=SEEDS, **kw):
     kw.setdefault("pool", POOL)
-    return av.apply_event(name, images, audio, severity, seeds, SR, **kw)
+    return apply_event(name, images, audio, severity, seeds, SR, **kw)
 
 
 def snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
@@ -76,6 +92,13 @@ def test_required_events_declared_in_one_frozen_object():
             event.name = "x"
         with pytest.raises(TypeError):
             event.image_params[0]["x"] = 1  # read-only
+        # declared as a spec of kind "av", whose parameters are the event's
+        spec = registry.get(name, "av")
+        assert (spec.kind, spec.description, spec.backend) == ("av", event.description,
+                                                                av.BACKEND)
+        assert [(v["image"], v["audio"]) for v in spec.values] == list(
+            zip(event.image_params, event.audio_params, strict=True))
+    assert registry.names("av") == list(av.EVENTS)
 
 
 def test_docs_table_matches_the_declarations():
@@ -86,7 +109,8 @@ def test_docs_table_matches_the_declarations():
 
 
 def test_corruptions_package_does_not_import_rambench():
-    code = ("import sys, corruptions.av_events; "
+    code = ("import sys, corruptions.av_events, corruptions.backends; "
+            "from corruptions import registry; registry.all_corruptions(); "
             "assert not [m for m in sys.modules if m.split('.')[0] == 'rambench']")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -138,22 +162,22 @@ def test_shapes_and_dtypes_preserved(name, layout):
         images = np.stack([images, np.roll(images, 3, axis=2), images[:, ::-1]], axis=1)
     audio = tones(2, length=3001)
     before = images.copy(), audio.copy()
-    out_i, out_a, details = av.apply_event(name, images, audio, 5, [1, 2], SR, pool=POOL)
+    out_i, out_a, details = apply_event(name, images, audio, 5, [1, 2], SR, pool=POOL)
     assert out_i.shape == images.shape and out_i.dtype == np.uint8
     assert out_a.shape == audio.shape and out_a.dtype == np.float32
     assert np.all(np.isfinite(out_a)) and np.abs(out_a).max() <= 1.0
-    assert len(details) == 2 and details[0]["event"] == name and details[0]["severity"] == 5
+    assert len(details) == 2 and [d["seed"] for d in details] == [1, 2]
     assert not np.array_equal(out_i, images)
     np.testing.assert_array_equal(images, before[0])  # inputs untouched
     np.testing.assert_array_equal(audio, before[1])
 
 
 def test_one_side_only():
-    images, audio, _ = av.apply_event("rain", IMAGES, None, 2, SEEDS)
+    images, audio, _ = apply_event("rain", IMAGES, None, 2, SEEDS)
     assert audio is None and images.shape == IMAGES.shape
-    both, _, _ = av.apply_event("rain", IMAGES, AUDIO, 2, SEEDS, SR)
+    both, _, _ = apply_event("rain", IMAGES, AUDIO, 2, SEEDS, SR)
     np.testing.assert_array_equal(images, both)  # the image does not depend on the audio
-    images, audio, _ = av.apply_event("sensor_noise", None, AUDIO, 2, SEEDS, SR)
+    images, audio, _ = apply_event("sensor_noise", None, AUDIO, 2, SEEDS, SR)
     assert images is None and audio.shape == AUDIO.shape
 
 
@@ -171,7 +195,7 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="pool"):
         run("crowd", pool=None)
     with pytest.raises(ValueError, match="sample_rate"):
-        av.apply_event("rain", IMAGES, AUDIO, 1, SEEDS)
+        apply_event("rain", IMAGES, AUDIO, 1, SEEDS)
 
 
 # ---------------------------------------------------------------- severity monotonicity
@@ -206,7 +230,7 @@ def test_crowd_babble_uses_only_other_pool_clips():
     pool_with_dup = [*pool, duplicate]  # a bitwise copy of the sample: also excluded
     for severity in SEVERITIES:  # up to 8 talkers from 4 eligible clips
         for seed in range(5):
-            _, out, details = av.apply_event("crowd", None, sample, severity, [seed], SR,
+            _, out, details = apply_event("crowd", None, sample, severity, [seed], SR,
                                              pool=pool_with_dup)
             chosen = details[0]["audio"]["babble_pool_indices"]
             talkers = av.EVENTS["crowd"].audio_params[severity - 1]["talkers"]
@@ -226,7 +250,7 @@ def test_crowd_babble_uses_only_other_pool_clips():
 
 def test_crowd_without_other_clips_is_refused():
     with pytest.raises(ValueError, match="other than"):
-        av.apply_event("crowd", None, AUDIO[:1], 1, [0], SR, pool=[AUDIO[0], AUDIO[0] * 0])
+        apply_event("crowd", None, AUDIO[:1], 1, [0], SR, pool=[AUDIO[0], AUDIO[0] * 0])
 
 
 # ------------------------------------------------------------------------- noise_dir
@@ -244,7 +268,7 @@ def test_noise_dir_48k_stereo_keeps_16k_mono_clip_lengths(tmp_path):
         audio = tones(3, length=length)
         seeds = list(range(10, 13))
         for severity in (1, 5):
-            _, out, details = av.apply_event("rain", None, audio, severity, seeds, SR,
+            _, out, details = apply_event("rain", None, audio, severity, seeds, SR,
                                              noise_dir=tmp_path / "noise")
             assert out.shape == audio.shape and out.dtype == np.float32
             assert np.all(np.isfinite(out)) and np.abs(out).max() <= 1.0
@@ -266,14 +290,14 @@ def test_noise_dir_formats_and_missing_folder(tmp_path):
     wavfile.write(tmp_path / "wind" / "b.wav", 22_050,
                   rng.integers(0, 255, (3000, 2), dtype=np.uint8))
     audio = tones(4, length=5000)
-    _, out, details = av.apply_event("wind", None, audio, 3, [0, 1, 2, 3], SR,
+    _, out, details = apply_event("wind", None, audio, 3, [0, 1, 2, 3], SR,
                                      noise_dir=tmp_path)
     assert out.shape == audio.shape and np.all(np.isfinite(out))
     assert {d["audio"]["bed"] for d in details} <= {"file:wind/a.wav", "file:wind/b.wav"}
     with pytest.raises(FileNotFoundError, match="rain"):
-        av.apply_event("rain", None, audio, 3, [0, 1, 2, 3], SR, noise_dir=tmp_path)
+        apply_event("rain", None, audio, 3, [0, 1, 2, 3], SR, noise_dir=tmp_path)
     # events without a bed ignore noise_dir
-    av.apply_event("compression", None, audio, 3, [0, 1, 2, 3], SR, noise_dir=tmp_path)
+    apply_event("compression", None, audio, 3, [0, 1, 2, 3], SR, noise_dir=tmp_path)
 
 
 def test_load_noise_converts_pcm_and_resamples(tmp_path):
@@ -315,7 +339,7 @@ def test_compression_image_is_pil_jpeg_and_audio_is_band_limited():
     # severity 1 codes at 8 kHz: a 6 kHz tone is removed, a 1 kHz tone kept
     t = np.arange(SR) / SR
     x = (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 6000 * t))[None]
-    _, out, _ = av.apply_event("compression", None, x.astype(np.float32), 1, [0], SR)
+    _, out, _ = apply_event("compression", None, x.astype(np.float32), 1, [0], SR)
     spectrum = np.abs(np.fft.rfft(out[0]))
     assert spectrum[6000] < 0.01 * spectrum[1000]
     assert spectrum[1000] > 0.9 * np.abs(np.fft.rfft(x[0]))[1000]
@@ -324,7 +348,7 @@ def test_compression_image_is_pil_jpeg_and_audio_is_band_limited():
 def test_sensor_noise_snr_matches_declaration():
     quiet = tones(3, length=SR, amp=0.05)
     for severity in SEVERITIES:
-        _, out, _ = av.apply_event("sensor_noise", None, quiet, severity, [5, 6, 7], SR)
+        _, out, _ = apply_event("sensor_noise", None, quiet, severity, [5, 6, 7], SR)
         declared = av.EVENTS["sensor_noise"].audio_params[severity - 1]["snr_db"]
         for i in range(3):
             assert snr_db(quiet[i], out[i]) == pytest.approx(declared, abs=0.01)
@@ -338,7 +362,7 @@ def test_underwater_image_hand_computed_on_a_flat_image():
     flat = np.full((1, 32, 40, 3), (200, 150, 100), dtype=np.uint8)
     for severity in SEVERITIES:
         p = av.EVENTS["underwater"].image_params[severity - 1]
-        out, _, _ = av.apply_event("underwater", flat, None, severity, [0])
+        out, _, _ = apply_event("underwater", flat, None, severity, [0])
         rgb = np.array([200, 150, 100]) / 255 * [p["red_gain"], p["green_gain"], 1]
         luma = rgb @ [0.299, 0.587, 0.114]
         rgb = luma + p["contrast"] * (rgb - luma)
@@ -362,7 +386,7 @@ def test_interference_dropouts_and_glitched_frames_line_up():
     x = (0.2 + 0.1 * np.sin(np.arange(length) / 7))[None].astype(np.float32)  # never zero
     clip = np.stack([texture(seed=k) for k in range(10)])[None]  # 10 frames
     for severity in SEVERITIES:
-        images, out, details = av.apply_event("interference", clip, x, severity, [3], SR)
+        images, out, details = apply_event("interference", clip, x, severity, [3], SR)
         p = av.EVENTS["interference"].audio_params[severity - 1]
         spans = details[0]["audio"]["dropouts"]
         assert len(spans) == p["dropouts"]
@@ -383,11 +407,11 @@ def test_interference_dropouts_and_glitched_frames_line_up():
 
 def test_rain_drops_fall_in_clips_and_are_nested_over_severity():
     clip = np.repeat(texture(64, 64)[None, None], 3, axis=1)
-    images, _, details = av.apply_event("rain", clip, None, 4, [9])
+    images, _, details = apply_event("rain", clip, None, 4, [9])
     assert not np.array_equal(images[0, 0], images[0, 1])  # the streaks move
-    counts = [av.apply_event("rain", clip[:, :1], None, s, [9])[2][0]["image"]["drops"]
+    counts = [apply_event("rain", clip[:, :1], None, s, [9])[2][0]["image"]["drops"]
               for s in SEVERITIES]
     assert counts == sorted(counts) and counts[0] < counts[-1]
-    angles = {av.apply_event("rain", clip[:, :1], None, s, [9])[2][0]["image"]["rain_angle_deg"]
+    angles = {apply_event("rain", clip[:, :1], None, s, [9])[2][0]["image"]["rain_angle_deg"]
               for s in SEVERITIES}
     assert len(angles) == 1  # the draw does not depend on the severity

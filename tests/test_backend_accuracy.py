@@ -70,8 +70,8 @@ def accuracy(dataset, method, split, modality, name, severity, backend) -> float
     spec = dataset.modalities[modality]
     key = hashlib.sha256(f"{modality}:{name}".encode()).hexdigest()[:20]
     seeds = sample_seeds(severity, key, len(split)).tolist()
-    corrupted = backends.corrupt_batch(split.inputs[modality], name, spec.kind, severity,
-                                       seeds, backend, "cpu", spec.sample_rate)
+    corrupted, _ = backends.corrupt(split.inputs[modality], name, severity, seeds, backend,
+                                    "cpu", kind=spec.kind, sample_rate=spec.sample_rate)
     preds = predict(method, split, modality_kinds(dataset), torch.device("cpu"),
                     inputs={**split.inputs, modality: corrupted}).argmax(1)
     return float((preds == split.y).mean())

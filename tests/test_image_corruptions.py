@@ -310,7 +310,7 @@ def test_invalid_inputs():
     with pytest.raises(ValueError):
         corruption(img, 0, 0)
     with pytest.raises(ValueError):
-        corruption.apply(img, 6, 0)
+        corruption.reference(img, 6, 0)
     with pytest.raises(ValueError):
         corruption(img, 1, -1)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from corruptions import registry
-from corruptions.backends import corrupt_batch
+from corruptions.backends import corrupt
 from corruptions.protocols import qmf_epsilon, qmf_gaussian_noise
 from rambench.datasets import datasets
 from rambench.errors import UsageError
@@ -39,12 +39,12 @@ def test_reference_values_by_hand():
 @pytest.mark.parametrize("backend", ["reference", "torch"])
 def test_noise_has_the_protocol_std_and_is_the_same_on_every_channel(backend):
     images = np.full((16, 48, 48, 3), 128, np.uint8)
-    out = corrupt_batch(images, "qmf_gaussian_noise", "image", 2, list(range(16)), backend)
+    out, _ = corrupt(images, "qmf_gaussian_noise", 2, list(range(16)), backend, kind="image")
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
     delta = out[..., 0].astype(float) - 128
     assert abs(delta.std() - 50) < 2.5  # std 10 eps = 50 grey levels (few values clipped)
     assert abs(delta.mean() + 0.5) < 1.5  # truncation to uint8 lowers the mean by ~0.5
-    again = corrupt_batch(images, "qmf_gaussian_noise", "image", 2, list(range(16)), backend)
+    again, _ = corrupt(images, "qmf_gaussian_noise", 2, list(range(16)), backend, kind="image")
     assert np.array_equal(out, again)
 
 

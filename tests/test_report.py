@@ -393,3 +393,35 @@ def test_the_loaded_study_imports_nothing_from_the_report_or_the_command_line():
          "sys.modules if m.startswith(('rambench.report', 'rambench.cli'))))"],
         capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_the_html_comes_from_the_templates_with_every_value_escaped(fake, tmp_path):
+    """report.html and the HTML tables are rendered by Jinja2 with autoescaping: a study
+    name, a recorded value, a table's title, row and note holding markup show as text."""
+    import dataclasses
+
+    from rambench.report.render import templates
+
+    evil = "<script>alert('x')</script>"
+    shown = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
+    assert templates().get_template("report.html.j2").filename.endswith(
+        "rambench/report/templates/report.html.j2")
+    records = [dataclasses.replace(r, provenance={**r.provenance, "device": evil})
+               for r in fake["records"]]
+    results = dataclasses.replace(fake["results"], study=evil, records=records)
+    text = write_report(results, tmp_path / "report")["html"].read_text(encoding="utf-8")
+    parser = Images()
+    parser.feed(text)
+    parser.close()
+    assert "script" not in parser.tags and evil not in text
+    assert f"<title>rambench report: {shown}</title>" in text
+    assert f"<h1>rambench report: study {shown}</h1>" in text
+    assert f"<dt>devices</dt><dd>{shown} (72)</dd>" in text
+    table = build_table("main", fake["tidy"], fake["corr"])
+    table.title, table.notes = evil, [evil]
+    for frame in ("mean", "std", "seeds", "p", "mark"):
+        setattr(table, frame, getattr(table, frame).rename(index={"tmc": evil}))
+    fragment = render(table, "html")
+    assert evil not in fragment
+    assert f"<caption>{shown}</caption>" in fragment and f"<tr><th>{shown}</th>" in fragment
+    assert f"Note: {shown}</p>" in fragment

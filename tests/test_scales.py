@@ -33,8 +33,8 @@ def photo(size: int) -> np.ndarray:
 
 def run(name: str, image: np.ndarray, severity: int, scale: str, backend: str,
         seed: int = 0) -> np.ndarray:
-    return backends.corrupt_batch(image[None], name, "image", severity, [seed], backend,
-                                  scale=scale)[0]
+    return backends.corrupt(image[None], name, severity, [seed], backend, kind="image",
+                            scale=scale)[0][0]
 
 
 def c(name: str, severity: int, scale: str) -> tuple:
@@ -80,7 +80,7 @@ def test_unknown_scale_names_the_choices():
 
 def test_auto_is_the_default_and_changes_the_output_at_32_px():
     image = photo(32)
-    default = backends.corrupt_batch(image[None], "contrast", "image", 1, [0], "reference")[0]
+    default = backends.corrupt(image[None], "contrast", 1, [0], "reference", kind="image")[0][0]
     np.testing.assert_array_equal(default, run("contrast", image, 1, "cifar", "reference"))
     assert not np.array_equal(default, run("contrast", image, 1, "imagenet", "reference"))
 
@@ -181,8 +181,8 @@ GREY = np.full((8, 64, 64, 3), 128, np.uint8)
 
 
 def _grey(name: str, severity: int, scale: str, backend: str) -> np.ndarray:
-    return backends.corrupt_batch(GREY, name, "image", severity, list(range(8)), backend,
-                                  scale=scale).astype(float)
+    return backends.corrupt(GREY, name, severity, list(range(8)), backend, kind="image",
+                            scale=scale)[0].astype(float)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

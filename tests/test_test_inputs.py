@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from corruptions import registry
-from corruptions.backends import corrupt_batch
+from corruptions.backends import corrupt
 from rambench.cache import CorruptionCache
 from rambench.datasets import Split, datasets
 from rambench.errors import UsageError
@@ -45,8 +45,8 @@ def test_corrupted_inputs_are_per_sample_and_reproducible(avdigits, modality, co
     # sample i alone, with its own seed, gives the same result as in the whole set
     seeds = sample_seeds(0, "1f" * 10, len(split))
     kind = dataset.modalities[modality].kind
-    single = corrupt_batch(split.inputs[modality][7:8], corruption, kind, 3, [int(seeds[7])],
-                           backend, sample_rate=16000)
+    single, _ = corrupt(split.inputs[modality][7:8], corruption, 3, [int(seeds[7])], backend,
+                        kind=kind, sample_rate=16000)
     assert np.array_equal(first[7], single[0])
     if backend == "reference":  # which is the registered per-sample function
         context = {"sample_rate": 16000} if kind == "audio" else {}
@@ -152,33 +152,110 @@ def test_av_conditions_from_a_grid(tmp_path):
     assert first.noise_dir == str(tmp_path.resolve()) and first.noise_digest != second.noise_digest
 
 
-@pytest.mark.parametrize("corruption, keys", [("motion_blur", {"angle"}),
-                                              ("frost", {"photo", "top", "left"})])
+@pytest.mark.parametrize("corruption, backend, keys", [
+    ("motion_blur", "torch", {"angle"}), ("frost", "torch", {"photo", "top", "left"}),
+    ("motion_blur", "reference", {"seed"}), ("glass_blur", "torch", {"seed"}),
+    ("contrast", "torch", set())])
 def test_the_drawn_parameters_are_kept_and_reproduce_the_corrupted_inputs(avdigits, tmp_path,
-                                                                          corruption, keys):
+                                                                          corruption, backend,
+                                                                          keys):
+    import json
+
     import torch
 
     from corruptions import torch_image
 
     dataset, split = avdigits
     cond = Corrupt("visual", corruption, 3, severity_scale="cifar")
-    built = build_test_inputs(dataset, split, cond, 0, "3c" * 10, "torch")
+    built = build_test_inputs(dataset, split, cond, 0, "3c" * 10, backend)
+    if not keys:  # a deterministic corruption draws nothing
+        assert built.drawn == {}
+        return
     drawn = built.drawn["visual"]
     assert set(drawn) == keys and all(len(v) == len(split.y) for v in drawn.values())
-    if corruption == "motion_blur":
+    if corruption == "motion_blur" and backend == "torch":
         assert all(-45 <= a <= 45 for a in drawn["angle"]) and len(set(drawn["angle"])) > 1
-    # applying the stored draws gives the inputs the model was tested on
-    x = torch.from_numpy(split.inputs["visual"]).permute(0, 3, 1, 2)  # RGB
-    tensors = {k: torch.tensor(v, dtype=torch.float64 if k == "angle" else torch.int64)
-               for k, v in drawn.items()}
-    seeds = sample_seeds(0, "3c" * 10, len(split.y)).tolist()
-    again = getattr(torch_image, corruption)(x.float() / 255, 3, seeds, "cifar", drawn=tensors)
-    again = again.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy().astype(int)
-    difference = np.abs(again - built.inputs["visual"])
-    assert difference.max() <= 1 and difference.mean() < 0.01  # angles stored rounded
+    # applying the draws as a record keeps them (JSON) gives the inputs the model was tested
+    # on, exactly
+    recorded = json.loads(json.dumps(drawn))
+    again, applied = corrupt(split.inputs["visual"], corruption, 3, backend=backend,
+                             kind="image", drawn=recorded, scale="cifar")
+    assert np.array_equal(again, built.inputs["visual"]) and applied == recorded
+    if keys != {"seed"}:  # and so does the torch function given them
+        x = torch.from_numpy(split.inputs["visual"]).permute(0, 3, 1, 2)  # RGB
+        tensors = {k: torch.tensor(v, dtype=torch.float64 if k == "angle" else torch.int64)
+                   for k, v in recorded.items()}
+        seeds = sample_seeds(0, "3c" * 10, len(split.y)).tolist()
+        again = getattr(torch_image, corruption)(x.float() / 255, 3, seeds, "cifar",
+                                                 drawn=tensors)
+        again = again.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        assert np.array_equal(again, built.inputs["visual"])
     # the same draws whether or not the corrupted data comes from the cache
     cache = CorruptionCache(tmp_path)
-    build_test_inputs(dataset, split, cond, 0, "3c" * 10, "torch", cache=cache)
-    assert build_test_inputs(dataset, split, cond, 0, "3c" * 10, "torch",
-                             cache=cache).drawn == built.drawn
-    assert build_test_inputs(dataset, split, cond, 0, "3c" * 10, "reference").drawn == {}
+    build_test_inputs(dataset, split, cond, 0, "3c" * 10, backend, cache=cache)
+    cached = build_test_inputs(dataset, split, cond, 0, "3c" * 10, backend, cache=cache)
+    assert cache.hits == 1 and cached.drawn == built.drawn
+
+
+def test_a_cache_entry_without_its_draws_is_rebuilt(avdigits, tmp_path):
+    """Entries written before the cache kept the draws: built again, the draws kept."""
+    import json
+
+    dataset, split = avdigits
+    cache = CorruptionCache(tmp_path)
+    cond = Corrupt("visual", "gaussian_noise", 2)
+    built = build_test_inputs(dataset, split, cond, 0, "5d" * 10, cache=cache)
+    (sidecar,) = cache.root.rglob("visual.json")
+    meta = json.loads(sidecar.read_text())
+    del meta["drawn"]
+    sidecar.write_text(json.dumps(meta))
+    again = build_test_inputs(dataset, split, cond, 0, "5d" * 10, cache=cache)
+    assert (cache.hits, cache.misses) == (0, 2) and again.drawn == built.drawn
+    assert "drawn" in json.loads(sidecar.read_text())
+    assert build_test_inputs(dataset, split, cond, 0, "5d" * 10, cache=cache).drawn == built.drawn
+    assert cache.hits == 1
+
+
+@pytest.mark.parametrize("backend", ["torch", "reference"])
+def test_an_av_event_keeps_its_draws_per_modality_and_they_reproduce_it(avdigits, tmp_path,
+                                                                         backend):
+    import json
+
+    dataset, split = avdigits
+    cond = AVEvent("interference", 4, ("visual", "audio"))
+    built = build_test_inputs(dataset, split, cond, 0, "6e" * 10, backend)
+    visual, audio = built.drawn["visual"], built.drawn["audio"]
+    seeds = sample_seeds(0, "6e" * 10, len(split)).tolist()
+    assert visual["seed"] == audio["seed"] == seeds and visual["shared"] == audio["shared"]
+    assert set(visual) == {"seed", "shared", "image"} and set(audio) == {"seed", "shared", "audio"}
+    assert all(len(v) == len(split.y) for d in (visual, audio) for v in d.values())
+    assert [len(d["dropouts"]) for d in audio["audio"]] == [4] * len(split.y)
+    # each modality's recorded draws, applied again, give the inputs the model was tested on
+    for side, m in ((0, "visual"), (1, "audio")):
+        batch = [None, None]
+        batch[side] = np.asarray(split.inputs[m], dtype=split.inputs[m].dtype)
+        out, _ = corrupt(tuple(batch), "interference", 4, backend=backend, kind="av",
+                         drawn=json.loads(json.dumps(built.drawn[m])), sample_rate=16000)
+        assert np.array_equal(out[side], built.inputs[m]), m
+    # from the cache, the same draws
+    cache = CorruptionCache(tmp_path)
+    build_test_inputs(dataset, split, cond, 0, "6e" * 10, backend, cache=cache)
+    cached = build_test_inputs(dataset, split, cond, 0, "6e" * 10, backend, cache=cache)
+    assert cache.hits == 2 and cached.drawn == built.drawn
+
+
+def test_mixed_conditions_keep_the_draws_of_the_corrupted_samples_only(avdigits):
+    dataset, split = avdigits
+    cond = Mixed((("visual", "gaussian_noise"), ("audio", "gaussian_noise")), 5, 0.5)
+    out = build_test_inputs(dataset, split, cond, 0, "cc" * 10)
+    for m in ("visual", "audio"):
+        seeds = out.drawn[m]["seed"]
+        assert len(seeds) == len(split.y)
+        rows = [i for i, s in enumerate(seeds) if s is not None]
+        assert 0 < len(rows) < len(split.y)
+        untouched = [i for i in range(len(split.y)) if i not in rows]
+        assert all(np.array_equal(out.inputs[m][i], split.inputs[m][i]) for i in untouched)
+        again, _ = corrupt(split.inputs[m][rows], "gaussian_noise", 5, backend="torch",
+                           kind=dataset.modalities[m].kind,
+                           drawn={"seed": [seeds[i] for i in rows]}, sample_rate=16000)
+        assert np.array_equal(again, out.inputs[m][rows])

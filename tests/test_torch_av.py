@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from corruptions import av_events as av
-from corruptions import torch_av
+from corruptions import registry, torch_av
+from corruptions.backends import backend_id, corrupt
 
 SR = 16_000
 N = 3
@@ -63,11 +64,19 @@ POOL = list(audio(4, 2001) * 0.5) + list(AUDIO)
 SEEDS = [3, 12345, 2**40 + 7]
 
 
+def apply_event(name, images, audio, severity, seeds, sample_rate=None, backend="reference",
+                **kw):
+    """Event `name` on (images, audio): (images, audio, drawn parameters)."""
+    (images, audio), drawn = corrupt((images, audio), name, severity, seeds, backend,
+                                     kind="av", sample_rate=sample_rate, **kw)
+    return images, audio, drawn
+
+
 def both(name: str, frames: np.ndarray | None, sound: np.ndarray | None, severity: int,
          seeds=SEEDS):
     kw = dict(sample_rate=SR, pool=POOL)
-    return (av.apply_event(name, frames, sound, severity, seeds, **kw),
-            av.apply_event(name, frames, sound, severity, seeds, backend="torch", **kw))
+    return (apply_event(name, frames, sound, severity, seeds, **kw),
+            apply_event(name, frames, sound, severity, seeds, backend="torch", **kw))
 
 
 def assert_images_close(ref: np.ndarray, out: np.ndarray) -> None:
@@ -84,7 +93,7 @@ def assert_audio_close(ref: np.ndarray, out: np.ndarray) -> None:
 
 # ----------------------------------------------------------------------------- fidelity
 
-@pytest.mark.parametrize("name", av.names())
+@pytest.mark.parametrize("name", registry.names("av"))
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_torch_backend_matches_the_reference(name, severity):
     for layout in LAYOUTS:
@@ -99,15 +108,15 @@ def test_torch_backend_matches_the_reference(name, severity):
         np.testing.assert_array_equal(out_a[2], AUDIO[2])  # silent: no bed
 
 
-@pytest.mark.parametrize("name", av.names())
+@pytest.mark.parametrize("name", registry.names("av"))
 def test_the_torch_functions_match_the_numpy_apply_of_the_same_draws(name):
     """torch_av's apply of each side, called directly on a batch: not the reference's code
     behind the backend's name."""
-    event = av.get(name)
+    event = av.EVENTS[name]
     p_image, p_audio = event.image_params[4], event.audio_params[4]
     frames = images("clip")
     pool = av._Pool.build(POOL)
-    draws = [av._draw_sample(event, p_image, p_audio, 5, seed, frames.shape[1:4], x, SR,
+    draws = [av._draw_sample(event, p_image, p_audio, seed, frames.shape[1:4], x, SR,
                              pool, None) for seed, x in zip(SEEDS, AUDIO, strict=True)]
     ref = np.stack([av._image_sample(event, p_image, f, d.image)
                     for f, d in zip(frames, draws, strict=True)])
@@ -136,25 +145,25 @@ def test_audio_only_and_image_only_calls():
 
 # ------------------------------------------------------------------------- batching
 
-@pytest.mark.parametrize("name", av.names())
+@pytest.mark.parametrize("name", registry.names("av"))
 def test_a_samples_output_does_not_depend_on_its_batch(name):
     frames, sound, seeds = images("clip", 4), audio(4), [5, 6, 7, 8]
-    batch = av.apply_event(name, frames, sound, 5, seeds, SR, pool=POOL, backend="torch")
+    batch = apply_event(name, frames, sound, 5, seeds, SR, pool=POOL, backend="torch")
     for i in range(4):
-        one = av.apply_event(name, frames[i:i + 1], sound[i:i + 1], 5, seeds[i:i + 1], SR,
+        one = apply_event(name, frames[i:i + 1], sound[i:i + 1], 5, seeds[i:i + 1], SR,
                              pool=POOL, backend="torch")
         np.testing.assert_array_equal(one[0][0], batch[0][i])
         np.testing.assert_array_equal(one[1][0], batch[1][i])
-        assert one[2][0] == batch[2][i]
+        assert one[2] == {k: v[i:i + 1] for k, v in batch[2].items()}
 
 
 def test_the_torch_backend_computes_on_the_given_device():
     """backend="torch" runs torch_av on `device`, the reference ignores it: a meta tensor
     has no data, so only the torch backend fails to bring its result back."""
     frames = images("still")
-    av.apply_event("fire", frames, None, 3, SEEDS, backend="reference", device="meta")
+    apply_event("fire", frames, None, 3, SEEDS, backend="reference", device="meta")
     with pytest.raises(NotImplementedError, match="meta"):
-        av.apply_event("fire", frames, None, 3, SEEDS, backend="torch", device="meta")
+        apply_event("fire", frames, None, 3, SEEDS, backend="torch", device="meta")
 
 
 # ------------------------------------------------------------------ backend naming
@@ -162,17 +171,17 @@ def test_the_torch_backend_computes_on_the_given_device():
 def test_unknown_backend_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match=r"'torhc'; did you mean 'torch'\? Valid: reference, "
                                          r"torch"):
-        av.apply_event("rain", images("still"), AUDIO, 1, SEEDS, SR, backend="torhc")
+        apply_event("rain", images("still"), AUDIO, 1, SEEDS, SR, backend="torhc")
     with pytest.raises(ValueError, match="Valid: reference, torch"):
-        av.backend_id("numpy")
+        backend_id("rain", "av", "numpy")
 
 
 def test_backend_ids():
-    assert av.backend_id("reference", "cpu") == av.BACKEND
-    torch_id = av.backend_id("torch", torch.device("cpu"))
-    assert torch_id == (f"{torch_av.TORCH_BACKEND} (torch {torch.__version__}, cpu) "
+    assert backend_id("rain", "av", "reference", "cpu") == av.BACKEND == "rambench-av/1"
+    torch_id = backend_id("rain", "av", "torch", torch.device("cpu"))
+    assert torch_id == (f"rambench-av-torch/1 (torch {torch.__version__}, cpu) "
                         f"~ {av.BACKEND}")
-    assert av.backend_id("torch", "cuda:1").endswith(f", cuda) ~ {av.BACKEND}")
+    assert backend_id("fire", "av", "torch", "cuda:1").endswith(f", cuda) ~ {av.BACKEND}")
 
 
 # -------------------------------------------------------------------------- harness
@@ -199,11 +208,11 @@ def test_the_harness_passes_the_backend_through(tmp_path):
     for backend in ("reference", "torch"):
         meta = json.loads((tmp_path / backend / "corrupted" / key[:2] / key / "visual.json")
                           .read_text())
-        assert meta["backend"] == av.backend_id(backend, "cpu")
+        assert meta["backend"] == backend_id("rain", "av", backend, "cpu")
     kinds = {"visual": "image", "audio": "audio"}
     ids = {b: condition_backends(cond, kinds, b, torch.device("cpu"))["rain"]
            for b in ("reference", "torch")}
     assert ids["reference"] == f"{av.BACKEND}; code {corruption_code_hash('av', 'reference')}"
-    assert ids["torch"] == (f"{av.backend_id('torch', 'cpu')}; code "
+    assert ids["torch"] == (f"{backend_id('rain', 'av', 'torch', 'cpu')}; code "
                             f"{corruption_code_hash('av', 'torch')}")
     assert corruption_code_hash("av", "torch") != corruption_code_hash("av", "reference")

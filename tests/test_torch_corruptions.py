@@ -20,7 +20,7 @@ import skimage.transform
 import torch
 
 from corruptions import _imagecorruptions_compat as compat
-from corruptions import backends, registry, scales, torch_audio, torch_image
+from corruptions import backends, registry, scales, torch_audio, torch_av, torch_image
 from rambench.datasets import datasets
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -57,19 +57,23 @@ def avdigits_test():
 
 def reference(images: np.ndarray, name: str, severity: int, seeds,
               scale: str = "auto") -> np.ndarray:
-    return backends.corrupt_batch(images, name, "image", severity, seeds, "reference",
-                                  scale=scale)
+    return backends.corrupt(images, name, severity, seeds, "reference", kind="image",
+                            scale=scale)[0]
 
 
 def torch_backend(images: np.ndarray, name: str, severity: int, seeds,
                   scale: str = "auto") -> np.ndarray:
-    return backends.corrupt_batch(images, name, "image", severity, seeds, "torch", scale=scale)
+    return backends.corrupt(images, name, severity, seeds, "torch", kind="image",
+                            scale=scale)[0]
 
 
 def test_every_corruption_has_a_torch_implementation():
     for c in registry.all_corruptions():
+        if c.kind == "av":  # one apply for every event (tests/test_torch_av.py)
+            assert registry.load(c.torch.module, c.torch.function) is torch_av.apply
+            continue
         module = torch_image if c.kind == "image" else torch_audio
-        assert c.torch.load() is getattr(module, c.name), c.name
+        assert registry.load(c.torch.module, c.torch.function) is getattr(module, c.name)
         assert c.torch.fidelity in registry.Fidelity
     assert len(IMAGE_NAMES) == 19  # the protocol corruptions are tested in test_protocols
     assert len(AUDIO_NAMES) == 11
@@ -119,9 +123,11 @@ def test_the_cpu_runs_pillow_itself_for_pixelate_and_jpeg_on_the_arrays():
     """pixelate: Pillow on the CPU, the tensor port on other devices; jpeg_compression:
     Pillow everywhere. Both give the reference's output exactly, grey images included."""
     pixelate, jpeg = (registry.get(n, "image").torch for n in ("pixelate", "jpeg_compression"))
-    assert pixelate.array_function("cpu") is torch_image.pixelate_arrays
+    assert registry.load(pixelate.module, pixelate.array_function("cpu")) is (
+        torch_image.pixelate_arrays)
     assert pixelate.array_function("cuda") is None
-    assert jpeg.array_function("cpu") is jpeg.array_function("cuda") is torch_image.jpeg_compression
+    assert jpeg.array_function("cpu") == jpeg.array_function("cuda") == "jpeg_compression"
+    assert registry.load(jpeg.module, jpeg.array_function("cpu")) is torch_image.jpeg_compression
     colour = photos(64)
     grey = np.rint(colour.mean(-1, keepdims=True)).astype(np.uint8)
     for images in (colour, grey):
@@ -296,8 +302,8 @@ def clips() -> np.ndarray:
 def audio(name: str, severity: int, backend: str, seeds=None, x=None) -> np.ndarray:
     x = clips() if x is None else x
     seeds = list(range(len(x))) if seeds is None else seeds
-    return backends.corrupt_batch(x, name, "audio", severity, seeds, backend,
-                                  sample_rate=16000)
+    return backends.corrupt(x, name, severity, seeds, backend, kind="audio",
+                            sample_rate=16000)[0]
 
 
 @pytest.mark.parametrize("name", DETERMINISTIC_AUDIO)
@@ -353,8 +359,8 @@ def test_image_sample_does_not_depend_on_its_batch(name):
 def test_audio_sample_does_not_depend_on_its_batch(name):
     whole = audio(name, 3, "torch", list(range(100, 132)))
     assert np.array_equal(whole, audio(name, 3, "torch", list(range(100, 132))))
-    single = backends.corrupt_batch(clips()[5:6], name, "audio", 3, [105], "torch",
-                                    sample_rate=16000)
+    single, _ = backends.corrupt(clips()[5:6], name, 3, [105], "torch", kind="audio",
+                                 sample_rate=16000)
     assert np.array_equal(whole[5], single[0])
 
 
@@ -391,12 +397,12 @@ def test_bad_inputs_are_refused_with_clear_errors():
 def test_clips_are_corrupted_frame_by_frame_inside_the_library(backend):
     frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     clips = np.broadcast_to(frame, (2, 3, 32, 32, 3)).copy()  # every frame the same image
-    out = backends.corrupt_batch(clips, "gaussian_noise", "image", 3, [7, 8], backend)
+    out, _ = backends.corrupt(clips, "gaussian_noise", 3, [7, 8], backend, kind="image")
     assert out.shape == clips.shape and out.dtype == np.uint8
     for i, seed in enumerate([7, 8]):
         for t in range(3):
-            alone = backends.corrupt_batch(frame[None], "gaussian_noise", "image", 3,
-                                           [backends.frame_seed(seed, t)], backend)
+            alone, _ = backends.corrupt(frame[None], "gaussian_noise", 3,
+                                        [backends.frame_seed(seed, t)], backend, kind="image")
             assert np.array_equal(out[i, t], alone[0])
     assert not np.array_equal(out[0, 0], out[0, 1])  # each frame draws its own noise
 
@@ -411,14 +417,18 @@ def test_reference_corruptions_in_worker_processes_give_the_in_process_outputs()
             ("image", images, "jpeg_compression", {"scale": "cifar"}),
             ("image", images, "spatter", {"scale": "cifar"}),
             ("audio", audio, "mp3_compression", {"sample_rate": 16000})):
-        alone = reference_pool.reference_map(name, kind, samples, 2, seeds[:len(samples)],
+        function = registry.get(name, kind).reference
+        alone = reference_pool.reference_map(function, samples, 2, seeds[:len(samples)],
                                              workers=1, **context)
-        pooled = reference_pool.reference_map(name, kind, samples, 2, seeds[:len(samples)],
+        pooled = reference_pool.reference_map(function, samples, 2, seeds[:len(samples)],
                                               workers=3, min_seconds=0, **context)
         assert pooled.shape == samples.shape and np.array_equal(pooled, alone), name
         assert not np.array_equal(alone, samples)
     assert reference_pool._WORKERS  # the second call did use worker processes
     reference_pool.shutdown()
+
+
+MP3 = registry.get("mp3_compression", "audio").reference
 
 
 def test_a_failing_reference_worker_reports_its_error_and_the_next_call_starts_afresh():
@@ -427,13 +437,13 @@ def test_a_failing_reference_worker_reports_its_error_and_the_next_call_starts_a
     clips = [np.full(4000, 0.1, dtype=np.float32) for _ in range(9)]
     clips[2] = clips[2].astype(np.float64)  # invalid: sent to a worker process
     with pytest.raises(RuntimeError, match="must be float32"):
-        reference_pool.reference_map("mp3_compression", "audio", clips, 2, range(9),
+        reference_pool.reference_map(MP3, clips, 2, range(9),
                                      workers=2, min_seconds=0, sample_rate=16000)
     assert not reference_pool._WORKERS  # stopped: nothing left half-read in their pipes
     clips[2] = clips[2].astype(np.float32)
-    pooled = reference_pool.reference_map("mp3_compression", "audio", clips, 2, range(9),
+    pooled = reference_pool.reference_map(MP3, clips, 2, range(9),
                                           workers=2, min_seconds=0, sample_rate=16000)
-    alone = reference_pool.reference_map("mp3_compression", "audio", clips, 2, range(9),
+    alone = reference_pool.reference_map(MP3, clips, 2, range(9),
                                          workers=1, sample_rate=16000)
     assert reference_pool._WORKERS and np.array_equal(pooled, alone)
     reference_pool.shutdown()
@@ -445,7 +455,7 @@ def test_a_killed_reference_worker_is_replaced(monkeypatch):
     from corruptions import reference_pool
 
     clips = np.random.default_rng(0).standard_normal((9, 4000)).astype(np.float32) * 0.1
-    args = ("mp3_compression", "audio", clips, 2, range(9))
+    args = (MP3, clips, 2, range(9))
     first = reference_pool.reference_map(*args, workers=2, min_seconds=0, sample_rate=16000)
     killed = reference_pool._WORKERS[0].process
     killed.kill()

@@ -1,11 +1,13 @@
 """`rambench report`: every table (md, tex, csv), every figure (png, pdf) and one
 self-contained report.html (inline CSS, figures as base64 PNG data URIs, no external
-resources) with a leaderboard, the tables, the figures and the study's provenance."""
+resources) with a leaderboard, the tables, the figures and the study's provenance.
+
+The page is rendered from the Jinja2 template `templates/report.html.j2` (every value
+autoescaped); this module gathers what it shows."""
 
 from __future__ import annotations
 
 import base64
-import html
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -15,28 +17,14 @@ from typing import Any
 import numpy as np
 
 from rambench import metrics
-from rambench.report import FIGURE_KINDS, LEADERBOARD_METRICS, VIEWS, figures
-from rambench.report.render import render, to_html
+from rambench.report import FIGURE_KINDS, LEADERBOARD_METRICS, VIEWS, figures, style
+from rambench.report.render import html_table, render, templates
 from rambench.report.table import Table
 from rambench.report.views import build_table
 from rambench.results import ResultSet
 from rambench.schema import Record
 
 EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}
-CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;
-color:#222;padding:0 1em;line-height:1.4}
-h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;
-margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
-caption{text-align:left;font-weight:600;padding:.3em 0}
-th,td{padding:.25em .6em;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
-thead th{border-bottom:2px solid #444}tbody th{text-align:left;font-weight:500}
-.legend{font-size:.8em;color:#555;margin:.1em 0}.scroll{overflow-x:auto}
-figure{margin:1em 0}figure img{max-width:100%;height:auto}
-figcaption{font-size:.85em;color:#555}dl{display:grid;grid-template-columns:max-content auto;
-gap:.2em 1em}dt{font-weight:600}dd{margin:0}code{font-size:.9em}
-"""
 FIGURE_CAPTIONS = {
     "severity": "Accuracy vs severity (0 = clean), per corruption; mean over seeds.",
     "heatmap": "Accuracy drop from clean (percentage points) per method and corruption, "
@@ -77,22 +65,21 @@ def provenance(records: Sequence[Record]) -> dict[str, Any]:
 
 
 def _counter_text(counter: Counter) -> str:
-    return ", ".join(f"{html.escape(str(k))} ({v})" for k, v in counter.most_common())
+    return ", ".join(f"{k} ({v})" for k, v in counter.most_common())
 
 
-def _provenance_html(info: dict[str, Any]) -> str:
+def _provenance_facts(info: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("records", str(info["records"])),
-            ("methods", html.escape(", ".join(info["methods"]))),
-            ("seeds", html.escape(", ".join(map(str, info["seeds"])))),
+            ("methods", ", ".join(info["methods"])),
+            ("seeds", ", ".join(map(str, info["seeds"]))),
             ("datasets", _counter_text(info["datasets"])),
             ("grid", _counter_text(info["grids"])),
             ("code versions", _counter_text(info["code versions"])),
             ("method code", _counter_text(info["method code"])),
             ("devices", _counter_text(info["devices"]))]
     for name, versions in sorted(info["packages"].items()):
-        rows.append((f"package {html.escape(name)}", _counter_text(versions)))
-    items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    return f"<dl>{items}</dl><p class='legend'>Counts are numbers of records.</p>"
+        rows.append((f"package {name}", _counter_text(versions)))
+    return rows
 
 
 def setup(records: Sequence[Record]) -> dict[str, Any]:
@@ -131,49 +118,52 @@ def _values(values: set) -> str:
                      for v in sorted(values, key=str))
 
 
-def _setup_html(info: dict[str, Any]) -> str:
+def _setup_context(info: dict[str, Any]) -> dict[str, Any]:
+    """The setup section: facts, the training settings that differ between methods (one
+    column each) and per method its row and hyper-parameters."""
     methods = info["methods"]
     keys = sorted({k for m in methods.values() for k in m["train"]})
     shared = {k: next(iter(methods.values()))["train"][k] for k in keys
               if len({frozenset(m["train"].get(k, ())) for m in methods.values()}) == 1}
     varying = [k for k in keys if k not in shared]
     train_s = sum(m["train_seconds"] for m in methods.values())
-    rows = [("data", _counter_text(info["data"])),
-            ("test conditions", _counter_text(info["conditions"]) + " (records per kind)"),
-            ("severity scale", _counter_text(info["severity scales"]) or "none"),
-            ("corruption backend", _counter_text(info["corruption backends"]) or "none"),
-            ("training (every method)",
-             html.escape("; ".join(f"{k} {_values(v)}" for k, v in shared.items())) or "-"),
-            ("wall time", f"training {train_s / 60:.1f} min, evaluation "
-                          f"{info['evaluation seconds'] / 60:.1f} min (summed over jobs "
-                          "and cells)")]
-    items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    head = ("<tr><th>method</th><th>family</th><th>seeds</th><th>best epoch</th>"
-            "<th>train s / seed</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in varying)
-            + "</tr>")
-    body, params = [], []
-    for label, m in sorted(methods.items()):
-        best = f"{np.mean(m['best_epochs']):.1f}" if m["best_epochs"] else ""
-        train = "".join(f"<td>{html.escape(_values(m['train'].get(k, set())))}</td>"
-                        for k in varying)
-        body.append(f"<tr><th>{html.escape(label)}</th><td>{html.escape(m['family'])}</td>"
-                    f"<td>{len(m['seeds'])}</td><td>{best}</td>"
-                    f"<td>{m['train_seconds'] / max(1, len(m['seeds'])):.0f}</td>{train}</tr>")
-        text = ", ".join(f"{k}={v}" for k, v in sorted(m["params"].items())) or "none"
-        params.append(f"<dt>{html.escape(label)}</dt><dd><code>{html.escape(text)}</code></dd>")
-    table = (f"<div class='scroll'><table><thead>{head}</thead><tbody>{''.join(body)}"
-             "</tbody></table></div>")
-    return (f"<dl>{items}</dl>{table}<details><summary>hyper-parameters of every method"
-            f"</summary><dl>{''.join(params)}</dl></details>")
+    facts = [("data", _counter_text(info["data"])),
+             ("test conditions", _counter_text(info["conditions"]) + " (records per kind)"),
+             ("severity scale", _counter_text(info["severity scales"]) or "none"),
+             ("corruption backend", _counter_text(info["corruption backends"]) or "none"),
+             ("training (every method)",
+              "; ".join(f"{k} {_values(v)}" for k, v in shared.items()) or "-"),
+             ("wall time", f"training {train_s / 60:.1f} min, evaluation "
+                           f"{info['evaluation seconds'] / 60:.1f} min (summed over jobs "
+                           "and cells)")]
+    rows = [{"label": label, "family": m["family"], "seeds": len(m["seeds"]),
+             "best_epoch": f"{np.mean(m['best_epochs']):.1f}" if m["best_epochs"] else "",
+             "train_seconds": f"{m['train_seconds'] / max(1, len(m['seeds'])):.0f}",
+             "train": [_values(m["train"].get(k, set())) for k in varying],
+             "params": ", ".join(f"{k}={v}" for k, v in sorted(m["params"].items())) or "none"}
+            for label, m in sorted(methods.items())]
+    return {"facts": facts, "varying": varying, "methods": rows}
 
 
-def _definitions_html() -> str:
+def _definitions() -> list[dict[str, str]]:
     from rambench.metrics.definitions import DEFINITIONS
 
-    items = "".join(f"<dt>{html.escape(d.name)}</dt><dd>{html.escape(d.formula)}"
-                    + (f" <span class='legend'>({html.escape(d.source)})</span>" if d.source
-                       else "") + "</dd>" for d in DEFINITIONS)
-    return f"<dl>{items}</dl>"
+    return [{"name": d.name, "formula": d.formula, "source": d.source or ""}
+            for d in DEFINITIONS]
+
+
+FIGURE_PX_PER_INCH = 160  # on the page; the text of a figure then reads like the page's
+
+
+def _figure(kind: str, png: Path) -> dict[str, Any]:
+    """A figure for the page, `FIGURE_PX_PER_INCH` per inch of its size on paper (its PNG
+    is drawn at `style.DPI`) and never wider than the page."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        width = round(image.width * FIGURE_PX_PER_INCH / style.DPI)
+    return {"kind": kind, "uri": _data_uri(png), "width": width,
+            "caption": FIGURE_CAPTIONS.get(kind, kind)}
 
 
 def _data_uri(path: Path) -> str:
@@ -216,40 +206,23 @@ def write_report(results: ResultSet, out_dir: Path, metric: str = "mpc",
     notes = list(dict.fromkeys([*results.notes, *left_out,
                                 *(n for t in built.values() for n in t.notes)]))
 
-    parts = [f"<h1>rambench report: study {html.escape(study)}</h1>",
-             f"<p class='legend'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
-             f"by <code>rambench report</code>. Normalised metrics use the reference method "
-             f"<code>{html.escape(reference)}</code>; significance marks compare with "
-             f"<code>{html.escape(str(against))}</code>.</p>",
-             "<h2>Setup</h2>", _setup_html(setup(records)),
-             f"<h2>Leaderboard (sorted by {html.escape(LEADERBOARD_METRICS[metric])})"
-             "</h2>", f"<div class='scroll'>{to_html(built['leaderboard'])}</div>",
-             "<h2>Main results</h2>", f"<div class='scroll'>{to_html(built['main'])}</div>"]
-    for view in ("corruption", "severity", "missing"):
-        parts += [f"<h2>By {view}</h2>",
-                  f"<div class='scroll'>{to_html(built[view])}</div>"]
-    for view, title in (("calibration", "Calibration"), ("redundancy", "Redundancy gap")):
-        if view in built and not built[view].mean.empty:
-            parts += [f"<h2>{title}</h2>",
-                      f"<div class='scroll'>{to_html(built[view])}</div>"]
-    parts.append("<h2>Figures</h2>")
-    for kind, paths in figure_paths.items():
-        png = next(p for p in paths if p.suffix == ".png")
-        parts.append(f"<figure><img alt='{kind} figure' src='{_data_uri(png)}'>"
-                     f"<figcaption>{html.escape(FIGURE_CAPTIONS.get(kind, kind))} "
-                     f"(<code>figures/{kind}.pdf</code>)</figcaption></figure>")
-    parts += ["<h2>Every test condition</h2>",
-              "<details><summary>condition x method table</summary><div class='scroll'>"
-              f"{to_html(built['conditions'])}</div></details>",
-              "<h2>Definitions</h2>", _definitions_html(),
-              "<h2>Provenance</h2>", _provenance_html(provenance(records))]
-    if notes:
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-                     + "</ul>")
-    document = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-                f"<title>rambench report: {html.escape(study)}</title>"
-                f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+    sections = [(f"Leaderboard (sorted by {LEADERBOARD_METRICS[metric]})", "leaderboard"),
+                ("Main results", "main"), ("By corruption", "corruption"),
+                ("By severity", "severity"), ("By missing", "missing"),
+                ("Calibration", "calibration"), ("Redundancy gap", "redundancy")]
+    optional = ("calibration", "redundancy")  # left out when empty (e.g. schema-1 records)
+    page = templates().get_template("report.html.j2").render(
+        study=study, generated=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}",
+        reference=reference, against=against, setup=_setup_context(setup(records)),
+        sections=[{"title": title, "table": html_table(built[view])}
+                  for title, view in sections
+                  if view in built and not (view in optional and built[view].mean.empty)],
+        figures=[_figure(kind, next(p for p in paths if p.suffix == ".png"))
+                 for kind, paths in figure_paths.items()],
+        conditions=html_table(built["conditions"]) if "conditions" in built else None,
+        definitions=_definitions(), provenance=_provenance_facts(provenance(records)),
+        notes=notes)
     html_path = out_dir / "report.html"
-    html_path.write_text(document, encoding="utf-8")
+    html_path.write_text(page, encoding="utf-8")
     return {"html": html_path, "tables": table_paths,
             "figures": [p for paths in figure_paths.values() for p in paths], "notes": notes}

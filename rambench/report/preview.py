@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from corruptions import av_events, registry
+from corruptions import registry
 from corruptions.scales import DEFAULT_SCALE, resolve_scale
 from rambench.datasets import Dataset
 from rambench.report import style
-from rambench.test_inputs import corrupt_array
+from rambench.test_inputs import corrupt_array, corrupt_event
 
 
 def preview_figure(dataset: Dataset, modality: str, index: int = 0, seed: int = 0,
@@ -80,7 +80,7 @@ def events_figure(dataset: Dataset, index: int = 0, seed: int = 0):
     pool = list(np.asarray(test.inputs[audio_m], dtype=np.float32))
     clean_mel = log_mel(clean_audio[0], audio_spec.sample_rate)
     level = (float(np.percentile(clean_mel, 1)), float(clean_mel.max()))
-    events = av_events.names()
+    events = registry.names("av")
     columns = ["clean", *(f"severity {s}" for s in registry.SEVERITIES)]
     with plt.rc_context(style.RC):
         fig, axes = plt.subplots(2 * len(events), len(columns), squeeze=False,
@@ -89,7 +89,7 @@ def events_figure(dataset: Dataset, index: int = 0, seed: int = 0):
         for row, event in enumerate(events):
             panels = [(clean_image[0], clean_audio[0])]
             for s in registry.SEVERITIES:
-                images, audio, _ = av_events.apply_event(
+                images, audio, _ = corrupt_event(
                     event, clean_image, clean_audio, s, [seed], audio_spec.sample_rate,
                     pool=pool)
                 panels.append((images[0], audio[0]))

@@ -1,17 +1,21 @@
-"""Renderers of a `rambench.report.table.Table`: `render(table, 'md' | 'latex' | 'csv' |
-'html' | 'json')`, each with the legend that explains it (what the numbers are, the
-highlighting, the marks, the notes); and `to_markdown`, the plain accuracy table
-`rambench run` prints.
+"""Table renderers: Markdown, LaTeX, CSV, JSON and HTML (from a Jinja2 template).
+
+`render(table, 'md' | 'latex' | 'csv' | 'html' | 'json')` writes a
+`rambench.report.table.Table` with the legend that explains it (what the numbers are, the
+highlighting, the marks, the notes); `to_markdown` the plain accuracy table `rambench run`
+prints. The HTML comes from `templates/table.html.j2`, every value autoescaped.
 """
 
 from __future__ import annotations
 
-import html
 import io
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from rambench import stats as st
 from rambench.report import FORMATS
@@ -76,7 +80,7 @@ def _arrow(table: Table, col: str, fmt: str) -> str:
 
 def legend(table: Table, fmt: str) -> list[str]:
     """The lines explaining a table: what the numbers are, highlighting, marks, notes."""
-    esc = {"md": str, "html": html.escape, "latex": _latex_escape}[fmt]
+    esc = {"md": str, "html": escape, "latex": _latex_escape}[fmt]
     latex = fmt == "latex"
     seeds = table.seeds.to_numpy(dtype=float)
     seeds = seeds[np.isfinite(seeds)]
@@ -101,6 +105,8 @@ def legend(table: Table, fmt: str) -> list[str]:
                      f"{esc(str(table.against))} ({test}, {st.B_DEFAULT} resamples, "
                      f"p {esc('<')} {ALPHA}).")
     lines += [f"Note: {esc(n)}" for n in table.notes]
+    if fmt == "html":  # safe: every value in them went through `esc`
+        return [Markup(line) for line in lines]
     return lines
 
 
@@ -189,29 +195,42 @@ def to_csv(table: Table) -> str:
     return buffer.getvalue()
 
 
-def to_html(table: Table) -> str:
+@lru_cache(maxsize=1)
+def templates() -> Environment:
+    """The Jinja2 environment of the HTML this package writes: the templates
+    `rambench/report/templates/*.html.j2`, every value autoescaped."""
+    return Environment(loader=PackageLoader("rambench.report", "templates"), autoescape=True,
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def html_table(table: Table) -> dict[str, Any]:
+    """What `templates/table.html.j2` shows of a table: title, header (with the direction
+    arrows), per row the text of its cells (None: no value), their rank (1 bold, 2
+    underlined), mark and p-value tooltip, and the legend."""
     rank = _ranks(table)
-    esc = html.escape
-    head = "".join(f"<th>{esc(c + _arrow(table, c, 'html'))}</th>" for c in table.columns)
-    body = []
+    rows = []
     for row in table.rows:
-        cells = []
+        cells: list[dict[str, Any] | None] = []
         for col in table.columns:
             number = _number(table, row, col)
             if number is None:
-                cells.append("<td>–</td>")
+                cells.append(None)
                 continue
-            text = f"{number[0]} ± {number[1]}" if number[1] else number[0]
-            text = {1: f"<b>{text}</b>", 2: f"<u>{text}</u>"}.get(rank.loc[row, col], text)
-            mark = MARK_TEXT["html"].get(table.mark.loc[row, col], "")
             p = table.p.loc[row, col]
-            title = f' title="p = {p:.3g} vs {esc(str(table.against))}"' if pd.notna(p) else ""
-            cells.append(f"<td{title}>{text}{mark}</td>")
-        body.append(f"<tr><th>{esc(row)}</th>{''.join(cells)}</tr>")
-    notes = "".join(f"<p class='legend'>{line}</p>" for line in legend(table, "html"))
-    return (f"<table><caption>{esc(table.title)}</caption><thead><tr>"
-            f"<th>{esc(table.row_header)}</th>{head}</tr></thead><tbody>{''.join(body)}"
-            f"</tbody></table>{notes}")
+            cells.append({"text": f"{number[0]} ± {number[1]}" if number[1] else number[0],
+                          "rank": int(rank.loc[row, col]),
+                          "mark": MARK_TEXT["html"].get(table.mark.loc[row, col], ""),
+                          "title": f"p = {p:.3g} vs {table.against}" if pd.notna(p) else None})
+        rows.append({"label": row, "cells": cells})
+    return {"title": table.title, "row_header": table.row_header,
+            "columns": [c + _arrow(table, c, "html") for c in table.columns], "rows": rows,
+            "legend": legend(table, "html")}
+
+
+def to_html(table: Table) -> str:
+    """The table and its legend as an HTML fragment (`templates/table.html.j2`)."""
+    macro = templates().get_template("table.html.j2").module.results_table
+    return str(macro(html_table(table))).strip()
 
 
 def to_json(table: Table) -> str:
