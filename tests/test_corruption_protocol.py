@@ -158,9 +158,9 @@ def test_records_carry_the_draws_applied_and_they_give_the_tested_inputs(tmp_pat
     from rambench.api import benchmark
     from rambench.datasets import datasets
     from rambench.datasets.limited import Limited
-    from rambench.grid import parse_grid
+    from rambench.study import parse
 
-    grid = parse_grid({"conditions": {
+    grid = parse({"conditions": {
         "clean": False, "severities": [3],
         "corruptions": {"visual": ["gaussian_noise", "motion_blur", "contrast"],
                         "audio": ["gaussian_noise"]},
