@@ -3,7 +3,6 @@ the `rambench` command line (in this process, or in one of its own where that ma
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -91,7 +90,7 @@ def run_cli(*args: str, cwd: Path, check: bool = True, timeout: int = 600) -> Cl
 def invoke_cli(*args: str, cwd: Path, check: bool = True) -> CliResult:
     """Run `rambench ARGS` in this process, in the folder `cwd`, as the console script does:
     through `rambench.cli:main` (which turns errors into exit codes 1 and 2 and messages on
-    stderr), with click's CliRunner capturing stdout and stderr apart (click >= 8.2).
+    stderr), with click's CliRunner capturing stdout and stderr apart.
 
     What a fresh process would not inherit is undone after the call: the handler `main`
     puts on the "rambench" logger, its SIGTERM handler, environment variables, the torch
@@ -123,11 +122,16 @@ def invoke_cli(*args: str, cwd: Path, check: bool = True) -> CliResult:
             raise
 
     console_script.main = console_script  # what CliRunner.invoke calls
-    argv = sys.argv
+    argv, folder = sys.argv, os.getcwd()
     try:
-        with contextlib.chdir(cwd):
-            result = CliRunner().invoke(console_script, args, prog_name="rambench")
+        os.chdir(cwd)  # (contextlib.chdir is Python 3.11+; rambench supports 3.10)
+        try:
+            runner = CliRunner(mix_stderr=False)  # click 8.1; 8.2+ always keeps them apart
+        except TypeError:
+            runner = CliRunner()
+        result = runner.invoke(console_script, args, prog_name="rambench")
     finally:
+        os.chdir(folder)
         sys.argv = argv
         logger.handlers[:], logger.level = handlers, level
         signal.signal(signal.SIGTERM, sigterm)
