@@ -1,6 +1,7 @@
-"""A loaded study (`ResultSet`): its records read once, their tidy rows, scores and
-per-sample correctness computed once; what the API returns (`rambench.load`,
-`rambench.benchmark`) and what the command line and the report read.
+"""A loaded study (`ResultSet`): records read once from the store, derived frames cached.
+
+The one type that the API returns (`rambench.load`, `rambench.benchmark`) and that the
+command line and the report read.
 
 Its records are read once from the store (`ResultSet.read`); the frames every reader derives
 from them (tidy rows, per-cell scores, per-sample correctness) are computed once, on first

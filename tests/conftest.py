@@ -1,10 +1,11 @@
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+
+# `run_cli` and `RAMBENCH` live in tests/helpers.py; imported here too for the test files
+# that still import them from conftest
+from tests.helpers import RAMBENCH, invoke_cli, run_cli  # noqa: F401
 
 # Small models: one intra-op thread is as fast, and immune to OpenMP oversubscription
 # when the machine is shared (two threads per process on a busy 2-core box ran 30x slower).
@@ -12,20 +13,6 @@ torch.set_num_threads(1)
 # ... and so does every `rambench` the tests start (the suite runs one worker per core); set
 # for the whole environment, so that processes started directly (killed runs) inherit it
 os.environ["OMP_NUM_THREADS"] = "1"
-
-RAMBENCH = str(Path(sys.executable).with_name("rambench"))
-
-
-def run_cli(*args: str, cwd: Path, check: bool = True, timeout: int = 600):
-    """Run the installed `rambench` console script as a user would."""
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    result = subprocess.run([RAMBENCH, *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(f"rambench {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout}\n{result.stderr}")
-    return result
-
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_corruption_cache(tmp_path_factory):
@@ -35,8 +22,11 @@ def _isolated_corruption_cache(tmp_path_factory):
 
 @pytest.fixture
 def cli(tmp_path):
-    def call(*args, check=True):
-        return run_cli(*args, cwd=tmp_path, check=check)
+    """`cli(*args, check=True, cwd=tmp_path)`: `rambench ARGS` run in this process (see
+    `invoke_cli`); a CliResult with exit_code, stdout and stderr."""
+
+    def call(*args, check=True, cwd=None):
+        return invoke_cli(*args, cwd=tmp_path if cwd is None else cwd, check=check)
 
     return call
 

@@ -1,6 +1,13 @@
-"""Small builders shared by tests: feature-level contexts and hand-made batches."""
+"""Shared by tests: feature-level contexts, hand-made batches, plugin sources, and running
+the `rambench` command line (in this process, or in one of its own where that matters)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -44,3 +51,103 @@ class {class_name}(Method):
     def training_loss(self, batch):
         return {loss}
 '''
+
+
+# ------------------------------------------------------------------------------ the CLI
+
+RAMBENCH = str(Path(sys.executable).with_name("rambench"))
+
+
+@dataclass
+class CliResult:
+    """What a `rambench` command left: its exit code and its two output streams."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None = None
+
+    @property
+    def returncode(self) -> int:  # subprocess.CompletedProcess's name, for older callers
+        return self.exit_code
+
+
+def _checked(args, result: CliResult, check: bool) -> CliResult:
+    if check and result.exit_code != 0:
+        raise AssertionError(f"rambench {' '.join(map(str, args))} failed "
+                             f"({result.exit_code}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def run_cli(*args: str, cwd: Path, check: bool = True, timeout: int = 600) -> CliResult:
+    """Run the installed `rambench` console script in a process of its own. Only for what
+    needs one (signals, kills, concurrent runs); everything else uses `invoke_cli`."""
+    result = subprocess.run([RAMBENCH, *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout)
+    return _checked(args, CliResult(result.returncode, result.stdout, result.stderr), check)
+
+
+def invoke_cli(*args: str, cwd: Path, check: bool = True) -> CliResult:
+    """Run `rambench ARGS` in this process, in the folder `cwd`, as the console script does:
+    through `rambench.cli:main` (which turns errors into exit codes 1 and 2 and messages on
+    stderr), with click's CliRunner capturing stdout and stderr apart.
+
+    What a fresh process would not inherit is undone after the call: the handler `main`
+    puts on the "rambench" logger, its SIGTERM handler, environment variables, the torch
+    thread count (`--threads`), the working folder, plugin modules loaded from files (a
+    re-run must read an edited plugin again) and the cached git commit of the code."""
+    import logging
+    import signal
+    import traceback
+
+    import torch
+    from click.testing import CliRunner
+
+    from rambench import cli, provenance
+
+    args = tuple(str(a) for a in args)
+    logger = logging.getLogger("rambench")
+    handlers, level = logger.handlers[:], logger.level
+    sigterm = signal.getsignal(signal.SIGTERM)
+    environ, threads, modules = dict(os.environ), torch.get_num_threads(), set(sys.modules)
+    if hasattr(provenance, "git_commit") and hasattr(provenance.git_commit, "cache_clear"):
+        provenance.git_commit.cache_clear()  # another engineer may have committed since
+
+    def console_script(args, prog_name, **_):
+        sys.argv = [prog_name, *args]
+        try:
+            return cli.main()
+        except Exception:  # uncaught: what the interpreter prints, and exit status 1
+            traceback.print_exc()
+            raise
+
+    console_script.main = console_script  # what CliRunner.invoke calls
+    argv, folder = sys.argv, os.getcwd()
+    try:
+        os.chdir(cwd)  # (contextlib.chdir is Python 3.11+; rambench supports 3.10)
+        try:
+            runner = CliRunner(mix_stderr=False)  # click 8.1; 8.2+ always keeps them apart
+        except TypeError:
+            runner = CliRunner()
+        result = runner.invoke(console_script, args, prog_name="rambench")
+    finally:
+        os.chdir(folder)
+        sys.argv = argv
+        logger.handlers[:], logger.level = handlers, level
+        signal.signal(signal.SIGTERM, sigterm)
+        os.environ.clear()
+        os.environ.update(environ)
+        torch.set_num_threads(threads)
+        for name in set(sys.modules) - modules:
+            if name.startswith("rambench_plugin_"):
+                del sys.modules[name]
+    return _checked(args, CliResult(result.exit_code, result.stdout, result.stderr,
+                                    result.exception), check)
+
+
+def assert_usage_error(result: CliResult, *fragments: str) -> None:
+    """A usage error: exit status 2 and a message on stderr, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr

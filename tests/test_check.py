@@ -32,7 +32,7 @@ IGNORES_PRESENCE = plugin_source(
 def test_a_method_that_reads_absent_inputs_fails_with_a_clear_line(cli, tmp_path):
     (tmp_path / "careless.py").write_text(IGNORES_PRESENCE)
     result = cli("check", "--method", "careless.py:Careless", check=False)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
     assert ("FAIL  careless:Careless on still images (avdigits): ignores the values of an "
             "absent visual input: logits change by") in result.stdout
     assert "PASS  careless:Careless on clips: state dict round-trips" in result.stdout

@@ -1,4 +1,5 @@
-"""The CLI as a user calls it: the installed console script, in a fresh folder."""
+"""The CLI as a user calls it, in a fresh folder: `rambench.cli:main` (what the console script
+runs) in this process, and the installed console script where a test kills the process."""
 
 import csv
 import json
@@ -10,14 +11,9 @@ import time
 
 import pytest
 
-from tests.conftest import RAMBENCH, run_cli
+from tests.helpers import RAMBENCH, assert_usage_error, invoke_cli
 
-
-def assert_usage_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr
+__all__ = ["assert_usage_error"]  # tests/test_report.py still imports it from here
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -120,12 +116,12 @@ SMOKE = ["run", "--method", "raml", "--method", "late_fusion", "--grid", "smoke"
 def smoke_study(tmp_path_factory):
     """One uninterrupted smoke run, shared by the tests below: (folder, its stdout)."""
     folder = tmp_path_factory.mktemp("smoke")
-    return folder, run_cli(*SMOKE, "--study", "straight", cwd=folder).stdout
+    return folder, invoke_cli(*SMOKE, "--study", "straight", cwd=folder).stdout
 
 
 def export_rows(folder, study):
     target = folder / f"{study}.csv"
-    run_cli("export", "--study", study, "--to", str(target), cwd=folder)
+    invoke_cli("export", "--study", study, "--to", str(target), cwd=folder)
     with open(target) as f:
         return [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
 
@@ -137,7 +133,7 @@ def test_smoke_run_prints_table_resumes_and_exports(smoke_study):
     for condition in ("clean", "visual gaussian_noise s5", "audio gaussian_noise s1",
                       "missing audio", "missing rate 0.5"):
         assert any(line.startswith(f"| {condition} |") for line in out.splitlines())
-    again = run_cli(*SMOKE, "--study", "straight", "--dry-run", cwd=folder).stdout
+    again = invoke_cli(*SMOKE, "--study", "straight", "--dry-run", cwd=folder).stdout
     assert ", 0 to do" in again
     rows = export_rows(folder, "straight")
     assert {r["method"] for r in rows} == {"raml", "late_fusion"}
@@ -171,9 +167,9 @@ def test_killed_run_resumes_without_recomputing_and_matches_uninterrupted(smoke_
     proc.wait()
     done_before = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
     assert 5 <= len(done_before) < 26
-    dry = run_cli(*SMOKE, "--study", "killed", "--dry-run", cwd=folder).stdout
+    dry = invoke_cli(*SMOKE, "--study", "killed", "--dry-run", cwd=folder).stdout
     assert f"{len(done_before)} done, {26 - len(done_before)} to do" in dry
-    run_cli(*SMOKE, "--study", "killed", cwd=folder)
+    invoke_cli(*SMOKE, "--study", "killed", cwd=folder)
     after = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
     assert len(after) == 26
     assert all(after[name] == mtime for name, mtime in done_before.items())  # not recomputed
@@ -182,31 +178,34 @@ def test_killed_run_resumes_without_recomputing_and_matches_uninterrupted(smoke_
 
 def test_the_corruption_backend_is_part_of_every_corrupted_cell_key(smoke_study):
     folder, _ = smoke_study
-    dry = run_cli(*SMOKE, "--study", "straight", "--corruption-backend", "reference",
-                  "--dry-run", cwd=folder).stdout
+    dry = invoke_cli(*SMOKE, "--study", "straight", "--corruption-backend", "reference",
+                     "--dry-run", cwd=folder).stdout
     todo = [line.split()[4] for line in dry.splitlines() if line.startswith("  todo")]
     # clean and missing-modality cells do not depend on the backend: already done
     assert todo and all(label.split(":")[0] in ("visual", "audio", "mixed") for label in todo)
     assert len(todo) == 2 * 9  # the smoke grid's corrupted conditions, for both methods
-    bad = run_cli(*SMOKE, "--corruption-backend", "jax", "--dry-run", cwd=folder, check=False)
+    bad = invoke_cli(*SMOKE, "--corruption-backend", "jax", "--dry-run", cwd=folder,
+                     check=False)
     assert_usage_error(bad, "'jax' is not one of 'torch', 'reference'")
 
 
 def test_corrupted_test_sets_are_cached_across_studies(smoke_study, tmp_path):
     folder, _ = smoke_study
-    info = run_cli("cache", "info", cwd=folder).stdout
+    info = invoke_cli("cache", "info", cwd=folder).stdout
     entries = int(info.split("entries: ")[1].split()[0])
     assert entries >= 9  # every corrupted condition of the smoke grid
-    again = run_cli(*SMOKE[:3], "--grid", "smoke", "--epochs", "1", "--study", "third",
-                    cwd=folder)
+    again = invoke_cli(*SMOKE[:3], "--grid", "smoke", "--epochs", "1", "--study", "third",
+                       cwd=folder)
     assert "corrupted-data cache" in again.stderr and " 0 built" in again.stderr
     own = tmp_path / "own-cache"
-    run_cli(*SMOKE[:3], "--grid", "smoke", "--epochs", "1", "--study", "fourth",
-            "--cache-dir", str(own), cwd=folder)
-    assert "entries: 9 " in run_cli("cache", "info", "--cache-dir", str(own), cwd=folder).stdout
-    cleared = run_cli("cache", "clear", "--cache-dir", str(own), cwd=folder).stdout
+    invoke_cli(*SMOKE[:3], "--grid", "smoke", "--epochs", "1", "--study", "fourth",
+               "--cache-dir", str(own), cwd=folder)
+    assert "entries: 9 " in invoke_cli("cache", "info", "--cache-dir", str(own),
+                                       cwd=folder).stdout
+    cleared = invoke_cli("cache", "clear", "--cache-dir", str(own), cwd=folder).stdout
     assert cleared.startswith("deleted 9 entries")
-    assert "entries: 0 " in run_cli("cache", "info", "--cache-dir", str(own), cwd=folder).stdout
+    assert "entries: 0 " in invoke_cli("cache", "info", "--cache-dir", str(own),
+                                       cwd=folder).stdout
 
 
 @pytest.mark.parametrize("modality, rows", [("visual", 19), ("audio", 11)])
@@ -239,12 +238,13 @@ def test_a_registered_method_loaded_by_path_has_the_same_identity(cli):
     assert [t["key"] for t in by_path["todo"]] == [t["key"] for t in by_name["todo"]]
 
 
-def test_a_validation_split_study_evaluates_val_samples_and_never_mixes_with_test(tmp_path):
+def test_a_validation_split_study_evaluates_val_samples_and_never_mixes_with_test(
+        cli, tmp_path):
     grid = tmp_path / "select.yaml"
     grid.write_text("split: val\nconditions:\n  clean: true\n  corruptions: {audio: held_out}\n"
                     "  severities: [5]\n")
-    run_cli("run", "--method", "late_fusion", "--grid", str(grid), "--epochs", "2",
-            "--study", "select", cwd=tmp_path)
+    cli("run", "--method", "late_fusion", "--grid", str(grid), "--epochs", "2", "--study",
+        "select")
     rows = [r for r in export_rows(tmp_path, "select") if r["metric"] == "accuracy"]
     from rambench.datasets import datasets
 
@@ -256,16 +256,16 @@ def test_a_validation_split_study_evaluates_val_samples_and_never_mixes_with_tes
                   .glob("*.json") if json.loads(p.read_text())["condition"]["kind"] == "clean")
     assert record["metrics"]["accuracy"] == pytest.approx(
         record["provenance"]["training"]["best_val_accuracy"], abs=1e-9)
-    mixed = run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "2",
-                    "--study", "select", cwd=tmp_path, check=False)
+    mixed = cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "2",
+                "--study", "select", check=False)
     assert_usage_error(mixed, "holds results on the val split", "another --study")
 
 
-def test_a_redirected_run_logs_progress_lines_and_ends_with_a_summary(tmp_path):
+def test_a_redirected_run_logs_progress_lines_and_ends_with_a_summary(cli, tmp_path):
     import datetime
 
-    result = run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "1",
-                     "--study", "logged", cwd=tmp_path)
+    result = cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "1",
+                 "--study", "logged")
     stamped = [line for line in result.stderr.splitlines()
                if re.match(r"\d\d:\d\d:\d\d ", line)]
     assert any("training late_fusion seed 0 (job 1/1)" in line for line in stamped)
@@ -281,12 +281,11 @@ def test_a_redirected_run_logs_progress_lines_and_ends_with_a_summary(tmp_path):
     assert "next: rambench report --study logged" in tail[2]
     logged = logs[0].read_text()
     assert all(line in logged for line in stamped) and "done in" in logged
-    again = run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "1",
-                    "--study", "logged", "--dry-run", cwd=tmp_path).stdout
+    again = cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "1",
+                "--study", "logged", "--dry-run").stdout
     assert "0 to do" in again
-    estimate = run_cli("run", "--method", "late_fusion", "--method", "tmc", "--grid",
-                       "smoke", "--epochs", "1", "--study", "logged", "--dry-run",
-                       cwd=tmp_path).stdout
+    estimate = cli("run", "--method", "late_fusion", "--method", "tmc", "--grid", "smoke",
+                   "--epochs", "1", "--study", "logged", "--dry-run").stdout
     assert re.search(r"estimated time: \d+s \(training 1 job\(s\)", estimate), estimate
 
 
@@ -299,8 +298,7 @@ def test_ls_grids_name_prints_the_preset_and_history_reads_training_curves(cli, 
     assert parse(yaml.safe_load(shown), "quick", "ls").to_mapping() == read("quick").to_mapping()
     assert_usage_error(cli("ls", "grids", "quik", check=False), "did you mean 'quick'")
     assert_usage_error(cli("ls", "methods", "raml", check=False), "takes no NAME")
-    run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "3", "--study",
-            "h", cwd=tmp_path)
+    cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "3", "--study", "h")
     rows = json.loads(cli("history", "--study", "h", "--json").stdout)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert all({"loss", "val_accuracy", "lr"} <= set(r) and r["method"] == "late_fusion"
@@ -311,19 +309,19 @@ def test_ls_grids_name_prints_the_preset_and_history_reads_training_curves(cli, 
                        "--method", "late_fusion")
 
 
-def test_limit_runs_a_plugin_on_a_debug_subset_that_never_mixes_with_full_results(tmp_path):
+def test_limit_runs_a_plugin_on_a_debug_subset_that_never_mixes_with_full_results(
+        cli, tmp_path):
     (tmp_path / "mine.py").write_text(PLUGIN)
-    run_cli("run", "--method", "mine.py:MeanFusion", "--grid", "smoke", "--limit", "64",
-            "--study", "debug", cwd=tmp_path)
+    cli("run", "--method", "mine.py:MeanFusion", "--grid", "smoke", "--limit", "64",
+        "--study", "debug")
     records = [json.loads(p.read_text())
                for p in (tmp_path / "results/debug/records").glob("*.json")]
     assert len(records) == 13 and {r["n"] for r in records} == {64}
     assert {r["dataset_version"].rsplit("+", 1)[1] for r in records} == {"limit64"}
-    full = run_cli("run", "--method", "mine.py:MeanFusion", "--grid", "smoke", "--epochs",
-                   "1", "--study", "debug", cwd=tmp_path, check=False)
+    full = cli("run", "--method", "mine.py:MeanFusion", "--grid", "smoke", "--epochs", "1",
+               "--study", "debug", check=False)
     assert_usage_error(full, "holds results of a --limit subset", "another --study")
-    again = run_cli("run", "--method", "mine.py:MeanFusion", "--grid", "smoke", "--limit",
-                    "64", "--study", "debug", "--dry-run", cwd=tmp_path).stdout
+    again = cli("run", "--method", "mine.py:MeanFusion", "--grid", "smoke", "--limit", "64",
+                "--study", "debug", "--dry-run").stdout
     assert "13 done, 0 to do" in again
-    assert_usage_error(run_cli("run", "--limit", "0", cwd=tmp_path, check=False),
-                       "--limit")
+    assert_usage_error(cli("run", "--limit", "0", check=False), "--limit")

@@ -1,6 +1,8 @@
 """Executors and concurrency: local workers, SLURM through submitit's local executor, a run
 killed part-way, two runs on one study. Each must leave exactly the export a plain
-in-process run leaves (same thread count: the order of floating-point sums depends on it)."""
+in-process run leaves (same thread count: the order of floating-point sums depends on it).
+`rambench` runs in this process, except the runs that are killed and the two concurrent
+runs, which need processes of their own."""
 
 import csv
 import os
@@ -10,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import RAMBENCH, run_cli
+from tests.helpers import RAMBENCH, invoke_cli
 
 RUN = ["run", "--method", "late_fusion", "--method", "tmc", "--grid", "smoke", "--limit", "64",
        "--epochs", "2", "--threads", "1"]
@@ -18,7 +20,7 @@ RUN = ["run", "--method", "late_fusion", "--method", "tmc", "--grid", "smoke", "
 
 def export(folder, study):
     target = folder / f"{study}.csv"
-    run_cli("export", "--study", study, "--to", str(target), cwd=folder)
+    invoke_cli("export", "--study", study, "--to", str(target), cwd=folder)
     with open(target) as f:
         return [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
 
@@ -33,23 +35,21 @@ def stored(folder, study):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reference")
-    run_cli(*RUN, "--study", "ref", cwd=folder)
+    invoke_cli(*RUN, "--study", "ref", cwd=folder)
     return export(folder, "ref"), stored(folder, "ref")
 
 
-def test_local_workers_leave_the_in_process_export(tmp_path, reference):
-    out = run_cli(*RUN, "--study", "pool", "--executor", "local", "--workers", "2",
-                  cwd=tmp_path).stderr
+def test_local_workers_leave_the_in_process_export(cli, tmp_path, reference):
+    out = cli(*RUN, "--study", "pool", "--executor", "local", "--workers", "2").stderr
     assert "dispatching 2 training job(s) to LocalPool" in out
     assert export(tmp_path, "pool") == reference[0]
     assert stored(tmp_path, "pool") == reference[1]
 
 
-def test_a_slurm_array_killed_part_way_is_finished_by_a_rerun(tmp_path, reference):
+def test_a_slurm_array_killed_part_way_is_finished_by_a_rerun(cli, tmp_path, reference):
     command = [RAMBENCH, *RUN, "--study", "array", "--executor", "slurm", "--slurm-cluster",
                "local"]
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    first = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True,
+    first = subprocess.Popen(command, cwd=tmp_path, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = tmp_path / "results/array/records"
     deadline = time.monotonic() + 300
@@ -61,7 +61,7 @@ def test_a_slurm_array_killed_part_way_is_finished_by_a_rerun(tmp_path, referenc
     first.wait()
     done_before = len(stored(tmp_path, "array")[0])
     assert 0 < done_before < 26
-    run_cli(*command[1:], cwd=tmp_path)
+    cli(*command[1:])
     assert stored(tmp_path, "array") == reference[1]  # nothing lost, nothing twice
     assert export(tmp_path, "array") == reference[0]
     logs = list((tmp_path / "results/array/slurm").glob("*_log.out"))
@@ -69,8 +69,7 @@ def test_a_slurm_array_killed_part_way_is_finished_by_a_rerun(tmp_path, referenc
 
 
 def test_two_concurrent_runs_on_one_study_train_each_job_once(tmp_path, reference):
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    runs = [subprocess.Popen([RAMBENCH, *RUN, "--study", "both"], cwd=tmp_path, env=env,
+    runs = [subprocess.Popen([RAMBENCH, *RUN, "--study", "both"], cwd=tmp_path,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
     errors = [run.communicate(timeout=600)[1] for run in runs]

@@ -10,7 +10,7 @@ from rambench.config import resolve_methods
 from rambench.errors import UsageError
 from rambench.identity import MethodId, method_code_hash, parse_label
 from rambench.study import parse, read
-from tests.conftest import run_cli
+from tests.helpers import invoke_cli
 
 TINY_GRID = {"conditions": {"clean": True, "missing_modalities": ["audio"]}}
 
@@ -164,28 +164,28 @@ def test_editing_a_file_plugin_reruns_it_and_reuse_stale_keeps_old_results(tmp_p
     write_module(tmp_path / "mine.py")
     run = ["run", "--method", "mine.py:MeanFusion", "--method", "visual_only", "--grid",
            "tiny.yaml", "--epochs", "1", "--no-cache"]
-    first = json.loads(run_cli(*run, "--json", cwd=tmp_path).stdout)
+    first = json.loads(invoke_cli(*run, "--json", cwd=tmp_path).stdout)
     assert first["computed"] == 4
     assert {r["method"] for r in first["results"]} == {"mine:MeanFusion", "visual_only"}
     write_module(tmp_path / "mine.py", comment="  # comments do not change results")
-    assert ", 0 to do" in run_cli(*run, "--dry-run", cwd=tmp_path).stdout
+    assert ", 0 to do" in invoke_cli(*run, "--dry-run", cwd=tmp_path).stdout
     write_module(tmp_path / "mine.py", scale="3.0")
-    kept = run_cli(*run, "--reuse-stale", "--json", cwd=tmp_path)
+    kept = invoke_cli(*run, "--reuse-stale", "--json", cwd=tmp_path)
     assert json.loads(kept.stdout)["computed"] == 0
     assert "keeping the old results (--reuse-stale)" in kept.stderr
-    rerun = run_cli(*run, cwd=tmp_path)
+    rerun = invoke_cli(*run, cwd=tmp_path)
     assert ("1 method changed since its results were stored (mine:MeanFusion: method code "
             "changed): re-running it; --reuse-stale keeps the old results") in rerun.stderr
     assert "2 already done, 2 to run" in rerun.stderr
-    studies = json.loads(run_cli("ls", "studies", "--json", cwd=tmp_path).stdout)
+    studies = json.loads(invoke_cli("ls", "studies", "--json", cwd=tmp_path).stdout)
     assert studies[0]["records"] == 4 and studies[0]["stale_methods"] == {"mine:MeanFusion": 2}
-    listing = run_cli("ls", "studies", cwd=tmp_path).stdout
+    listing = invoke_cli("ls", "studies", cwd=tmp_path).stdout
     assert "stale: mine:MeanFusion (2 results of earlier code" in listing
     export = tmp_path / "e.csv"
-    run_cli("export", "--to", str(export), cwd=tmp_path)
+    invoke_cli("export", "--to", str(export), cwd=tmp_path)
     # current results only: 4 cells x 5 metrics (accuracy, ece, nll, brier, macro_f1)
     assert len(export.read_text().splitlines()) == 1 + 4 * 5
-    table = run_cli("table", cwd=tmp_path)
+    table = invoke_cli("table", cwd=tmp_path)
     assert "note: 2 stale results (of earlier code or settings) are left out" in table.stderr
     assert table.stdout.count("| mine:MeanFusion |") == 1
 

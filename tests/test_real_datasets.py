@@ -9,9 +9,7 @@ import os
 
 import numpy as np
 import pytest
-import real_layouts
 import torch
-from conftest import run_cli
 from PIL import Image
 
 from rambench.datasets import datasets
@@ -19,6 +17,8 @@ from rambench.datasets.base import ModalitySpec
 from rambench.datasets.prepared import prepare
 from rambench.errors import UsageError
 from rambench.models import encoders
+from tests import real_layouts
+from tests.helpers import invoke_cli
 
 SMALL = ["--size", "32"]  # frames at 32 px keep the ResNet-18 runs fast on a CPU
 
@@ -29,8 +29,8 @@ def prepared(request, tmp_path_factory):
     name = request.param
     folder = tmp_path_factory.mktemp(name)
     real_layouts.LAYOUTS[name](folder / "raw")
-    out = run_cli("prepare", name, "--root", "raw", *SMALL, "--data-dir", "data",
-                  cwd=folder).stdout
+    out = invoke_cli("prepare", name, "--root", "raw", *SMALL, "--data-dir", "data",
+                     cwd=folder).stdout
     return name, folder, out
 
 
@@ -47,8 +47,8 @@ def test_prepare_writes_a_checksummed_cache_and_reuses_it(prepared):
     assert all(manifest["splits"][s][1] > manifest["splits"][s][0]
                for s in ("train", "val", "test"))
     assert visual.reshape(len(visual), -1).max(axis=1).min() > 0  # every clip decoded
-    again = run_cli("prepare", name, "--root", "raw", *SMALL, "--data-dir", "data",
-                    cwd=folder).stdout
+    again = invoke_cli("prepare", name, "--root", "raw", *SMALL, "--data-dir", "data",
+                       cwd=folder).stdout
     assert "already prepared" in again
 
 
@@ -62,8 +62,8 @@ def test_prepared_dataset_loads_splits_and_runs_the_smoke_grid(prepared):
         assert test.inputs["audio"].dtype == np.float32
         assert np.abs(test.inputs["audio"]).max() > 0.1  # real audio, not silence
         assert len(set(dataset.split("train").y.tolist())) >= 3
-        out = run_cli("run", "--method", "late_fusion", "--dataset", name, "--grid", "smoke",
-                      "--epochs", "1", cwd=folder).stdout
+        out = invoke_cli("run", "--method", "late_fusion", "--dataset", name, "--grid",
+                         "smoke", "--epochs", "1", cwd=folder).stdout
     finally:
         if env_before is None:
             del os.environ["RAMBENCH_DATA_DIR"]
@@ -106,32 +106,31 @@ def test_training_clips_draw_one_of_the_candidate_frames_of_each_segment(tmp_pat
     assert dataset.split("test").inputs["visual"].shape[1:] == (3, 32, 32, 3)
 
 
-def test_unprepared_dataset_and_wrong_root_say_what_layout_is_expected(tmp_path):
-    result = run_cli("run", "--method", "raml", "--dataset", "cremad", "--dry-run",
-                     "--grid", "smoke", cwd=tmp_path, check=False)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+def test_unprepared_dataset_and_wrong_root_say_what_layout_is_expected(cli, tmp_path):
+    result = cli("run", "--method", "raml", "--dataset", "cremad", "--dry-run", "--grid",
+                 "smoke", check=False)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert "rambench prepare cremad --root PATH" in result.stderr
     assert "AudioWAV" in result.stderr
     (tmp_path / "empty").mkdir()
-    wrong = run_cli("prepare", "ave", "--root", "empty", cwd=tmp_path, check=False)
-    assert wrong.returncode == 2 and "Annotations.txt not found" in wrong.stderr
+    wrong = cli("prepare", "ave", "--root", "empty", check=False)
+    assert wrong.exit_code == 2 and "Annotations.txt not found" in wrong.stderr
     assert "trainSet.txt" in wrong.stderr  # the expected tree is shown
-    small = run_cli("prepare", "ks", "--root", "empty", "--size", "16", cwd=tmp_path,
-                    check=False)
-    assert small.returncode == 2 and "--size must be at least 32" in small.stderr
+    small = cli("prepare", "ks", "--root", "empty", "--size", "16", check=False)
+    assert small.exit_code == 2 and "--size must be at least 32" in small.stderr
 
 
-def test_unreadable_files_are_named_and_skip_bad_leaves_them_out(tmp_path):
+def test_unreadable_files_are_named_and_skip_bad_leaves_them_out(cli, tmp_path):
     ids = real_layouts.cremad(tmp_path / "raw")
     broken = tmp_path / "raw" / "AudioWAV" / f"{ids[3]}.wav"
     broken.write_bytes(b"not a wav file")
-    failed = run_cli("prepare", "cremad", "--root", "raw", *SMALL, "--data-dir", "data",
-                     cwd=tmp_path, check=False)
-    assert failed.returncode == 2 and "1 file(s) could not be read" in failed.stderr
+    failed = cli("prepare", "cremad", "--root", "raw", *SMALL, "--data-dir", "data",
+                 check=False)
+    assert failed.exit_code == 2 and "1 file(s) could not be read" in failed.stderr
     assert f"{ids[3]}" in failed.stderr and "--skip-bad" in failed.stderr
     assert (tmp_path / "data" / "cremad.partial").is_dir()  # the rest is kept
-    ok = run_cli("prepare", "cremad", "--root", "raw", *SMALL, "--data-dir", "data",
-                 "--skip-bad", cwd=tmp_path).stdout
+    ok = cli("prepare", "cremad", "--root", "raw", *SMALL, "--data-dir", "data",
+             "--skip-bad").stdout
     assert "23 clips prepared" in ok and "1 unreadable, left out" in ok
     manifest = json.loads((tmp_path / "data" / "cremad" / "manifest.json").read_text())
     assert len(manifest["excluded"]) == 1 and ids[3] in manifest["excluded"][0]
@@ -233,8 +232,8 @@ def test_a_damaged_prepared_array_is_detected_and_rebuilt(prepared):
         cls(data)
     assert f"the prepared array {data / 'audio.npy'} is damaged (checksum mismatch)" \
         in str(err.value)
-    out = run_cli("prepare", name, "--root", "raw", *SMALL, "--data-dir", "data",
-                  cwd=folder).stdout
+    out = invoke_cli("prepare", name, "--root", "raw", *SMALL, "--data-dir", "data",
+                     cwd=folder).stdout
     assert "clips prepared in" in out  # rebuilt, not "already prepared"
     assert len(cls(data).split("test")) > 0
 
@@ -248,7 +247,7 @@ def test_preview_draws_clips_frame_by_frame_and_the_events(prepared, monkeypatch
     monkeypatch.setenv("RAMBENCH_DATA_DIR", str(folder / "data"))
     for args, target in ((["--to", "clips.png"], "clips.png"),
                          (["--events", "--to", "events.png"], "events.png")):
-        out = run_cli("preview", "--dataset", name, *args, cwd=folder).stdout
+        out = invoke_cli("preview", "--dataset", name, *args, cwd=folder).stdout
         assert out.strip() == f"wrote {target}"
         image = np.asarray(Image.open(folder / target).convert("L"), dtype=float) / 255
         assert image.shape[0] > 400 and image.std() > 0.05  # a drawn figure, not blank

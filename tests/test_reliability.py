@@ -1,5 +1,6 @@
 """Nothing wrong is stored as a result: diverged training, damaged checkpoints, an unusable
-cache, termination by signal, and reports on studies without corruption cells."""
+cache, termination by signal, and reports on studies without corruption cells. `rambench`
+runs in this process, except the runs that are sent a signal."""
 
 import os
 import signal
@@ -11,8 +12,7 @@ import pytest
 import yaml
 
 from rambench.study import parse
-from tests.conftest import RAMBENCH, run_cli
-from tests.helpers import plugin_source
+from tests.helpers import RAMBENCH, invoke_cli, plugin_source
 
 TINY = "conditions: {clean: true, missing_modalities: all, missing_rates: [0.5]}\n"
 RUN = ["run", "--method", "late_fusion", "--grid", "tiny.yaml", "--epochs", "1"]
@@ -26,13 +26,13 @@ def reference(tmp_path_factory):
     """An undamaged run: (folder, its export text)."""
     folder = tmp_path_factory.mktemp("reliability")
     (folder / "tiny.yaml").write_text(TINY)
-    run_cli(*RUN, "--study", "clean", cwd=folder)
+    invoke_cli(*RUN, "--study", "clean", cwd=folder)
     return folder, export(folder, "clean")
 
 
 def export(folder, study) -> str:
     target = folder / f"{study}.csv"
-    run_cli("export", "--study", study, "--to", str(target), cwd=folder)
+    invoke_cli("export", "--study", study, "--to", str(target), cwd=folder)
     lines = target.read_text().splitlines()
     study_col = lines[0].split(",").index("study")
     return "\n".join(",".join(v for i, v in enumerate(line.split(",")) if i != study_col)
@@ -44,15 +44,15 @@ def test_a_diverged_training_is_refused_named_and_retried(reference):
     (folder / "nan.py").write_text(NAN_PLUGIN)
     args = ["run", "--method", "nan.py:NaNLoss", "--method", "late_fusion", "--grid",
             "tiny.yaml", "--epochs", "1", "--study", "nan"]
-    result = run_cli(*args, cwd=folder, check=False)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    result = invoke_cli(*args, cwd=folder, check=False)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
     assert ("Error: training nan:NaNLoss (seed 0) failed: the loss is nan at epoch 1, step 1"
             in result.stderr)
     assert "run the same command again: failed jobs are retried" in result.stderr
     records = list((folder / "results" / "nan" / "records").glob("*.json"))
     assert len(records) == 4  # late fusion's cells only
     assert not any("NaNLoss" in p.read_text() for p in records)
-    again = run_cli(*args, "--dry-run", cwd=folder)
+    again = invoke_cli(*args, "--dry-run", cwd=folder)
     assert "4 done, 4 to do (1 training jobs)" in again.stdout  # it will be retried
 
 
@@ -60,7 +60,7 @@ def test_a_diverged_training_is_refused_named_and_retried(reference):
 def test_a_damaged_checkpoint_is_named_moved_aside_and_retrained(reference, damage):
     folder, expected = reference
     study = f"ckpt-{damage}"
-    run_cli(*RUN, "--study", study, cwd=folder)
+    invoke_cli(*RUN, "--study", study, cwd=folder)
     root = folder / "results" / study
     (checkpoint,) = root.glob("checkpoints/*.pt")
     data = bytearray(checkpoint.read_bytes())
@@ -71,7 +71,7 @@ def test_a_damaged_checkpoint_is_named_moved_aside_and_retrained(reference, dama
     checkpoint.write_bytes(bytes(data))
     for record in root.glob("records/*.json"):
         record.unlink()  # the cells must be recomputed from the checkpoint
-    result = run_cli(*RUN, "--study", study, cwd=folder)
+    result = invoke_cli(*RUN, "--study", study, cwd=folder)
     assert f"warning: damaged checkpoint {checkpoint.relative_to(folder)}" in result.stderr
     assert "checksum mismatch" in result.stderr and "retraining" in result.stderr
     assert len(list(root.glob("checkpoints/*.pt.damaged-*"))) == 1
@@ -91,7 +91,7 @@ def test_an_unusable_cache_costs_speed_not_results(reference, where, tmp_path):
         cache.mkdir()
         cache.chmod(stat.S_IRUSR | stat.S_IXUSR)
     study = f"cache-{where.replace(' ', '-')}"
-    result = run_cli(*RUN, "--study", study, "--cache-dir", str(cache), cwd=folder)
+    result = invoke_cli(*RUN, "--study", study, "--cache-dir", str(cache), cwd=folder)
     assert "warning: corrupted-data cache" in result.stderr
     assert "continuing without it" in result.stderr
     assert export(folder, study) == expected
@@ -112,7 +112,7 @@ def test_sigterm_prints_the_resume_message_and_a_rerun_completes(reference):
     assert proc.returncode == 143, err
     assert "terminated: finished cells are stored; run the same command to resume" in err
     assert "Traceback" not in err
-    run_cli(*RUN, "--study", "term", cwd=folder)
+    invoke_cli(*RUN, "--study", "term", cwd=folder)
     assert export(folder, "term") == expected
 
 
@@ -122,11 +122,11 @@ def test_records_follow_the_umask_and_reports_work_without_corruption_cells(refe
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(record.stat().st_mode) == 0o666 & ~mask
-    report = run_cli("report", "--study", "clean", cwd=folder)
+    report = invoke_cli("report", "--study", "clean", cwd=folder)
     assert "report.html" in report.stdout
-    plot = run_cli("plot", "--study", "clean", cwd=folder)
+    plot = invoke_cli("plot", "--study", "clean", cwd=folder)
     assert "missing.png" in plot.stdout
-    table = run_cli("table", "--study", "clean", "--view", "missing", cwd=folder)
+    table = invoke_cli("table", "--study", "clean", "--view", "missing", cwd=folder)
     assert "| late_fusion |" in table.stdout
 
 
@@ -173,7 +173,7 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_export(reference, moment
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    dry = run_cli(*RUN, "--study", study, "--dry-run", cwd=folder).stdout
+    dry = invoke_cli(*RUN, "--study", study, "--dry-run", cwd=folder).stdout
     assert "(0 training jobs)" in dry  # the checkpoint is reused, not retrained
-    run_cli(*RUN, "--study", study, cwd=folder)
+    invoke_cli(*RUN, "--study", study, cwd=folder)
     assert export(folder, study) == expected

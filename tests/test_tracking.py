@@ -5,17 +5,16 @@ import os
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.test_cli import assert_usage_error
+from tests.helpers import assert_usage_error, invoke_cli
 
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tracked")
     env_before = dict(os.environ)
-    run_cli("run", "--method", "late_fusion", "--grid", "smoke", "--limit", "64", "--epochs",
-            "3", "--study", "t", "--track", "tensorboard", "--track", "mlflow", "--track",
-            "wandb", cwd=folder)
+    invoke_cli("run", "--method", "late_fusion", "--grid", "smoke", "--limit", "64",
+               "--epochs", "3", "--study", "t", "--track", "tensorboard", "--track", "mlflow",
+               "--track", "wandb", cwd=folder)
     assert dict(os.environ) == env_before
     return folder / "results" / "t" / "tracking"
 
@@ -90,6 +89,6 @@ def test_wandb_writes_an_offline_run_with_curves_and_cells(tracked):
     assert run.display_name == "late_fusion-seed0" and run.project == "t"
 
 
-def test_an_unknown_tracker_is_a_usage_error(tmp_path):
-    result = run_cli("run", "--track", "tensorbord", "--dry-run", cwd=tmp_path, check=False)
+def test_an_unknown_tracker_is_a_usage_error(cli):
+    result = cli("run", "--track", "tensorbord", "--dry-run", check=False)
     assert_usage_error(result, "--track", "tensorboard")

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 from corruptions import registry
-from rambench import cli
 from rambench.calibrate import Ladder, ladder_grid, reference_method, render
 from rambench.datasets import datasets
 from rambench.schema import Clean, Corrupt
@@ -55,20 +53,9 @@ def test_reference_methods_are_the_unimodal_ones():
     assert reference_method(dataset, "audio") == "audio_only"
 
 
-def run_cli(argv, monkeypatch, capsys, cwd):
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["rambench", *argv])
-    try:
-        cli.main()
-    except SystemExit as exit_:
-        assert exit_.code in (0, None), capsys.readouterr().err
-    return capsys.readouterr().out
-
-
-def test_tune_picks_the_best_validation_lr_and_the_study_reuses_its_checkpoint(
-        tmp_path, monkeypatch, capsys):
-    out = run_cli(["tune", "--method", "visual_only", "--epochs", "1", "--lr", "1e-4,4e-3",
-                   "--out", "r", "--json"], monkeypatch, capsys, tmp_path)
+def test_tune_picks_the_best_validation_lr_and_the_study_reuses_its_checkpoint(cli, tmp_path):
+    out = cli("tune", "--method", "visual_only", "--epochs", "1", "--lr", "1e-4,4e-3", "--out",
+              "r", "--json").stdout
     (row,) = json.loads(out)
     accuracy = {float(k): v for k, v in row["val_accuracy"].items()}
     assert set(accuracy) == {1e-4, 4e-3}
@@ -85,8 +72,7 @@ def test_tune_picks_the_best_validation_lr_and_the_study_reuses_its_checkpoint(
     assert len(checkpoints) == 2
     (tmp_path / "grid.yaml").write_text(
         "tune: {lr: [0.0001, 0.004]}\nconditions: {clean: true}\n")
-    run_cli(["run", "--method", "visual_only", "--grid", "grid.yaml", "--epochs", "1",
-             "--out", "r"], monkeypatch, capsys, tmp_path)
+    cli("run", "--method", "visual_only", "--grid", "grid.yaml", "--epochs", "1", "--out", "r")
     (record,) = store.records()
     assert record.train_config["lr"] == row["chosen_lr"]
     assert sorted(store.checkpoints_dir.glob("*.pt")) == checkpoints  # nothing retrained
