@@ -139,13 +139,13 @@ class ResultSet:
     def table(self, view: str = "main", reference: str | None = None,
               against: str | None = None):
         """A `rambench.report.table.Table` (render it with `.render('md'|'latex'|...)`).
-        `reference`: the method normalising mCE (default late_fusion); `against`: the
-        method the others are tested against (default: none, no marks)."""
+        `reference`: the method normalising mCE (default: the study's `reference:`, else
+        late_fusion), as `rambench table`; `against`: the method the others are tested
+        against (default: none, no marks)."""
         if _TABLES is None:
             raise RuntimeError("ResultSet.table needs the report's table views: import "
                                "rambench.report.views (rambench.api does)")
-        reference = DEFAULT_REFERENCE if reference is None else \
-            self.check_method(reference, "--reference")
+        reference = self.reference_for(reference)
         with user_errors():
             return _TABLES(view, self.tidy(), self.correctness(), reference, against)
 

@@ -24,7 +24,6 @@ with no entry is reported as such by the test rather than compared.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import platform
@@ -65,19 +64,6 @@ def environment() -> str:
             f"{torch.backends.cpu.get_cpu_capability()}; 1 thread; float32")
 
 
-@contextlib.contextmanager
-def one_thread():
-    """Floating-point sums depend on how work is split between threads: one thread."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _digest(values: Any) -> str:
     array = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
     return hashlib.sha256(array.tobytes()).hexdigest()[:16]
@@ -89,12 +75,13 @@ def run(out: Path) -> dict[str, str]:
     predictions and the per-sample class probabilities."""
     import yaml
 
+    from corruptions.backends import single_threaded_torch
     from rambench.api import benchmark
 
     grid_file = out / "golden.yaml"
     out.mkdir(parents=True, exist_ok=True)
     grid_file.write_text(yaml.safe_dump(GRID))
-    with one_thread():
+    with single_threaded_torch():
         results = benchmark(list(METHODS), grid=str(grid_file), out=out / "results",
                             study="golden", device="cpu", use_cache=False, limit=LIMIT)
     sums: dict[str, str] = {}
@@ -120,6 +107,7 @@ def corruption_run() -> dict[str, dict[str, Any]]:
     at every severity on the first `CORRUPTION_SAMPLES` test samples of avdigits, with the
     seeds a study draws."""
     from corruptions import av_events, registry
+    from corruptions.backends import single_threaded_torch
     from rambench.datasets import datasets
     from rambench.datasets.limited import Limited
     from rambench.identity import corruption_code_hash
@@ -142,7 +130,7 @@ def corruption_run() -> dict[str, dict[str, Any]]:
         for kind, listed in conditions.items():
             outputs = {}
             for condition in listed:
-                with one_thread():
+                with single_threaded_torch():
                     inputs = build_test_inputs(dataset, split, condition, 0, "5eed" * 5,
                                                backend)
                 arrays = [inputs.inputs[m] for m in condition.tested_modalities()]
