@@ -145,6 +145,17 @@ def invoke_cli(*args: str, cwd: Path, check: bool = True) -> CliResult:
                                     result.exception), check)
 
 
+def share_checkpoints(folder: Path, source: str, target: str) -> None:
+    """Give study `target` (under folder/results) the checkpoints that study `source` trained:
+    a run of the same jobs there loads them instead of training the same models again."""
+    import shutil
+
+    from rambench.store import Store
+
+    shutil.copytree(Store(folder / "results", source).checkpoints_dir,
+                    Store(folder / "results", target).checkpoints_dir, dirs_exist_ok=True)
+
+
 def assert_usage_error(result: CliResult, *fragments: str) -> None:
     """A usage error: exit status 2 and a message on stderr, no traceback."""
     assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
