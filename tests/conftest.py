@@ -3,9 +3,7 @@ import os
 import pytest
 import torch
 
-# `run_cli` and `RAMBENCH` live in tests/helpers.py; imported here too for the test files
-# that still import them from conftest
-from tests.helpers import RAMBENCH, invoke_cli, run_cli  # noqa: F401
+from tests.helpers import invoke_cli
 
 # Small models: one intra-op thread is as fast, and immune to OpenMP oversubscription
 # when the machine is shared (two threads per process on a busy 2-core box ran 30x slower).

@@ -11,7 +11,7 @@ import pytest
 
 from rambench.report.document import write_report
 from rambench.results import ResultSet
-from tests.test_report import write_fake_study
+from tests.fake_study import write_fake_study
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
