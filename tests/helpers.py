@@ -92,8 +92,10 @@ def invoke_cli(*args: str, cwd: Path, check: bool = True) -> CliResult:
     through `rambench.cli:main` (which turns errors into exit codes 1 and 2 and messages on
     stderr), with click's CliRunner capturing stdout and stderr apart.
 
-    What a fresh process would not inherit is undone after the call: the handler `main`
-    puts on the "rambench" logger, its SIGTERM handler, environment variables, the torch
+    It starts as a fresh process would, without handlers on the "rambench" logger (a test
+    that called `main` itself may have left one writing to a closed stream), and what a
+    fresh process would not pass on is undone after the call: the handler `main` puts on
+    that logger, its SIGTERM handler, environment variables, the torch
     thread count (`--threads`), the working folder, plugin modules loaded from files (a
     re-run must read an edited plugin again) and the cached git commit of the code."""
     import logging
@@ -108,6 +110,7 @@ def invoke_cli(*args: str, cwd: Path, check: bool = True) -> CliResult:
     args = tuple(str(a) for a in args)
     logger = logging.getLogger("rambench")
     handlers, level = logger.handlers[:], logger.level
+    logger.handlers[:] = []  # as in a fresh process: `main` adds the one it writes through
     sigterm = signal.getsignal(signal.SIGTERM)
     environ, threads, modules = dict(os.environ), torch.get_num_threads(), set(sys.modules)
     if hasattr(provenance, "git_commit") and hasattr(provenance.git_commit, "cache_clear"):

@@ -1,14 +1,12 @@
 """Every bad input gets a one-line message naming it, exit code 2, no traceback, and
 nothing written. Run in-process through the console script's own entry point
-(`rambench.cli.main`), so that each case costs milliseconds."""
+(`rambench.cli.main`, by tests.helpers.invoke_cli), so that each case costs milliseconds."""
 
-import sys
 import textwrap
 
 import pytest
 
-from rambench import cli
-from tests.helpers import plugin_source
+from tests.helpers import invoke_cli, plugin_source
 
 PLUGINS = {
     "syntax.py": "class Broken(:\n    pass\n",
@@ -189,13 +187,9 @@ def folder(tmp_path_factory):
     return root
 
 
-def call(argv, monkeypatch, capsys, cwd):
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["rambench", *argv])
-    with pytest.raises(SystemExit) as exit_:  # anything else is a traceback
-        cli.main()
-    captured = capsys.readouterr()
-    return exit_.value.code, captured.out, captured.err
+def call(argv, cwd):
+    result = invoke_cli(*argv, cwd=cwd, check=False)  # an uncaught error: exit 1, traceback
+    return result.exit_code, result.stdout, result.stderr
 
 
 def test_the_table_is_large():
@@ -203,9 +197,9 @@ def test_the_table_is_large():
 
 
 @pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
-def test_bad_input_exits_2_with_one_clear_line(argv, message, folder, monkeypatch, capsys):
+def test_bad_input_exits_2_with_one_clear_line(argv, message, folder):
     before = sorted(p for p in folder.rglob("*") if "__pycache__" not in p.parts)
-    code, out, err = call(argv, monkeypatch, capsys, folder)
+    code, out, err = call(argv, folder)
     assert code == 2, err
     assert message in err, err
     assert "Traceback" not in err and err.startswith("Error:") or "Usage:" in err
