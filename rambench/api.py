@@ -115,10 +115,12 @@ def plan(study: Study, force: bool = False, reuse_stale: bool = False,
 
 def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = True,
              progress: bool = True, force: bool = False, track: Sequence[str] = (),
-             executor=None) -> ResultSet:
+             executor=None, save_study: bool = True) -> ResultSet:
     """Execute a plan: train, evaluate and store; `track` names experiment trackers
     (`rambench.tracking.TRACKERS`) that log the jobs and cells of this run; `executor`
-    runs the work elsewhere (`rambench.executors`; default: in this process)."""
+    runs the work elsewhere (`rambench.executors`; default: in this process);
+    `save_study`: keep its settings as the study's `study.yaml` (what `rambench run
+    --study NAME` runs again)."""
     from rambench.execute import execute
     from rambench.tracking import open_trackers
 
@@ -126,7 +128,7 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
     study = plan.spec.study
     if plan.todo or plan.superseded or plan.carried:
         check_writable(plan.store.root, "results", "--out")
-        if all(isinstance(m, str) for m in study.methods):
+        if save_study and all(isinstance(m, str) for m in study.methods):
             study.save()  # what `rambench run --study NAME` and worker processes run again
     for record in plan.superseded:
         plan.store.make_current(record)

@@ -106,7 +106,9 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
     grid = parse({"conditions": {"clean": True}}, "clean", "train")
     plan = plan_study(method, dataset, grid, [seed], out, study, assignments, epochs, device,
                       force=True)
-    results = run_plan(plan, use_cache=False, force=True, progress=not as_json)
+    # a one-off clean cell: the study's own settings (study.yaml) stay as they are
+    results = run_plan(plan, use_cache=False, force=True, progress=not as_json,
+                       save_study=False)
     _fail_on(results.summary.failures)
     record = results.records[0]
     training = record.provenance["training"]
@@ -238,6 +240,9 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
     if plan.carried:
         click.echo(f"{len(plan.carried)} stored results of this code, keyed by an earlier "
                    "rambench, are carried over to this version's keys", err=True)
+    if grid_spec is None and (saved := plan.store.root / "study.yaml").is_file():
+        click.echo(f"settings: {saved} (conditions: {plan.spec.grid.name}) with the options "
+                   "given on top", err=True)
     click.echo(f"study {study!r}: {len(plan.cells)} cells, {plan.done} already done, "
                f"{len(plan.todo)} to run", err=True)
     from rambench import executors

@@ -67,7 +67,7 @@ def test_run_with_the_study_alone_runs_the_stored_study_again(cli, tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "set": {"train.lr": 0.004}}))
     first = cli("run", "--method", "late_fusion", "--grid", "tiny.yaml", "--study", "s",
                 "--no-cache")
-    assert "2 to run" in first.stderr
+    assert "2 to run" in first.stderr and "settings:" not in first.stderr
     root = tmp_path / "results" / "s"
     assert sorted(p.name for p in root.iterdir() if p.is_file()) == [FILE_NAME]
     saved = yaml.safe_load((root / FILE_NAME).read_text())
@@ -77,6 +77,11 @@ def test_run_with_the_study_alone_runs_the_stored_study_again(cli, tmp_path):
     assert "2 cells, 2 done, 0 to do" in again
     more = cli("run", "--study", "s", "--seeds", "3,4", "--dry-run").stdout
     assert "4 cells, 2 done, 2 to do" in more
+    rerun = cli("run", "--study", "s")
+    assert "settings: results/s/study.yaml (conditions: tiny)" in rerun.stderr
+    assert "0 to run" in rerun.stderr
+    trained = cli("train", "--method", "visual_only", "--study", "s", "--epochs", "1")
+    assert trained.exit_code == 0 and yaml.safe_load((root / FILE_NAME).read_text()) == saved
     plan = api.plan_study(study="s", out=tmp_path / "results")
     assert not plan.todo and {c.job.method.label for c in plan.cells} == {"late_fusion"}
     # each record says which modalities its method reads (unimodal references are found so)
