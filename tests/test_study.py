@@ -85,4 +85,5 @@ def test_run_with_the_study_alone_runs_the_stored_study_again(cli, tmp_path):
     plan = api.plan_study(study="s", out=tmp_path / "results")
     assert not plan.todo and {c.job.method.label for c in plan.cells} == {"late_fusion"}
     # each record says which modalities its method reads (unimodal references are found so)
-    assert {r.method.modalities for r in plan.store.records()} == {("visual", "audio")}
+    modalities = {r.method.label: r.method.modalities for r in plan.store.records()}
+    assert modalities == {"late_fusion": ("visual", "audio"), "visual_only": ("visual",)}
