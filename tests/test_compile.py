@@ -31,9 +31,10 @@ def float32_tolerance(model: nn.Module, batch) -> float:
     of a chain of such sums: each module that holds parameters or buffers adds at most three
     to it (forward; backward to its input; to its weights, or batch norm's two means), plus
     the average pooling and the loss' mean: L = 3 * modules + 2 stages, whose errors at most
-    add up. So eps * L * sqrt(n_max), relative to the size of the terms; measured against a
-    float64 run, eager float32 stays ~10x under it (the cancellation in batch norm's backward
-    and the log-mel's log cost that much), and the test checks that it does."""
+    add up. So eps * L * sqrt(n_max), relative to the size of the terms. Against a float64
+    run, eager float32 gradients stay ~15x under it (the cancellation in batch norm's backward
+    and the log-mel's log bring them that close), loss and outputs far under; the test checks
+    that eager float32 passes too."""
     n_max, modules = len(batch), 0
 
     def count(module, inputs, output):
