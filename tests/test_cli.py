@@ -13,8 +13,6 @@ import pytest
 
 from tests.helpers import RAMBENCH, assert_usage_error, invoke_cli, share_checkpoints
 
-__all__ = ["assert_usage_error"]  # tests/test_report.py still imports it from here
-
 
 @pytest.mark.parametrize("args, fragments", [
     (["train", "--method", "ramll"], ["unknown method 'ramll'", "did you mean 'raml'",
