@@ -1,4 +1,4 @@
-"""Robustness summaries over the tidy results table (`Store.tidy()`).
+"""Robustness summaries over the tidy results table (`rambench.metrics.frame.tidy_frame`).
 
 The arithmetic of every summary is its `MetricSpec` (`rambench.metrics.specs`); the
 functions here name the common ones. Conventions:
