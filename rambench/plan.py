@@ -127,8 +127,9 @@ class Plan:
     # running the plan makes them current again (e.g. after a change was reverted)
     superseded: list[Record] = field(default_factory=list)
     # stored results of this plan's cells under an earlier identity scheme's key, of the
-    # same code (`rambench.migrate`): running the plan re-keys them
-    carried: list[tuple[Record, Cell]] = field(default_factory=list)
+    # same code (`rambench.migrate`), with the cell as that scheme keyed it: running the
+    # plan re-keys them
+    carried: list[tuple[Record, Cell, Cell]] = field(default_factory=list)
     forced: bool = False
 
     @property
@@ -225,15 +226,16 @@ def make_cells(spec: StudySpec) -> Iterator[Cell]:
     kinds = {m: s.kind for m, s in spec.dataset.modalities.items()}
     conditions = spec.conditions()
     harness = harness_id()
+    backends = {cond: [condition_backends(cond, kinds, spec.corruption_backend, spec.device,
+                                          salted) for salted in (False, True)]
+                for cond in conditions}  # the same for every job
     for seed in spec.seeds:
         for method in spec.methods:
             job = Job(spec.dataset.name, spec.dataset.version, method,
                       dataclasses.asdict(spec.train_config(method)), seed, harness)
             for cond in conditions:
-                backends = [condition_backends(cond, kinds, spec.corruption_backend,
-                                               spec.device, salted)
-                            for salted in (False, True)]
-                yield Cell(job, cond, backends[0], spec.split, harness, backends[1])
+                keyed, salted = backends[cond]
+                yield Cell(job, cond, keyed, spec.split, harness, salted)
 
 
 def make_plan(spec: StudySpec, store: Store, force: bool = False,
@@ -265,7 +267,7 @@ def make_plan(spec: StudySpec, store: Store, force: bool = False,
         old = stored.current.get(cell.coordinates)
         if old is not None and (legacy := legacy_cell(cell, old)) is not None \
                 and legacy.key == old.key:
-            carried.append((old, cell))
+            carried.append((old, cell, legacy))
             continue
         if old is not None:
             stale.append(Stale(cell, old))
@@ -277,8 +279,7 @@ def make_plan(spec: StudySpec, store: Store, force: bool = False,
 
 def carry_over(plan: Plan) -> None:
     """Re-key the plan's stored results of an earlier identity scheme (`Plan.carried`)."""
-    for record, cell in plan.carried:
-        legacy = legacy_cell(cell, record)
+    for record, cell, legacy in plan.carried:
         plan.store.rekey(record, cell.key, cell.job.method.id.code, {
             "harness": cell.job.harness, "job_key": cell.job.key, "data_key": cell.data_key,
             "corruption_backends": cell.backends}, legacy.job.key, cell.job.key)
