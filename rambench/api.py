@@ -43,7 +43,7 @@ class RunSummary:
     reused_stale: bool
     seconds: float
     cache: dict[str, Any] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)  # jobs that could not be trained
+    failures: list[str] = field(default_factory=list)  # jobs not trained, cells not finite
     log: str | None = None  # this run's log file (None when there was nothing to run)
 
     def lines(self) -> list[str]:

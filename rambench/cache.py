@@ -25,6 +25,7 @@ import numpy as np
 from rambench._fs import atomic_write_bytes, sha256_file, user_cache_dir
 
 ENV_VAR = "RAMBENCH_CACHE_DIR"
+KEY_LENGTH = 20  # hex digits of every content key (`rambench.plan.content_key`), data keys too
 log = logging.getLogger("rambench")
 
 
@@ -135,9 +136,38 @@ class CorruptionCache:
                 datasets[version] = datasets.get(version, 0) + 1
         return CacheInfo(self.root, entries, size, datasets)
 
-    def clear(self) -> int:
-        """Delete every entry; returns the number deleted."""
-        count = self.info().entries
-        if self.root is not None and self.root.exists():
-            shutil.rmtree(self.root)
-        return count
+    def clear(self) -> tuple[int, list[Path]]:
+        """Delete every entry this cache wrote; returns the number of entries deleted and the
+        files under the cache folder that it did not write, which are left alone. Its files
+        are the `.npy` arrays, `.json` sidecars and `.tmp` partial writes in entry folders
+        (`<key[:2]>/<key>/`, a data key of hex digits); a folder is removed once empty."""
+        deleted, foreign = 0, []
+        if self.root is None or not self.root.is_dir():
+            return deleted, foreign
+        for path in sorted(self.root.rglob("*")):
+            if path.is_dir() and not path.is_symlink():
+                continue
+            if _written_here(self.root, path):
+                deleted += path.suffix == ".json"
+                path.unlink()
+            else:
+                foreign.append(path)
+        for folder in sorted(self.root.rglob("*"), key=lambda p: -len(p.parts)):
+            if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+                folder.rmdir()
+        if not any(self.root.iterdir()):
+            self.root.rmdir()
+        return deleted, foreign
+
+
+def _written_here(root: Path, path: Path) -> bool:
+    """Whether `path` is a file `CorruptionCache` writes: an array, sidecar or partial write
+    in an entry folder `root/<key[:2]>/<key>/`."""
+    rel = path.relative_to(root).parts
+    if len(rel) != 3 or path.is_symlink() or not path.is_file():
+        return False
+    prefix, key, name = rel
+    partial = name.startswith(".") and name.endswith(".tmp")
+    return (len(key) == KEY_LENGTH and len(prefix) == 2 and key.startswith(prefix)
+            and all(c in "0123456789abcdef" for c in key)
+            and (name.endswith((".npy", ".json")) or partial))

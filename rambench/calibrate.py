@@ -2,6 +2,8 @@
 reference model, evaluate it on every corruption of that modality at severities 1-5, and flag
 ladders that do not measure robustness:
 
+* ``reference at chance``: the reference model's clean accuracy is within seed noise of
+  chance, so no ladder of its modality says anything (train it longer);
 * ``collapses at s1``: severity 1 already loses more than half of the clean-to-chance gap;
 * ``flat``: severity 5 loses less than a tenth of that gap;
 * ``not monotone``: accuracy rises from one severity to the next by more than seed noise
@@ -42,8 +44,19 @@ class Ladder:
     severity_scale: str | None = None
     flags: list[str] = field(default_factory=list)
 
+    @property
+    def at_chance(self) -> bool:
+        """The reference model is no better than chance beyond seed noise (two binomial
+        standard errors): its ladder measures nothing."""
+        noise = 2 * math.sqrt(self.chance * (1 - self.chance) / max(self.n, 1))
+        return not self.clean - self.chance > noise
+
     def check(self) -> Ladder:
         gap = self.clean - self.chance
+        if self.at_chance:
+            self.flags = [f"reference at chance (clean {self.clean:.1%}, chance "
+                          f"{self.chance:.1%})"]
+            return self
         self.flags = []
         if gap > 0 and self.clean - self.accuracy[0] > COLLAPSE * gap:
             self.flags.append("collapses at s1")

@@ -6,6 +6,7 @@ import errno
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -167,8 +168,9 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
               default="inprocess", show_default=True,
               help="where the work runs: this process, a pool of local worker processes, or "
                    "a SLURM job array (submitit); one task per training job")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
-              help="--executor local: worker processes (each gets its share of the cores)")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="--executor local: worker processes (each gets its share of the cores) "
+                   "[default: 2]")
 @click.option("--devices", default=None, metavar="0,1,...",
               help="--executor local: one worker per listed GPU (cuda:N)")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -212,6 +214,10 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
     from rambench.report.render import to_markdown
     from rambench.report.views import accuracy_table
 
+    _executor_options(executor_name, {"--workers": workers, "--devices": devices}, {
+        "--slurm-partition": slurm_partition, "--slurm-time": slurm_minutes,
+        "--slurm-gpus": slurm_gpus, "--slurm-cpus": slurm_cpus, "--slurm-array": slurm_array,
+        "--slurm-option": slurm_options, "--slurm-cluster": slurm_cluster})
     if compile_:
         assignments = (*assignments, "train.compile=true")
     plan = plan_study(list(method_names) or None, dataset, grid_spec, _seeds(seeds), out,
@@ -254,7 +260,7 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
     executor = None
     if executor_name == "local":
         listed = [d.strip() for d in (devices or "").split(",") if d.strip()]
-        executor = executors.LocalPool(workers, [d if ":" in d or d == "cpu" else f"cuda:{d}"
+        executor = executors.LocalPool(workers or 2, [d if ":" in d or d == "cpu" else f"cuda:{d}"
                                                  for d in listed], threads)
     elif executor_name == "slurm":
         executor = executors.Slurm(plan.store.root / "slurm", executors.slurm_parameters(
@@ -277,8 +283,29 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
     _fail_on(results.summary.failures)
 
 
+def _executor_options(executor: str, local: dict[str, Any], slurm: dict[str, Any]) -> None:
+    """UsageError for an executor's option given without that executor."""
+    for wanted, options in (("local", local), ("slurm", slurm)):
+        given = [name for name, value in options.items() if value not in (None, ())]
+        if given and executor != wanted:
+            raise UsageError(f"{given[0]} is an option of --executor {wanted}; add "
+                             f"--executor {wanted} (the executor is {executor})")
+
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _figure_path(ctx, param, value: str | None) -> str | None:
+    """A figure's --to: a file name ending in a format matplotlib writes."""
+    if value is not None and Path(value).suffix.lower() not in FIGURE_SUFFIXES:
+        raise UsageError(f"--to {value}: a figure is written as "
+                         f"{', '.join(FIGURE_SUFFIXES)}; got {Path(value).suffix or 'no suffix'}")
+    return value
+
+
 def _fail_on(failures: list[str]) -> None:
-    """Exit 1 naming every job that could not be trained (their cells were not stored)."""
+    """Exit 1 naming every job that could not be trained and every cell whose outputs were
+    not finite (none of them was stored)."""
     for failure in failures:
         click.echo(f"Error: {failure}", err=True)
     if failures:
@@ -289,9 +316,11 @@ def _fail_on(failures: list[str]) -> None:
 
 def _report_invalid(store, study=None) -> None:
     """Warnings about unreadable records and, for a loaded study, its notes (stale ones)."""
+    from rambench.results import recompute_command
+
     for path, why in store.invalid:
-        click.echo(f"warning: ignoring unreadable record {path} ({why}); it will be recomputed",
-                   err=True)
+        click.echo(f"warning: ignoring unreadable record {path} ({why}); "
+                   f"`{recompute_command(store)}` recomputes it", err=True)
     for note in study.notes if study is not None else []:
         click.echo(f"note: {note}", err=True)
 
@@ -457,6 +486,10 @@ def export(study, out, fmt, target, per_sample) -> None:
     store = _existing_store(out, study)
     tidy = (per_sample_frame if per_sample else tidy_frame)(store.records())
     _report_invalid(store)
+    if tidy.empty:
+        from rambench.results import no_results
+
+        raise no_results(store)
     name = "export-per-sample" if per_sample else "export"
     path = Path(target) if target else store.root / f"{name}.{fmt}"
     _writable(path.parent, "the export", "--to FILE")
@@ -550,6 +583,7 @@ def plot(study, out, kind, out_dir) -> None:
 @click.option("--method", "method_names", multiple=True,
               help="only these methods (labels); repeatable [default: every method]")
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
+              callback=_figure_path,
               help="the figure's path, .png or .pdf [default: <out>/<study>/plots/history.png "
                    "and .pdf]")
 @json_option
@@ -730,7 +764,11 @@ def cache_info(cache_dir) -> None:
 def cache_clear(cache_dir) -> None:
     """Delete every cached corrupted test set (they are rebuilt when needed)."""
     store = _cache(cache_dir)
-    click.echo(f"deleted {store.clear()} entries from {store.root}")
+    deleted, foreign = store.clear()
+    click.echo(f"deleted {deleted} entries from {store.root}")
+    if foreign:
+        click.echo(f"left {len(foreign)} file(s) there that the cache did not write, e.g. "
+                   f"{foreign[0]}", err=True)
 
 
 @cli.command()
@@ -758,12 +796,14 @@ def tune(method_names, dataset, lrs, seed, epochs, device, assignments, out, stu
     from rambench.study import parse, stored
 
     candidates = None
-    if lrs:
+    if lrs is not None:
         try:
             candidates = [float(v) for v in lrs.split(",") if v.strip()]
         except ValueError:
+            candidates = []
+        if not candidates:
             raise UsageError(f"--lr expects comma-separated numbers, e.g. 1e-3,2e-3; "
-                             f"got {lrs!r}") from None
+                             f"got {lrs!r}")
     clean = parse({"conditions": {"clean": True}}, "clean", "tune", name=study, out=out)
     spec = resolve(clean.replace(methods=list(method_names), dataset=dataset, seeds=[seed],
                                  set=_overrides(assignments), epochs=epochs, device=device,
@@ -817,6 +857,10 @@ def calibrate(dataset, modalities, seeds, epochs, severity_scale, device, out, s
     click.echo(render(ladders))
     flagged = [ladder for ladder in ladders if ladder.flags]
     click.echo(f"{len(flagged)} of {len(ladders)} ladders flagged")
+    for ladder in {ladder.modality: ladder for ladder in ladders if ladder.at_chance}.values():
+        click.echo(f"warning: the {ladder.modality} reference model ({ladder.method}) is at "
+                   f"chance on clean data ({ladder.clean:.1%}, chance {ladder.chance:.1%}): "
+                   "its ladders measure nothing; train it longer (--epochs)", err=True)
 
 
 @cli.command()
@@ -832,6 +876,7 @@ def calibrate(dataset, modalities, seeds, epochs, severity_scale, device, out, s
 @click.option("--events", is_flag=True,
               help="the audio-visual events instead: frames and spectrograms side by side")
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
+              callback=_figure_path,
               help="output file, .png or .pdf (default: preview-DATASET-MODALITY.png)")
 def preview(dataset, modality, index, seed, corruption_backend, severity_scale, events,
             target) -> None:

@@ -207,8 +207,15 @@ def resolve(study: Study) -> StudySpec:
     overrides = {scope: dict(values) for scope, values in study.set.items()}
     cfg = resolve_train_config(overrides.pop("train", {}), study.epochs, ds)
     if study.limit is not None:
+        from rambench.datasets.base import SPLITS
         from rambench.datasets.limited import Limited
 
+        sizes = {name: len(ds.split(name)) for name in SPLITS}
+        if study.limit >= max(sizes.values()):
+            raise UsageError(
+                f"--limit {study.limit} keeps every sample of {study.dataset} (splits: "
+                + ", ".join(f"{name} {n}" for name, n in sizes.items())
+                + "): leave --limit out to run the whole dataset, or give a smaller N")
         ds = Limited(ds, study.limit)
     if not study.methods:
         raise UsageError(f"no method given: pass --method NAME (see rambench ls methods) or "

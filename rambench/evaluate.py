@@ -53,7 +53,11 @@ def predict(
 
 def accuracy(method: Method, split: Split, kinds: dict[str, str], device: torch.device,
              batch_size: int = 256) -> float:
-    return float((predict(method, split, kinds, device, batch_size).argmax(1) == split.y).mean())
+    """Top-1 accuracy on `split`; NaN where an output is not finite (a diverged model)."""
+    probabilities = predict(method, split, kinds, device, batch_size)
+    if not np.isfinite(probabilities).all():
+        return float("nan")
+    return float((probabilities.argmax(1) == split.y).mean())
 
 
 def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,

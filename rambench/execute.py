@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
+import numpy as np
+
 from rambench.cache import CorruptionCache
 from rambench.checkpoints import load_or_train
 from rambench.datasets import Batcher
@@ -74,7 +76,7 @@ class InProcess:
 @dataclass
 class UnitResult:
     records: list[Record]
-    failures: list[str]  # one line per job that could not be trained
+    failures: list[str]  # one line per job that could not be trained or cell not evaluated
 
 
 def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
@@ -126,6 +128,15 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
             t0 = time.perf_counter()
             probabilities = predict(method, test, kinds, device, spec.train.eval_batch_size,
                                     missing=inputs.missing, batches=batches)
+            bad = int((~np.isfinite(probabilities).all(axis=1)).sum())
+            if bad:  # never a result: the same rule as a non-finite training loss
+                failure = (f"method {cell.job.method.label} (seed {cell.job.seed}) gave "
+                           f"non-finite outputs for {bad} of {len(probabilities)} samples on "
+                           f"{cell.condition.label}; nothing was stored for this cell")
+                failures.append(failure)
+                if progress is not None:
+                    progress.line(f"failed: {failure}")
+                continue
             record = cell_record(cell, plan.store.study, dataset, probabilities, test.y,
                                  inputs.missing, training, spec.corruption_backend, spec.grid,
                                  device, corrupt_seconds + time.perf_counter() - t0,

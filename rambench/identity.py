@@ -82,6 +82,8 @@ def parse_label(text: str) -> tuple[str, dict[str, str]]:
         if not sep or not key.strip():
             raise UsageError(f"method {text!r}: expected key=value inside [...]; "
                              f"got {item!r}")
+        if key.strip() in values:
+            raise UsageError(f"method {text!r}: {key.strip()!r} is given twice")
         values[key.strip()] = value.strip()
     return name.strip(), values
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corruptions.backends import backend_id
+from rambench.cache import KEY_LENGTH
 from rambench.config import MethodSpec, StudySpec
 from rambench.datasets.limited import is_limited
 from rambench.errors import UsageError
@@ -26,7 +27,7 @@ from rambench.store import Store
 
 def content_key(payload: Any) -> str:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
 
 
 @dataclass(frozen=True)

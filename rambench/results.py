@@ -160,10 +160,25 @@ def open_study(store: Store) -> ResultSet:
     results = ResultSet.read(store)
     tidy = results._tidy
     if tidy.empty or not (tidy["metric"] == "accuracy").any():
-        raise UsageError(f"study {store.study!r} has no results yet under {store.root}")
+        raise no_results(store)
     with user_errors():
         results.scores()  # checks that every cell occurs once
     return results
+
+
+def no_results(store: Store) -> UsageError:
+    """The error for a study with nothing to show, naming its damaged records, if any."""
+    if not store.invalid:
+        return UsageError(f"study {store.study!r} has no results yet under {store.root}")
+    path, why = store.invalid[0]
+    return UsageError(
+        f"study {store.study!r} has no readable results: {len(store.invalid)} damaged "
+        f"record(s), e.g. {path} ({why}); `{recompute_command(store)}` recomputes them")
+
+
+def recompute_command(store: Store) -> str:
+    """The command that recomputes a study's missing or damaged cells."""
+    return f"rambench run --study {store.study} --out {store.root.parent}"
 
 
 @contextmanager

@@ -181,6 +181,9 @@ def train(
         totals = {name: float(value) / steps_per_epoch for name, value in sums.items()}
         epoch_schedule()
         val_acc = accuracy(method, val_split, kinds, device, cfg.eval_batch_size)
+        if not math.isfinite(val_acc):
+            raise TrainingError(f"the outputs on the validation split became non-finite "
+                                f"after epoch {epoch + 1} (the weights diverged)")
         history.append({"epoch": epoch, "val_accuracy": val_acc,
                         "lr": optimiser.param_groups[0]["lr"], **totals,
                         "seconds": time.perf_counter() - epoch_start})

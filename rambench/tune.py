@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from rambench.checkpoints import load_or_train
 from rambench.config import StudySpec
-from rambench.errors import UsageError
+from rambench.errors import TrainingError, UsageError
 from rambench.identity import harness_id
 from rambench.plan import Job
 from rambench.store import Store
@@ -33,24 +33,30 @@ class Tuning:
 
     method: str
     seed: int
-    val_accuracy: dict[float, float]
+    val_accuracy: dict[float, float]  # of the candidates that trained
     chosen: float
+    diverged: dict[float, str] = dataclasses.field(default_factory=dict)  # lr -> why
 
     def to_json(self) -> dict:
         return {"method": self.method, "seed": self.seed, "chosen_lr": self.chosen,
-                "val_accuracy": {f"{lr:g}": acc for lr, acc in self.val_accuracy.items()}}
+                "val_accuracy": {f"{lr:g}": acc for lr, acc in self.val_accuracy.items()},
+                "diverged": {f"{lr:g}": why for lr, why in self.diverged.items()}}
 
     @property
     def choice(self) -> dict:
         """As a study keeps it (`Study.tuned[method]`)."""
-        return {"lr": self.chosen, "seed": self.seed,
-                "val_accuracy": {f"{lr:g}": round(acc, 6)
-                                 for lr, acc in self.val_accuracy.items()}}
+        choice = {"lr": self.chosen, "seed": self.seed,
+                  "val_accuracy": {f"{lr:g}": round(acc, 6)
+                                   for lr, acc in self.val_accuracy.items()}}
+        if self.diverged:
+            choice["diverged"] = [f"{lr:g}" for lr in self.diverged]
+        return choice
 
 
 def candidates(spec: StudySpec, lrs: Sequence[float] | None) -> list[float]:
     values = list(lrs) if lrs else [spec.train.lr * f for f in LR_FACTORS]
-    if not values or any(not (isinstance(v, (int, float)) and v > 0) for v in values):
+    if not values or any(not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0)
+                         for v in values):
         raise UsageError(f"learning rates to tune must be positive numbers; got {values!r}")
     return sorted(dict.fromkeys(float(v) for v in values))
 
@@ -58,21 +64,31 @@ def candidates(spec: StudySpec, lrs: Sequence[float] | None) -> list[float]:
 def tune(spec: StudySpec, store: Store, lrs: Sequence[float] | None = None, seed: int = 0,
          progress: bool = True) -> list[Tuning]:
     """Train every method of `spec` once per candidate learning rate (or reuse the
-    checkpoints) and pick, per method, the one with the best clean validation accuracy."""
+    checkpoints) and pick, per method, the one with the best clean validation accuracy. A
+    candidate whose training diverges is recorded as diverged and the tuning goes on; a
+    method none of whose candidates trains raises TrainingError."""
     values = candidates(spec, lrs)
     harness = harness_id()
     out = []
     for method in spec.methods:
-        accuracy = {}
+        accuracy, diverged = {}, {}
         for lr in values:
             cfg = dataclasses.replace(spec.train_config(method), lr=lr)
             job = Job(spec.dataset.name, spec.dataset.version, method, dataclasses.asdict(cfg),
                       seed, harness)
-            summary = load_or_train(job, spec.dataset, store, spec.device, progress).summary
+            try:
+                summary = load_or_train(job, spec.dataset, store, spec.device, progress).summary
+            except TrainingError as err:
+                diverged[lr] = str(err)
+                continue
             accuracy[lr] = summary.best_val_accuracy
+        if not accuracy:
+            raise TrainingError(f"tuning {method.label}: no candidate learning rate trained ("
+                                + "; ".join(f"lr {lr:g}: {why}" for lr, why in diverged.items())
+                                + ")")
         default = spec.train.lr
-        chosen = max(values, key=lambda lr: (accuracy[lr], -abs(math.log(lr / default))))
-        out.append(Tuning(method.label, seed, accuracy, chosen))
+        chosen = max(accuracy, key=lambda lr: (accuracy[lr], -abs(math.log(lr / default))))
+        out.append(Tuning(method.label, seed, accuracy, chosen, diverged))
     return out
 
 
@@ -92,10 +108,11 @@ def with_tunings(study: Study, tunings: Sequence[Tuning]) -> Study:
 
 
 def render(tunings: Sequence[Tuning]) -> str:
-    lrs = sorted({lr for t in tunings for lr in t.val_accuracy})
+    lrs = sorted({lr for t in tunings for lr in (*t.val_accuracy, *t.diverged)})
     head = "| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen |"
     lines = [head, "|---|" + "---:|" * len(lrs) + "---:|"]
     for t in tunings:
-        cells = [f"{100 * t.val_accuracy[lr]:.1f}" if lr in t.val_accuracy else "" for lr in lrs]
+        cells = [f"{100 * t.val_accuracy[lr]:.1f}" if lr in t.val_accuracy
+                 else "diverged" if lr in t.diverged else "" for lr in lrs]
         lines.append(f"| {t.method} | " + " | ".join(cells) + f" | {t.chosen:g} |")
     return "\n".join(lines)

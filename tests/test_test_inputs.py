@@ -105,7 +105,7 @@ def test_cache_reuses_identical_data_and_rebuilds_a_damaged_entry(avdigits, tmp_
     # an entry without its sidecar (an interrupted write) does not exist
     path.with_suffix(".json").unlink()
     assert cache.get("ab" * 10, "visual") is None
-    assert cache.clear() == 1 and cache.info().entries == 0
+    assert cache.clear() == (1, []) and cache.info().entries == 0
 
 
 def test_an_av_event_corrupts_both_modalities_with_the_split_as_babble_pool(avdigits, tmp_path):
@@ -142,11 +142,13 @@ def test_av_conditions_from_a_grid(tmp_path):
     with pytest.raises(UsageError, match="unknown audio-visual event 'rian'"):
         expand_conditions({"av": {"events": ["rian"]}}, kinds, "g")
     # real recordings are part of the condition: other files, another key
+    from scipy.io import wavfile
+
     (tmp_path / "rain").mkdir()
-    (tmp_path / "rain" / "a.wav").write_bytes(b"RIFF-one")
+    wavfile.write(tmp_path / "rain" / "a.wav", 8000, np.full(80, 0.1, np.float32))
     first = expand_conditions({"av": {"events": ["rain"], "noise_dir": str(tmp_path)}},
                               kinds, "g")[1]
-    (tmp_path / "rain" / "a.wav").write_bytes(b"RIFF-two")
+    wavfile.write(tmp_path / "rain" / "a.wav", 8000, np.full(80, 0.2, np.float32))
     second = expand_conditions({"av": {"events": ["rain"], "noise_dir": str(tmp_path)}},
                                kinds, "g")[1]
     assert first.noise_dir == str(tmp_path.resolve()) and first.noise_digest != second.noise_digest
