@@ -16,18 +16,28 @@
         severities: [1, 3, 5]
         probability: 0.5
         # or `protocol: qmf`: QMF/PDF's noisy-modality protocol (corruptions.protocols)
+
+Everything is checked here, before any work: names, non-empty lists, one corruption per
+modality in `mixed`, and `av.noise_dir`'s recordings (each a readable, non-empty, finite WAV,
+listed as the events list them, `corruptions.av_events.noise_files`, and hashed into the key).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
+from scipy.io import wavfile
 
 from corruptions import registry as corruption_registry
+from corruptions.av_events import EVENTS as AV_EVENTS
+from corruptions.av_events import noise_files
 from corruptions.registry import SEVERITIES, unknown_name_message
 from rambench.datasets.base import SPLITS as DATASET_SPLITS
 from rambench.errors import UsageError
@@ -76,28 +86,36 @@ def check_keys(d: Any, allowed: tuple[str, ...], source: str, where: str) -> dic
     return d
 
 
-def int_list(value: Any, source: str, key: str, allowed=None) -> list[int]:
+def int_list(value: Any, source: str, key: str, allowed=None,
+             nonempty: bool = False) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in value
     ):
         fail(source, key, f"expected a list of integers; got {value!r}")
+    if nonempty and not value:
+        choices = f": allowed values are {list(allowed)}" if allowed is not None else ""
+        fail(source, key, f"the list is empty; give at least one value{choices}")
     if allowed is not None and any(v not in allowed for v in value):
         fail(source, key, f"allowed values are {list(allowed)}; got {value!r}")
     return list(value)
 
 
 def _names(value: Any, valid: list[str], what: str, source: str, key: str) -> list[str]:
-    """'all', one name or a list of names, each checked against `valid`."""
+    """'all', one name or a non-empty list of names, each checked against `valid`."""
     if value == "all":
         return list(valid)
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        fail(source, key, f"expected 'all' or a list of {what} names ({', '.join(valid)})")
+        fail(source, key, f"expected 'all' or a list of {what} names ({', '.join(valid)}); "
+                          f"got {value!r}")
+    if not value:
+        fail(source, key, f"the list is empty; name at least one {what} ({', '.join(valid)}) "
+                          f"or 'all', or leave the key out")
     for name in value:
-        if name not in valid:
+        if not isinstance(name, str) or name not in valid:
             fail(source, key, unknown_name_message(what, str(name), valid))
     return list(value)
 
@@ -125,24 +143,30 @@ def expand_conditions(
     if spec.get("clean", True):
         out.append(Clean())
     severities = int_list(spec.get("severities", list(SEVERITIES)), source,
-                           "conditions.severities", SEVERITIES)
-    corruptions = spec.get("corruptions") or {}
-    if not isinstance(corruptions, dict):
-        fail(source, "conditions.corruptions", "expected a mapping modality -> corruptions")
+                           "conditions.severities", SEVERITIES, nonempty=True)
+    corruptions = spec.get("corruptions", {})
+    if not isinstance(corruptions, dict) or ("corruptions" in spec and not corruptions):
+        fail(source, "conditions.corruptions",
+             f"expected a mapping modality -> corruptions ({', '.join(kinds)}), or leave the "
+             f"key out; got {corruptions!r}")
     for modality, names in corruptions.items():
         key = f"conditions.corruptions.{modality}"
         if modality not in kinds:
             fail(source, key, unknown_name_message("modality", str(modality), kinds))
         for name in _corruption_names(names, kinds[modality], source, key):
             out += [Corrupt(modality, name, s) for s in severities]
-    for modality in _modality_list(spec.get("missing_modalities", []), kinds, source,
-                                   "conditions.missing_modalities"):
-        out.append(Drop(modality))
+    if "missing_modalities" in spec:
+        for modality in _modality_list(spec["missing_modalities"], kinds, source,
+                                       "conditions.missing_modalities"):
+            out.append(Drop(modality))
     rates = spec.get("missing_rates", [])
     if not isinstance(rates, list) or not all(
-        isinstance(r, (int, float)) and 0 < r < 1 for r in rates
+        isinstance(r, (int, float)) and not isinstance(r, bool) and 0 < r < 1 for r in rates
     ):
         fail(source, "conditions.missing_rates", f"expected rates in (0, 1); got {rates!r}")
+    if "missing_rates" in spec and not rates:
+        fail(source, "conditions.missing_rates", "the list is empty; give rates in (0, 1), "
+                                                 "e.g. [0.1, 0.5, 0.9], or leave the key out")
     out += [RandomMissing(float(r)) for r in rates]
     if "mixed" in spec:
         out += _mixed_conditions(spec["mixed"], kinds, source)
@@ -163,25 +187,98 @@ def _av_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condit
     events = _names(spec.get("events", "all"), corruption_registry.names("av"),
                     "audio-visual event", source, "conditions.av.events")
     severities = int_list(spec.get("severities", list(SEVERITIES)), source,
-                           "conditions.av.severities", SEVERITIES)
+                           "conditions.av.severities", SEVERITIES, nonempty=True)
     noise_dir = digest = None
     if spec.get("noise_dir") is not None:
         folder = Path(str(spec["noise_dir"])).expanduser().resolve()
         if not folder.is_dir():
             fail(source, "conditions.av.noise_dir", f"no such folder: {folder}")
-        noise_dir, digest = str(folder), _folder_digest(folder, events)
+        _check_noise_dir(folder, events, source)
+        noise_dir, digest = str(folder), _folder_digest(folder, events, source)
     return [AVEvent(e, s, (image[0], audio[0]), noise_dir, digest)
             for e in events for s in severities]
 
 
-def _folder_digest(folder: Path, events: list[str]) -> str:
-    """A hash of the recordings an AV condition reads, so that new files mean new results."""
+NOISE_KEY = "conditions.av.noise_dir"
+
+
+def _event_files(folder: Path, event: str) -> list[Path]:
+    """The recordings of `event` under `folder`, listed exactly as the events read them
+    (`corruptions.av_events.noise_files`: `*.wav` in any case, regular files, sorted);
+    none where the folder is missing or holds none."""
+    if not (folder / event).is_dir():
+        return []
+    try:
+        return noise_files(folder, event)
+    except FileNotFoundError:
+        return []
+
+
+def _folder_digest(folder: Path, events: list[str], source: str = "") -> str:
+    """A hash of the recordings an AV condition reads, so that new files mean new results:
+    per event in the grid's order, per file in `noise_files`' order, "event/name" then the
+    file's bytes (for lowercase `.wav` files the same as before `.WAV` files were hashed)."""
     sha = hashlib.sha256()
     for event in events:
-        for path in sorted((folder / event).glob("*.wav")) if (folder / event).is_dir() else []:
+        for path in _event_files(folder, event):
+            try:
+                data = path.read_bytes()
+            except OSError as err:
+                fail(source, NOISE_KEY, f"{event}/{path.name} cannot be read ({err})")
             sha.update(f"{event}/{path.name}".encode())
-            sha.update(path.read_bytes())
+            sha.update(data)
     return sha.hexdigest()[:16]
+
+
+def _check_noise_dir(folder: Path, events: list[str], source: str) -> None:
+    """Before any work: every selected event with a noise bed finds `<folder>/<event>/`
+    holding at least one `.wav` (any case), and each such entry is a readable WAV file with
+    at least one sample, all finite. Events without a bed read no recordings."""
+    for event in events:
+        if not AV_EVENTS[event].has_bed:
+            continue
+        sub = folder / event
+        if not sub.is_dir():
+            fail(source, NOISE_KEY, f"no folder {event}/ in {folder}: the {event} event reads "
+                                    f"its noise from <noise_dir>/{event}/*.wav")
+        # every entry the events' listing could take, and those it would skip silently
+        entries = sorted(p for p in sub.glob("*") if p.suffix.lower() == ".wav")
+        if not entries:
+            fail(source, NOISE_KEY, f"{event}/ in {folder} holds no .wav file; the {event} "
+                                    f"event needs at least one recording")
+        for path in entries:
+            problem = _wav_problem(path)
+            if problem:
+                fail(source, NOISE_KEY, f"{event}/{path.name} {problem}")
+
+
+def _wav_problem(path: Path) -> str | None:
+    """What is wrong with the noise recording at `path`, or None."""
+    if path.is_symlink() and not path.exists():
+        return f"is a dangling symlink (to {path.readlink()})"
+    if not path.is_file():
+        return "is not a regular file"
+    st = path.stat()
+    return _wav_content_problem(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _wav_content_problem(path: str, mtime_ns: int, size: int) -> str | None:
+    """As `_wav_problem`, for a regular file (cached per version of the file)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # WavFileWarning: chunks it skips
+            _, data = wavfile.read(path)
+    except OSError as err:
+        return f"cannot be read ({err})"
+    except Exception as err:  # scipy raises ValueError, EOFError, struct.error, ...
+        return f"is not a WAV file ({type(err).__name__}: {err})"
+    data = np.asarray(data)
+    if data.size == 0:
+        return "holds no audio (0 frames)"
+    if np.issubdtype(data.dtype, np.floating) and not np.all(np.isfinite(data)):
+        return "holds non-finite samples (NaN or inf)"
+    return None
 
 
 def _mixed_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condition]:
@@ -189,7 +286,7 @@ def _mixed_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Con
     default = {m: "gaussian_noise" for m in kinds}
     if "protocol" in spec:
         protocol = spec["protocol"]
-        if protocol not in MIXED_PROTOCOLS:
+        if not isinstance(protocol, str) or protocol not in MIXED_PROTOCOLS:
             fail(source, "conditions.mixed.protocol",
                   unknown_name_message("protocol", str(protocol), MIXED_PROTOCOLS))
         for key in ("corruptions", "probability"):
@@ -200,17 +297,27 @@ def _mixed_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Con
         default = {m: by_kind[kind] for m, kind in kinds.items()}
         spec = {**spec, "probability": probability}
     chosen = spec.get("corruptions", default)
-    if not isinstance(chosen, dict):
-        fail(source, "conditions.mixed.corruptions", "expected a mapping modality -> name")
+    if not isinstance(chosen, dict) or not chosen:
+        fail(source, "conditions.mixed.corruptions",
+             f"expected a mapping modality -> one corruption name, for one or more of "
+             f"{', '.join(kinds)} (e.g. {{{next(iter(kinds))}: gaussian_noise}}); "
+             f"got {chosen!r}")
     pairs = []
     for modality, name in chosen.items():
         key = f"conditions.mixed.corruptions.{modality}"
         if modality not in kinds:
             fail(source, key, unknown_name_message("modality", str(modality), kinds))
-        pairs.append((modality, _corruption_names(name, kinds[modality], source, key)[0]))
+        names = _corruption_names(name, kinds[modality], source, key)
+        if len(names) != 1:  # a Mixed condition corrupts each modality with one corruption
+            fail(source, key, f"a mixed condition corrupts each modality with one "
+                              f"corruption; {modality} lists {len(names)} "
+                              f"([{', '.join(names)}]): name one")
+        pairs.append((modality, names[0]))
     probability = spec.get("probability", 0.5)
-    if not isinstance(probability, (int, float)) or not 0 < probability <= 1:
-        fail(source, "conditions.mixed.probability", f"expected (0, 1]; got {probability!r}")
+    if not isinstance(probability, (int, float)) or isinstance(probability, bool) \
+            or not 0 < probability <= 1:
+        fail(source, "conditions.mixed.probability",
+             f"expected a number in (0, 1]; got {probability!r}")
     severities = int_list(spec.get("severities", list(SEVERITIES)), source,
-                           "conditions.mixed.severities", SEVERITIES)
+                           "conditions.mixed.severities", SEVERITIES, nonempty=True)
     return [Mixed(tuple(pairs), s, float(probability)) for s in severities]
