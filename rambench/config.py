@@ -217,6 +217,7 @@ def resolve(study: Study) -> StudySpec:
                 + ", ".join(f"{name} {n}" for name, n in sizes.items())
                 + "): leave --limit out to run the whole dataset, or give a smaller N")
         ds = Limited(ds, study.limit)
+        _check_babble_pool(study, ds)
     if not study.methods:
         raise UsageError(f"no method given: pass --method NAME (see rambench ls methods) or "
                          f"list methods in the study file ({study.grid.source})")
@@ -226,3 +227,17 @@ def resolve(study: Study) -> StudySpec:
     for spec in specs:
         probe(spec, ds, cfg)
     return StudySpec(study, ds, tuple(specs), cfg, resolve_device(study.device))
+
+
+def _check_babble_pool(study: Study, ds: Dataset) -> None:
+    """The crowd event babbles the split's other clips: a split of one clip has none."""
+    from corruptions.av_events import EVENTS
+    from rambench.schema import AVEvent
+
+    kinds = {m: spec.kind for m, spec in ds.modalities.items()}
+    crowd = [c for c in study.grid.conditions(kinds) if isinstance(c, AVEvent)
+             and EVENTS[c.event].bed_kind == "pool" and c.noise_dir is None]
+    if crowd and len(ds.split(study.split)) < 2:
+        raise UsageError(f"the {crowd[0].event} event babbles the other clips of the "
+                         f"{study.split} split, and --limit {study.limit} leaves one: give "
+                         f"--limit 2 or more, or av.noise_dir with {crowd[0].event}/*.wav")

@@ -99,7 +99,15 @@ def int_list(value: Any, source: str, key: str, allowed=None,
         fail(source, key, f"the list is empty; give at least one value{choices}")
     if allowed is not None and any(v not in allowed for v in value):
         fail(source, key, f"allowed values are {list(allowed)}; got {value!r}")
+    _once(value, source, key)
     return list(value)
+
+
+def _once(values: list, source: str, key: str) -> None:
+    """A value listed twice would plan the same cell twice."""
+    for v in values:
+        if values.count(v) > 1:
+            fail(source, key, f"{v!r} is listed {values.count(v)} times; list it once")
 
 
 def _names(value: Any, valid: list[str], what: str, source: str, key: str) -> list[str]:
@@ -117,6 +125,7 @@ def _names(value: Any, valid: list[str], what: str, source: str, key: str) -> li
     for name in value:
         if not isinstance(name, str) or name not in valid:
             fail(source, key, unknown_name_message(what, str(name), valid))
+    _once(value, source, key)
     return list(value)
 
 
@@ -140,6 +149,8 @@ def expand_conditions(
 ) -> list[Condition]:
     spec = check_keys(spec, CONDITION_KEYS, source, "conditions")
     out: list[Condition] = []
+    if not isinstance(spec.get("clean", True), bool):
+        fail(source, "conditions.clean", f"expected true or false; got {spec['clean']!r}")
     if spec.get("clean", True):
         out.append(Clean())
     severities = int_list(spec.get("severities", list(SEVERITIES)), source,

@@ -42,6 +42,10 @@ GRIDS = {
     "tunekey.yaml": b"tune: {lrs: [0.001]}\nconditions: {clean: true}\n",
     "avevent.yaml": b"conditions: {av: {events: [rian]}}\n",
     "avnoise.yaml": b"conditions: {av: {noise_dir: nowhere}}\n",
+    "twice.yaml": b"conditions: {corruptions: {visual: [fog, fog]}}\n",
+    "seedstwice.yaml": b"seeds: [0, 0]\nconditions: {clean: true}\n",
+    "cleanone.yaml": b"conditions: {clean: 1}\n",
+    "crowd.yaml": b"conditions: {av: {events: [crowd], severities: [1]}}\n",
 }
 
 R = ["run", "--method", "raml"]
@@ -127,6 +131,11 @@ CASES = [
     ([*R, "--grid", "tunekey.yaml"], "key 'tune.lrs': unknown key 'lrs'; did you mean 'lr'"),
     ([*R, "--grid", "avevent.yaml"], "unknown audio-visual event 'rian'; did you mean 'rain'"),
     ([*R, "--grid", "avnoise.yaml"], "conditions.av.noise_dir': no such folder"),
+    ([*R, "--grid", "twice.yaml"], "visual': 'fog' is listed 2 times; list it once"),
+    ([*R, "--grid", "seedstwice.yaml"], "key 'seeds': 0 is listed 2 times"),
+    ([*R, "--grid", "cleanone.yaml"], "key 'conditions.clean': expected true or false; got 1"),
+    ([*R, "--grid", "crowd.yaml", "--limit", "1"], "the crowd event babbles the other clips of "
+                                                   "the test split, and --limit 1 leaves one"),
     ([*R, "--severity-scale", "cifar10"], "'cifar10' is not one of 'imagenet'"),
     (["tune", "--method", "raml", "--lr", "0.001,fast"], "--lr expects comma-separated numbers"),
     (["tune", "--method", "raml", "--lr", "0.001,-1"], "learning rates to tune must be positive"),
