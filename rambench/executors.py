@@ -9,15 +9,28 @@ Nothing returns through the executor but keys and failures; the study folder is 
 meeting point, so a driver may exit and be run again to dispatch only what is still
 missing. Jobs are guarded by file locks (`rambench.checkpoints`), records and checkpoints
 are written atomically, and corrupted test sets are shared through the on-disk cache.
+
+So a local driver that is interrupted (Ctrl-C, SIGTERM) terminates its workers at once:
+what they finished is stored, their jobs in progress are done by the next run. A local
+worker that dies costs only its own job in progress, which runs again in a new worker
+(once; a second death leaves it to the next run).
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import pickle
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from multiprocessing import connection
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +46,8 @@ from rambench.tracking import Tracker
 
 EXECUTORS = ("inprocess", "local", "slurm")
 DEVICE_ENV = "RAMBENCH_WORKER_DEVICE"  # a local worker's own device (its GPU)
+
+log = logging.getLogger(__name__)
 
 
 def plan_from(study_file: str, force: bool, reuse_stale: bool, device: str | None = None):
@@ -89,13 +104,130 @@ def run_task(task: Task) -> TaskResult:
     return TaskResult(task.job_keys, [r.key for r in result.records], result.failures)
 
 
-def _start_worker(devices, threads: int) -> None:
+def _start_worker(device: str | None, threads: int) -> None:
+    """A local worker's initializer. Ctrl-C is the driver's to handle: a terminal sends it
+    to the whole process group, and the driver stops its workers itself. (`_Worker` starts
+    the process with SIGINT ignored already.)"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
-    if devices is not None:
-        os.environ[DEVICE_ENV] = devices.get()
+    if device is not None:
+        os.environ[DEVICE_ENV] = device
     torch.set_num_threads(threads)
     os.environ[REFERENCE_WORKERS_ENV] = str(threads)  # its share of the cores, also there
+
+
+def _serve(conn: Connection, device: str | None, threads: int) -> None:
+    """A local worker process: runs each `(fn, task)` it receives and sends back `("ok",
+    result, None)` or `("error", exception, its traceback)`; stops on None or when the
+    driver is gone."""
+    _start_worker(device, threads)
+    try:
+        while (work := conn.recv()) is not None:
+            fn, task = work
+            try:
+                reply = ("ok", fn(task), None)
+            except Exception as err:  # noqa: BLE001 - raised again by the driver
+                detail = "".join(traceback.format_exception(err))
+                try:
+                    pickle.loads(pickle.dumps(err))
+                except Exception:  # noqa: BLE001 - an exception that does not travel
+                    err = RuntimeError(f"{type(err).__name__}: {err}")
+                reply = ("error", err, detail)
+            conn.send(reply)
+    except (EOFError, OSError):  # the driver is gone
+        pass
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker (its `__cause__` in the driver)."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _how(exitcode: int | None) -> str:
+    """'killed by signal 9 (SIGKILL)', 'exit status 1'."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = f" ({signal.Signals(-exitcode).name})"
+        except ValueError:
+            name = ""
+        return f"killed by signal {-exitcode}{name}"
+    return f"exit status {exitcode}"
+
+
+class _Worker:
+    """One process of a `LocalPool`, fed one task at a time through its own pipe.
+
+    Not `concurrent.futures.ProcessPoolExecutor`: when one of its processes dies, the pool
+    breaks as a whole (it fails every task, terminating the other processes with their
+    tasks in progress), and on the way out it waits for every task, even the queued ones.
+    Here the driver owns each process: a death costs only that process's task, and an
+    interrupted driver terminates its workers at once."""
+
+    def __init__(self, context: Any, device: str | None, threads: int):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, device, threads),
+                                       name="rambench-worker")
+        self.task: Task | None = None  # the task it is running
+        # an ignored signal stays ignored through exec: the worker ignores Ctrl-C from its
+        # first instruction, not only once `_start_worker` runs (seconds of imports later)
+        main = threading.current_thread() is threading.main_thread()
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            self.process.start()
+        finally:
+            if handler is not None:
+                signal.signal(signal.SIGINT, handler)
+            child.close()
+
+    def run(self, fn: Callable[[Task], TaskResult], task: Task) -> None:
+        self.task = task
+        try:
+            self.conn.send((fn, task))
+        except OSError:  # it died: `reply` says how
+            pass
+
+    def reply(self) -> tuple[Task, tuple[str, Any, Any]]:
+        """Its task and `("ok", result, None)`, `("error", exception, traceback)` or
+        `("died", exitcode, None)`; it is idle again (or dead)."""
+        task, self.task = self.task, None
+        assert task is not None
+        try:
+            if self.conn.poll():
+                return task, self.conn.recv()
+        except (EOFError, OSError):
+            pass
+        self.process.join(5)
+        self.conn.close()
+        return task, ("died", self.process.exitcode, None)
+
+
+def _stop(workers: Sequence[_Worker], politely: bool) -> None:
+    """Ends the workers: idle ones are asked to stop (`politely`: the work is done), the
+    others terminated at once; one still alive 5 s later is killed."""
+    for worker in workers:
+        if worker.conn.closed:  # dead, and joined
+            continue
+        if politely and worker.task is None:
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
+        else:
+            worker.process.terminate()
+    deadline = time.monotonic() + 5
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
 
 
 class Remote:
@@ -104,6 +236,19 @@ class Remote:
     (`rambench.execute.RemoteExecutor`)."""
 
     threads: int | None = None
+    progress: Progress | None = None  # the run's, while `execute` runs
+    labels: Mapping[str, str] = {}  # job key: "method seed N", while `execute` runs
+
+    def label(self, task: Task) -> str:
+        """'tmc seed 0': the task's jobs."""
+        return ", ".join(self.labels.get(key, key) for key in task.job_keys)
+
+    def warn(self, text: str) -> None:
+        """A warning line, on the screen and in the run's log."""
+        if self.progress is not None:
+            self.progress.line(f"warning: {text}")
+        else:
+            log.warning(text)
 
     def map(self, fn: Callable[[Task], TaskResult], tasks: Iterable[Task]
             ) -> Iterator[TaskResult]:
@@ -111,8 +256,6 @@ class Remote:
 
     def execute(self, plan: Plan, cache: CorruptionCache | None, progress: Progress | None,
                 step: Callable[[Record], None], trackers: Sequence[Tracker]) -> UnitResult:
-        from rambench.train import TrainSummary
-
         study = plan.spec.study
         if not all(isinstance(m, str) for m in study.methods):
             raise UsageError("a method given as a class object cannot run in other processes: "
@@ -125,8 +268,22 @@ class Remote:
         if progress is not None:
             progress.line(f"dispatching {len(tasks)} training job(s) to "
                           f"{type(self).__name__}")
+        self.progress = progress
+        self.labels = {key: f"{job.method.label} seed {job.seed}" for key, job in jobs.items()}
+        results = self.map(run_task, tasks)
+        try:
+            return self._collect(results, plan, jobs, progress, step, trackers)
+        finally:
+            results.close()  # an interrupted run stops its workers now, not when collected
+            self.progress, self.labels = None, {}
+
+    def _collect(self, results: Iterator[TaskResult], plan: Plan, jobs: dict,
+                 progress: Progress | None, step: Callable[[Record], None],
+                 trackers: Sequence[Tracker]) -> UnitResult:
+        from rambench.train import TrainSummary
+
         total = UnitResult([], [])
-        for result in self.map(run_task, tasks):
+        for result in results:
             records = [r for r in (plan.store.read(plan.store.record_path(k))
                                    for k in result.record_keys) if r is not None]
             for key in result.job_keys:
@@ -154,7 +311,13 @@ class LocalPool(Remote):
     """`workers` processes on this machine. On CPU each gets `threads` torch threads
     (default: an equal share of the cores); with `devices` (e.g. ["cuda:0", "cuda:1"]) one
     worker per device. Results equal an in-process run's with the same thread count (the
-    order of floating-point sums depends on it)."""
+    order of floating-point sums depends on it).
+
+    Interrupted (Ctrl-C, SIGTERM: a KeyboardInterrupt here), it terminates its workers at
+    once: their finished records are stored, their jobs in progress are lost (a re-run does
+    them). A worker that dies (killed by the system, say) costs only its job in progress:
+    the job runs again in a new worker; if that one dies too, the job is left for a
+    re-run and reported as a failure."""
 
     def __init__(self, workers: int, devices: Sequence[str] = (), threads: int | None = None):
         if workers < 1:
@@ -166,17 +329,53 @@ class LocalPool(Remote):
 
     def map(self, fn: Callable[[Task], TaskResult], tasks: Iterable[Task]
             ) -> Iterator[TaskResult]:
+        queue = deque(tasks)
+        devices: list[str | None] = [*self.devices] or [None] * self.workers
+        slots: list[_Worker | None] = [None] * min(len(devices), len(queue))
         context = multiprocessing.get_context("spawn")
-        queue = None
-        if self.devices:
-            queue = context.Queue()
-            for device in self.devices:
-                queue.put(device)
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(queue, self.threads)) as pool:
-            futures = [pool.submit(fn, task) for task in tasks]
-            for future in as_completed(futures):
-                yield future.result()
+        deaths: dict[tuple[str, ...], int] = {}
+        error: BaseException | None = None
+        finished = False
+        try:
+            while True:
+                for i, worker in enumerate(slots):
+                    if queue and error is None and (worker is None or worker.task is None):
+                        if worker is None:
+                            worker = slots[i] = _Worker(context, devices[i], self.threads)
+                        worker.run(fn, queue.popleft())
+                busy = [(i, w) for i, w in enumerate(slots) if w is not None and w.task is not None]
+                if not busy:
+                    break
+                ready = set(connection.wait([w.conn for _, w in busy]
+                                            + [w.process.sentinel for _, w in busy]))
+                for i, worker in busy:
+                    if worker.conn not in ready and worker.process.sentinel not in ready:
+                        continue
+                    task, (status, value, detail) = worker.reply()
+                    if status == "ok":
+                        yield value
+                    elif status == "error":
+                        value.__cause__ = _RemoteTraceback(detail)
+                        error = error or value
+                    else:  # died: a new worker takes its place when there is work
+                        slots[i] = None
+                        how, label = _how(value), self.label(task)
+                        deaths[task.job_keys] = deaths.get(task.job_keys, 0) + 1
+                        if deaths[task.job_keys] == 1:
+                            self.warn(f"a worker process died ({how}) while running {label}; "
+                                      "it runs again in a new worker")
+                            queue.appendleft(task)
+                            continue
+                        self.warn(f"a worker process died again ({how}) while running "
+                                  f"{label}; it is left for the resume")
+                        yield TaskResult(task.job_keys, [], [
+                            f"{label} did not finish: its worker process died twice ({how}); "
+                            "run the same command to resume"])
+            if error is not None:
+                raise error
+            finished = True
+        finally:
+            _stop([w for w in slots if w is not None], politely=finished)
 
 
 SLURM_DEFAULTS = {"timeout_min": 240, "cpus_per_task": 4}
