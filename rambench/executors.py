@@ -288,10 +288,9 @@ class Remote:
                                    for k in result.record_keys) if r is not None]
             for key in result.job_keys:
                 job = jobs[key]
-                if progress is not None:
-                    progress.line(f"finished {job.method.label} seed {job.seed}: "
-                                  f"{sum(r.provenance.get('job_key') == key for r in records)} "
-                                  "cells")
+                cells = sum(r.provenance.get("job_key") == key for r in records)
+                if progress is not None and (cells or not result.failures):
+                    progress.line(f"finished {job.method.label} seed {job.seed}: {cells} cells")
                 training = next((r.provenance.get("training") for r in records
                                  if r.provenance.get("job_key") == key), None)
                 if training:
