@@ -56,7 +56,7 @@ class RunSummary:
                  f"{self.reused} reused{stale}, {len(self.failures)} failed job(s)",
                  f"results: {self.root}" + (f"   log: {self.log}" if self.log else "")]
         if self.failures:
-            lines.append("next: fix the failing method and run the same command again")
+            lines.append("next: fix what failed (above) and run the same command again")
         else:
             lines.append(f"next: rambench report --study {self.study} --out "
                          f"{Path(self.root).parent}   (or rambench table --study "
@@ -87,6 +87,7 @@ def plan_study(
     progress: bool = False,
     limit: int | None = None,
     dry_run: bool = False,
+    threads: int | None = None,
 ) -> Plan:
     """The study's plan: its cells, what is done, what is stale. The arguments override the
     study file `grid` (a preset name, a path or a `Study`; default: the study stored under
@@ -97,7 +98,8 @@ def plan_study(
     settings = build_study(grid, name=study, out=out, methods=methods, dataset=dataset,
                            seeds=seeds, assignments=set, epochs=epochs, device=device,
                            corruption_backend=corruption_backend,
-                           severity_scale=severity_scale, limit=limit, tune=tune)
+                           severity_scale=severity_scale, limit=limit, tune=tune,
+                           threads=threads)
     return plan(settings, force, reuse_stale, progress, dry_run)
 
 

@@ -174,9 +174,9 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @click.option("--devices", default=None, metavar="0,1,...",
               help="--executor local: one worker per listed GPU (cuda:N)")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch threads per process [default: torch's; with --executor local, the "
-                   "cores divided among the workers]; on CPU, results are bit-identical for "
-                   "the same thread count")
+              help="torch threads in every process that trains or evaluates, whichever "
+                   "executor (a setting of the study, saved with it) [default: the study "
+                   "file's, else 1]; on a CPU, results are bit-identical for the same count")
 @click.option("--compile", "compile_", is_flag=True,
               help="train with torch.compile (same as --set train.compile=true); compiling "
                    "takes a minute or more per method, for long trainings on a GPU")
@@ -222,7 +222,8 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
         assignments = (*assignments, "train.compile=true")
     plan = plan_study(list(method_names) or None, dataset, grid_spec, _seeds(seeds), out,
                       study, assignments, epochs, device, corruption_backend, force,
-                      reuse_stale, severity_scale, tune, not as_json, limit, dry_run)
+                      reuse_stale, severity_scale, tune, not as_json, limit, dry_run,
+                      threads)
     _report_invalid(plan.store)
     if dry_run:
         if as_json:
@@ -253,19 +254,15 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
                f"{len(plan.todo)} to run", err=True)
     from rambench import executors
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     executor = None
     if executor_name == "local":
         listed = [d.strip() for d in (devices or "").split(",") if d.strip()]
         executor = executors.LocalPool(workers or 2, [d if ":" in d or d == "cpu" else f"cuda:{d}"
-                                                 for d in listed], threads)
+                                                 for d in listed])
     elif executor_name == "slurm":
         executor = executors.Slurm(plan.store.root / "slurm", executors.slurm_parameters(
             slurm_partition, slurm_minutes, slurm_gpus, slurm_cpus, slurm_array,
-            slurm_options), slurm_cluster, threads)
+            slurm_options), slurm_cluster)
     results = run_plan(plan, cache_dir, not no_cache, progress=not as_json, force=force,
                        track=trackers, executor=executor)
     cache = results.summary.cache
@@ -309,7 +306,7 @@ def _fail_on(failures: list[str]) -> None:
     for failure in failures:
         click.echo(f"Error: {failure}", err=True)
     if failures:
-        click.echo("fix the method and run the same command again: failed jobs are retried, "
+        click.echo("fix what failed and run the same command again: failed jobs are retried, "
                    "finished cells are kept", err=True)
         sys.exit(1)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -40,3 +42,15 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
             if x.dim() == 4:
                 batch.inputs[m] = x.contiguous(memory_format=torch.channels_last)
     return batch
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch on `threads` intra-op threads for the duration (a study's `threads`: on a CPU
+    the order of floating-point sums depends on it); the former count is restored."""
+    former = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(former)

@@ -14,7 +14,13 @@ from corruptions import registry
 from rambench.datasets import Batcher, Dataset, Split
 from rambench.device import autocast
 from rambench.methods import Method
-from rambench.provenance import code_version, device_description, git_commit, package_versions
+from rambench.provenance import (
+    code_version,
+    device_description,
+    git_commit,
+    numerics,
+    package_versions,
+)
 from rambench.schema import AV_FAMILY, AVEvent, MethodInfo, Predictions, Record
 
 if TYPE_CHECKING:
@@ -95,7 +101,7 @@ def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "code_version": code_version(), "git_commit": git_commit(),
             "harness": job.harness, "packages": package_versions(),
-            "device": device_description(device),
+            "device": device_description(device), "numerics": numerics(device),
             "grid": {"name": grid.name, "hash": grid.hash},
             "corruption_backends": cell.backends, "job_key": job.key,
             "data_key": cell.data_key, "training": training.to_json(),

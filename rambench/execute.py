@@ -18,6 +18,7 @@ import numpy as np
 from rambench.cache import CorruptionCache
 from rambench.checkpoints import load_or_train
 from rambench.datasets import Batcher
+from rambench.device import torch_threads
 from rambench.errors import TrainingError
 from rambench.evaluate import cell_record, predict
 from rambench.plan import Cell, Job, Plan
@@ -84,7 +85,16 @@ def run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None = None,
              on_record: Callable[[Record], None] | None = None,
              trackers: Sequence[Tracker] = ()) -> UnitResult:
     """Train (or load) the unit's jobs, evaluate their cells, store every record. A job
-    whose training fails is reported and its cells skipped; the other jobs go on."""
+    whose training fails is reported and its cells skipped; the other jobs go on. Torch runs
+    on the study's threads (`Study.threads`), whichever executor calls this."""
+    with torch_threads(plan.spec.study.threads):
+        return _run_unit(plan, unit, cache, progress, force, on_record, trackers)
+
+
+def _run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None,
+              progress: Progress | None, force: bool,
+              on_record: Callable[[Record], None] | None,
+              trackers: Sequence[Tracker]) -> UnitResult:
     spec = plan.spec
     dataset, device = spec.dataset, spec.device
     kinds = {m: s.kind for m, s in dataset.modalities.items()}

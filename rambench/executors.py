@@ -71,7 +71,6 @@ class Task:
     study_file: str  # <out>/<study>/study.yaml
     job_keys: tuple[str, ...]
     cache_dir: str | None  # None: no corrupted-data cache
-    threads: int | None = None  # torch threads (None: the process's default)
     force: bool = False
     reuse_stale: bool = False
 
@@ -87,11 +86,6 @@ def run_task(task: Task) -> TaskResult:
     """Runs in a worker: plan the study, then train (or load) the task's jobs and evaluate
     their cells that are still to do (another worker or an earlier run may have done
     some)."""
-    import torch
-
-    if task.threads:
-        torch.set_num_threads(task.threads)
-        os.environ[REFERENCE_WORKERS_ENV] = str(task.threads)
     plan = plan_from(task.study_file, task.force, task.reuse_stale,
                      os.environ.get(DEVICE_ENV))
     wanted = set(task.job_keys)
@@ -104,24 +98,23 @@ def run_task(task: Task) -> TaskResult:
     return TaskResult(task.job_keys, [r.key for r in result.records], result.failures)
 
 
-def _start_worker(device: str | None, threads: int) -> None:
+def _start_worker(device: str | None, cpus: int) -> None:
     """A local worker's initializer. Ctrl-C is the driver's to handle: a terminal sends it
     to the whole process group, and the driver stops its workers itself. (`_Worker` starts
     the process with SIGINT ignored already.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
     if device is not None:
         os.environ[DEVICE_ENV] = device
-    torch.set_num_threads(threads)
-    os.environ[REFERENCE_WORKERS_ENV] = str(threads)  # its share of the cores, also there
+    # its share of the cores for the reference corruptions' processes (speed only; torch's
+    # threads are the study's, set where the work runs: `rambench.execute.run_unit`)
+    os.environ[REFERENCE_WORKERS_ENV] = str(cpus)
 
 
-def _serve(conn: Connection, device: str | None, threads: int) -> None:
+def _serve(conn: Connection, device: str | None, cpus: int) -> None:
     """A local worker process: runs each `(fn, task)` it receives and sends back `("ok",
     result, None)` or `("error", exception, its traceback)`; stops on None or when the
     driver is gone."""
-    _start_worker(device, threads)
+    _start_worker(device, cpus)
     try:
         while (work := conn.recv()) is not None:
             fn, task = work
@@ -170,9 +163,9 @@ class _Worker:
     Here the driver owns each process: a death costs only that process's task, and an
     interrupted driver terminates its workers at once."""
 
-    def __init__(self, context: Any, device: str | None, threads: int):
+    def __init__(self, context: Any, device: str | None, cpus: int):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, device, threads),
+        self.process = context.Process(target=_serve, args=(child, device, cpus),
                                        name="rambench-worker")
         self.task: Task | None = None  # the task it is running
         # an ignored signal stays ignored through exec: the worker ignores Ctrl-C from its
@@ -235,7 +228,6 @@ class Remote:
     stores its records; here they are read back for the progress and the trackers
     (`rambench.execute.RemoteExecutor`)."""
 
-    threads: int | None = None
     progress: Progress | None = None  # the run's, while `execute` runs
     labels: Mapping[str, str] = {}  # job key: "method seed N", while `execute` runs
 
@@ -263,8 +255,8 @@ class Remote:
         study_file = str(study.save().resolve())  # the tasks plan from it
         jobs = {c.job.key: c.job for c in plan.todo}
         cache_dir = str(cache.root) if cache is not None and cache.root else None
-        tasks = [Task(study_file, (key,), cache_dir, self.threads, plan.forced,
-                      plan.reused_stale) for key in jobs]
+        tasks = [Task(study_file, (key,), cache_dir, plan.forced, plan.reused_stale)
+                 for key in jobs]
         if progress is not None:
             progress.line(f"dispatching {len(tasks)} training job(s) to "
                           f"{type(self).__name__}")
@@ -307,10 +299,10 @@ class Remote:
 
 
 class LocalPool(Remote):
-    """`workers` processes on this machine. On CPU each gets `threads` torch threads
-    (default: an equal share of the cores); with `devices` (e.g. ["cuda:0", "cuda:1"]) one
-    worker per device. Results equal an in-process run's with the same thread count (the
-    order of floating-point sums depends on it).
+    """`workers` processes on this machine; with `devices` (e.g. ["cuda:0", "cuda:1"]) one
+    worker per device. Each trains and evaluates with the study's torch threads
+    (`Study.threads`), as an in-process run does, so the results are the same (on a CPU, the
+    order of floating-point sums depends on the thread count).
 
     Interrupted (Ctrl-C, SIGTERM: a KeyboardInterrupt here), it terminates its workers at
     once: their finished records are stored, their jobs in progress are lost (a re-run does
@@ -318,13 +310,13 @@ class LocalPool(Remote):
     the job runs again in a new worker; if that one dies too, the job is left for a
     re-run and reported as a failure."""
 
-    def __init__(self, workers: int, devices: Sequence[str] = (), threads: int | None = None):
+    def __init__(self, workers: int, devices: Sequence[str] = ()):
         if workers < 1:
             raise UsageError(f"--workers must be at least 1; got {workers}")
         if devices and len(devices) != workers:
             workers = len(devices)
         self.workers, self.devices = workers, list(devices)
-        self.threads = threads or max(1, usable_cpus() // self.workers)
+        self.cpus = max(1, usable_cpus() // self.workers)  # each worker's share
 
     def map(self, fn: Callable[[Task], TaskResult], tasks: Iterable[Task]
             ) -> Iterator[TaskResult]:
@@ -340,7 +332,7 @@ class LocalPool(Remote):
                 for i, worker in enumerate(slots):
                     if queue and error is None and (worker is None or worker.task is None):
                         if worker is None:
-                            worker = slots[i] = _Worker(context, devices[i], self.threads)
+                            worker = slots[i] = _Worker(context, devices[i], self.cpus)
                         worker.run(fn, queue.popleft())
                 busy = [(i, w) for i, w in enumerate(slots) if w is not None and w.task is not None]
                 if not busy:
@@ -387,9 +379,7 @@ class Slurm(Remote):
     `slurm_additional_parameters`, ...). `cluster="local"` runs the array as local
     processes (submitit's local executor): the same code path, without a cluster."""
 
-    def __init__(self, folder: Path, parameters: dict[str, Any], cluster: str | None = None,
-                 threads: int | None = None):
-        self.threads = threads
+    def __init__(self, folder: Path, parameters: dict[str, Any], cluster: str | None = None):
         try:
             import submitit
         except ImportError as err:

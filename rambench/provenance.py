@@ -51,3 +51,21 @@ def device_description(device) -> str:
         return f"cuda:{torch.cuda.get_device_name(device)}"
     # CPU results are exact for a given thread count, so it is part of the device.
     return f"cpu:{platform.processor() or platform.machine()}:{torch.get_num_threads()}threads"
+
+
+def numerics(device) -> str:
+    """What a result's last digits depend on besides code, settings and seed: the library
+    versions, the processor and its instruction set and the torch thread count on a CPU;
+    the GPU, CUDA and cuDNN on a GPU. Records of one numerics environment are bit-identical
+    for the same key; another environment may move them (`rambench.results` warns)."""
+    import numpy as np
+    import torch
+
+    if device.type == "cuda":
+        return (f"torch {torch.__version__}; cuda {torch.version.cuda}; cudnn "
+                f"{torch.backends.cudnn.version()}; {torch.cuda.get_device_name(device)}; "
+                "bfloat16 autocast")
+    threads = torch.get_num_threads()
+    return (f"torch {torch.__version__}; numpy {np.__version__}; {platform.machine()} "
+            f"{torch.backends.cpu.get_cpu_capability()}; {threads} "
+            f"thread{'s' if threads > 1 else ''}; float32")  # `rambench.device.autocast`

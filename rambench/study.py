@@ -16,6 +16,7 @@ processes plan from it.
     epochs: 30                    # overrides train.epochs
     set: {raml.alpha: 0.5}        # like --set
     device: auto
+    threads: 1                    # torch threads per process: part of the numbers (CPU)
     corruption_backend: torch     # or reference
     severity_scale: auto          # imagenet | tinyimagenet | cifar | auto
     limit: null                   # a debug subset: the first N samples of every split
@@ -47,7 +48,7 @@ from rambench.grid import SPLITS, Grid, check_keys, fail, int_list
 
 FILE_NAME = "study.yaml"
 KEYS = ("description", "grid", "dataset", "methods", "seeds", "epochs", "set", "device",
-        "corruption_backend", "severity_scale", "limit", "split", "tune", "tuned",
+        "threads", "corruption_backend", "severity_scale", "limit", "split", "tune", "tuned",
         "reference", "against", "conditions")
 TUNE_KEYS = ("lr", "seed")
 Overrides = dict[str, dict[str, str]]  # scope -> key -> value (as typed)
@@ -68,6 +69,9 @@ class Study:
     epochs: int | None = None
     set: Overrides = field(default_factory=dict)
     device: str = "auto"
+    # torch threads in every process that trains or evaluates (whichever executor): on a
+    # CPU the numbers are bit-identical for the same count, and may differ for another
+    threads: int = 1
     corruption_backend: str = "torch"
     severity_scale: str = "auto"
     limit: int | None = None
@@ -84,6 +88,9 @@ class Study:
         if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(
                 self.epochs, int) or self.epochs < 1):
             raise UsageError(f"--epochs must be at least 1; got {self.epochs!r}")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) \
+                or self.threads < 1:
+            raise UsageError(f"--threads must be at least 1; got {self.threads!r}")
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(
                 self.limit, int) or self.limit < 1):
             raise UsageError(f"--limit must be a positive number of samples; got {self.limit!r}")
@@ -127,7 +134,8 @@ class Study:
                 "epochs": self.epochs,
                 "set": {f"{s}.{k}": v for s, values in self.set.items()
                         for k, v in values.items()},
-                "device": self.device, "corruption_backend": self.corruption_backend,
+                "device": self.device, "threads": self.threads,
+                "corruption_backend": self.corruption_backend,
                 "severity_scale": self.severity_scale, "limit": self.limit,
                 "split": self.split, "tune": self.tune, "tuned": self.tuned,
                 "reference": self.reference, "against": self.against,
@@ -171,7 +179,7 @@ def parse(raw: Any, grid_name: str, source: str, **location: Any) -> Study:
         values["seeds"] = tuple(dict.fromkeys(int_list(raw["seeds"], source, "seeds")))
     if "methods" in raw:
         values["methods"] = tuple(dict.fromkeys(method_labels(raw["methods"], source)))
-    for key in ("epochs", "limit"):
+    for key in ("epochs", "limit", "threads"):
         if raw.get(key) is not None:
             number = raw[key]
             if not isinstance(number, int) or isinstance(number, bool) or number < 1:
@@ -290,7 +298,7 @@ def build(grid: str | Study | None = None, *, name: str = "default", out: str | 
           methods: Any = None, dataset: str | None = None, seeds: Any = None,
           assignments: Any = (), epochs: int | None = None, device: str | None = None,
           corruption_backend: str | None = None, severity_scale: str | None = None,
-          limit: int | None = None, tune: bool = False) -> Study:
+          limit: int | None = None, tune: bool = False, threads: int | None = None) -> Study:
     """The study the command line or the API asks for: the study file `grid` (a preset, a
     path, or a `Study`; None: the study stored under `<out>/<name>` if there is one, else
     the `smoke` preset), with every option given (not None) overriding it."""
@@ -308,5 +316,5 @@ def build(grid: str | Study | None = None, *, name: str = "default", out: str | 
     return dataclasses.replace(base, name=name, out=str(out)).replace(
         methods=methods or None, dataset=dataset, seeds=seeds or None, set=command or None,
         epochs=epochs, device=device, corruption_backend=corruption_backend,
-        severity_scale=severity_scale, limit=limit,
+        severity_scale=severity_scale, limit=limit, threads=threads,
         tune={"lr": None, "seed": 0} if tune and base.tune is None else None)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from rambench.checkpoints import load_or_train
 from rambench.config import StudySpec
+from rambench.device import torch_threads
 from rambench.errors import TrainingError, UsageError
 from rambench.identity import harness_id
 from rambench.plan import Job
@@ -67,7 +68,12 @@ def tune(spec: StudySpec, store: Store, lrs: Sequence[float] | None = None, seed
     checkpoints) and pick, per method, the one with the best clean validation accuracy. A
     candidate whose training diverges is recorded as diverged and the tuning goes on; a
     method none of whose candidates trains raises TrainingError."""
-    values = candidates(spec, lrs)
+    with torch_threads(spec.study.threads):
+        return _tune(spec, store, candidates(spec, lrs), seed, progress)
+
+
+def _tune(spec: StudySpec, store: Store, values: list[float], seed: int,
+          progress: bool) -> list[Tuning]:
     harness = harness_id()
     out = []
     for method in spec.methods:

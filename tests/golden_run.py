@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,11 +56,14 @@ LIMIT = 96
 
 
 def environment() -> str:
-    """The numerics environment the checksums hold for."""
+    """The numerics environment the checksums hold for (the golden run uses one thread)."""
     import torch
 
-    return (f"torch {torch.__version__}; numpy {np.__version__}; {platform.machine()} "
-            f"{torch.backends.cpu.get_cpu_capability()}; 1 thread; float32")
+    from corruptions.backends import single_threaded_torch
+    from rambench.provenance import numerics
+
+    with single_threaded_torch():
+        return numerics(torch.device("cpu"))
 
 
 def _digest(values: Any) -> str:

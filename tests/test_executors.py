@@ -5,6 +5,7 @@ in-process run leaves (same thread count: the order of floating-point sums depen
 runs, which need processes of their own."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -40,10 +41,14 @@ def reference(tmp_path_factory):
 
 
 def test_local_workers_leave_the_in_process_export(cli, tmp_path, reference):
-    out = cli(*RUN, "--study", "pool", "--executor", "local", "--workers", "2").stderr
+    # one worker: before threads were the study's, it took every core (2 threads in CI)
+    out = cli(*RUN, "--study", "pool", "--executor", "local", "--workers", "1").stderr
     assert "dispatching 2 training job(s) to LocalPool" in out
     assert export(tmp_path, "pool") == reference[0]
     assert stored(tmp_path, "pool") == reference[1]
+    numerics = {json.loads(p.read_text())["provenance"]["numerics"]
+                for p in (tmp_path / "results/pool/records").glob("*.json")}
+    assert len(numerics) == 1 and "; 1 thread; float32" in numerics.pop()
 
 
 def test_a_slurm_array_killed_part_way_is_finished_by_a_rerun(cli, tmp_path, reference):
