@@ -204,11 +204,54 @@ def benchmark(
     return run_plan(plan, cache_dir, use_cache, progress, force, track, executor)
 
 
-def load(study: str = "default", out: str | Path = "results") -> ResultSet:
-    """A stored study's current records."""
+def load(study: str = "default", out: str | Path = "results",
+         bundle: str | Path | None = None) -> ResultSet:
+    """A stored study's current records; with `bundle` (a folder `rambench bundle` wrote,
+    e.g. "results/NAME"), the bundle's records instead, verified against its manifest
+    (`ResultSet.from_bundle`; `study` and `out` are then not used)."""
+    if bundle is not None:
+        return ResultSet.from_bundle(bundle)
     store = Store(out, study)
     if not store.records_dir.is_dir():
         existing = sorted(p.parent.name for p in Path(out).glob("*/records"))
         raise UsageError(f"no study {study!r} under {out}/"
                          + (f"; studies there: {', '.join(existing)}" if existing else ""))
     return ResultSet.read(store)
+
+
+def reproduce(bundle: str | Path, out: str | Path = "reproduce", limit: int | None = None,
+              seeds: Sequence[int] | None = None, executor=None,
+              cache_dir: str | Path | None = None, use_cache: bool = True,
+              progress: bool = False):
+    """Run a result bundle's study again from its study.yaml, into the study folder
+    `out/<bundle's folder name>` (results already there, of the same code and settings,
+    are reused: an interrupted reproduce resumes), and compare: a
+    `rambench.bundle.Comparison` of every cell and every method's main-table columns,
+    stored against new, each with its noise band (the rule: `rambench.bundle`). `seeds`:
+    only these of the study's seeds; `limit`: a debug subset of another size than the
+    study's, whose values are listed but not judged (other data)."""
+    from rambench import bundle as bundles
+    from rambench.study import read
+
+    path = Path(bundle)
+    stored = ResultSet.from_bundle(path)
+    name = path.resolve().name
+    study = read(str(path / bundles.STUDY_FILE), name=name, out=str(out))
+    if seeds is not None:
+        seeds = list(dict.fromkeys(seeds))
+        unknown = [s for s in seeds if s not in study.seeds]
+        if unknown or not seeds:
+            raise UsageError(f"--seeds {','.join(map(str, seeds))}: the bundle's study has "
+                             f"seeds {', '.join(map(str, study.seeds))}; choose among them")
+    comparable = limit is None or limit == study.limit
+    note = "" if comparable else (
+        f"--limit {limit}: the re-run is a debug subset of {limit} samples per split, the "
+        f"bundle's study used {f'--limit {study.limit}' if study.limit else 'every sample'}; "
+        "values are not expected to match and are not judged")
+    study = study.replace(limit=limit, seeds=seeds)
+    results = run_plan(plan(study, progress=progress), cache_dir, use_cache, progress,
+                       executor=executor)
+    comparison = bundles.compare(stored, results, list(study.seeds), comparable, note,
+                                 rerun=str(study.root))
+    comparison.run = results
+    return comparison

@@ -39,6 +39,11 @@ out_option = click.option("--out", default="results", show_default=True,
                           help="results root folder")
 study_option = click.option("--study", default="default", show_default=True,
                             help="study folder under --out")
+from_option = click.option(
+    "--from", "bundle_path", default=None, metavar="BUNDLE",
+    help="read a result bundle (a folder `rambench bundle` wrote, e.g. results/NAME) "
+         "instead of OUT/STUDY; what is written goes into the bundle's folder by default "
+         "(git-ignored there)")
 against_option = click.option(
     "--against", default=None, metavar="METHOD",
     help=f"the method every other is tested against (▲/▼)  [default: the study's grid's "
@@ -315,7 +320,7 @@ def _report_invalid(store, study=None) -> None:
     """Warnings about unreadable records and, for a loaded study, its notes (stale ones)."""
     from rambench.results import recompute_command
 
-    for path, why in store.invalid:
+    for path, why in store.invalid if store is not None else []:
         click.echo(f"warning: ignoring unreadable record {path} ({why}); "
                    f"`{recompute_command(store)}` recomputes it", err=True)
     for note in study.notes if study is not None else []:
@@ -469,26 +474,32 @@ def _listing(what: str, out: str) -> list[dict]:
 @cli.command()
 @study_option
 @out_option
+@from_option
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True)
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
               help="output file (default: <out>/<study>/export[-per-sample].<format>)")
 @click.option("--per-sample", is_flag=True,
               help="one row per (cell, test sample): label, prediction, class probabilities")
-def export(study, out, fmt, target, per_sample) -> None:
+def export(study, out, bundle_path, fmt, target, per_sample) -> None:
     """Write the study's tidy results table (one row per cell and metric), or with
     --per-sample its per-sample predictions. Stale results are left out."""
     from rambench.metrics.frame import per_sample_frame, tidy_frame
 
-    store = _existing_store(out, study)
-    tidy = (per_sample_frame if per_sample else tidy_frame)(store.records())
+    if bundle_path is not None:
+        data, store = _open_results(study, out, bundle_path)
+        records, root = data.records, data.root
+    else:
+        store = _existing_store(out, study)
+        records, root = store.records(), store.root
+    tidy = (per_sample_frame if per_sample else tidy_frame)(records)
     _report_invalid(store)
     if tidy.empty:
         from rambench.results import no_results
 
         raise no_results(store)
     name = "export-per-sample" if per_sample else "export"
-    path = Path(target) if target else store.root / f"{name}.{fmt}"
+    path = Path(target) if target else root / f"{name}.{fmt}"
     _writable(path.parent, "the export", "--to FILE")
     if fmt == "csv":
         tidy.to_csv(path, index=False)
@@ -504,6 +515,7 @@ def export(study, out, fmt, target, per_sample) -> None:
 @cli.command()
 @study_option
 @out_option
+@from_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="md",
               show_default=True)
 @click.option("--view", type=click.Choice(VIEWS), default="main", show_default=True,
@@ -520,22 +532,22 @@ def export(study, out, fmt, target, per_sample) -> None:
               help="columns as rows (e.g. corruptions down the page): for wide tables")
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
               help="write to this file instead of printing")
-def table(study, out, fmt, view, reference, against, score, transpose, target) -> None:
+def table(study, out, bundle_path, fmt, view, reference, against, score, transpose,
+          target) -> None:
     """Print a results table: mean ± std over seeds, best bold, ▲/▼ where a method differs
     significantly from --against."""
     from rambench.report.render import render
     from rambench.report.views import build_table
-    from rambench.results import open_study, user_errors
+    from rambench.results import user_errors
 
-    store = _existing_store(out, study)
-    data = open_study(store)
+    data, store = _open_results(study, out, bundle_path)
     with user_errors():
         result = build_table(view, data.tidy(), data.correctness(),
                              data.reference_for(reference), data.against_for(against),
                              score=score)
     if transpose:
         result = result.transposed()
-    text = render(result, fmt, label=f"tab:{study}-{view}")
+    text = render(result, fmt, label=f"tab:{data.study}-{view}")
     if target:
         _writable(Path(target).parent, "the table", "--to FILE")
         Path(target).write_text(text + "\n")
@@ -548,26 +560,26 @@ def table(study, out, fmt, view, reference, against, score, transpose, target) -
 @cli.command()
 @study_option
 @out_option
+@from_option
 @click.option("--kind", type=click.Choice([*FIGURE_KINDS, "all"]), default="all",
               show_default=True)
 @click.option("--out-dir", default=None, type=click.Path(file_okay=False),
               help="where the figures go (default: <out>/<study>/plots)")
-def plot(study, out, kind, out_dir) -> None:
+def plot(study, out, bundle_path, kind, out_dir) -> None:
     """Draw figures (PNG and PDF under <out>/<study>/plots): accuracy vs severity, drop
     heatmap, accuracy vs missing rate, per-family bars with bootstrap CIs, reliability
     diagrams, the redundancy gap."""
     from rambench.report.figures import make_figures
-    from rambench.results import open_study
 
-    store = _existing_store(out, study)
-    data = open_study(store)
+    data, store = _open_results(study, out, bundle_path)
     kinds = FIGURE_KINDS if kind == "all" else (kind,)
     corr = data.correctness() if "families" in kinds else None
-    folder = Path(out_dir) if out_dir else store.root / "plots"
+    folder = Path(out_dir) if out_dir else data.root / "plots"
     _writable(folder, "figures", "--out-dir DIR")
     written = make_figures(data.tidy(), folder, kinds, corr, data.records)
     if not written:
-        raise UsageError(f"study {study!r} has no results to draw a {kind} figure from")
+        raise UsageError(f"study {data.study!r} has no results to draw a {kind} figure "
+                         "from")
     for paths in written.values():
         for path in paths:
             click.echo(f"wrote {path}")
@@ -577,6 +589,7 @@ def plot(study, out, kind, out_dir) -> None:
 @cli.command()
 @study_option
 @out_option
+@from_option
 @click.option("--method", "method_names", multiple=True,
               help="only these methods (labels); repeatable [default: every method]")
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
@@ -584,15 +597,13 @@ def plot(study, out, kind, out_dir) -> None:
               help="the figure's path, .png or .pdf [default: <out>/<study>/plots/history.png "
                    "and .pdf]")
 @json_option
-def history(study, out, method_names, target, as_json) -> None:
+def history(study, out, bundle_path, method_names, target, as_json) -> None:
     """Training curves of a study's models: every loss term the methods return, the
     validation accuracy and the learning rate per epoch, from each training's stored
     history; plotted (loss and validation accuracy per epoch), or --json."""
     from rambench.report.figures import history_figure, save_figure, training_histories
-    from rambench.results import open_study
 
-    store = _existing_store(out, study)
-    data = open_study(store)
+    data, _ = _open_results(study, out, bundle_path)
     for name in method_names:
         data.check_method(name, "--method")
     records = [r for r in data.records if not method_names or r.method.label in method_names]
@@ -602,8 +613,8 @@ def history(study, out, method_names, target, as_json) -> None:
         return
     fig = history_figure(records)
     if fig is None:
-        raise UsageError(f"study {study!r} has no training histories (records written before "
-                         "histories were kept)")
+        raise UsageError(f"study {data.study!r} has no training histories (records written "
+                         "before histories were kept)")
     if target:
         path = Path(target)
         _writable(path.parent, "the figure", "--to FILE")
@@ -615,7 +626,7 @@ def history(study, out, method_names, target, as_json) -> None:
             fig.savefig(path, dpi=style.DPI)
         paths = [path]
     else:
-        folder = store.root / "plots"
+        folder = data.root / "plots"
         _writable(folder, "the figure", "--to FILE")
         paths = save_figure(fig, folder, "history")
     for path in paths:
@@ -625,6 +636,7 @@ def history(study, out, method_names, target, as_json) -> None:
 @cli.command()
 @study_option
 @out_option
+@from_option
 @click.option("--metric", type=click.Choice(list(LEADERBOARD_METRICS)),
               default="mpc", show_default=True, help="leaderboard order")
 @click.option("--reference", default=None,
@@ -632,16 +644,15 @@ def history(study, out, method_names, target, as_json) -> None:
 @against_option
 @click.option("--out-dir", default=None, type=click.Path(file_okay=False),
               help="where the report goes (default: <out>/<study>/report)")
-def report(study, out, metric, reference, against, out_dir) -> None:
+def report(study, out, bundle_path, metric, reference, against, out_dir) -> None:
     """Write every table, every figure and a self-contained report.html to
     <out>/<study>/report."""
     from rambench.report.document import write_report
-    from rambench.results import open_study, user_errors
+    from rambench.results import user_errors
 
-    store = _existing_store(out, study)
-    data = open_study(store)
+    data, store = _open_results(study, out, bundle_path)
     with user_errors():
-        folder = Path(out_dir) if out_dir else store.root / "report"
+        folder = Path(out_dir) if out_dir else data.root / "report"
         _writable(folder, "the report", "--out-dir DIR")
         written = write_report(data, folder, metric, data.reference_for(reference),
                                data.against_for(against))
@@ -655,20 +666,19 @@ def report(study, out, metric, reference, against, out_dir) -> None:
 @cli.command()
 @study_option
 @out_option
+@from_option
 @click.option("--method", required=True, help="the method to compare")
 @against_option
 @click.option("--out-dir", default=None, type=click.Path(file_okay=False),
               help="where the figure goes (default: <out>/<study>/plots)")
 @json_option
-def compare(study, out, method, against, out_dir, as_json) -> None:
+def compare(study, out, bundle_path, method, against, out_dir, as_json) -> None:
     """Paired comparison per condition group (bootstrap CI and p, Wilcoxon) and a figure of
     the per-corruption differences."""
     from rambench.report.compare import compare_groups, format_comparison, per_corruption
     from rambench.report.figures import compare_figure, save_figure
-    from rambench.results import open_study
 
-    store = _existing_store(out, study)
-    data = open_study(store)
+    data, store = _open_results(study, out, bundle_path)
     data.check_method(method, "--method")
     against = data.against_for(against)
     if against is None:
@@ -679,12 +689,13 @@ def compare(study, out, method, against, out_dir, as_json) -> None:
     corr = data.correctness()
     result = compare_groups(data.tidy(), corr, method, against)
     if result.empty:
-        raise UsageError(f"{method!r} and {against!r} share no test cell in study {study!r}")
+        raise UsageError(f"{method!r} and {against!r} share no test cell in study "
+                         f"{data.study!r}")
     diffs = per_corruption(corr, method, against)
     paths = []
     if not diffs.empty:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"compare_{method}_vs_{against}")
-        folder = Path(out_dir) if out_dir else store.root / "plots"
+        folder = Path(out_dir) if out_dir else data.root / "plots"
         _writable(folder, "the comparison figure", "--out-dir DIR")
         paths = save_figure(compare_figure(diffs, method, against), folder, name)
     if as_json:
@@ -697,6 +708,88 @@ def compare(study, out, method, against, out_dir, as_json) -> None:
         for path in paths:
             click.echo(f"wrote {path}")
     _report_invalid(store, data)
+
+
+@cli.command("bundle")
+@study_option
+@out_option
+@click.option("--to", "target", required=True, metavar="FOLDER",
+              help="the bundle's folder, e.g. results/NAME (committed to git there)")
+@json_option
+def bundle_(study, out, target, as_json) -> None:
+    """Pack a study into a result bundle: a folder to commit under results/ with the
+    study's study.yaml, its current records (records.jsonl.xz; stale ones left out) and a
+    manifest.json (each record's sha256, counts, the rambench version and git commit that
+    packed it, the numerics environments of the records). The same records give the same
+    bytes. `rambench table|report|export|plot|compare --from FOLDER` read it as the study,
+    and `rambench reproduce FOLDER` runs it again."""
+    from rambench.bundle import pack
+    from rambench.provenance import git_commit
+
+    store = _existing_store(out, study)
+    manifest = pack(store, target, git_commit())
+    size = sum(f.stat().st_size for f in Path(target).iterdir() if f.is_file()
+               and f.name in ("manifest.json", "study.yaml", "records.jsonl.xz", ".gitignore"))
+    if as_json:
+        _echo_json({"bundle": target, "bytes": size, **manifest})
+        return
+    counts = manifest["counts"]
+    stale = f"; {counts['stale_left_out']} stale left out" if counts["stale_left_out"] else ""
+    click.echo(f"bundled {counts['records']} records of study {study!r} ({counts['methods']} "
+               f"methods, {counts['seeds']} seeds, {counts['conditions']} conditions{stale}) "
+               f"into {target}: {size / 1024:.1f} KiB")
+    click.echo(f"next: git add {target}   (then rambench table --from {target}, or "
+               f"rambench reproduce {target})")
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE")
+@click.option("--out", default="reproduce", show_default=True,
+              help="where the re-run goes: OUT/<bundle's folder name>")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="debug subset: the first N samples of every split; unless the bundle's "
+                   "study used the same --limit, values are listed but not judged")
+@click.option("--seeds", default=None,
+              help="comma-separated seeds: only these of the bundle's [default: all]")
+@click.option("--executor", "executor_name", type=click.Choice(EXECUTORS),
+              default="inprocess", show_default=True,
+              help="where the work runs (as in rambench run; SLURM with its defaults)")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="--executor local: worker processes [default: 2]")
+@cache_option
+@json_option
+def reproduce(bundle_path, out, limit, seeds, executor_name, workers, cache_dir,
+              as_json) -> None:
+    """Run a result bundle's study again from its study.yaml, into OUT/<bundle's folder
+    name>, and print, per cell and per method's main-table column (clean accuracy, mPC,
+    ..., mCE), the stored value, the new one, their difference and whether it is within
+    the noise band: ±2σ, σ the larger of the spread over seeds (the sample standard
+    deviation over the study's seeds, the smaller of the bundle's and the re-run's) and
+    the binomial standard error sqrt(p(1-p)/n) of an accuracy p on n test samples (with
+    one seed the band is the binomial one). Exits 0 when every summary value is within
+    its band, 1 when one moved beyond it (naming it and the cells beyond theirs). With a
+    --limit other than the study's the data differ: the values are listed, not judged."""
+    from rambench import executors
+    from rambench.api import reproduce as run_reproduce
+
+    _executor_options(executor_name, {"--workers": workers}, {})
+    executor = None
+    if executor_name == "local":
+        executor = executors.LocalPool(workers or 2)
+    elif executor_name == "slurm":
+        name = Path(bundle_path).resolve().name
+        executor = executors.Slurm(Path(out) / name / "slurm", executors.slurm_parameters(
+            None, None, None, None, None, ()))
+    comparison = run_reproduce(bundle_path, out, limit, _seeds(seeds), executor, cache_dir,
+                               progress=not as_json)
+    if as_json:
+        _echo_json(comparison.to_json())
+    else:
+        for line in comparison.lines():
+            click.echo(line)
+    _fail_on(comparison.run.summary.failures)
+    if comparison.beyond:
+        sys.exit(1)
 
 
 @cli.command()
@@ -922,6 +1015,28 @@ def _existing_store(out: str, study: str):
         raise UsageError(f"no study {study!r} under {out}/"
                          + (f"; studies there: {', '.join(existing)}" if existing else ""))
     return store
+
+
+def _open_results(study: str, out: str, bundle_path: str | None):
+    """(ResultSet, Store) of the study the report commands read: OUT/STUDY, or with --from
+    a result bundle (Store None); UsageError if it has no results or a cell twice."""
+    from rambench.results import ResultSet, open_study, user_errors
+
+    if bundle_path is None:
+        store = _existing_store(out, study)
+        return open_study(store), store
+    source = click.get_current_context().get_parameter_source
+    given = [f"--{name}" for name in ("study", "out")
+             if source(name) is click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise UsageError(f"--from {bundle_path} reads a bundle and {given[0]} a study folder; "
+                         "give one of them")
+    data = ResultSet.from_bundle(bundle_path)
+    if not data.records:
+        raise UsageError(f"bundle {bundle_path} holds no results")
+    with user_errors():
+        data.scores()  # checks that every cell occurs once
+    return data, None
 
 
 class _LevelFormatter:

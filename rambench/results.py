@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from rambench.bundle import read as read_bundle
 from rambench.errors import UsageError
 from rambench.metrics import (
     DEFAULT_REFERENCE,
@@ -62,6 +63,16 @@ class ResultSet:
         records = sorted((r for r in index.current.values() if wanted(r)), key=lambda r: r.key)
         return cls(store.study, store.root, records, summary,
                    sum(1 for r in index.stale if wanted(r)), store.settings)
+
+    @classmethod
+    def from_bundle(cls, path: str | Path) -> ResultSet:
+        """The records of a result bundle (`rambench bundle`; `rambench.bundle`), verified
+        first: a UsageError names a record or file that does not match the bundle's
+        manifest. `root` is the bundle's folder, `settings` its study.yaml's `reference:`
+        and `against:`; stale records are never bundled."""
+        contents = read_bundle(path)
+        return cls(contents.study, contents.path, contents.records,
+                   settings=contents.settings)
 
     # -------------------------------------------------------------- derived, computed once
 

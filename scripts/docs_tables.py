@@ -13,6 +13,18 @@ Generators: `corruption-table` (how the torch backend implements each corruption
 corruption specs), `methods` (the registered methods with their family and summary) and
 `source-layout` (every module of rambench/, corruptions/ and baselines/ with the first line
 of its docstring).
+
+A published results table is written from a committed result bundle (`rambench bundle`),
+never pasted: between two markers, each alone on its line (outside fenced code),
+
+    <!-- results: results/NAME view=main -->
+    ...
+    <!-- /results -->
+
+the block is `ResultSet.from_bundle("results/NAME").table(view).render("md")`; the bundle's
+path is relative to the repository root; options: `view=` (default main; any view of
+`rambench table`), `against=METHOD` (the ▲/▼ marks) and `reference=METHOD` (mCE's). A bundle
+that does not match its manifest, or a block naming no bundle, is an error (exit 1).
 """
 
 from __future__ import annotations
@@ -28,6 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)"
                    r"(<!-- end generated -->)", re.S)
 SOURCE_PACKAGES = ("rambench", "corruptions", "baselines")
+RESULTS = re.compile(r"^(<!-- results: (?P<spec>[^\n]*?) -->\n)(?P<body>.*?)"
+                     r"^(<!-- /results -->)$", re.S | re.M)
+RESULTS_OPTIONS = ("view", "against", "reference")
+FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.S | re.M)
 
 
 def _importable(root: Path) -> None:
@@ -77,6 +93,38 @@ def source_layout(root: Path = ROOT) -> str:
     return "\n".join(lines)
 
 
+def results_table(spec: str, root: Path = ROOT) -> str:
+    """The table a results block asks for (`<!-- results: BUNDLE view=V against=M -->`),
+    from the bundle alone: `ResultSet.from_bundle(root / BUNDLE).table(...).render("md")`.
+    ValueError (naming the block) for a bad option, a missing or unsound bundle."""
+    _importable(root)
+    import rambench.report.views  # noqa: F401 - on import, serves ResultSet.table
+    from rambench.errors import UsageError
+    from rambench.report import VIEWS
+    from rambench.results import ResultSet
+
+    bundle, *pairs = spec.split()
+    options = {"view": "main"}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or key not in RESULTS_OPTIONS or not value:
+            raise ValueError(f"results block {spec!r}: {pair!r} is not an option; options: "
+                             + ", ".join(f"{o}=..." for o in RESULTS_OPTIONS))
+        options[key] = value
+    if options["view"] not in VIEWS:
+        raise ValueError(f"results block {spec!r}: unknown view {options['view']!r}; views: "
+                         + ", ".join(VIEWS))
+    try:
+        results = ResultSet.from_bundle(root / bundle)
+        against = options.get("against")
+        if against is not None:
+            results.check_method(against, "against=")
+        table = results.table(options["view"], options.get("reference"), against)
+    except UsageError as err:
+        raise ValueError(f"results block {spec!r}: {err}") from None
+    return table.render("md")
+
+
 GENERATORS: dict[str, Callable[[Path], str]] = {
     "corruption-table": corruption_table,
     "methods": methods_table,
@@ -103,7 +151,17 @@ def render(text: str, root: Path = ROOT, cache: dict[str, str] | None = None) ->
         # blank lines around the table: Markdown ends an HTML comment block at a blank line
         return f"{match[1]}\n{cache[name]}\n\n{match[4]}"
 
-    return BLOCK.sub(block, text)
+    fenced = [m.span() for m in FENCE.finditer(text)]
+
+    def results(match: re.Match) -> str:
+        if any(start <= match.start() < end for start, end in fenced):
+            return match[0]  # an example in a code block
+        key = f"results: {match['spec'].strip()}"
+        if key not in cache:
+            cache[key] = results_table(match["spec"].strip(), root)
+        return f"{match[1]}\n{cache[key]}\n\n{match[4]}"
+
+    return RESULTS.sub(results, BLOCK.sub(block, text))
 
 
 def blocks(root: Path = ROOT) -> dict[str, list[str]]:
@@ -145,13 +203,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if a generated block is stale")
     args = parser.parse_args(argv)
+    try:
+        return _run(args.check)
+    except ValueError as err:  # a bad block, or a results block's bundle missing or unsound
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(check: bool) -> int:
     status = 0
     missing = set(GENERATORS) - {n for names in blocks().values() for n in names}
     if missing:
         print(f"no page holds the generated block(s): {', '.join(sorted(missing))}",
               file=sys.stderr)
         status = 1
-    if args.check:
+    if check:
         for page in stale_pages():
             print(f"stale generated table in {page}: run python scripts/docs_tables.py",
                   file=sys.stderr)
