@@ -318,18 +318,12 @@ def test_carried_results_are_what_this_code_computes(tmp_path):
     if golden_run.environment() not in golden_run.load()["runs"]:
         pytest.skip("bit-exact results are known only in the golden run's environments")
     carried = {r.coordinates: r for r in _identity1_plan(tmp_path / "old").store.records()}
-    import torch
-
     assert {r.provenance["device"] for r in carried.values()} == {"cpu:x86_64:2threads"}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # as the stored study ran: the thread count changes numerics
-    try:
-        fresh = api.benchmark(_identity1_methods(tmp_path / "plugin"),
-                              grid=read(str(IDENTITY1 / "grid.yaml")),
-                              out=tmp_path / "new", study="identity1", device="cpu", limit=64,
-                              use_cache=False)
-    finally:
-        torch.set_num_threads(threads)
+    # as the stored study ran: the thread count changes numerics
+    fresh = api.benchmark(_identity1_methods(tmp_path / "plugin"),
+                          grid=read(str(IDENTITY1 / "grid.yaml")).replace(threads=2),
+                          out=tmp_path / "new", study="identity1", device="cpu", limit=64,
+                          use_cache=False)
     assert len(fresh.records) == len(carried) == 10
     for record in fresh.records:
         old = carried[record.coordinates]
