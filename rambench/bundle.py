@@ -58,7 +58,7 @@ import yaml
 from rambench._fs import atomic_write_bytes
 from rambench._version import __version__
 from rambench.errors import UsageError
-from rambench.schema import Record
+from rambench.schema import Record, numerics_of
 from rambench.store import Store, check_writable
 
 if TYPE_CHECKING:
@@ -130,14 +130,10 @@ def _study_text(store: Store) -> str:
 
 
 def _environments(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The distinct numerics environments of the records' provenance (its `numerics`
-    where recorded, device and package versions), each with its number of records."""
-    found: Counter[str] = Counter()
-    for r in records:
-        p = r.get("provenance") or {}
-        found[json.dumps({k: p[k] for k in ("numerics", "device", "packages") if k in p},
-                         sort_keys=True)] += 1
-    return [{**json.loads(k), "records": n} for k, n in sorted(found.items())]
+    """The distinct numerics environments of the records (`rambench.schema.numerics_of`),
+    each with its number of records."""
+    found = Counter(numerics_of(r.get("provenance") or {}) for r in records)
+    return [{"numerics": k, "records": n} for k, n in sorted(found.items())]
 
 
 def _check_target(to: Path, store: Store) -> None:

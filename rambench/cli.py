@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -422,6 +423,10 @@ def ls(what: str, name: str | None, out: str, as_json: bool) -> None:
             for label, count in row["stale_methods"].items():
                 click.echo(f"  stale: {label} ({count} results of earlier code or settings, "
                            "kept on disk, left out of tables)")
+            if len(row["numerics"]) > 1:
+                click.echo(f"  warning: results from {len(row['numerics'])} numerics "
+                           "environments: " + "; ".join(
+                               f"{n} from [{env}]" for env, n in row["numerics"].items()))
     if what == "studies" and not rows:
         click.echo(f"no studies under {out}/", err=True)
 
@@ -465,6 +470,7 @@ def _listing(what: str, out: str) -> list[dict]:
             stale_methods[r.method.label] = stale_methods.get(r.method.label, 0) + 1
         rows.append({"name": folder.name, "path": str(folder), "records": len(current),
                      "stale": len(index.stale), "stale_methods": stale_methods,
+                     "numerics": dict(Counter(r.numerics for r in current).most_common()),
                      "schema_1": sum(r.schema == 1 for r in current),
                      "methods": sorted({r.method.label for r in current}),
                      "seeds": sorted({r.seed for r in current})})

@@ -14,6 +14,7 @@ This module sits below the report: it never imports `rambench.report` or the com
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -111,11 +112,15 @@ class ResultSet:
 
     @property
     def notes(self) -> list[str]:
-        """What a reader should know about what was left out (stale results)."""
-        if not self.stale:
-            return []
-        return [f"{self.stale} stale results (of earlier code or settings) are left out; "
-                "`rambench ls studies` lists them"]
+        """What a reader should know: what was left out (stale results), and whether the
+        results come from more than one numerics environment."""
+        notes = []
+        if self.stale:
+            notes.append(f"{self.stale} stale results (of earlier code or settings) are left "
+                         "out; `rambench ls studies` lists them")
+        if mixed := mixed_numerics(self.records):
+            notes.append(mixed)
+        return notes
 
     # -------------------------------------------------------------- names a user gives
 
@@ -175,6 +180,17 @@ def open_study(store: Store) -> ResultSet:
     with user_errors():
         results.scores()  # checks that every cell occurs once
     return results
+
+
+def mixed_numerics(records: Collection[Record]) -> str | None:
+    """A warning when `records` come from more than one numerics environment, else None."""
+    found = Counter(r.numerics for r in records)
+    if len(found) < 2:
+        return None
+    listed = "; ".join(f"{n} from [{env}]" for env, n in found.most_common())
+    return (f"the results come from {len(found)} numerics environments ({listed}): their "
+            "last digits may differ for that alone; rerun with --force in one to compare "
+            "bit for bit")
 
 
 def no_results(store: Store) -> UsageError:

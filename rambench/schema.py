@@ -357,6 +357,11 @@ class Record:
     split: str = "test"  # the split evaluated: "test", or "val" in a study choosing settings
 
     @property
+    def numerics(self) -> str:
+        """The numerics environment it was computed in (`numerics_of`)."""
+        return numerics_of(self.provenance)
+
+    @property
     def coordinates(self) -> tuple[str, str, int, str]:
         """What a table row and column name: (dataset, method label, seed, condition).
         Two records with the same coordinates are two versions of one result."""
@@ -498,3 +503,14 @@ def make_record(**overrides: Any) -> Record:
     }
     fields.update(overrides)
     return Record(**fields)
+
+
+def numerics_of(provenance: dict[str, Any]) -> str:
+    """A record's numerics environment (`rambench.provenance.numerics`: what its last digits
+    depend on besides code, settings and seed); for a record written before it was kept, its
+    torch and numpy versions and its device (which names the CPU's thread count)."""
+    if provenance.get("numerics"):
+        return str(provenance["numerics"])
+    packages = provenance.get("packages") or {}
+    return (f"torch {packages.get('torch', '?')}; numpy {packages.get('numpy', '?')}; "
+            f"{provenance.get('device', '?')}")

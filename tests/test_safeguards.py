@@ -129,3 +129,17 @@ def test_a_dry_run_with_tuning_computes_and_writes_nothing(cli, tmp_path):
     result = cli("run", "--method", "late_fusion", "--grid", "grid.yaml", *SMALL, "--dry-run")
     assert "(1 training jobs)" in result.stdout, result.stdout
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["grid.yaml"]
+
+
+def test_a_study_of_two_numerics_environments_says_so(cli, tmp_path):
+    (tmp_path / "grid.yaml").write_text("conditions: {clean: true}\n")
+    cli("run", "--method", "late_fusion", "--grid", "grid.yaml", *SMALL)
+    # the thread count is not in the key: the first method's result stays current
+    cli("run", "--method", "late_fusion", "--method", "visual_only", "--grid", "grid.yaml",
+        *SMALL, "--threads", "2")
+    listing = cli("ls", "studies").stdout
+    assert "warning: results from 2 numerics environments: " in listing
+    assert "; 1 thread; float32]" in listing and "; 2 threads; float32]" in listing
+    table = cli("table", "--view", "leaderboard")
+    assert "note: the results come from 2 numerics environments (1 from [" in table.stderr
+    assert "rerun with --force in one to compare bit for bit" in table.stderr
