@@ -251,3 +251,19 @@ def test_preview_draws_clips_frame_by_frame_and_the_events(prepared, monkeypatch
         assert out.strip() == f"wrote {target}"
         image = np.asarray(Image.open(folder / target).convert("L"), dtype=float) / 255
         assert image.shape[0] > 400 and image.std() > 0.05  # a drawn figure, not blank
+
+
+def test_avmnist_from_the_t10k_files_alone_splits_them_80_10_10(tmp_path):
+    from rambench.datasets.real import AVMNIST
+
+    real_layouts.avmnist(tmp_path)
+    for path in (tmp_path / "mnist").glob("train-*"):
+        path.unlink()
+    classes, clips = AVMNIST().scan(tmp_path)
+    # the fixture's t10k holds 10 images: 8 train, 1 val, 1 test, in file order
+    assert [(c.id, c.split) for c in clips] == [
+        *((f"t10k-{i:05d}", "train") for i in range(8)), ("t10k-00008", "val"),
+        ("t10k-00009", "test")]
+    # each image's recording says its digit, by a speaker of its split (ana, ben | cyd)
+    speakers = {"train": "ana", "val": "ben", "test": "cyd"}
+    assert all(c.audio.stem.split("_")[:2] == [str(c.label), speakers[c.split]] for c in clips)

@@ -179,14 +179,17 @@ class AVMNIST(Adapter):
     """MNIST images paired with Free Spoken Digit Dataset recordings of the same digit.
 
     Speakers are split disjointly (sorted names: the last is test, the one before val);
-    MNIST's t10k images are the test split, its last 5,000 training images val. Each image
-    gets a recording of its digit from its split's speakers, drawn with a fixed seed."""
+    MNIST's t10k images are the test split, its last 5,000 training images val. Where only
+    the t10k files are at hand (the training images are 47 MB, and many mirrors leave them
+    out), the t10k images are split instead: the first 80 % train, the next 10 % val, the
+    last 10 % test. Each image gets a recording of its digit from its split's speakers,
+    drawn with a fixed seed."""
 
     name = "avmnist"
     version = "1"
     classes = tuple(str(d) for d in range(10))
     layout = """\
-  ROOT/mnist/train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]
+  ROOT/mnist/train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]   (optional)
   ROOT/mnist/t10k-images-idx3-ubyte[.gz],  t10k-labels-idx1-ubyte[.gz]
   ROOT/fsdd/recordings/{digit}_{speaker}_{index}.wav   Free Spoken Digit Dataset"""
 
@@ -210,11 +213,16 @@ class AVMNIST(Adapter):
             by_split_digit.setdefault((speaker_split[speaker], int(digit)), []).append(w)
         rng = np.random.default_rng(0)
         clips = []
-        for part, split_of in (("train", None), ("t10k", "test")):
+        parts: tuple[tuple[str, str | None], ...] = (("train", None), ("t10k", "test"))
+        if not self._exists(root, "train-labels-idx1-ubyte"):
+            parts = (("t10k", None),)  # t10k alone: split 80 / 10 / 10
+        for part, split_of in parts:
             labels = self._idx(root, f"{part}-labels-idx1-ubyte")
             n_val = 5000 if split_of is None and len(labels) > 10000 else len(labels) // 10
+            n_test = len(labels) // 10 if len(parts) == 1 else 0
             for i, label in enumerate(labels.tolist()):
-                split = split_of or ("val" if i >= len(labels) - n_val else "train")
+                split = split_of or ("test" if i >= len(labels) - n_test else
+                                     "val" if i >= len(labels) - n_test - n_val else "train")
                 pool = by_split_digit.get((split, label))
                 if not pool:
                     raise self.missing(root, f"a recording of digit {label} for the "
@@ -235,6 +243,11 @@ class AVMNIST(Adapter):
         if part not in cache:
             cache[part] = self._idx(root, f"{part}-images-idx3-ubyte")
         return cache[part]
+
+    @staticmethod
+    def _exists(root: Path, stem: str) -> bool:
+        return any(path.exists() for path in (root / "mnist" / stem,
+                                              root / "mnist" / f"{stem}.gz"))
 
     def _idx(self, root: Path, stem: str) -> np.ndarray:
         """An MNIST idx file (optionally gzipped) as a uint8 array."""
