@@ -12,8 +12,8 @@ read back as the study it came from, and re-run to check it.
   zlib-packed; the xz format has no time stamp). Stale records are left out;
 * ``manifest.json``: the bundle format, the study's name, each record's key, coordinates
   and the sha256 of its line, the sha256 of study.yaml, counts, the rambench version and
-  git commit that packed it, and the numerics environments (`numerics`, device and
-  package versions) and code versions found in the records' provenance;
+  git commit that packed it, and the records' numerics environments (`Record.numerics`)
+  and code versions;
 * ``.gitignore``: tracks these four files and nothing else written there later (reports,
   figures and exports of `--from`).
 
