@@ -106,6 +106,9 @@ CASES = [
     ([*R, "--study", "a b"], "a study name is one folder name"),
     ([*R, "--out", "afile.txt", "--grid", "tiny.yaml", "--epochs", "1"],
      "cannot write results to afile.txt/default"),
+    ([*R, "--out", "loop", "--grid", "tiny.yaml", "--epochs", "1"],
+     "cannot write results to loop/default (Too many levels of symbolic links)"),
+    (["table", "--out", "loop"], "no study 'default' under loop/"),
     # grids
     ([*R, "--grid", "bigg"], "unknown grid 'bigg'"),
     ([*R, "--grid", "nothere.yaml"], "grid file nothere.yaml does not exist"),
@@ -204,6 +207,7 @@ def folder(tmp_path_factory):
         (root / name).write_bytes(data)
     (root / "tiny.yaml").write_text("conditions: {clean: true}\n")
     (root / "afile.txt").write_text("not a folder\n")
+    (root / "loop").symlink_to("loop")  # a symbolic link to itself
     return root
 
 
