@@ -68,7 +68,7 @@ def workers(driver: int) -> list[int]:
     for children in Path(f"/proc/{driver}/task").glob("*/children"):
         try:
             pids += [int(p) for p in children.read_text().split()]
-        except OSError:
+        except OSError:  # a thread or the process ended meanwhile
             pass
     found = []
     for pid in pids:

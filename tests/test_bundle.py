@@ -8,7 +8,6 @@ five conditions) is trained once for the module; a reproduce re-run is shared th
 """
 
 import hashlib
-import importlib.util
 import json
 import lzma
 import shutil
@@ -93,14 +92,6 @@ def one_line_error(result, *needles: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
-
-
-def docs_tables():
-    spec = importlib.util.spec_from_file_location("docs_tables",
-                                                  ROOT / "scripts" / "docs_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ------------------------------------------------------------------------------- pack
@@ -278,8 +269,8 @@ def test_reproduce_on_another_limit_lists_the_values_without_judging_them(packed
 
 def test_a_results_block_is_written_from_the_bundle_alone(packed, cli, tmp_path):
     import rambench
+    from scripts import docs_tables as tables
 
-    tables = docs_tables()
     shutil.copytree(packed["study"], tmp_path / "results" / "tiny")
     cli("bundle", "--study", "tiny", "--to", "results/tiny-main")
     expected = rambench.load("tiny", tmp_path / "results").table("main").render("md")

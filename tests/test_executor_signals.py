@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.reliability import workers  # the driver's worker processes, from /proc
 from tests.helpers import RAMBENCH, invoke_cli
 
 # long enough trainings (a few seconds each) for a signal to find both jobs in progress
@@ -56,24 +57,6 @@ def ignores(pid: int, signum: int) -> bool:
         if line.startswith("SigIgn:"):
             return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
     raise AssertionError(f"no SigIgn in /proc/{pid}/status")
-
-
-def workers(driver: int) -> list[int]:
-    """The driver's worker processes (its children but the resource tracker)."""
-    pids = []
-    for children in Path(f"/proc/{driver}/task").glob("*/children"):
-        try:
-            pids += [int(p) for p in children.read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    found = []
-    for pid in pids:
-        try:
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return found
 
 
 def training(driver: int, locks: Path) -> dict[int, str]:

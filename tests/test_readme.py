@@ -1,6 +1,5 @@
 """The README's examples run as written; the documentation's generated tables are current."""
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -59,17 +58,10 @@ def test_the_backend_table_is_the_one_the_specs_generate():
     assert implementation_table() in (DOCS / "conditions.md").read_text(encoding="utf-8")
 
 
-def docs_tables():
-    spec = importlib.util.spec_from_file_location("docs_tables",
-                                                  ROOT / "scripts" / "docs_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_generated_table_is_current():
     """`python scripts/docs_tables.py` rewrites a block this finds stale."""
-    tables = docs_tables()
+    from scripts import docs_tables as tables
+
     found = tables.blocks(ROOT)
     assert {name for names in found.values() for name in names} == set(tables.GENERATORS)
     assert tables.stale_pages(ROOT) == []
