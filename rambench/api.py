@@ -226,11 +226,12 @@ def reproduce(bundle: str | Path, out: str | Path = "reproduce", limit: int | No
     """Run a result bundle's study again from its study.yaml, into the study folder
     `out/<bundle's folder name>` (results already there, of the same code and settings,
     are reused: an interrupted reproduce resumes), and compare: a
-    `rambench.bundle.Comparison` of every cell and every method's main-table columns,
-    stored against new, each with its noise band (the rule: `rambench.bundle`). `seeds`:
+    `rambench.reproduce.Comparison` of every cell and every method's main-table columns,
+    stored against new, each with its noise band (the rule: `rambench.reproduce`). `seeds`:
     only these of the study's seeds; `limit`: a debug subset of another size than the
     study's, whose values are listed but not judged (other data)."""
     from rambench import bundle as bundles
+    from rambench.reproduce import compare
     from rambench.study import read
 
     path = Path(bundle)
@@ -251,7 +252,7 @@ def reproduce(bundle: str | Path, out: str | Path = "reproduce", limit: int | No
     study = study.replace(limit=limit, seeds=seeds)
     results = run_plan(plan(study, progress=progress), cache_dir, use_cache, progress,
                        executor=executor)
-    comparison = bundles.compare(stored, results, list(study.seeds), comparable, note,
+    comparison = compare(stored, results, list(study.seeds), comparable, note,
                                  rerun=str(study.root))
     comparison.run = results
     return comparison
