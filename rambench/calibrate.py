@@ -81,9 +81,10 @@ def reference_method(dataset, modality: str) -> str:
                      f"{dataset.name!r} (methods with `modality = {modality!r}`)")
 
 
-def ladder_grid(modality: str, kind: str) -> Study:
-    """Clean and every corruption of `kind` (the held-out ones too) on `modality`, s1-s5."""
-    return parse({"conditions": {"clean": True,
+def ladder_grid(modality: str, kind: str, split: str = "val") -> Study:
+    """Clean and every corruption of `kind` (the held-out ones too) on `modality`, s1-s5,
+    evaluated on `split` (the validation split by default: the test split tunes nothing)."""
+    return parse({"split": split, "conditions": {"clean": True,
                                  "corruptions": {modality: registry.names(kind)},
                                  "severities": list(SEVERITIES)}},
                  f"calibration of {modality}", "calibrate")
@@ -93,8 +94,9 @@ def calibrate(dataset: str = "avdigits", modalities: Sequence[str] | None = None
               seeds: Sequence[int] = (0,), epochs: int | None = None,
               severity_scale: str | None = None, out: str | Path = "results",
               study: str = "calibration", device: str = "auto",
-              progress: bool = False) -> list[Ladder]:
-    """The severity ladder of every corruption of each chosen modality (default: all)."""
+              progress: bool = False, split: str = "val") -> list[Ladder]:
+    """The severity ladder of every corruption of each chosen modality (default: all), on
+    `split` (default the validation split, so that nothing is chosen on the test split)."""
     from rambench.api import benchmark
     from rambench.datasets import datasets
 
@@ -108,8 +110,9 @@ def calibrate(dataset: str = "avdigits", modalities: Sequence[str] | None = None
     for m in chosen:
         method = reference_method(ds, m)
         kind = ds.modalities[m].kind
-        results = benchmark(method, dataset, ladder_grid(m, kind), seeds, out, study, epochs=epochs,
-                            device=device, progress=progress, severity_scale=severity_scale)
+        results = benchmark(method, dataset, ladder_grid(m, kind, split), seeds, out, study,
+                            epochs=epochs, device=device, progress=progress,
+                            severity_scale=severity_scale)
         clean = _mean([r for r in results.records if isinstance(r.condition, Clean)])
         for name in registry.names(kind):
             cells = [r for r in results.records if isinstance(r.condition, Corrupt)

@@ -928,8 +928,10 @@ def tune(method_names, dataset, lrs, seed, epochs, device, assignments, out, stu
 @out_option
 @click.option("--study", default="calibration", show_default=True,
               help="study holding the reference models' results (reused on a second call)")
+@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
+              help="the split the ladders are measured on (the test split tunes nothing)")
 @json_option
-def calibrate(dataset, modalities, seeds, epochs, severity_scale, device, out, study,
+def calibrate(dataset, modalities, seeds, epochs, severity_scale, device, out, study, split,
               as_json) -> None:
     """Check that every corruption's severity ladder is graded on a dataset.
 
@@ -942,13 +944,14 @@ def calibrate(dataset, modalities, seeds, epochs, severity_scale, device, out, s
     from rambench.calibrate import render
 
     ladders = run_calibration(dataset, list(modalities) or None, _seeds(seeds) or [0], epochs,
-                              severity_scale, out, study, device, progress=not as_json)
+                              severity_scale, out, study, device, progress=not as_json,
+                              split=split)
     if as_json:
         _echo_json([vars(ladder) for ladder in ladders])
         return
     scales = sorted({ladder.severity_scale for ladder in ladders if ladder.severity_scale})
     methods_used = ", ".join(dict.fromkeys(ladder.method for ladder in ladders))
-    click.echo(f"accuracy (%) of {methods_used} on {dataset}"
+    click.echo(f"accuracy (%) of {methods_used} on the {split} split of {dataset}"
                + (f"; image severity scale: {', '.join(scales)}" if scales else ""))
     click.echo(render(ladders))
     flagged = [ladder for ladder in ladders if ladder.flags]

@@ -42,6 +42,11 @@ def test_the_ladders_cover_every_corruption_held_out_ones_included():
     assert sum(isinstance(c, Clean) for c in conditions) == 1
 
 
+def test_the_ladders_are_measured_on_the_validation_split_unless_asked():
+    assert ladder_grid("visual", "image").split == "val"  # the test split tunes nothing
+    assert ladder_grid("visual", "image", "test").split == "test"
+
+
 def test_render_gives_percentages_and_flags():
     text = render([ladder(0.9, [0.49, 0.3, 0.2, 0.15, 0.1])])
     assert "| visual | fog | 90.0 | 49.0 | 30.0 | 20.0 | 15.0 | 10.0 | collapses at s1 |" in text
