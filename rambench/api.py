@@ -222,37 +222,54 @@ def load(study: str = "default", out: str | Path = "results",
 def reproduce(bundle: str | Path, out: str | Path = "reproduce", limit: int | None = None,
               seeds: Sequence[int] | None = None, executor=None,
               cache_dir: str | Path | None = None, use_cache: bool = True,
-              progress: bool = False):
-    """Run a result bundle's study again from its study.yaml, into the study folder
-    `out/<bundle's folder name>` (results already there, of the same code and settings,
-    are reused: an interrupted reproduce resumes), and compare: a
-    `rambench.reproduce.Comparison` of every cell and every method's main-table columns,
-    stored against new, each with its noise band (the rule: `rambench.reproduce`). `seeds`:
-    only these of the study's seeds; `limit`: a debug subset of another size than the
-    study's, whose values are listed but not judged (other data)."""
+              progress: bool = False, epochs: int | None = None):
+    """Run a study again and compare: a `rambench.reproduce.Comparison`.
+
+    `bundle`: a result bundle (its study.yaml is run again; every cell and every method's
+    main-table columns, stored against new, each with its noise band: the rule in
+    `rambench.reproduce`), or a study file (a preset name or a path) whose `published:`
+    says what the literature reports (each value against the published range). The run
+    goes to the study folder `out/<name>` (results already there, of the same code and
+    settings, are reused: an interrupted reproduce resumes). `seeds`: only these of the
+    study's seeds; `limit`, `epochs`: a quicker run than the study's, whose values are
+    listed but not judged (other data or training)."""
     from rambench import bundle as bundles
-    from rambench.reproduce import compare
+    from rambench.reproduce import compare, compare_published
     from rambench.study import read
 
     path = Path(bundle)
-    stored = ResultSet.from_bundle(path)
-    name = path.resolve().name
-    study = read(str(path / bundles.STUDY_FILE), name=name, out=str(out))
+    from_bundle = (path / bundles.MANIFEST).is_file()
+    stored = ResultSet.from_bundle(path) if from_bundle else None  # verified before any work
+    name = path.resolve().name if from_bundle else Path(str(bundle)).stem
+    study = read(str(path / bundles.STUDY_FILE) if from_bundle else str(bundle), name=name,
+                 out=str(out))
+    if not from_bundle and not study.published:
+        raise UsageError(f"{bundle}: neither a result bundle (no {bundles.MANIFEST}) nor a "
+                         "study file with `published:` values to check")
     if seeds is not None:
         seeds = list(dict.fromkeys(seeds))
         unknown = [s for s in seeds if s not in study.seeds]
         if unknown or not seeds:
-            raise UsageError(f"--seeds {','.join(map(str, seeds))}: the bundle's study has "
-                             f"seeds {', '.join(map(str, study.seeds))}; choose among them")
-    comparable = limit is None or limit == study.limit
-    note = "" if comparable else (
-        f"--limit {limit}: the re-run is a debug subset of {limit} samples per split, the "
-        f"bundle's study used {f'--limit {study.limit}' if study.limit else 'every sample'}; "
+            raise UsageError(f"--seeds {','.join(map(str, seeds))}: the study has seeds "
+                             f"{', '.join(map(str, study.seeds))}; choose among them")
+    quicker = []
+    if limit is not None and limit != study.limit:
+        quicker.append(f"--limit {limit} (the study: "
+                       f"{f'--limit {study.limit}' if study.limit else 'every sample'})")
+    if epochs is not None and epochs != study.epochs:
+        quicker.append(f"--epochs {epochs} (the study: "
+                       f"{study.epochs or 'the dataset default'})")
+    note = "" if not quicker else (
+        f"{', '.join(quicker)}: another run than the study's (other data or training); "
         "values are not expected to match and are not judged")
-    study = study.replace(limit=limit, seeds=seeds)
+    study = study.replace(limit=limit, seeds=seeds, epochs=epochs)
     results = run_plan(plan(study, progress=progress), cache_dir, use_cache, progress,
                        executor=executor)
-    comparison = compare(stored, results, list(study.seeds), comparable, note,
-                                 rerun=str(study.root))
+    if stored is not None:
+        comparison = compare(stored, results, list(study.seeds),
+                             not quicker, note, rerun=str(study.root))
+    else:
+        comparison = compare_published(study.published, results, str(bundle), not quicker,
+                                       note)
     comparison.run = results
     return comparison

@@ -749,12 +749,14 @@ def bundle_(study, out, target, as_json) -> None:
 
 
 @cli.command()
-@click.argument("bundle_path", metavar="BUNDLE")
+@click.argument("bundle_path", metavar="BUNDLE|STUDY")
 @click.option("--out", default="reproduce", show_default=True,
-              help="where the re-run goes: OUT/<bundle's folder name>")
+              help="where the re-run goes: OUT/<bundle's folder name or study file's name>")
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
-              help="debug subset: the first N samples of every split; unless the bundle's "
-                   "study used the same --limit, values are listed but not judged")
+              help="debug subset: the first N samples of every split; unless the study "
+                   "used the same --limit, values are listed but not judged")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="override the study's epochs (a quick check: values listed, not judged)")
 @click.option("--seeds", default=None,
               help="comma-separated seeds: only these of the bundle's [default: all]")
 @click.option("--executor", "executor_name", type=click.Choice(EXECUTORS),
@@ -764,7 +766,7 @@ def bundle_(study, out, target, as_json) -> None:
               help="--executor local: worker processes [default: 2]")
 @cache_option
 @json_option
-def reproduce(bundle_path, out, limit, seeds, executor_name, workers, cache_dir,
+def reproduce(bundle_path, out, limit, epochs, seeds, executor_name, workers, cache_dir,
               as_json) -> None:
     """Run a result bundle's study again from its study.yaml, into OUT/<bundle's folder
     name>, and print, per cell and per method's main-table column (clean accuracy, mPC,
@@ -774,7 +776,11 @@ def reproduce(bundle_path, out, limit, seeds, executor_name, workers, cache_dir,
     the binomial standard error sqrt(p(1-p)/n) of an accuracy p on n test samples (with
     one seed the band is the binomial one). Exits 0 when every summary value is within
     its band, 1 when one moved beyond it (naming it and the cells beyond theirs). With a
-    --limit other than the study's the data differ: the values are listed, not judged."""
+    --limit other than the study's the data differ: the values are listed, not judged.
+
+    Given a study file (a preset such as ogm-ge-cremad, or a path) with `published:`
+    values instead, run it and check each value against the published range, widened by
+    two binomial standard errors."""
     from rambench import executors
     from rambench.api import reproduce as run_reproduce
 
@@ -787,7 +793,7 @@ def reproduce(bundle_path, out, limit, seeds, executor_name, workers, cache_dir,
         executor = executors.Slurm(Path(out) / name / "slurm", executors.slurm_parameters(
             None, None, None, None, None, ()))
     comparison = run_reproduce(bundle_path, out, limit, _seeds(seeds), executor, cache_dir,
-                               progress=not as_json)
+                               progress=not as_json, epochs=epochs)
     if as_json:
         _echo_json(comparison.to_json())
     else:

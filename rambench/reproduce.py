@@ -66,6 +66,7 @@ class Comparison:
     seeds: list[int]
     comparable: bool
     note: str = ""  # why the values are not judged
+    rule: str = BAND_RULE  # how the bands were made
     cells: list[Row] = field(default_factory=list)
     summary: list[Row] = field(default_factory=list)
     run: Any = None  # the re-run's ResultSet
@@ -95,9 +96,10 @@ class Comparison:
 
         lines = [f"bundle {self.bundle} re-run in {self.rerun} (seeds "
                  f"{', '.join(map(str, self.seeds))})"]
-        lines.append(self.note if not self.comparable else BAND_RULE)
-        lines += ["", "cells (accuracy, %):", ""]
-        lines += table(self.cells, "method | seed | condition")
+        lines.append(self.note if not self.comparable else self.rule)
+        if self.cells:
+            lines += ["", "cells (accuracy, %):", ""]
+            lines += table(self.cells, "method | seed | condition")
         lines += ["", "summary (the main table's columns, per method):", ""]
         lines += table(self.summary, "method | column")
         lines.append("")
@@ -204,4 +206,35 @@ def compare(stored: ResultSet, new: ResultSet, seeds: list[int], comparable: boo
             sigma = max(_sigma(*spreads), floor)
             comparison.summary.append(Row(method, column, None, value, fresh, 2 * sigma,
                                           _judge(value, fresh, 2 * sigma, comparable)))
+    return comparison
+
+
+PUBLISHED_RULE = ("band: the range of the published values, widened by two binomial standard "
+                  "errors sqrt(p(1-p)/n) of an accuracy on this run's n test samples")
+
+
+def compare_published(published: dict[str, dict[str, Any]], new: ResultSet, study: str,
+                      comparable: bool = True, note: str = "") -> Comparison:
+    """A run's main-table values against the values a study file says were published
+    (`Study.published`: method -> column -> {values, sources}): `stored` is the middle of
+    the published range, the band its half-width plus two binomial standard errors (the
+    run's test samples; for a column that is not an accuracy, the range alone)."""
+    comparison = Comparison(study, str(new.root), sorted({r.seed for r in new.records}),
+                            comparable, note, PUBLISHED_RULE)
+    table = new.table("main")
+    specs = {c.name: c for c in table.spec}
+    samples = new.scores().groupby("method")["n"].median()
+    for method, columns in published.items():
+        for column, entry in columns.items():
+            low, high = min(entry["values"]), max(entry["values"])
+            try:
+                value = float(table.mean.loc[method, column])
+            except KeyError:
+                value = math.nan
+            middle, spec = (low + high) / 2, specs.get(column)
+            sigma = _binomial(middle / spec.scale, float(samples.get(method, 0))) * spec.scale \
+                if spec is not None and spec.higher_is_better else 0.0
+            band = (high - low) / 2 + 2 * sigma
+            comparison.summary.append(Row(method, column, None, middle, value, band,
+                                          _judge(middle, value, band, comparable)))
     return comparison

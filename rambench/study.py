@@ -26,6 +26,8 @@ processes plan from it.
     tuned: {raml: {lr: 0.002, seed: 0, val_accuracy: {...}}}   # what tuning chose
     reference: late_fusion        # the mCE reference and the method every other
     against: raml                 # is tested against (tables, reports, compare)
+    published:                    # values from the literature `rambench reproduce` checks
+      late_fusion: {clean: {values: [51.7, 59.8], sources: [where each was published]}}
     conditions: {...}             # the test conditions (`rambench.grid`)
 """
 
@@ -49,7 +51,7 @@ from rambench.grid import SPLITS, Grid, check_keys, fail, int_list
 FILE_NAME = "study.yaml"
 KEYS = ("description", "grid", "dataset", "methods", "seeds", "epochs", "set", "device",
         "threads", "corruption_backend", "severity_scale", "limit", "split", "tune", "tuned",
-        "reference", "against", "conditions")
+        "reference", "against", "published", "conditions")
 TUNE_KEYS = ("lr", "seed")
 Overrides = dict[str, dict[str, str]]  # scope -> key -> value (as typed)
 
@@ -80,6 +82,8 @@ class Study:
     tuned: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> choice
     reference: str | None = None
     against: str | None = None
+    # method label -> main-table column -> {values: [published values], sources: [...]}
+    published: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for seed in self.seeds:
@@ -139,7 +143,7 @@ class Study:
                 "severity_scale": self.severity_scale, "limit": self.limit,
                 "split": self.split, "tune": self.tune, "tuned": self.tuned,
                 "reference": self.reference, "against": self.against,
-                "conditions": self.grid.conditions_spec}
+                "published": self.published, "conditions": self.grid.conditions_spec}
         return {k: v for k, v in data.items() if v not in (None, "", {}, [])}
 
     def save(self) -> Path:
@@ -195,6 +199,8 @@ def parse(raw: Any, grid_name: str, source: str, **location: Any) -> Study:
         values["tuned"] = dict(raw["tuned"])
     if "set" in raw:
         values["set"] = overrides_of(raw["set"], source)
+    if raw.get("published"):
+        values["published"] = _published(raw["published"], source)
     try:
         return Study(**values, **location)
     except UsageError as err:
@@ -211,6 +217,32 @@ def _tune(value: Any, source: str) -> dict[str, Any]:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         fail(source, "tune.seed", f"expected a non-negative integer; got {seed!r}")
     return {"lr": lrs, "seed": seed}
+
+
+def _published(value: Any, source: str) -> dict[str, dict[str, Any]]:
+    """`published:`: method -> column -> {values: [numbers], sources: [texts]}, every value
+    with a source."""
+    if not isinstance(value, dict):
+        fail(source, "published", "expected a mapping method -> {column: {values, sources}}")
+    out: dict[str, dict[str, Any]] = {}
+    for method, columns in value.items():
+        if not isinstance(columns, dict) or not columns:
+            fail(source, f"published.{method}", "expected a mapping column -> {values, "
+                                                 "sources}, e.g. clean: {values: [51.7], "
+                                                 "sources: [paper, table 2]}")
+        for column, entry in columns.items():
+            key = f"published.{method}.{column}"
+            entry = check_keys(entry, ("values", "sources"), source, key)
+            numbers, sources = entry.get("values"), entry.get("sources")
+            if not isinstance(numbers, list) or not numbers or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+                fail(source, f"{key}.values", f"expected a list of numbers; got {numbers!r}")
+            if not isinstance(sources, list) or len(sources) != len(numbers) or not all(
+                    isinstance(t, str) and t for t in sources):
+                fail(source, f"{key}.sources", "expected one source (text) per value")
+            out.setdefault(str(method), {})[str(column)] = {
+                "values": [float(v) for v in numbers], "sources": list(sources)}
+    return out
 
 
 def overrides_of(value: Any, source: str) -> Overrides:

@@ -46,6 +46,7 @@ GRIDS = {
     "seedstwice.yaml": b"seeds: [0, 0]\nconditions: {clean: true}\n",
     "cleanone.yaml": b"conditions: {clean: 1}\n",
     "crowd.yaml": b"conditions: {av: {events: [crowd], severities: [1]}}\n",
+    "nosource.yaml": b"published: {raml: {clean: {values: [80]}}}\nconditions: {clean: true}\n",
 }
 
 R = ["run", "--method", "raml"]
@@ -139,6 +140,10 @@ CASES = [
     ([*R, "--grid", "cleanone.yaml"], "key 'conditions.clean': expected true or false; got 1"),
     ([*R, "--grid", "crowd.yaml", "--limit", "1"], "the crowd event babbles the other clips of "
                                                    "the test split, and --limit 1 leaves one"),
+    ([*R, "--grid", "nosource.yaml"], "key 'published.raml.clean.sources': expected one "
+                                      "source (text) per value"),
+    (["reproduce", "tiny.yaml"], "tiny.yaml: neither a result bundle (no manifest.json) nor a "
+                                 "study file with `published:` values to check"),
     ([*R, "--severity-scale", "cifar10"], "'cifar10' is not one of 'imagenet'"),
     (["tune", "--method", "raml", "--lr", "0.001,fast"], "--lr expects comma-separated numbers"),
     (["tune", "--method", "raml", "--lr", "0.001,-1"], "learning rates to tune must be positive"),

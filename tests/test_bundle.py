@@ -10,6 +10,7 @@ five conditions) is trained once for the module; a reproduce re-run is shared th
 import hashlib
 import json
 import lzma
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -258,8 +259,8 @@ def test_reproduce_on_another_limit_lists_the_values_without_judging_them(packed
                                                                           tmp_path):
     result = cli("reproduce", packed["bundle"], "--limit", "24", "--seeds", "0", "--out",
                  tmp_path)
-    assert "--limit 24: the re-run is a debug subset of 24 samples per split, the bundle's " \
-           "study used --limit 48; values are not expected to match" in result.stdout
+    assert "--limit 24 (the study: --limit 48): another run than the study's (other data " \
+           "or training); values are not expected to match" in result.stdout
     assert "BEYOND" not in result.stdout and "within" not in result.stdout
     assert result.stdout.count("not judged |") == 10 + 10  # seed 0's cells, the summary
 
@@ -293,3 +294,26 @@ def test_a_results_block_is_written_from_the_bundle_alone(packed, cli, tmp_path)
     assert tables.stale_pages(tmp_path) == ["docs/results.md"]
     tables.write(tmp_path)
     assert page.read_text() == written
+
+
+def test_published_values_are_judged_against_their_range_and_the_binomial_error(tmp_path):
+    from rambench.reproduce import compare_published
+    from rambench.results import ResultSet
+    from rambench.store import Store
+    from tests.fake_study import N, write_fake_study
+
+    write_fake_study(tmp_path)
+    run = ResultSet.read(Store(tmp_path, "fake"))
+    value = float(run.table("main").mean.loc["late_fusion", "clean"])
+    sigma = 100 * math.sqrt(value / 100 * (1 - value / 100) / N)  # at the range's middle
+    published = {"late_fusion": {"clean": {"values": [value - 1, value + 1],
+                                           "sources": ["a", "b"]}},
+                 "raml": {"clean": {"values": [value + 3 + 2 * 2.5], "sources": ["c"]}},
+                 "absent": {"clean": {"values": [50.0], "sources": ["d"]}}}
+    rows = {r.method: r for r in compare_published(published, run, "s").summary}
+    assert rows["late_fusion"].stored == pytest.approx(value)
+    assert rows["late_fusion"].band == pytest.approx(1 + 2 * sigma)
+    assert rows["late_fusion"].within is True
+    raml = float(run.table("main").mean.loc["raml", "clean"])  # 92 %: far above 78 %
+    assert rows["raml"].new == pytest.approx(raml) and rows["raml"].within is False
+    assert rows["absent"].within is False  # a method the run does not have

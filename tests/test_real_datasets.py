@@ -267,3 +267,23 @@ def test_avmnist_from_the_t10k_files_alone_splits_them_80_10_10(tmp_path):
     # each image's recording says its digit, by a speaker of its split (ana, ben | cyd)
     speakers = {"train": "ana", "val": "ben", "test": "cyd"}
     assert all(c.audio.stem.split("_")[:2] == [str(c.label), speakers[c.split]] for c in clips)
+
+
+def test_the_ogm_ge_cremad_study_checks_a_run_against_its_published_values(
+        tmp_path, monkeypatch):
+    """`rambench reproduce ogm-ge-cremad` on the CREMA-D-shaped fixture: the pipeline a GPU
+    user runs for 100 epochs, here for one on 32 px frames (so listed, not judged)."""
+    real_layouts.cremad(tmp_path / "raw")
+    invoke_cli("prepare", "cremad", "--root", "raw", *SMALL, "--data-dir", "data",
+               cwd=tmp_path)
+    monkeypatch.setenv("RAMBENCH_DATA_DIR", str(tmp_path / "data"))
+    result = invoke_cli("reproduce", "ogm-ge-cremad", "--epochs", "1", cwd=tmp_path)
+    lines = result.stdout.splitlines()
+    # the middle of each published range: late fusion 51.7-59.81, OGM-GE 57.7-64.41
+    assert any(line.startswith("| late_fusion | clean | 55.76 |") for line in lines), lines
+    assert any(line.startswith("| ogm_ge | clean | 61.05 |") for line in lines), lines
+    assert result.stdout.count("| n/a | not judged |") == 2
+    assert "--epochs 1 (the study: the dataset default): another run than the study's" \
+        in result.stdout
+    records = list((tmp_path / "reproduce" / "ogm-ge-cremad" / "records").glob("*.json"))
+    assert len(records) == 2  # clean, for each method
