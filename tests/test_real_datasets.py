@@ -287,3 +287,25 @@ def test_the_ogm_ge_cremad_study_checks_a_run_against_its_published_values(
         in result.stdout
     records = list((tmp_path / "reproduce" / "ogm-ge-cremad" / "records").glob("*.json"))
     assert len(records) == 2  # clean, for each method
+
+
+def test_avmnist_audio_is_peak_normalised_and_other_datasets_keep_their_versions(tmp_path):
+    from rambench.datasets.prepared import PrepareSettings, prepare
+    from rambench.datasets.real import AVMNIST, CremaD
+
+    real_layouts.avmnist(tmp_path / "raw")
+    settings = datasets.get("avmnist").settings()
+    assert settings.peak == 0.5
+    prepare(AVMNIST(), tmp_path / "raw", settings, out=tmp_path / "data", progress=False)
+    audio = np.load(tmp_path / "data" / "avmnist" / "audio.npy")  # int16, full scale 32767
+    peaks = np.abs(audio.astype(np.int32)).max(axis=1)
+    assert np.all(np.abs(peaks - 0.5 * 32767) <= 1), peaks  # rounding to int16 only
+    # a setting at None is not in the plan: CREMA-D's version is what it was before `peak`
+    real_layouts.cremad(tmp_path / "cremad")
+    cremad = datasets.get("cremad").settings(size=32)
+    assert cremad.peak is None
+    report = prepare(CremaD(), tmp_path / "cremad", cremad, out=tmp_path / "data",
+                     progress=False)
+    manifest = json.loads((report.folder / "manifest.json").read_text())
+    assert "peak" not in manifest["settings"]
+    assert PrepareSettings(**manifest["settings"]) == cremad

@@ -63,6 +63,10 @@ class PrepareSettings:
     sample_rate: int
     seconds: float
     candidates: int = 3  # frames kept per segment for training clips (one drawn per epoch)
+    # each clip's audio scaled to this peak amplitude (None: as recorded). The audio
+    # encoders' log-mel floor is absolute, so recordings far quieter than full scale sit
+    # near it (AV-MNIST's FSDD clips: RMS 0.007); a silent clip stays silent
+    peak: float | None = None
 
 
 class Adapter(ABC):
@@ -137,8 +141,10 @@ def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
     check_splits(adapter, classes, clips)
     order = {s: i for i, s in enumerate(SPLITS)}
     clips = sorted(clips, key=lambda c: (order[c.split], c.id))  # each split contiguous
+    # a setting left at None is left out: one added later keeps the earlier versions
     plan = {"dataset": adapter.name, "adapter_version": adapter.version,
-            "settings": asdict(settings), "classes": list(classes),
+            "settings": {k: v for k, v in asdict(settings).items() if v is not None},
+            "classes": list(classes),
             "clips": [c.id for c in clips]}
     plan_hash = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
     final = (out or data_dir()) / adapter.name
@@ -181,6 +187,9 @@ def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
         try:
             frames = adapter.visual(clip, settings, per_segment)
             wave = adapter.audio(clip, settings)
+            if settings.peak is not None:
+                wave = wave * (settings.peak / max(float(np.abs(wave).max(initial=0.0)),
+                                                   1e-12))
         except Exception as err:  # noqa: BLE001 - any decoding failure names the file
             bad[clip.id] = f"{_source(clip)}: {type(err).__name__}: {err}"
             continue
