@@ -815,13 +815,18 @@ def reproduce(bundle_path, out, limit, epochs, seeds, executor_name, workers, ca
                    "(default 3; 1 = train on the segment centres)")
 @click.option("--sample-rate", type=int, default=None, help="audio sample rate (default)")
 @click.option("--seconds", type=float, default=None, help="audio length (dataset default)")
+@click.option("--peak", type=click.FloatRange(min=0, max=1), default=None,
+              help="each clip's audio scaled to this peak amplitude (dataset default; 0: as "
+                   "recorded)")
 @click.option("--skip-bad", is_flag=True, help="leave unreadable clips out (counted)")
 @click.option("--data-dir", default=None, metavar="DIR",
               help="where prepared data goes (default: $RAMBENCH_DATA_DIR, else "
                    "~/.cache/rambench/datasets)")
-def prepare(name, root, frames, size, candidates, sample_rate, seconds, skip_bad,
+def prepare(name, root, frames, size, candidates, sample_rate, seconds, peak, skip_bad,
             data_dir) -> None:
     """Decode a real dataset once into a memory-mapped, checksummed cache."""
+    import dataclasses
+
     from rambench.datasets import datasets
     from rambench.datasets.prepared import PreparedDataset
     from rambench.datasets.prepared import prepare as run_prepare
@@ -832,7 +837,9 @@ def prepare(name, root, frames, size, candidates, sample_rate, seconds, skip_bad
                          + ", ".join(n for n in datasets.names()
                                      if issubclass(datasets.get(n), PreparedDataset)))
     settings = cls.settings(frames=frames, size=size, candidates=candidates,
-                            sample_rate=sample_rate, seconds=seconds)
+                            sample_rate=sample_rate, seconds=seconds, peak=peak)
+    if peak == 0:  # as recorded
+        settings = dataclasses.replace(settings, peak=None)
     if settings.size < 32 or settings.frames < 1 or settings.candidates < 1:
         raise UsageError("--size must be at least 32 (the corruptions' minimum), --frames "
                          "and --candidates at least 1")
