@@ -77,3 +77,22 @@ def test_the_backend_table_does_not_depend_on_which_module_was_imported_first():
     from corruptions.registry import implementation_table, names
 
     assert result.stdout == f"{implementation_table()}\n{names('image', protocols=True)}\n"
+
+
+def test_the_quickstart_output_is_seed_0_of_the_committed_bundle():
+    """The quickstart's table (an in-process run) holds, to its one decimal, the values
+    two local workers computed for the bundle behind the README's results table."""
+    from rambench.results import ResultSet
+
+    quickstart = README.read_text().split("## Quickstart", 1)[1].split("done in", 1)[0]
+    rows = re.findall(r"^\| ([a-z][^|]*?) \| ([\d.]+) \| ([\d.]+) \|$", quickstart, re.M)
+    assert len(rows) == 13
+    scores = ResultSet.from_bundle(ROOT / "results" / "avdigits-smoke").scores()
+    seed0 = scores[scores["seed"] == 0].set_index(["condition", "method"])["score"]
+    for name, late_fusion, raml in rows:  # "visual gaussian_noise s3" -> visual:gaussian_noise@3
+        words = name.split()
+        condition = ("clean" if name == "clean" else "missing:rate=0.5" if "rate" in name
+                     else f"missing:{words[1]}" if words[0] == "missing"
+                     else f"{words[0]}:{words[1]}@{words[2][1:]}")
+        for method, shown in (("late_fusion", late_fusion), ("raml", raml)):
+            assert f"{100 * seed0[(condition, method)]:.1f}" == shown, (name, method)
