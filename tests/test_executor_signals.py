@@ -18,6 +18,11 @@ import pytest
 from scripts.reliability import workers  # the driver's worker processes, from /proc
 from tests.helpers import RAMBENCH, invoke_cli
 
+# Each test runs real processes for 10-20 s: slow checks (RAMBENCH_SLOW=1). CI runs the same
+# scenarios end to end in `scripts/reliability.py` (SIGTERM to a local driver, kill -9 of a
+# worker, a damaged record; an export identical to an uninterrupted run's).
+pytestmark = pytest.mark.slow
+
 # long enough trainings (a few seconds each) for a signal to find both jobs in progress
 RUN = ["run", "--method", "late_fusion", "--method", "tmc", "--grid", "smoke", "--limit", "64",
        "--epochs", "6", "--set", "train.patience=100", "--threads", "1"]
@@ -93,9 +98,7 @@ def start(folder: Path, study: str) -> subprocess.Popen:
 # ------------------------------------------------------------------------------- tests
 @pytest.mark.parametrize(("how", "status", "what"), [
     ("SIGTERM to the driver", 143, "terminated"),
-    # the SIGTERM case runs in CI (and scripts/reliability.py there); Ctrl-C takes the same
-    # path but for the workers' ignored SIGINT, which the SIGTERM case checks too
-    pytest.param("Ctrl-C to the process group", 130, "interrupted", marks=pytest.mark.slow)])
+    pytest.param("Ctrl-C to the process group", 130, "interrupted")])
 def test_a_signalled_driver_stops_its_workers_at_once_and_a_rerun_completes(
         tmp_path, reference, how, status, what):
     root = tmp_path / "results" / "sig"
@@ -145,7 +148,6 @@ def test_a_killed_worker_costs_only_its_job_in_progress_which_runs_again(
     assert export(tmp_path, "kill") == reference
 
 
-@pytest.mark.slow  # its first death is the case above (run in CI); the second is rare
 def test_a_job_whose_worker_dies_twice_is_left_for_the_resume(tmp_path, reference):
     root = tmp_path / "results" / "twice"
     proc = start(tmp_path, "twice")
