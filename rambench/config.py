@@ -203,6 +203,7 @@ def resolve_train_config(overrides: dict[str, str], epochs: int | None,
 def resolve(study: Study) -> StudySpec:
     """Everything `study` needs, checked: the dataset exists, every method exists, accepts
     its hyper-parameters and the dataset, and runs one step on it (`rambench.check.probe`)."""
+    device = resolve_device(study.device)  # a usage error before any data is built
     ds = datasets.get(study.dataset)()
     overrides = {scope: dict(values) for scope, values in study.set.items()}
     cfg = resolve_train_config(overrides.pop("train", {}), study.epochs, ds)
@@ -226,7 +227,7 @@ def resolve(study: Study) -> StudySpec:
              if m.label in study.tuned else m for m in specs]
     for spec in specs:
         probe(spec, ds, cfg)
-    return StudySpec(study, ds, tuple(specs), cfg, resolve_device(study.device))
+    return StudySpec(study, ds, tuple(specs), cfg, device)
 
 
 def _check_babble_pool(study: Study, ds: Dataset) -> None:
