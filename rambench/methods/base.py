@@ -27,7 +27,8 @@ from rambench.registry import Registry
 if TYPE_CHECKING:
     from rambench.datasets.base import Dataset, ModalitySpec
 
-FAMILIES = ("reference", "vanilla", "augmentation", "consistency", "uncertainty", "imbalance")
+FAMILIES = ("reference", "vanilla", "augmentation", "consistency", "imputation", "uncertainty",
+            "imbalance", "dynamic fusion")
 
 
 @dataclass(frozen=True)
