@@ -338,7 +338,9 @@ def test_gate_scales_each_modality_in_concat_fusion():
 
 
 def test_gate_in_token_fusion_weights_the_confident_modality():
-    """With the gate on, fused logits move toward what the confident modality alone gives."""
+    """Equal gate weights give exactly the ungated model, and opposite unequal weights give
+    different h. (The direction, toward the confident modality, is checked in
+    tests/test_method_guards.py.)"""
     torch.manual_seed(0)
     raml = RAML(token_context(), RAMLParams(gate=True, norm="none", token_corruption=0.0,
                                             layers=1)).eval()
