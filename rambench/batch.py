@@ -13,11 +13,11 @@ from torch import Tensor
 class Batch:
     inputs: dict[str, Tensor]  # modality -> float tensor; an absent input is zero-filled
     present: dict[str, Tensor]  # modality -> bool (B,): False where the modality is missing
-    y: Tensor  # long (B,)
+    y: Tensor | None  # long (B,); None in a test-time adaptation stream (no labels)
     index: Tensor  # long (B,): sample ids within the split, for per-sample randomness
 
     def __len__(self) -> int:
-        return int(self.y.shape[0])
+        return int(self.index.shape[0])
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -27,7 +27,7 @@ class Batch:
         return Batch(
             inputs={m: x.to(device, non_blocking=True) for m, x in self.inputs.items()},
             present={m: p.to(device, non_blocking=True) for m, p in self.present.items()},
-            y=self.y.to(device, non_blocking=True),
+            y=None if self.y is None else self.y.to(device, non_blocking=True),
             index=self.index.to(device, non_blocking=True),
         )
 

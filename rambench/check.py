@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -85,8 +86,30 @@ def probe(spec, dataset: Dataset, cfg: TrainConfig) -> None:
                 type(logits).__name__
             raise UsageError(f"method {label}: forward must return logits of shape "
                              f"(batch, classes) = {expected}; got {shape}")
+        if spec.adaptation is not None:
+            _probe_adaptation(spec, method, batch, expected)
     finally:
         torch.set_rng_state(rng_state)
+
+
+def _probe_adaptation(spec, method, batch, expected: tuple[int, int]) -> None:
+    """The test-time adaptation of `spec` accepts `method` and adapts on an unlabelled
+    batch, returning logits of shape `expected`."""
+    name = spec.id.adaptation.name
+    reason = spec.adaptation.cls.supports(method)
+    if reason is not None:
+        raise UsageError(f"method {spec.label}: {name} cannot adapt {spec.id.label}: {reason}")
+    try:
+        adapter = spec.adaptation.cls(copy.deepcopy(method), spec.adaptation.params)
+        logits = adapter.adapt(dataclasses.replace(batch, y=None))
+    except Exception as err:  # noqa: BLE001
+        raise UsageError(f"method {spec.label}: {name} failed in adapt: {_one_line(err)}") \
+            from err
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != expected:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else \
+            type(logits).__name__
+        raise UsageError(f"method {spec.label}: {name}.adapt must return logits of shape "
+                         f"(batch, classes) = {expected}; got {shape}")
 
 
 # ------------------------------------------------------------------- conformance suite
@@ -200,4 +223,31 @@ def conformance(spec, dataset: Dataset, steps: int = 25) -> list[CheckResult]:
     after = prediction_loss(method)
     record(f"{steps} steps on training_loss reduce the prediction loss on a fixed batch",
            after < before, f"cross-entropy {before:.4f} -> {after:.4f}")
+    if spec.adaptation is not None:
+        _adaptation_conformance(spec, method, batch, record)
     return results
+
+
+def _adaptation_conformance(spec, method, batch, record) -> None:
+    """A test-time adaptation: finite logits on an unlabelled stream, the same logits for
+    the same stream from the same model, and a model that the stream changes."""
+    name = spec.id.adaptation.name
+    stream = [dataclasses.replace(batch, y=None)] * 3
+
+    def adapted() -> tuple[list[torch.Tensor], torch.nn.Module]:
+        model = copy.deepcopy(method)
+        model.eval()
+        adapter = spec.adaptation.cls(model, spec.adaptation.params)
+        return [adapter.adapt(b).detach() for b in stream], model
+
+    first, model = adapted()
+    again, _ = adapted()
+    record(f"{name}: finite logits on an unlabelled stream",
+           all(torch.isfinite(x).all() for x in first))
+    record(f"{name}: the same stream from the same model gives the same logits",
+           all(torch.equal(a, b) for a, b in zip(first, again, strict=True)))
+    before = method.state_dict()
+    changed = [k for k, v in model.state_dict().items()
+               if k in before and v.is_floating_point() and not torch.equal(v, before[k])]
+    record(f"{name}: adapting on the stream changes the model", bool(changed),
+           "no parameter or buffer changed")

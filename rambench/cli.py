@@ -390,11 +390,12 @@ def ls(what: str, name: str | None, out: str, as_json: bool) -> None:
     if as_json:
         _echo_json(rows)
         return
+    width = max((len(row.get("family", "")) for row in rows), default=0)
     for row in rows:
         if what == "methods":
-            click.echo(f"{row['name']:<14} {row['family']:<13} {row['summary']}")
+            click.echo(f"{row['name']:<14} {row['family']:<{width}} {row['summary']}")
             if row["reference"]:
-                click.echo(f"{'':<28} follows {row['reference']}")
+                click.echo(f"{'':<{width + 15}} follows {row['reference']}")
         elif what == "datasets":
             mods = ", ".join(f"{m} ({k})" for m, k in row["modalities"].items())
             classes = f"{row['classes']} classes" if row["classes"] else "classes from the data"
@@ -434,10 +435,14 @@ def ls(what: str, name: str | None, out: str, as_json: bool) -> None:
 def _listing(what: str, out: str) -> list[dict]:
     if what == "methods":
         from rambench.methods import methods
+        from rambench.methods.adaptation import adaptations
 
         return [{"name": n, "family": cls.family, "summary": cls.summary(),
                  "citation": cls.citation, "reference": cls.reference}
-                for n in methods.names() for cls in [methods.get(n)]]
+                for n in methods.names() for cls in [methods.get(n)]] + [
+            {"name": f"+{n}", "family": "test-time adaptation", "summary": cls.summary(),
+             "citation": cls.citation, "reference": cls.reference}
+            for n in adaptations.names() for cls in [adaptations.get(n)]]
     if what == "datasets":
         from rambench.datasets import datasets
 

@@ -26,8 +26,15 @@ from rambench.datasets import Dataset, datasets
 from rambench.device import resolve_device
 from rambench.errors import UsageError
 from rambench.grid import Grid
-from rambench.identity import MethodId, method_code_hash, non_default_params, parse_label
+from rambench.identity import (
+    MethodId,
+    method_code_hash,
+    non_default_params,
+    parse_label,
+    split_adaptation,
+)
 from rambench.methods import Method, methods
+from rambench.methods.adaptation import Adaptation, adaptations
 from rambench.params import apply_overrides
 from rambench.schema import Condition
 from rambench.study import Overrides, Study
@@ -35,14 +42,25 @@ from rambench.train import TrainConfig
 
 
 @dataclass(frozen=True)
+class AdaptationSpec:
+    """A test-time adaptation as a study applies it: its class and settings (its identity
+    is the method's `id.adaptation`)."""
+
+    cls: type[Adaptation]
+    params: Any
+
+
+@dataclass(frozen=True)
 class MethodSpec:
-    """A method as a study runs it: its identity, class and hyper-parameters."""
+    """A method as a study runs it: its identity, class and hyper-parameters, and the
+    test-time adaptation its cells go through, if any (`late_fusion+tent`)."""
 
     id: MethodId
     cls: type[Method]
     params: Any
     # training settings of this method only (e.g. a tuned learning rate, `rambench.tune`)
     train: dict[str, Any] = dataclasses.field(default_factory=dict)
+    adaptation: AdaptationSpec | None = None
 
     @property
     def label(self) -> str:
@@ -159,6 +177,9 @@ def resolve_methods(requested: Sequence[str | type], overrides: Overrides,
     specs: dict[str, MethodSpec] = {}
     scopes_used = {"train"}
     for item, from_all in expanded:
+        adapted = None
+        if isinstance(item, str):
+            item, adapted = split_adaptation(item)
         base, variant = (item, {}) if isinstance(item, type) else parse_label(item)
         cls, name = _class_and_name(base)
         reason = cls.supports(ctx) if ctx is not None else None
@@ -178,6 +199,8 @@ def resolve_methods(requested: Sequence[str | type], overrides: Overrides,
         params = apply_overrides(cls.Params, name, {**values, **variant})
         spec = MethodSpec(MethodId(name, non_default_params(params), method_code_hash(cls)),
                           cls, params)
+        if adapted is not None:
+            spec = _adapted(spec, adapted, overrides, scopes_used)
         specs.setdefault(spec.label, spec)
     unknown = set(overrides) - scopes_used
     if unknown:
@@ -185,6 +208,23 @@ def resolve_methods(requested: Sequence[str | type], overrides: Overrides,
                          f"method; scopes: train, "
                          f"{', '.join(dict.fromkeys(s.id.name for s in specs.values()))}")
     return list(specs.values())
+
+
+def _adapted(spec: MethodSpec, text: str, overrides: Overrides,
+             scopes_used: set[str]) -> MethodSpec:
+    """`spec` with the test-time adaptation `text` ('tent', 'tent[lr=0.01]') applied."""
+    name, variant = parse_label(text)
+    if not name:
+        raise UsageError(f"method {spec.label}+: name a test-time adaptation after '+' "
+                         f"({', '.join(adaptations.names())})")
+    cls = adaptations.get(name)
+    scopes = [s for s in (name, cls.__name__) if s in overrides]
+    scopes_used.update(scopes)
+    values = {k: v for s in scopes for k, v in overrides[s].items()}
+    params = apply_overrides(cls.Params, name, {**values, **variant})
+    adaptation = MethodId(name, non_default_params(params), method_code_hash(cls))
+    return dataclasses.replace(spec, id=dataclasses.replace(spec.id, adaptation=adaptation),
+                               adaptation=AdaptationSpec(cls, params))
 
 
 def resolve_train_config(overrides: dict[str, str], epochs: int | None,

@@ -3,6 +3,7 @@ and the `Record` of an evaluated cell."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 from typing import TYPE_CHECKING
@@ -57,6 +58,35 @@ def predict(
     return torch.cat(out).cpu().numpy()  # one copy back to the host
 
 
+def predict_adapted(
+    method: Method,
+    adaptation,
+    split: Split,
+    kinds: dict[str, str],
+    device: torch.device,
+    missing: dict[str, np.ndarray] | None = None,
+    batches: Batcher | None = None,
+) -> np.ndarray:
+    """As `predict`, through a test-time adaptation (`rambench.config.AdaptationSpec`): a
+    fresh copy of `method` is adapted online on the samples in their order, in batches of
+    the adaptation's `batch_size`, with the labels withheld (`batch.y` is None). `method`
+    itself is left as it was, so every cell starts from the trained model."""
+    adapter = adaptation.cls(copy.deepcopy(method), adaptation.params)
+    batches = batches or Batcher(split, kinds, device)
+    size = adaptation.params.batch_size
+    out = []
+    for start in range(0, len(split), size):
+        idx = np.arange(start, min(start + size, len(split)))
+        batch = batches(idx)
+        if missing:
+            batch = batch.with_missing({m: torch.from_numpy(v[idx]).to(device)
+                                        for m, v in missing.items()})
+        with autocast(device):
+            logits = adapter.adapt(dataclasses.replace(batch, y=None))
+        out.append(torch.softmax(logits.detach().float(), dim=1))
+    return torch.cat(out).cpu().numpy()
+
+
 def accuracy(method: Method, split: Split, kinds: dict[str, str], device: torch.device,
              batch_size: int = 256) -> float:
     """Top-1 accuracy on `split`; NaN where an output is not finite (a diverged model)."""
@@ -74,6 +104,11 @@ def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
     """The record of one evaluated cell (`cell`: a `rambench.plan.Cell`); `modalities`:
     those the method reads."""
     job, condition = cell.job, cell.condition
+    adaptation = None
+    if job.method.adaptation is not None:
+        adaptation = {"name": job.method.id.adaptation.name,
+                      "params": dataclasses.asdict(job.method.adaptation.params),
+                      "code": job.method.id.adaptation.code}
     predictions = Predictions.from_probabilities(probabilities, labels)
     correct = predictions.correct
     tested = condition.tested_modalities()
@@ -90,7 +125,7 @@ def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
         key=cell.key, study=study, dataset=job.dataset, dataset_version=job.dataset_version,
         method=MethodInfo(job.method.label, job.method.id.name, job.method.family,
                           dataclasses.asdict(job.method.params), job.method.id.code,
-                          modalities),
+                          modalities, adaptation),
         seed=job.seed, condition=condition,
         modality_kind="+".join(dataset.modalities[m].kind for m in tested) or None,
         corruption_family="+".join(dict.fromkeys(families)) or None,

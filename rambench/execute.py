@@ -20,7 +20,7 @@ from rambench.checkpoints import load_or_train
 from rambench.datasets import Batcher
 from rambench.device import torch_threads
 from rambench.errors import TrainingError
-from rambench.evaluate import cell_record, predict
+from rambench.evaluate import cell_record, predict, predict_adapted
 from rambench.plan import Cell, Job, Plan
 from rambench.progress import Progress
 from rambench.schema import Record
@@ -136,8 +136,13 @@ def _run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None,
         for cell in cells:
             method, training = models[cell.job.key]
             t0 = time.perf_counter()
-            probabilities = predict(method, test, kinds, device, spec.train.eval_batch_size,
-                                    missing=inputs.missing, batches=batches)
+            if cell.job.method.adaptation is None:
+                probabilities = predict(method, test, kinds, device,
+                                        spec.train.eval_batch_size, missing=inputs.missing,
+                                        batches=batches)
+            else:
+                probabilities = predict_adapted(method, cell.job.method.adaptation, test,
+                                                kinds, device, inputs.missing, batches)
             bad = int((~np.isfinite(probabilities).all(axis=1)).sum())
             if bad:  # never a result: the same rule as a non-finite training loss
                 failure = (f"method {cell.job.method.label} (seed {cell.job.seed}) gave "

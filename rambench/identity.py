@@ -56,13 +56,26 @@ class MethodId:
     name: str  # registered name, or stem:Class for a file plug-in
     params: tuple[tuple[str, Any], ...] = ()  # non-default hyper-parameters, sorted
     code: str = ""  # hash of the method's source files (see `method_code_hash`)
+    # the test-time adaptation its test cells go through (`rambench.methods.adaptation`)
+    adaptation: MethodId | None = None
 
     @property
     def label(self) -> str:
-        if not self.params:
-            return self.name
-        inner = ",".join(f"{k}={format_value(v)}" for k, v in self.params)
-        return f"{self.name}[{inner}]"
+        label = self.name
+        if self.params:
+            label += "[" + ",".join(f"{k}={format_value(v)}" for k, v in self.params) + "]"
+        return label if self.adaptation is None else f"{label}+{self.adaptation.label}"
+
+
+def split_adaptation(text: str) -> tuple[str, str | None]:
+    """'raml[norm=hard]+tent[lr=0.01]' -> ('raml[norm=hard]', 'tent[lr=0.01]'); a label
+    without an adaptation -> (text, None). The '+' is the one outside brackets."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "+" and depth == 0:
+            return text[:i].strip(), text[i + 1:].strip()
+    return text, None
 
 
 def parse_label(text: str) -> tuple[str, dict[str, str]]:
@@ -239,11 +252,12 @@ def method_files(cls: type) -> list[Path]:
     """The source files that define `cls`: the files of the classes in its MRO below
     `Method`, and, transitively, the method packages' modules and plug-in-local files they
     import. The harness (`Method` itself, encoders, training) is identified by `HARNESS_VERSION`."""
+    from rambench.methods.adaptation import Adaptation
     from rambench.methods.base import Method
 
     roots = []
     for klass in cls.__mro__:
-        if klass is Method or not issubclass(klass, Method):
+        if klass in (Method, Adaptation) or not issubclass(klass, (Method, Adaptation)):
             continue
         try:
             roots.append(Path(inspect.getfile(klass)).resolve())

@@ -88,7 +88,15 @@ class Cell:
 
     @property
     def key(self) -> str:
-        return content_key({"job": self.job.key, "data": self.data_key})
+        payload: dict[str, Any] = {"job": self.job.key, "data": self.data_key}
+        adaptation = self.job.method.adaptation
+        if adaptation is not None:  # the same trained model, adapted on this cell's inputs
+            import dataclasses
+
+            payload["adaptation"] = {"name": self.job.method.id.adaptation.name,
+                                     "code": self.job.method.id.adaptation.code,
+                                     "params": dataclasses.asdict(adaptation.params)}
+        return content_key(payload)
 
     @property
     def coordinates(self) -> tuple[str, str, int, str]:

@@ -330,6 +330,8 @@ class MethodInfo:
     # the modalities the method reads (a unimodal reference reads one); None: written
     # before rambench recorded them (`UNIMODAL_BEFORE_RECORDED` fills in its own)
     modalities: tuple[str, ...] | None = None
+    # the test-time adaptation the cell went through: {name, params, code}; None: none
+    adaptation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
