@@ -12,6 +12,7 @@ from baselines import (  # noqa: F401
     ogm_ge,
     pdf,
     qmf,
+    read,
     reconstruct,
     tent,
     tmc,
