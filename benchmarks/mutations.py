@@ -20,9 +20,9 @@ an *error* (the tests could not run: a missing node id, an import leak, a collec
 error). Before the mutations the same tests run on an unmutated copy and must pass: a
 test that fails anyway would "catch" everything.
 
-To add a mutation (e.g. for baselines/etmc.py or baselines/md.py), append a `Mutation` to
-`MUTATIONS` below: a unique name, the file, the exact old text (include a neighbouring
-line if the text occurs more than once), the new text, and the tests that should catch it.
+To add a mutation (e.g. for a new baseline), append a `Mutation` to `MUTATIONS` below: a
+unique name, the file, the exact old text (include a neighbouring line if the text occurs
+more than once), the new text, and the tests that should catch it.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ def guard(*names: str) -> tuple[str, ...]:
 
 
 DEFAULTS_TEST = "test_baseline_defaults_are_the_references"
+TENT_STEP = ("tests/test_tta.py::"
+             "test_tent_predicts_before_its_step_and_takes_one_adam_step_on_the_affines")
 
 MUTATIONS: list[Mutation] = [
     # ------------------------------------------------------------------ RAML
@@ -209,8 +211,123 @@ MUTATIONS: list[Mutation] = [
         "lam: float = 10.0",
         guard(f"{DEFAULTS_TEST}[AugMixParams]"),
     ),
-    # ------------------------------------------------------------------ ETMC, MD
-    # (baselines/etmc.py, baselines/md.py: append their mutations here)
+    # ------------------------------------------------------------------ ETMC
+    Mutation(
+        "etmc_pseudo_view_dropped", "baselines/etmc.py",
+        "return combine_evidence([views[m] for m in self.ctx.modalities] + [pseudo])",
+        "return combine_evidence([views[m] for m in self.ctx.modalities])",
+        ("tests/test_etmc.py::test_etmc_evidence_combination_and_loss_match_the_reference",
+         "tests/test_etmc.py::test_pseudo_view_is_vacuous_unless_every_modality_is_present"),
+        "the fused opinion is TMC's: the pseudo view is trained but never combined",
+    ),
+    Mutation(
+        "etmc_annealing_epochs_50", "baselines/etmc.py",
+        "annealing_epochs: int = 10",
+        "annealing_epochs: int = 50",
+        ("tests/test_etmc.py::test_defaults_registration_and_annealing_follow_the_reference",
+         *guard(f"{DEFAULTS_TEST}[ETMCParams]")),
+        "the TMC ICLR code's lambda_epochs instead of train_ETMC_nyud2.py's 10",
+    ),
+    # ------------------------------------------------------------------ MD
+    Mutation(
+        "md_confidence_weighting_inverted", "baselines/md.py",
+        "{m: hidden[m] * confidence[m].unsqueeze(1) for m in self.ctx.modalities}, batch)",
+        "{m: hidden[m] / confidence[m].unsqueeze(1) for m in self.ctx.modalities}, batch)",
+        ("tests/test_md.py::test_md_outputs_and_every_loss_term_match_the_reference",),
+        "the fused input h_m / t_m: the less confident modality weighs more",
+    ),
+    Mutation(
+        "md_gate_sparsity_term_dropped", "baselines/md.py",
+        "loss = (ce + p.sparsity_weight * sparsity + p.confidence_weight * confidence",
+        "loss = (ce + p.confidence_weight * confidence",
+        ("tests/test_md.py::test_md_outputs_and_every_loss_term_match_the_reference",
+         "tests/test_md.py::test_md_loss_weights_scale_their_terms"),
+        "the L1 term mean(w_m) on the informativeness gates is left out of the loss",
+    ),
+    Mutation(
+        # dropping the confidence mask alone is behaviour-neutral (the next statement zeroes
+        # the absent modality's block t_m h_m anyway; only MDOutputs.confidence would change),
+        # so the mutation drops both: the absent modality is weighted by its own confidence
+        "md_absent_confidence_not_masked", "baselines/md.py",
+        "        confidence = self.mask_absent(confidence, batch)  # absent: weight 0\n"
+        "        weighted = self.mask_absent(\n"
+        "            {m: hidden[m] * confidence[m].unsqueeze(1) for m in self.ctx.modalities}, "
+        "batch)",
+        "        weighted = (\n"
+        "            {m: hidden[m] * confidence[m].unsqueeze(1) for m in self.ctx.modalities})",
+        ("tests/test_md.py::test_md_absent_modality_does_not_influence_the_prediction",
+         "tests/test_md.py::test_md_absent_modality_terms_average_over_present_samples"),
+        "an absent modality keeps its confidence t_m and enters the fused prediction",
+    ),
+    Mutation(
+        "md_absent_block_not_masked", "baselines/md.py",
+        "        weighted = self.mask_absent(\n"
+        "            {m: hidden[m] * confidence[m].unsqueeze(1) for m in self.ctx.modalities}, "
+        "batch)",
+        "        weighted = (\n"
+        "            {m: hidden[m] * confidence[m].unsqueeze(1) for m in self.ctx.modalities})",
+        ("tests/test_md.py::test_md_absent_modality_does_not_influence_the_prediction",),
+        "the block t_m h_m of an absent modality is 0 * h_m: NaN for a non-finite absent input",
+    ),
+    # ------------------------------------------------------------------ Tent
+    Mutation(
+        "tent_prediction_after_step", "baselines/tent.py",
+        "        return logits.detach()",
+        "        return self.method(batch).detach()",
+        (TENT_STEP,),
+        "the batch's prediction is a forward after the step, not the one the step was taken on",
+    ),
+    Mutation(
+        # `layer.train()` -> `layer.eval()` alone is behaviour-neutral: with running_mean and
+        # running_var None a BatchNorm normalises with the batch's statistics in eval mode too
+        # (tent.py:106, "force use of batch stats in train and eval modes"); so the mutation
+        # also keeps the running statistics
+        "tent_running_statistics", "baselines/tent.py",
+        "            layer.train()  # batch statistics, in train and eval mode alike\n"
+        "            layer.track_running_stats = False\n"
+        "            layer.running_mean = None\n"
+        "            layer.running_var = None\n",
+        "            layer.eval()  # the running statistics of training\n",
+        (TENT_STEP,),
+        "the BN layers stay in eval mode with their running statistics",
+    ),
+    Mutation(
+        "tent_non_affine_parameter_adapted", "baselines/tent.py",
+        "        method.requires_grad_(False)\n"
+        "        self.parameters: list[nn.Parameter] = []\n",
+        "        self.parameters: list[nn.Parameter] = [p for p in method.parameters()\n"
+        "                                               if p.dim() > 1]\n",
+        (TENT_STEP,),
+        "the model is not frozen and its weight matrices join the BN affines in the optimiser",
+    ),
+    Mutation(
+        "tent_lr_default_1e-4", "baselines/tent.py",
+        "lr: float = 1e-3",
+        "lr: float = 1e-4",
+        guard(f"{DEFAULTS_TEST}[TentParams]"),
+    ),
+    Mutation(
+        "md_dropout_default_0", "baselines/md.py",
+        "dropout: float = param(0.5, ge=0)",
+        "dropout: float = param(0.0, ge=0)",
+        guard(f"{DEFAULTS_TEST}[MDParams]"),
+    ),
+    # ------------------------------------------------------------------ the TTA harness
+    Mutation(
+        "tta_labels_passed_to_the_adaptation", "rambench/evaluate.py",
+        "logits = adapter.adapt(dataclasses.replace(batch, y=None))",
+        "logits = adapter.adapt(batch)",
+        ("tests/test_tta.py::"
+         "test_labels_never_reach_an_adaptation_and_the_stream_keeps_its_order",),
+        "the adaptation sees the test labels",
+    ),
+    Mutation(
+        "tta_trained_model_adapted_in_place", "rambench/evaluate.py",
+        "adapter = adaptation.cls(copy.deepcopy(method), adaptation.params)",
+        "adapter = adaptation.cls(method, adaptation.params)",
+        ("tests/test_tta.py::test_every_cell_starts_from_the_trained_model",),
+        "the trained model itself is adapted: each cell starts where the previous one ended",
+    ),
 ]
 
 

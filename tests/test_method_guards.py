@@ -1,7 +1,8 @@
 """Guards on what the methods' own tests leave open: the direction and the attention bias of
 RAML's reliability gate, every stop-gradient of RAML, PDF and QMF (checked on the loss term
 itself with `torch.autograd.grad`), the missing modality in RAML's corrupted-view gate, and
-the baselines' defaults against their pinned reference code.
+the baselines' defaults against their pinned reference code (every registered method and
+adaptation must have its defaults pinned here).
 
 `python benchmarks/mutations.py` applies one-line mutations of the methods and checks that
 these tests catch each of them.
@@ -21,13 +22,18 @@ from torch import Tensor, nn
 from baselines.augmix import AugMixParams
 from baselines.consistency import ConsistencyParams
 from baselines.corrupt_aug import CorruptAugParams
+from baselines.etmc import ETMCParams
+from baselines.md import MDParams
 from baselines.moddrop import ModDropParams
 from baselines.ogm_ge import OGMGEParams
 from baselines.pdf import PDF, PDFParams, co_belief, fusion_weights
 from baselines.qmf import QMF, QMFParams
 from baselines.reconstruct import ReconstructParams
+from baselines.tent import TentParams
 from baselines.tmc import TMCParams
-from rambench.methods import MethodContext
+from rambench.methods import MethodContext, methods
+from rambench.methods.adaptation import adaptations
+from rambench.methods.base import NoParams
 from rambench.methods.raml import RAML, RAMLParams
 from tests.helpers import identity_context, linear_context, make_batch
 
@@ -449,6 +455,27 @@ REFERENCE_DEFAULTS = {
         #   parser.add_argument("--annealing_epoch", type=int, default=10)
         "annealing_epochs": 10,
     },
+    # hanmenghan/TMC@08d0ca4c4461b6de1cf73514d8c621598bc2b504 (as TMC)
+    ETMCParams: {
+        # ETMC TPAMI/train_ETMC_nyud2.py:37 (train_ETMC_sunrgbd.py:37 the same)
+        #   parser.add_argument("--annealing_epoch", type=int, default=10)
+        "annealing_epochs": 10,
+    },
+    # TencentAILabHealthcare/mmdynamics@06a2bb8a66953be77c53e6a027bc04193c5bdca4
+    MDParams: {
+        # train_test.py:93 (BRCA) and :99 (ROSMAP)  hidden_dim = [1000]
+        "hidden": 1000,
+        # train_test.py:111  model = MMDynamic(dim_list, hidden_dim, num_class, dropout=0.5)
+        "dropout": 0.5,
+        # model.py:66  MMLoss = MMLoss+torch.mean(FeatureInfo[view])  (weight 1)
+        "sparsity_weight": 1.0,
+        # model.py:69  confidence_loss = torch.mean(F.mse_loss(TCPConfidence[view].view(-1),
+        #   p_target)+criterion(TCPLogit[view], label))  (both terms weight 1)
+        "confidence_weight": 1.0,
+        "unimodal_weight": 1.0,
+        # model.py:67-68  p_target = torch.gather(input=pred, ...)  (pred not detached)
+        "detach_target": False,
+    },
     # QingyangZhang/QMF@fe6c4c6ef7cb23f0a89594ee413d485f1854268b, RGBD-scene-recognition/
     QMFParams: {
         # train_QMF_nyud2.py:42  parser.add_argument("--lamb", type=float, default=0.1)
@@ -506,6 +533,21 @@ REFERENCE_DEFAULTS = {
         # cifar.py:166-167  np.random.dirichlet([1] * args.mixture_width), np.random.beta(1, 1)
         "alpha": 1.0,
     },
+    # DequanWang/tent@7d236b42a3020f488a75d041f31a3f4ef4a521ea (cfgs/tent.yaml is the same
+    # at fc5705f, the commit baselines/tent.py cites for it)
+    TentParams: {
+        # cfgs/tent.yaml:4-5  TEST: BATCH_SIZE: 200  (conf.py:97 _C.TEST.BATCH_SIZE = 128
+        # is overridden by it)
+        "batch_size": 200,
+        # cfgs/tent.yaml:34  LR: 1e-3
+        "lr": 1e-3,
+        # cfgs/tent.yaml:31  METHOD: Adam
+        "optimizer": "adam",
+        # cfgs/tent.yaml:32  STEPS: 1
+        "steps": 1,
+        # conf.py:39  _C.MODEL.EPISODIC = False  (cfgs/tent.yaml does not set it)
+        "episodic": False,
+    },
 }
 
 # Baselines without reference code (`reference = ""`): the defaults their module docstring
@@ -518,14 +560,48 @@ DOCSTRING_DEFAULTS = {
     ConsistencyParams: {"lam": 1.0, "drop_prob": 0.5, "severity": 3.0},
     # baselines/corrupt_aug.py: "p = 0.5, seen = False, severity = 3"
     CorruptAugParams: {"p": 0.5, "seen": False, "severity": 3.0},
+    # late_fusion, audio_only, visual_only: no hyper-parameters
+    NoParams: {},
 }
 
+# The method under study: every default is ours (rambench/methods/raml.py, module docstring
+# and the comment above RAMLParams), chosen by the validation ablation (grid raml-ablation:
+# norm = clamp with beta = 0.1, the other switches kept theirs; gamma = 1 and the sizes
+# untuned); results already stored were run with them.
+OUR_DEFAULTS = {
+    RAMLParams: {
+        "unimodal_heads": True, "alpha": 1.0,
+        "norm": "clamp", "beta": 0.1, "radius": 0.0,
+        "fusion": "tokens", "tokens": "map", "num_tokens": 8, "max_tokens": 16,
+        "width": 64, "layers": 2, "heads": 4,
+        "token_corruption": 0.5, "view_scope": "both", "rho_min": 0.25, "token_fill": "mix",
+        "inflate_max": 10.0, "gamma": 1.0,
+        "gate": True,
+    },
+}
+ALL_DEFAULTS = {**REFERENCE_DEFAULTS, **DOCSTRING_DEFAULTS, **OUR_DEFAULTS}
 
-@pytest.mark.parametrize("params", [*REFERENCE_DEFAULTS, *DOCSTRING_DEFAULTS],
-                         ids=lambda cls: cls.__name__)
+
+@pytest.mark.parametrize("params", list(ALL_DEFAULTS), ids=lambda cls: cls.__name__)
 def test_baseline_defaults_are_the_references(params):
-    expected = {**REFERENCE_DEFAULTS, **DOCSTRING_DEFAULTS}[params]
+    expected = ALL_DEFAULTS[params]
     defaults = dataclasses.asdict(params())
     assert set(defaults) == set(expected), "a field without a pinned default"
     for name, value in expected.items():
         assert defaults[name] == value and type(defaults[name]) is type(value), name
+
+
+def test_every_registered_method_and_adaptation_has_pinned_defaults():
+    """A new method or adaptation (built in: its module in baselines/ or rambench/) whose
+    Params has no entry in the tables above fails here: its defaults must be pinned, each
+    with its reference line (or "ours" and why)."""
+    registered = {f"method {name}": methods.get(name) for name in methods.names()}
+    registered |= {f"adaptation {name}": adaptations.get(name)
+                   for name in adaptations.names()}
+    builtin = {label: cls for label, cls in registered.items()
+               if cls.__module__.split(".")[0] in ("baselines", "rambench")}
+    assert {"method etmc", "method md", "method raml", "adaptation tent"} <= set(builtin)
+    unpinned = sorted(f"{label} ({cls.Params.__name__})" for label, cls in builtin.items()
+                      if cls.Params not in ALL_DEFAULTS)
+    assert not unpinned, ("defaults not pinned in tests/test_method_guards.py: "
+                          + ", ".join(unpinned))
