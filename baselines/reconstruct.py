@@ -72,7 +72,7 @@ class ReconstructParams:
 class Reconstruct(Method):
     """Cross-modal feature imagination (MMIN / ActionMAE style) fills absent modalities."""
 
-    family = "consistency"
+    family = "imputation"
     citation = ("Zhao et al., Missing Modality Imagination Network, ACL 2021; Woo et al., "
                 "ActionMAE, AAAI 2023")
     Params = ReconstructParams

@@ -40,7 +40,7 @@ from rambench._fs import atomic_write_bytes
 from rambench._version import __version__
 from rambench.errors import UsageError
 from rambench.schema import Record, numerics_of
-from rambench.store import Store, check_writable
+from rambench.store import Store, check_writable, record_checksum
 
 if TYPE_CHECKING:
     pass
@@ -128,11 +128,29 @@ def _check_target(to: Path, store: Store) -> None:
                          f"({MANIFEST}); choose an empty or new folder")
 
 
-def pack(store: Store, to: str | Path, commit: str | None) -> dict[str, Any]:
+PER_SAMPLE = ("predictions", "correctness")
+
+
+def _correctness_only(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` without its per-sample class probabilities (`predictions`), re-checksummed:
+    each sample's correctness stays (accuracy, the paired bootstrap and every table of
+    accuracy); confidence, calibration, NLL and Brier do not."""
+    out = {k: v for k, v in record.items() if k != "checksum"}
+    out["predictions"] = None
+    out["checksum"] = record_checksum(out)
+    return out
+
+
+def pack(store: Store, to: str | Path, commit: str | None,
+         per_sample: str = "predictions") -> dict[str, Any]:
     """Pack `store`'s current records and study file into the folder `to` (created, or a
     bundle there re-packed); `commit`: the git commit of the packing code
-    (`rambench.provenance.git_commit()`). Returns the manifest. UsageError for a study
-    without results, with damaged records or without a study.yaml."""
+    (`rambench.provenance.git_commit()`). `per_sample`: "predictions" keeps every record as
+    stored; "correctness" drops the per-sample class probabilities (a bundle a third the
+    size or less, whose tables of accuracy are the same). Returns the manifest. UsageError
+    for a study without results, with damaged records or without a study.yaml."""
+    if per_sample not in PER_SAMPLE:
+        raise UsageError(f"per_sample {per_sample!r}: choose from {', '.join(PER_SAMPLE)}")
     to = Path(to)
     _check_target(to, store)
     if not store.records_dir.is_dir():
@@ -148,10 +166,13 @@ def pack(store: Store, to: str | Path, commit: str | None) -> dict[str, Any]:
         raise UsageError(f"study {store.study!r} has no results yet under {store.root}")
     study_text = _study_text(store)
     raw = [json.loads(store.record_path(r.key).read_text()) for r in current]
+    if per_sample == "correctness":
+        raw = [_correctness_only(d) for d in raw]
     lines = [_line(d) for d in raw]
     manifest = {
         "format": FORMAT,
         "study": store.study,
+        "per_sample": per_sample,
         "packed_by": {"rambench": __version__, "git_commit": commit},
         "study_sha256": _sha256(study_text.encode()),
         "counts": {"records": len(current), "stale_left_out": len(index.stale),

@@ -726,8 +726,13 @@ def compare(study, out, bundle_path, method, against, out_dir, as_json) -> None:
 @out_option
 @click.option("--to", "target", required=True, metavar="FOLDER",
               help="the bundle's folder, e.g. results/NAME (committed to git there)")
+@click.option("--per-sample", "per_sample", type=click.Choice(["predictions", "correctness"]),
+              default="predictions", show_default=True,
+              help="what each record keeps per test sample: its class probabilities, or "
+                   "only whether it was right (a bundle a third the size or less; tables "
+                   "of accuracy are the same, calibration views need predictions)")
 @json_option
-def bundle_(study, out, target, as_json) -> None:
+def bundle_(study, out, target, per_sample, as_json) -> None:
     """Pack a study into a result bundle: a folder to commit under results/ with the
     study's study.yaml, its current records (records.jsonl.xz; stale ones left out) and a
     manifest.json (each record's sha256, counts, the rambench version and git commit that
@@ -738,7 +743,7 @@ def bundle_(study, out, target, as_json) -> None:
     from rambench.provenance import git_commit
 
     store = _existing_store(out, study)
-    manifest = pack(store, target, git_commit())
+    manifest = pack(store, target, git_commit(), per_sample)
     size = sum(f.stat().st_size for f in Path(target).iterdir() if f.is_file()
                and f.name in ("manifest.json", "study.yaml", "records.jsonl.xz", ".gitignore"))
     if as_json:

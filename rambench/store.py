@@ -30,7 +30,7 @@ from rambench.errors import UsageError
 from rambench.schema import Record
 
 
-def _checksum(record: dict[str, Any]) -> str:
+def record_checksum(record: dict[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != "checksum"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
@@ -108,7 +108,7 @@ class Store:
 
     def write(self, record: Record) -> Path:
         data = record.to_json()
-        data["checksum"] = _checksum(data)
+        data["checksum"] = record_checksum(data)
         path = self.record_path(record.key)
         atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
         return path
@@ -117,7 +117,7 @@ class Store:
         """The record at `path`, or None (and a note in `invalid`) if it is not sound."""
         try:
             data = json.loads(path.read_text())
-            if not isinstance(data, dict) or data.get("checksum") != _checksum(data):
+            if not isinstance(data, dict) or data.get("checksum") != record_checksum(data):
                 raise ValueError("checksum mismatch (half-written or edited)")
             if data.get("key") != path.stem:
                 raise ValueError("key does not match the file name")

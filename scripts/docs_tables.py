@@ -10,7 +10,8 @@ A generated table sits in a page (README.md or docs/*.md) between two marker com
     python scripts/docs_tables.py --check   # exit 1, naming each stale page, if any differs
 
 Generators: `corruption-table` (how the torch backend implements each corruption, from the
-corruption specs), `methods` (the registered methods with their family and summary) and
+corruption specs), `methods` (the registered methods and test-time adaptations with their family and
+summary) and
 `source-layout` (every module of rambench/, corruptions/ and baselines/ with the first line
 of its docstring).
 
@@ -70,6 +71,13 @@ def methods_table(root: Path = ROOT) -> str:
         if not cls.__module__.startswith(SOURCE_PACKAGES):  # an installed plug-in
             continue
         rows.append(f"| `{name}` | {cls.family} | {cls.summary().replace('|', '&#124;')} |")
+    from rambench.methods.adaptation import adaptations
+
+    for name in adaptations.names():
+        cls = adaptations.get(name)
+        if cls.__module__.startswith(SOURCE_PACKAGES):
+            rows.append(f"| `+{name}` | test-time adaptation | "
+                        f"{cls.summary().replace('|', '&#124;')} |")
     return "\n".join(rows)
 
 

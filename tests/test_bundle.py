@@ -317,3 +317,27 @@ def test_published_values_are_judged_against_their_range_and_the_binomial_error(
     raml = float(run.table("main").mean.loc["raml", "clean"])  # 92 %: far above 78 %
     assert rows["raml"].new == pytest.approx(raml) and rows["raml"].within is False
     assert rows["absent"].within is False  # a method the run does not have
+
+
+def test_a_correctness_bundle_is_smaller_and_gives_the_same_tables_of_accuracy(packed, cli,
+                                                                                 tmp_path):
+    out = str(packed["root"] / "results")
+    target = tmp_path / "slim"
+    cli("bundle", "--study", "tiny", "--out", out, "--to", target, "--per-sample",
+        "correctness")
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert manifest["per_sample"] == "correctness"
+    full = (packed["bundle"] / "records.jsonl.xz").stat().st_size
+    assert (target / "records.jsonl.xz").stat().st_size < full / 2
+    lines = [json.loads(line) for line in records_of(target)]
+    assert all(r["predictions"] is None for r in lines)
+    for view in ("main", "conditions", "missing"):
+        assert cli("table", "--from", target, "--view", view).stdout == \
+            cli("table", "--from", packed["bundle"], "--view", view).stdout
+    assert "--per-sample correctness" in cli("table", "--from", target, "--view",
+                                             "calibration").stdout
+    assert "ECE clean" in cli("table", "--from", packed["bundle"], "--view",
+                              "calibration").stdout
+    bad = cli("bundle", "--study", "tiny", "--out", out, "--to", tmp_path / "x",
+              "--per-sample", "labels", check=False)
+    assert bad.exit_code == 2 and "predictions" in bad.stderr and "correctness" in bad.stderr

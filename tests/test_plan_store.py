@@ -23,7 +23,7 @@ from rambench.schema import (
     pack_bits,
     unpack_bits,
 )
-from rambench.store import Store, _checksum
+from rambench.store import Store, record_checksum
 
 
 def job(name="raml", code="c0", params=None, **changes):
@@ -154,7 +154,7 @@ def schema1_record(key, method="late_fusion", condition=None, created=None):
             "correct": pack_bits(np.array([1, 1, 1, 0], bool)), "details": {},
             "method_params": {}, "train_config": {}, "schema": 1,
             "provenance": {"code_version": "0.1.0+old"}}
-    data["checksum"] = _checksum(data)
+    data["checksum"] = record_checksum(data)
     return data
 
 

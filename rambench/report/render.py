@@ -122,7 +122,7 @@ def _latex_escape(text: str) -> str:
 
 def to_markdown_table(table: Table) -> str:
     if table.mean.empty:
-        return "(no results)"
+        return "\n".join(["(no results)", *(f"Note: {n}" for n in table.notes)])
     rank = _ranks(table)
     header = [table.row_header, *(f"{c}{_arrow(table, c, 'md')}" for c in table.columns)]
     lines = [f"**{table.title}**", "", "| " + " | ".join(header) + " |",

@@ -290,8 +290,9 @@ def calibration_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
             columns.append(Column(f"{spec.label} {modality_label(tidy, modality)}",
                                   corrupted[corrupted["test_modality"] == modality],
                                   higher_is_better=False, scale=scale))
-    notes = [] if columns else ["no calibration metrics: the records carry no predictions "
-                                "(schema 1)"]
+    notes = [] if columns else ["no calibration metrics: the records carry no per-sample "
+                                "predictions (records of schema 1, or a bundle packed with "
+                                "--per-sample correctness)"]
     table = columns_table(f"Calibration: ECE (%, {metrics.cell.ECE_BINS} equal-width bins), "
                           "NLL and Brier score, clean and under each modality's corruptions "
                           "(mean over severities, then corruptions)", columns, reference,
