@@ -52,7 +52,12 @@ Remaining deviations:
   matrix of each predictor only (train_pdf.py lines 102-110: ConfidNet_txt.0.weight and
   ConfidNet_img.1.weight); the harness owns the optimiser and decays all parameters alike;
 - the reference's text and image encoders (BERT, ResNet-152 with 3 pooled embeddings) and
-  their freezing schedule are replaced by the benchmark's encoders.
+  their freezing schedule are replaced by the benchmark's encoders;
+- model selection: the harness keeps the epoch of best validation accuracy of the eval-mode
+  forward, i.e. of the calibrated test-time fusion; the reference validates with its
+  training fusion ('pdf_train': model_forward line 179 serves model_eval, lines 120-124,
+  in the loop at lines 255-266 of train_pdf.py) and calibrates only in test_pdf.py. The
+  harness selects every method by its forward, so this is not switchable per method.
 """
 
 from __future__ import annotations

@@ -3,17 +3,23 @@ common corruption sets. Their specs (`SPECS`) have `protocol` set, so that a gri
 `corruptions: {visual: all}` never includes them; a grid asks for them by name or through
 `mixed: {protocol: ...}`.
 
-QMF (Zhang et al., ICML 2023) and PDF (Cao et al., ICML 2024) evaluate image-text models
-with a noisy-modality protocol: each modality of each test sample is corrupted
-independently with probability 0.5; the image gets additive Gaussian noise. Reference:
+QMF (Zhang et al., ICML 2023) evaluates image-text models with a noisy-modality protocol:
+each modality of each test sample is corrupted independently with probability 0.5; the
+image gets additive Gaussian noise. Reference:
 QingyangZhang/QMF@2569afbc2c40d6a9528cbcc7ef53c2727283092b:
-text-image-classification/src/data/dataset.py (`AddGaussianNoise`) and
-text-image-classification/src/data/helpers.py (`get_GaussianNoisetransforms`:
-`RandomApply([AddGaussianNoise(variance=severity * 10)], p=0.5)`, noise levels ε in
-{5, 10}). The reference's `variance` is passed to `np.random.normal` as `scale`, so it is
-the standard deviation: 10·ε grey levels. One (H, W, 1) noise field is drawn and repeated
-over the colour channels (the same noise on R, G and B), added to the uint8 image, and the
-result cast back to uint8.
+text-image-classification/src/data/dataset.py (`AddGaussianNoise`, lines 125-150) and
+text-image-classification/src/data/helpers.py (`get_GaussianNoisetransforms`, line 41:
+`RandomApply([AddGaussianNoise(amplitude=rgb_severity * 10)], p=0.5)`, noise levels ε in
+{5, 10}). The noise is `amplitude * np.random.normal(mean, scale=variance)` with the
+default variance 1, so its standard deviation is 10·ε grey levels. One (H, W, 1) noise
+field is drawn and repeated over the colour channels (the same noise on R, G and B), added
+to the uint8 image, and the result cast back to uint8. Only the image side is QMF's: the
+reference corrupts text, rambench's audio gets its own Gaussian noise at the same severity.
+
+PDF (Cao et al., ICML 2024) ships the same Gaussian transform, but its released evaluation
+(Yinan-Xia/PDF@864867426cde076fb3d0529d4df6b440d6963451:test_pdf.py lines 64-65) defaults
+to salt-and-pepper noise (`--noise_type Salt`, `--noise 0.5`); this protocol is QMF's, not
+PDF's default.
 
 rambench's severity s is ε = 2.5·s, so the reference's two levels are severities 2
 (ε = 5, std 50 grey levels) and 4 (ε = 10, std 100). Two quirks of the reference code are
