@@ -28,6 +28,7 @@ from baselines.moddrop import ModDropParams
 from baselines.ogm_ge import OGMGEParams
 from baselines.pdf import PDF, PDFParams, co_belief, fusion_weights
 from baselines.qmf import QMF, QMFParams
+from baselines.read import READParams
 from baselines.reconstruct import ReconstructParams
 from baselines.tent import TentParams
 from baselines.tmc import TMCParams
@@ -548,6 +549,21 @@ REFERENCE_DEFAULTS = {
         # conf.py:39  _C.MODEL.EPISODIC = False  (cfgs/tent.yaml does not set it)
         "episodic": False,
     },
+    # XLearning-SCU/2024-ICLR-READ@2f11912fe6959535928ba5754ce4d5a2cb2661b7
+    READParams: {
+        # run_read.py:29  parser.add_argument('-b', '--batch-size', default=64, ...)
+        "batch_size": 64,
+        # run_read.py:147-149  torch.optim.Adam([{'params': params, 'lr': 1e-4}],
+        #   weight_decay=0., betas=(0.9, 0.999))  (--lr, line 27, has the same 1e-4)
+        "lr": 1e-4,
+        # TTA/READ.py:57  gamma = math.exp(-1)
+        "gamma": math.exp(-1),
+        # TTA/READ.py:61  loss = loss_ra - 1 * loss_bal
+        "balance": 1.0,
+        # TTA/READ.py:14  def __init__(self, model, optimizer, device, args, steps=1, ...)
+        # (run_read.py:151 READ.READ(va_model, optimizer, device, args): the default)
+        "steps": 1,
+    },
 }
 
 # Baselines without reference code (`reference = ""`): the defaults their module docstring
@@ -600,7 +616,8 @@ def test_every_registered_method_and_adaptation_has_pinned_defaults():
                    for name in adaptations.names()}
     builtin = {label: cls for label, cls in registered.items()
                if cls.__module__.split(".")[0] in ("baselines", "rambench")}
-    assert {"method etmc", "method md", "method raml", "adaptation tent"} <= set(builtin)
+    assert {"method etmc", "method md", "method raml", "adaptation tent",
+            "adaptation read"} <= set(builtin)
     unpinned = sorted(f"{label} ({cls.Params.__name__})" for label, cls in builtin.items()
                       if cls.Params not in ALL_DEFAULTS)
     assert not unpinned, ("defaults not pinned in tests/test_method_guards.py: "
