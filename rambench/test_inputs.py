@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,13 @@ def corrupt_event(
     """Both modalities of every sample corrupted with audio-visual event `name`
     (`corruptions.av_events`, through `corruptions.backends.corrupt`): (images, audio,
     the parameters drawn and applied, one value per sample under each name)."""
-    (images, audio), drawn = corrupt((images, audio), name, severity, seeds, backend, device,
-                                     kind="av", sample_rate=sample_rate, pool=pool,
-                                     noise_dir=noise_dir)
+    with warnings.catch_warnings():
+        # a prepared dataset's arrays are read-only memory maps; the torch backend wraps
+        # them with torch.from_numpy and only reads them (every result is a new tensor)
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        (images, audio), drawn = corrupt((images, audio), name, severity, seeds, backend,
+                                         device, kind="av", sample_rate=sample_rate,
+                                         pool=pool, noise_dir=noise_dir)
     return images, audio, drawn
 
 

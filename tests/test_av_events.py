@@ -415,3 +415,19 @@ def test_rain_drops_fall_in_clips_and_are_nested_over_severity():
     angles = {apply_event("rain", clip[:, :1], None, s, [9])[2][0]["image"]["rain_angle_deg"]
               for s in SEVERITIES}
     assert len(angles) == 1  # the draw does not depend on the severity
+
+
+def test_read_only_frames_of_a_prepared_dataset_are_corrupted_without_a_warning():
+    """Prepared datasets are read-only memory maps: the torch backend reads them as they are,
+    and says nothing about it (the harness's corrupt_event)."""
+    import warnings
+
+    from rambench.test_inputs import corrupt_event
+
+    frames = IMAGES[:, None].copy()  # (B, T=1, H, W, C)
+    frames.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images, _, _ = corrupt_event("fire", frames, AUDIO, 3, SEEDS, SR, pool=POOL,
+                                     backend="torch")
+    assert images.shape == frames.shape and not np.array_equal(images, frames)
