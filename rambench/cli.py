@@ -331,21 +331,28 @@ def _report_invalid(store, study=None) -> None:
 @cli.command()
 @click.option("--method", "method_names", multiple=True, required=True,
               help=f"{METHOD_HELP}; repeatable; 'all' for every registered method")
+@click.option("--dataset", "dataset_names", multiple=True, metavar="NAME",
+              help="check on this dataset (a prepared real one, or avdigits) instead of the "
+                   "two fixtures (avdigits' still images, CREMA-D-shaped clips); repeatable")
 @set_option
 @json_option
-def check(method_names, assignments, as_json) -> None:
-    """Check methods against the method contract on still images and on multi-frame clips:
-    logits of shape (batch, classes), a finite loss, the same loss for the same seed, no
-    dependence on the values of absent inputs, a state dict that round-trips, and a
-    prediction loss that a few optimiser steps reduce. Exits 1 if any check fails."""
+def check(method_names, dataset_names, assignments, as_json) -> None:
+    """Check methods against the method contract on still images and on multi-frame clips
+    (or on --dataset): logits of shape (batch, classes), a finite loss, the same loss for
+    the same seed, no dependence on the values of absent inputs, a state dict that
+    round-trips, and a prediction loss that a few optimiser steps reduce; for an adapted
+    method (late_fusion+tent), finite and repeatable adaptation that changes the model.
+    Exits 1 if any check fails."""
     from rambench.check import conformance, fixtures
     from rambench.config import resolve_methods
+    from rambench.datasets import datasets
     from rambench.params import parse_assignments
 
     specs = resolve_methods(list(method_names), parse_assignments(assignments))
+    targets = {name: datasets.get(name)() for name in dataset_names} or fixtures()
     report, failed = [], 0
     for spec in specs:
-        for fixture, dataset in fixtures().items():
+        for fixture, dataset in targets.items():
             for result in conformance(spec, dataset):
                 failed += not result.passed
                 report.append({"method": spec.label, "fixture": fixture, **vars(result)})

@@ -51,3 +51,23 @@ def test_a_conforming_plugin_passes(cli, tmp_path):
         ".values())"))
     out = cli("check", "--method", "good.py:Good").stdout
     assert out.strip().endswith("all 14 checks passed")
+
+
+@pytest.mark.parametrize("label", ["late_fusion+tent", "raml+read"])
+def test_an_adapted_method_passes_the_contract_and_the_adaptation_checks(label):
+    spec = resolve_methods([label], {})[0]
+    fixture = "still images (avdigits)"
+    results = conformance(spec, FIXTURES[fixture])
+    names = [r.name for r in results]
+    adaptation = label.split("+")[1]
+    assert sum(n.startswith(f"{adaptation}:") for n in names) == 3
+    failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
+    assert not failed
+
+
+def test_check_runs_on_a_named_dataset_instead_of_the_fixtures(cli):
+    report = json.loads(cli("check", "--method", "late_fusion", "--dataset", "avdigits",
+                            "--json").stdout)
+    assert {r["fixture"] for r in report} == {"avdigits"} and all(r["passed"] for r in report)
+    bad = cli("check", "--method", "late_fusion", "--dataset", "nope", check=False)
+    assert bad.exit_code == 2 and "nope" in bad.stderr and "avmnist" in bad.stderr
