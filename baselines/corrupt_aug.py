@@ -28,10 +28,12 @@ none of these. (The tilt is a filter, like low-pass and band-stop, but a gentle
 broadband one that removes no band.)
 
 seen = True instead trains on cheap torch re-implementations of a few of the grid's own
-corruption kinds: additive Gaussian noise on images (std U(0.08, 0.38), ImageNet-C's
-severity range, clipped to [0, 1]) or a 3x3 / 5x5 box blur (a stand-in for the blur
-family), and additive white Gaussian noise on audio at SNR U(-5, 20) dB (the grid's
-range). It is an upper bound ("the test corruptions were seen"), not a fair baseline.
+corruption kinds: additive Gaussian noise on images (std uniform over the grid's
+gaussian_noise range at the severity scale of the image's size, `corruptions.scales`:
+0.04-0.10 at the cifar scale of 32 px images, 0.08-0.38 at the imagenet scale; clipped
+to [0, 1]) or a 3x3 / 5x5 box blur (a stand-in for the blur family), and additive white
+Gaussian noise on audio at SNR U(-5, 20) dB (the grid's range). It is an upper bound ("the
+test corruptions were seen"), not a fair baseline.
 
 Hyper-parameters: p = 0.5 (per modality per sample), seen = False, severity = 3 (AugMix's
 operation severity, 0-10 scale).
@@ -51,6 +53,7 @@ from torch import Tensor
 
 from baselines._image_ops import RANK_KINDS, modality_kinds, per_clip, random_chain
 from baselines.late_fusion import LateFusion
+from corruptions.scales import TABLES, auto_scale
 from rambench.batch import Batch
 from rambench.methods import methods
 
@@ -59,7 +62,6 @@ GAIN_DB = (-12.0, 6.0)
 MAX_SHIFT_FRACTION = 0.25
 TILT_DB_PER_OCTAVE = 3.0
 TILT_LIMIT_DB = 12.0
-SEEN_IMAGE_NOISE_STD = (0.08, 0.38)
 SEEN_AUDIO_SNR_DB = (-5.0, 20.0)
 
 
@@ -116,7 +118,9 @@ def augment_audio(x: Tensor) -> Tensor:
 def seen_image(x: Tensor) -> Tensor:
     """Additive Gaussian noise (clipped to [0, 1]) or a box blur, each w.p. 1/2."""
     n = x.shape[0]
-    std = _uniform(n, *SEEN_IMAGE_NOISE_STD, x).view(-1, 1, 1, 1)
+    table = TABLES["gaussian_noise"][auto_scale(*x.shape[-2:])]  # the grid's range here
+    lo, hi = table.at(1)[0], table.at(5)[0]
+    std = _uniform(n, lo, hi, x).view(-1, 1, 1, 1)
     noisy = (x + std * torch.randn_like(x)).clamp(0.0, 1.0)
     big = (torch.rand(n, device=x.device) < 0.5).view(-1, 1, 1, 1)
     blur3 = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)

@@ -465,3 +465,22 @@ def test_seen_corruptions_keep_a_clip_coherent_and_in_range():
     assert not torch.allclose(out, clip)
     seen = corrupt(clip, torch.ones(6, dtype=torch.bool), seen=True, kind="image")
     assert seen.min() >= 0 and seen.max() <= 1 and not torch.allclose(seen, clip)
+
+
+@pytest.mark.parametrize("size, lo, hi", [(32, 0.04, 0.10), (224, 0.08, 0.38)])
+def test_seen_image_noise_follows_the_grid_range_of_the_image_size(size, lo, hi):
+    """corrupt_aug[seen=true] trains on the grid's gaussian_noise range at the severity
+    scale of the image size (cifar for 32 px, imagenet for 224 px)."""
+    from baselines.corrupt_aug import seen_image
+
+    torch.manual_seed(0)
+    x = torch.full((48, 3, size, size), 0.5)
+    out = seen_image(x)
+    stds = (out - x).flatten(1).std(dim=1)
+    noisy = stds[stds > 1e-6]  # the blur branch leaves a constant image unchanged
+    assert len(noisy) > 10
+    # the sample std of >= 3,072 values is within 5 % of sigma (5 standard errors); at
+    # sigma 0.38 clipping to [0, 1] lowers it by at most a quarter
+    assert noisy.min() >= lo * 0.95
+    assert noisy.max() <= hi * 1.05
+    assert noisy.max() >= lo + 0.5 * (hi - lo)  # the draws span the range
