@@ -116,6 +116,10 @@ class Stale:
         old = self.stored
         if old.method.code != self.cell.job.method.id.code:
             return "method code changed"
+        adaptation = self.cell.job.method.id.adaptation
+        if adaptation is not None and (old.method.adaptation or {}).get("code") != \
+                adaptation.code:
+            return "adaptation code changed"
         if old.provenance.get("harness") != self.cell.job.harness:
             return "harness code changed"
         old_scale = getattr(old.condition, "severity_scale", None)
