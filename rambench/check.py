@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from rambench.datasets import Dataset, Split, to_batch
-from rambench.errors import UsageError
+from rambench.errors import UsageError, error_location
 from rambench.methods import MethodContext, optimiser_groups
 from rambench.train import TrainConfig, build_method, modality_kinds
 
@@ -35,7 +35,8 @@ PROBE_SAMPLES = 4
 
 def _one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ") + \
+        error_location(err)
 
 
 def probe(spec, dataset: Dataset, cfg: TrainConfig) -> None:

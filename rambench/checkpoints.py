@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import time
+import traceback
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,7 +22,7 @@ import torch
 
 from rambench._fs import atomic_write_bytes, sha256_file
 from rambench.datasets import Dataset
-from rambench.errors import TrainingError
+from rambench.errors import TrainingError, error_location
 from rambench.methods import Method
 from rambench.store import Store
 from rambench.train import TrainConfig, TrainSummary, build_method, train
@@ -112,8 +113,9 @@ def _load_or_train(job, dataset: Dataset, store: Store, device: torch.device,
     except Exception as err:  # noqa: BLE001 - an error in the method's own code
         first = (str(err).strip().splitlines() or [""])[0]
         raise TrainingError(f"method {job.method.label} (seed {job.seed}) failed during "
-                            f"training: {type(err).__name__}: {first}; nothing was stored "
-                            "for it") from err
+                            f"training: {type(err).__name__}: {first}"
+                            f"{error_location(err)}; nothing was stored for it",
+                            "".join(traceback.format_exception(err))) from err
     save_checkpoint(path, {"state_dict": result.state_dict, "job_key": job.key,
                            "method": job.method.label, "training": result.summary.to_json()})
     if result.summary.status == "at_chance":

@@ -115,6 +115,7 @@ def _run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None,
             failures.append(str(err))
             if progress is not None:
                 progress.line(f"failed: {err}")
+                progress.detail(err.detail)
             continue
         models[job.key] = (method, summary)
         if progress is not None:

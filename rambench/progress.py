@@ -11,6 +11,7 @@ with a timestamp, to a log file per invocation under the study folder
 from __future__ import annotations
 
 import datetime
+import logging
 import sys
 import time
 from pathlib import Path
@@ -108,6 +109,16 @@ class Progress:
         eta = f", ETA {duration(elapsed / share - elapsed)}" if 0 < share < 1 else ""
         return (f"cells {self.done}/{self.total} ({100 * share:.0f}%), "
                 f"{duration(elapsed)} elapsed{eta}; {self.current}")
+
+    def detail(self, text: str) -> None:
+        """Text for the log file (e.g. the traceback of a method's error), also shown on the
+        screen by `-v` (the "rambench" logger at DEBUG)."""
+        if not text:
+            return
+        if self.log is not None:
+            self.log.write(text.rstrip("\n") + "\n")
+            self.log.flush()
+        logging.getLogger("rambench").debug("%s", text.rstrip("\n"))
 
     def line(self, text: str) -> None:
         """A timestamped line: to the log file, and to the screen unless quiet."""

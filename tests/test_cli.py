@@ -11,7 +11,13 @@ import time
 
 import pytest
 
-from tests.helpers import RAMBENCH, assert_usage_error, invoke_cli, share_checkpoints
+from tests.helpers import (
+    RAMBENCH,
+    assert_usage_error,
+    invoke_cli,
+    plugin_source,
+    share_checkpoints,
+)
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -327,3 +333,27 @@ def test_limit_runs_a_plugin_on_a_debug_subset_that_never_mixes_with_full_result
                 "--study", "debug", "--dry-run").stdout
     assert "13 done, 0 to do" in again
     assert_usage_error(cli("run", "--limit", "0", check=False), "--limit")
+
+
+# the probe's first samples (indices 0-3) pass; the training batches reach further
+BUGGY = plugin_source("Buggy", "{'loss': F.cross_entropy(self(batch), batch.y) "
+                               "+ self.history[int(batch.index.max())]}").replace(
+    "self.head = nn.Linear(ctx.feature_dim, ctx.num_classes)",
+    "self.head = nn.Linear(ctx.feature_dim, ctx.num_classes)\n        self.history = [0.0] * 8")
+
+
+def test_a_plugin_bug_during_training_names_its_line_and_logs_the_traceback(cli, tmp_path):
+    (tmp_path / "buggy.py").write_text(BUGGY)
+    (tmp_path / "clean.yaml").write_text("conditions: {clean: true}\n")
+    line = next(i for i, text in enumerate(BUGGY.splitlines(), 1) if "self.history[" in text)
+    args = ("run", "--method", "buggy.py:Buggy", "--grid", "clean.yaml", "--limit", "40",
+            "--epochs", "1", "--study", "b")
+    plain = cli(*args, check=False)
+    assert plain.exit_code == 1 and "Traceback" not in plain.stderr
+    assert f"IndexError: list index out of range (at buggy.py:{line}, in training_loss)" \
+        in plain.stderr
+    verbose = cli("-v", *args, check=False)
+    assert verbose.exit_code == 1 and "Traceback (most recent call last)" in verbose.stderr
+    assert f'buggy.py", line {line}, in training_loss' in verbose.stderr
+    logs = "".join(p.read_text() for p in (tmp_path / "results/b/logs").glob("*.log"))
+    assert f'buggy.py", line {line}, in training_loss' in logs
