@@ -14,6 +14,7 @@ from baselines import (  # noqa: F401
     qmf,
     read,
     reconstruct,
+    shaspec,
     tent,
     tmc,
     unimodal,
