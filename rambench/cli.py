@@ -59,6 +59,20 @@ cache_option = click.option(
     help="corrupted-data cache (default: $RAMBENCH_CACHE_DIR, else ~/.cache/rambench)")
 
 
+class Choice(click.Choice):
+    """click's Choice whose error suggests the closest valid value ("--view leaderbord":
+    did you mean 'leaderboard'?)."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            from corruptions.registry import unknown_name_message
+
+            self.fail(unknown_name_message("value", str(value), list(self.choices)), param,
+                      ctx)
+
+
 def _cache(cache_dir: str | None, enabled: bool = True):
     from rambench.cache import CorruptionCache, default_cache_dir
 
@@ -148,11 +162,11 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @set_option
 @out_option
 @study_option
-@click.option("--corruption-backend", type=click.Choice(["torch", "reference"]),
+@click.option("--corruption-backend", type=Choice(["torch", "reference"]),
               default=None,
               help="batched torch implementations (on --device) or the reference libraries "
                    "[default: the study file's, else torch]")
-@click.option("--severity-scale", type=click.Choice(SCALE_CHOICES), default=None,
+@click.option("--severity-scale", type=Choice(SCALE_CHOICES), default=None,
               help="image corruptions' severity table: ImageNet-C (224 px), Tiny-ImageNet-C "
                    "(64 px), CIFAR-10-C (32 px), or auto from the image size [default: the "
                    "study file's, else auto]")
@@ -167,10 +181,10 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="debug subset: the first N samples of every split (a one-minute check "
                    "of a new method; its results go to a study of their own)")
-@click.option("--track", "trackers", multiple=True, type=click.Choice(TRACKERS),
+@click.option("--track", "trackers", multiple=True, type=Choice(TRACKERS),
               help="log training curves, configs and cell metrics to an experiment tracker "
                    "(under STUDY/tracking; repeatable; needs rambench[track])")
-@click.option("--executor", "executor_name", type=click.Choice(EXECUTORS),
+@click.option("--executor", "executor_name", type=Choice(EXECUTORS),
               default="inprocess", show_default=True,
               help="where the work runs: this process, a pool of local worker processes, or "
                    "a SLURM job array (submitit); one task per training job")
@@ -197,7 +211,7 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
               help="at most this many tasks at once")
 @click.option("--slurm-option", "slurm_options", multiple=True, metavar="KEY=VALUE",
               help="any other sbatch option, without dashes (e.g. account=abc, qos=high)")
-@click.option("--slurm-cluster", type=click.Choice(["slurm", "local", "debug"]), default=None,
+@click.option("--slurm-cluster", type=Choice(["slurm", "local", "debug"]), default=None,
               help="submitit's backend [default: slurm where sbatch exists]; local runs the "
                    "array as local processes (a test without a cluster)")
 @click.option("--dry-run", is_flag=True, help="print the plan and exit")
@@ -370,7 +384,7 @@ def check(method_names, dataset_names, assignments, as_json) -> None:
 
 
 @cli.command("ls")
-@click.argument("what", type=click.Choice(["methods", "datasets", "corruptions", "grids",
+@click.argument("what", type=Choice(["methods", "datasets", "corruptions", "grids",
                                            "studies"]))
 @click.argument("name", required=False)
 @out_option
@@ -493,7 +507,7 @@ def _listing(what: str, out: str) -> list[dict]:
 @study_option
 @out_option
 @from_option
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+@click.option("--format", "fmt", type=Choice(["csv", "parquet"]), default="csv",
               show_default=True)
 @click.option("--to", "target", type=click.Path(dir_okay=False), default=None,
               help="output file (default: <out>/<study>/export[-per-sample].<format>)")
@@ -534,16 +548,16 @@ def export(study, out, bundle_path, fmt, target, per_sample) -> None:
 @study_option
 @out_option
 @from_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md",
+@click.option("--format", "fmt", type=Choice(FORMATS), default="md",
               show_default=True)
-@click.option("--view", type=click.Choice(VIEWS), default="main", show_default=True,
+@click.option("--view", type=Choice(VIEWS), default="main", show_default=True,
               help="main: methods x {clean, image mPC, audio mPC, AV events, missing, mixed, "
                    "mCE}; conditions: test condition x method; calibration: ECE, NLL, "
                    "Brier; redundancy: accuracy minus the intact modality's unimodal model")
 @click.option("--reference", default=None,
               help="method that normalises mCE  [default: late_fusion]")
 @against_option
-@click.option("--score", type=click.Choice(["accuracy", "macro_f1"]), default="accuracy",
+@click.option("--score", type=Choice(["accuracy", "macro_f1"]), default="accuracy",
               show_default=True,
               help="the per-cell score the views average (macro_f1 for unbalanced classes)")
 @click.option("--transpose", is_flag=True,
@@ -579,7 +593,7 @@ def table(study, out, bundle_path, fmt, view, reference, against, score, transpo
 @study_option
 @out_option
 @from_option
-@click.option("--kind", type=click.Choice([*FIGURE_KINDS, "all"]), default="all",
+@click.option("--kind", type=Choice([*FIGURE_KINDS, "all"]), default="all",
               show_default=True)
 @click.option("--out-dir", default=None, type=click.Path(file_okay=False),
               help="where the figures go (default: <out>/<study>/plots)")
@@ -655,7 +669,7 @@ def history(study, out, bundle_path, method_names, target, as_json) -> None:
 @study_option
 @out_option
 @from_option
-@click.option("--metric", type=click.Choice(list(LEADERBOARD_METRICS)),
+@click.option("--metric", type=Choice(list(LEADERBOARD_METRICS)),
               default="mpc", show_default=True, help="leaderboard order")
 @click.option("--reference", default=None,
               help="method that normalises mCE  [default: late_fusion]")
@@ -733,7 +747,7 @@ def compare(study, out, bundle_path, method, against, out_dir, as_json) -> None:
 @out_option
 @click.option("--to", "target", required=True, metavar="FOLDER",
               help="the bundle's folder, e.g. results/NAME (committed to git there)")
-@click.option("--per-sample", "per_sample", type=click.Choice(["predictions", "correctness"]),
+@click.option("--per-sample", "per_sample", type=Choice(["predictions", "correctness"]),
               default="predictions", show_default=True,
               help="what each record keeps per test sample: its class probabilities, or "
                    "only whether it was right (a bundle a third the size or less; tables "
@@ -776,7 +790,7 @@ def bundle_(study, out, target, per_sample, as_json) -> None:
               help="override the study's epochs (a quick check: values listed, not judged)")
 @click.option("--seeds", default=None,
               help="comma-separated seeds: only these of the bundle's [default: all]")
-@click.option("--executor", "executor_name", type=click.Choice(EXECUTORS),
+@click.option("--executor", "executor_name", type=Choice(EXECUTORS),
               default="inprocess", show_default=True,
               help="where the work runs (as in rambench run; SLURM with its defaults)")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -952,13 +966,13 @@ def tune(method_names, dataset, lrs, seed, epochs, device, assignments, out, stu
               help="modality to calibrate; repeatable (default: every modality)")
 @click.option("--seeds", default="0", show_default=True, help=SEEDS_HELP)
 @click.option("--epochs", type=int, default=None, help="override train.epochs")
-@click.option("--severity-scale", type=click.Choice(SCALE_CHOICES), default=None,
+@click.option("--severity-scale", type=Choice(SCALE_CHOICES), default=None,
               help="image corruptions' severity table [default: auto, from the image size]")
 @device_option
 @out_option
 @click.option("--study", default="calibration", show_default=True,
               help="study holding the reference models' results (reused on a second call)")
-@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
+@click.option("--split", type=Choice(["val", "test"]), default="val", show_default=True,
               help="the split the ladders are measured on (the test split tunes nothing)")
 @json_option
 def calibrate(dataset, modalities, seeds, epochs, severity_scale, device, out, study, split,
@@ -998,9 +1012,9 @@ def calibrate(dataset, modalities, seeds, epochs, severity_scale, device, out, s
               help="which modality to show (default: the first image one)")
 @click.option("--index", default=0, show_default=True, help="test sample to show")
 @click.option("--seed", default=0, show_default=True, help="seed of the random corruptions")
-@click.option("--corruption-backend", type=click.Choice(["torch", "reference"]),
+@click.option("--corruption-backend", type=Choice(["torch", "reference"]),
               default="torch", show_default=True)
-@click.option("--severity-scale", type=click.Choice(SCALE_CHOICES), default="auto",
+@click.option("--severity-scale", type=Choice(SCALE_CHOICES), default="auto",
               show_default=True, help="image corruptions' severity table")
 @click.option("--events", is_flag=True,
               help="the audio-visual events instead: frames and spectrograms side by side")

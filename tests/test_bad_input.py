@@ -97,7 +97,7 @@ CASES = [
     ([*T, "--device", "tpu"], "--device: unknown device 'tpu'; devices: auto, cpu, cuda"),
     ([*T, "--device", "cuda:x"], "--device: unknown device 'cuda:x'"),
     ([*T, "--dataset", "avdigit"], "did you mean 'avdigits'"),
-    ([*R, "--corruption-backend", "gpu"], "'gpu' is not one of 'torch', 'reference'"),
+    ([*R, "--corruption-backend", "gpu"], "unknown value 'gpu' Valid: reference, torch"),
     # studies and output folders
     ([*R, "--study", "../x"], "--study '../x': a study name is one folder name"),
     ([*R, "--study", "/etc"], "--study '/etc': a study name is one folder name"),
@@ -144,7 +144,7 @@ CASES = [
                                       "source (text) per value"),
     (["reproduce", "tiny.yaml"], "tiny.yaml: neither a result bundle (no manifest.json) nor a "
                                  "study file with `published:` values to check"),
-    ([*R, "--severity-scale", "cifar10"], "'cifar10' is not one of 'imagenet'"),
+    ([*R, "--severity-scale", "cifar10"], "'cifar10'; did you mean 'cifar'?"),
     (["tune", "--method", "raml", "--lr", "0.001,fast"], "--lr expects comma-separated numbers"),
     (["tune", "--method", "raml", "--lr", "0.001,-1"], "learning rates to tune must be positive"),
     (["tune", "--method", "raml", "--lr", "inf"], "learning rates to tune must be positive"),
@@ -186,12 +186,14 @@ CASES = [
     # reading results
     (["table", "--study", "nothing"], "no study 'nothing' under results/"),
     (["table", "--study", "../up"], "--study '../up': a study name is one folder name"),
-    (["table", "--view", "wide"], "'wide' is not one of 'main'"),
-    (["export", "--format", "xls"], "'xls' is not one of 'csv', 'parquet'"),
-    (["plot", "--kind", "bars"], "'bars' is not one of 'severity'"),
+    (["table", "--view", "wide"], "unknown value 'wide' Valid: calibration, conditions"),
+    (["table", "--view", "leaderbord"], "'leaderbord'; did you mean 'leaderboard'?"),
+    (["export", "--format", "xls"], "unknown value 'xls' Valid: csv, parquet"),
+    (["plot", "--kind", "bars"], "unknown value 'bars'"),
+    (["plot", "--kind", "heatmaps"], "'heatmaps'; did you mean 'heatmap'?"),
     (["report", "--study", "nothing"], "no study 'nothing'"),
     (["compare", "--study", "nothing", "--method", "raml"], "no study 'nothing'"),
-    (["ls", "things"], "'things' is not one of 'methods'"),
+    (["ls", "things"], "unknown value 'things' Valid: corruptions, datasets, grids"),
     # preparing data and previews
     (["prepare", "avdigits", "--root", "plugins"], "dataset 'avdigits' needs no preparation"),
     (["prepare", "cremadd", "--root", "plugins"], "did you mean 'cremad'"),

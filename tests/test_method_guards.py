@@ -30,6 +30,7 @@ from baselines.pdf import PDF, PDFParams, co_belief, fusion_weights
 from baselines.qmf import QMF, QMFParams
 from baselines.read import READParams
 from baselines.reconstruct import ReconstructParams
+from baselines.shaspec import ShaSpecParams
 from baselines.tent import TentParams
 from baselines.tmc import TMCParams
 from rambench.methods import MethodContext, methods
@@ -455,6 +456,13 @@ REFERENCE_DEFAULTS = {
         # ETMC TPAMI/train_TMC_nyud2.py:37
         #   parser.add_argument("--annealing_epoch", type=int, default=10)
         "annealing_epochs": 10,
+    },
+    # billhhh/ShaSpec@081fe7a1e40d6bbc0736dc93e779a0a5a439d091
+    ShaSpecParams: {
+        "alpha": 0.1,  # train_SS.py:25, the distribution-alignment weight
+        "beta": 0.02,  # train_SS.py:26, the domain-classification weight
+        "warmup": 80_000 / 180_000,  # run.sh:11 and :34: full modalities, then random mode
+        "fill": "mean",  # DualNet_SS.py:412-414 (the paper's mean; :411 is "first")
     },
     # hanmenghan/TMC@08d0ca4c4461b6de1cf73514d8c621598bc2b504 (as TMC)
     ETMCParams: {
