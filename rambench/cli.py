@@ -255,7 +255,7 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
                         "jobs_to_train": len(plan.jobs_to_train()),
                         "estimate": plan.estimate(), "stale": plan.stale_summary()})
         else:
-            click.echo(plan.describe())
+            click.echo(plan.describe(cells=VERBOSE))
         return
     if plan.todo:
         _writable(plan.store.root, "results", "--out")

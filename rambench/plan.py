@@ -200,7 +200,9 @@ class Plan:
                 f"~{duration(train_s)}, evaluating {len(self.todo)} cells ~{duration(eval_s)}; "
                 "from this study's stored timings)")
 
-    def describe(self) -> str:
+    def describe(self, cells: bool = False) -> str:
+        """What a dry run prints: counts, the estimate, and per method the cells to do by
+        condition kind; `cells`: also one line per cell to do."""
         jobs = self.jobs_to_train()
         lines = [f"study {self.store.study!r} in {self.store.root}: {len(self.cells)} cells, "
                  f"{self.done} done, {len(self.todo)} to do ({len(jobs)} training jobs)"]
@@ -211,9 +213,21 @@ class Plan:
                          "earlier rambench: carried over, not recomputed")
         if summary := self.stale_summary():
             lines.append(summary)
+        kinds: dict[str, dict[str, int]] = {}
         for cell in self.todo:
-            lines.append(f"  todo {cell.key}  {cell.job.method.label:<14} "
-                         f"seed={cell.job.seed} {cell.condition.label}")
+            by_kind = kinds.setdefault(cell.job.method.label, {})
+            by_kind[cell.condition.kind] = by_kind.get(cell.condition.kind, 0) + 1
+        for label, by_kind in kinds.items():
+            seeds = sorted({c.job.seed for c in self.todo if c.job.method.label == label})
+            lines.append(f"  {label}: {sum(by_kind.values())} cells to do, seeds "
+                         f"{','.join(map(str, seeds))} ("
+                         + ", ".join(f"{kind} {n}" for kind, n in by_kind.items()) + ")")
+        if cells:
+            for cell in self.todo:
+                lines.append(f"  todo {cell.key}  {cell.job.method.label:<14} "
+                             f"seed={cell.job.seed} {cell.condition.label}")
+        elif self.todo:
+            lines.append("  (rambench -v run ... --dry-run lists every cell)")
         return "\n".join(lines)
 
 

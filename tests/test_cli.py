@@ -182,7 +182,7 @@ def test_killed_run_resumes_without_recomputing_and_matches_uninterrupted(smoke_
 
 def test_the_corruption_backend_is_part_of_every_corrupted_cell_key(smoke_study):
     folder, _ = smoke_study
-    dry = invoke_cli(*SMOKE, "--study", "straight", "--corruption-backend", "reference",
+    dry = invoke_cli("-v", *SMOKE, "--study", "straight", "--corruption-backend", "reference",
                      "--dry-run", cwd=folder).stdout
     todo = [line.split()[4] for line in dry.splitlines() if line.startswith("  todo")]
     # clean and missing-modality cells do not depend on the backend: already done

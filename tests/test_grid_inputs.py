@@ -88,7 +88,7 @@ def test_editing_an_upper_case_wav_recomputes_the_cell_on_the_next_run(cli, tmp_
     cli(*run)
     assert "1 done, 0 to do" in cli(*run, "--dry-run").stdout
     write_wav(tmp_path / "noise" / "rain" / "NOISE.WAV", seed=2)
-    plan = cli(*run, "--dry-run").stdout
+    plan = cli("-v", *run, "--dry-run").stdout
     assert "0 done, 1 to do" in plan and "av:rain@1" in plan, plan
 
 
