@@ -188,6 +188,10 @@ def test_the_corruption_backend_is_part_of_every_corrupted_cell_key(smoke_study)
     # clean and missing-modality cells do not depend on the backend: already done
     assert todo and all(label.split(":")[0] in ("visual", "audio", "mixed") for label in todo)
     assert len(todo) == 2 * 9  # the smoke grid's corrupted conditions, for both methods
+    summary = invoke_cli(*SMOKE, "--study", "straight", "--corruption-backend", "reference",
+                         "--dry-run", cwd=folder).stdout.splitlines()
+    assert "  raml: 9 cells to do, seeds 0 (corruption 9)" in summary
+    assert not any(line.startswith("  todo") for line in summary) and len(summary) <= 5
     bad = invoke_cli(*SMOKE, "--corruption-backend", "jax", "--dry-run", cwd=folder,
                      check=False)
     assert_usage_error(bad, "unknown value 'jax' Valid: reference, torch")
