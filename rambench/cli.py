@@ -98,7 +98,8 @@ def cli(verbose: bool, quiet: bool) -> None:
 
 
 METHOD_HELP = ("registered name (rambench ls methods), variant label such as "
-               "'raml[norm=hard]', or path/to/file.py:ClassName")
+               "'raml[norm=hard]', or path/to/file.py:ClassName; BASE+ADAPTATION "
+               "('late_fusion+tent') evaluates BASE through a test-time adaptation")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="print machine-readable JSON on stdout instead of text")
 
