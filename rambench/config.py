@@ -70,6 +70,15 @@ class MethodSpec:
     def family(self) -> str:
         return self.cls.family
 
+    @property
+    def adaptation_identity(self) -> dict[str, Any] | None:
+        """{name, params, code} of its test-time adaptation (in its cells' keys and
+        records); None without one."""
+        if self.adaptation is None:
+            return None
+        return {"name": self.id.adaptation.name, "code": self.id.adaptation.code,
+                "params": dataclasses.asdict(self.adaptation.params)}
+
 
 @dataclass(frozen=True)
 class StudySpec:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from corruptions import registry
+from rambench.batch import Batch
 from rambench.datasets import Batcher, Dataset, Split
 from rambench.device import autocast
 from rambench.methods import Method
@@ -44,18 +46,25 @@ def predict(
     True = absent). `batches`: a Batcher of these inputs to share between methods (on a GPU
     they are then uploaded once for all)."""
     method.eval()
-    batches = batches or Batcher(split, kinds, device, inputs)
     out = []
-    for start in range(0, len(split), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(split)))
-        batch = batches(idx)
-        if missing:
-            batch = batch.with_missing({m: torch.from_numpy(v[idx]).to(device)
-                                        for m, v in missing.items()})
+    for batch in _stream(batches or Batcher(split, kinds, device, inputs), len(split),
+                         batch_size, missing, device):
         with autocast(device):
             logits = method(batch)
         out.append(torch.softmax(logits.float(), dim=1))
     return torch.cat(out).cpu().numpy()  # one copy back to the host
+
+
+def _stream(batches: Batcher, n: int, batch_size: int, missing: dict[str, np.ndarray] | None,
+            device: torch.device) -> Iterator[Batch]:
+    """The batches of samples 0..n-1 in order, with their `missing` masks applied."""
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, min(start + batch_size, n))
+        batch = batches(idx)
+        if missing:
+            batch = batch.with_missing({m: torch.from_numpy(v[idx]).to(device)
+                                        for m, v in missing.items()})
+        yield batch
 
 
 def predict_adapted(
@@ -72,15 +81,9 @@ def predict_adapted(
     the adaptation's `batch_size`, with the labels withheld (`batch.y` is None). `method`
     itself is left as it was, so every cell starts from the trained model."""
     adapter = adaptation.cls(copy.deepcopy(method), adaptation.params)
-    batches = batches or Batcher(split, kinds, device)
-    size = adaptation.params.batch_size
     out = []
-    for start in range(0, len(split), size):
-        idx = np.arange(start, min(start + size, len(split)))
-        batch = batches(idx)
-        if missing:
-            batch = batch.with_missing({m: torch.from_numpy(v[idx]).to(device)
-                                        for m, v in missing.items()})
+    for batch in _stream(batches or Batcher(split, kinds, device), len(split),
+                         adaptation.params.batch_size, missing, device):
         with autocast(device):
             logits = adapter.adapt(dataclasses.replace(batch, y=None))
         out.append(torch.softmax(logits.detach().float(), dim=1))
@@ -104,11 +107,6 @@ def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
     """The record of one evaluated cell (`cell`: a `rambench.plan.Cell`); `modalities`:
     those the method reads."""
     job, condition = cell.job, cell.condition
-    adaptation = None
-    if job.method.adaptation is not None:
-        adaptation = {"name": job.method.id.adaptation.name,
-                      "params": dataclasses.asdict(job.method.adaptation.params),
-                      "code": job.method.id.adaptation.code}
     predictions = Predictions.from_probabilities(probabilities, labels)
     correct = predictions.correct
     tested = condition.tested_modalities()
@@ -125,7 +123,7 @@ def cell_record(cell, study: str, dataset: Dataset, probabilities: np.ndarray,
         key=cell.key, study=study, dataset=job.dataset, dataset_version=job.dataset_version,
         method=MethodInfo(job.method.label, job.method.id.name, job.method.family,
                           dataclasses.asdict(job.method.params), job.method.id.code,
-                          modalities, adaptation),
+                          modalities, job.method.adaptation_identity),
         seed=job.seed, condition=condition,
         modality_kind="+".join(dataset.modalities[m].kind for m in tested) or None,
         corruption_family="+".join(dict.fromkeys(families)) or None,

@@ -89,13 +89,9 @@ class Cell:
     @property
     def key(self) -> str:
         payload: dict[str, Any] = {"job": self.job.key, "data": self.data_key}
-        adaptation = self.job.method.adaptation
+        adaptation = self.job.method.adaptation_identity
         if adaptation is not None:  # the same trained model, adapted on this cell's inputs
-            import dataclasses
-
-            payload["adaptation"] = {"name": self.job.method.id.adaptation.name,
-                                     "code": self.job.method.id.adaptation.code,
-                                     "params": dataclasses.asdict(adaptation.params)}
+            payload["adaptation"] = adaptation
         return content_key(payload)
 
     @property
