@@ -12,8 +12,54 @@ Magnitudes follow AugMix's `augmentations.py` convention: a severity on a 0-10 s
     rotate: +-30 m degrees            shear: +-0.3 m              translate: +-(W/3) m px
     posterize: 4 - floor(4 m) bits    solarize: threshold 1 - m   (auto-, equalize: none)
 with a random sign for the geometric ones. Geometric operations resample bilinearly and
-fill with 0, like PIL's affine transform. Translations are not rounded to whole pixels
-(AugMix rounds them): a harmless difference.
+fill with 0, like PIL's affine transform.
+
+Deviations from the reference's Pillow ops (google-research/augmix@a43b7856:augmentations.py,
+run by cifar.py's aug() on uint8 PIL images). `tests/test_augmix_parity.py` pins each one;
+the figures are grey levels (0-255) on that test's 32x32 image, whose 4 px checkerboard
+makes them large for the geometric ops. autocontrast and posterize match (below), as does
+the operation set and every magnitude not named here.
+- Real values throughout: every op returns real values and a chain is never rounded to
+  8 bits (posterize and equalize round their input to 8-bit levels), where the reference's
+  image is uint8 after every op. Pillow truncates: its autocontrast LUT and its bilinear
+  samples lie 0 to 1 grey level below ours; posterize is exact. Why: the ops run batched
+  on float tensors, and inputs need not be 8-bit.
+- rotate: by 30 m degrees, real-valued, where the reference rotates by int(30 m) whole
+  degrees (0..8 at severity 3, and 0 degrees, a copy, for levels below 1/3: 8% of its
+  rotations); same centre (W/2, H/2) and direction as Image.rotate. Ours equals Pillow's
+  rotate by the real angle (to the truncation above); the lost fraction of a degree moves a
+  pixel by under r pi / 180 px at radius r (< 0.4 px on 32 px): mean 2.0-4.4 grey levels.
+- shear_x / shear_y: about the image centre, where the reference's affine
+  (1, k, 0, 0, 1, 0) shears about the top-left corner: ours equals Pillow's
+  (1, k, -k H/2, 0, 1, 0) (shear_y: (1, 0, 0, k, 1, -k W/2)), the reference's shear
+  followed by a shift of k H/2 px (<= 1.44 px at severity 3) that re-centres it: mean
+  2.6-30 grey levels. Same k = +-0.3 m, real-valued in both. Why: affine_grid's normalised
+  coordinates have their origin at the centre; a centred shear moves both edges by up to
+  1.44 px instead of the far edge by up to 2.9 px.
+- translate_x / translate_y: by (W/3) m px, real-valued, where the reference shifts by
+  int((W/3) m) whole pixels (0..3 at severity 3, and 0 px, a copy, for levels below
+  0.9375: 29% of its translations), so up to one pixel less; same direction. Ours equals
+  Pillow's affine with the real shift: mean 0.5-23 grey levels from the reference's.
+- Borders (geometric ops): grid_sample's zero padding weighs an edge pixel down linearly
+  to 0 one pixel past its centre; Pillow clamps to the edge pixel up to half a pixel past
+  it and gives 0 beyond. Only that one-pixel band differs, by at most 3/4 of an edge value.
+- solarize: threshold 1 - m, i.e. 255 (1 - m) grey levels, where the reference's is
+  256 - int(256 m) (both invert v >= threshold): ours inverts floor(1 + frac(256 m) - m)
+  more grey level, 0 or 1 for m <= 0.3. Why: a threshold on the [0, 1] scale of real input.
+- equalize: the textbook map 255 (C(v) - a) / (N - a), C the cumulative histogram and a
+  the darkest level's count (darkest -> 0, brightest -> 255, real-valued), where
+  ImageOps.equalize maps v to min(255, (E(v) + s // 2) // s), E(v) the count of pixels
+  below v and s = (N - z) // 255 an integer step (z the brightest level's count). They
+  agree on a flat histogram; on small images Pillow's integer step makes its map up to 4/3
+  as steep (N = 1024: s = 3 once z > 4) and clips up to the brightest quarter of the pixels
+  to 255: up to 61 grey levels apart (mean 28). Kept: the code is hashed into stored
+  results' keys.
+- Not implemented: the reference's --all-ops extras (color, contrast, brightness,
+  sharpness; off by default in cifar.py), which overlap ImageNet-C.
+- Non-square images: the reference transforms IMAGE_SIZE x IMAGE_SIZE images only. Here
+  rotate and shear act in normalised coordinates, so for H != W a rotation also scales
+  anisotropically and shear_x's factor is k W / H (shear_y's k H / W) in pixels;
+  translate_y shifts (H/3) m px.
 """
 
 from __future__ import annotations

@@ -28,6 +28,20 @@ on every image modality of a multimodal sample and only there, while the other
 modalities' features are computed once and shared by the three views. Image modalities
 absent from a sample (zero-filled) are not augmented. Without any image modality the
 method is late fusion.
+
+Deviations from the reference's Pillow ops (augmentations.py at the same commit; the full
+list, with the figures, in `_image_ops`'s docstring, pinned by tests/test_augmix_parity.py):
+the operations are torch re-implementations on real values, never rounded to 8 bits
+between operations (Pillow truncates to uint8 after each: up to 1 grey level); rotate and
+translate use real-valued degrees and pixels where the reference truncates them to whole
+ones (and never draw the reference's 0-degree / 0-px copies); shear is about the image
+centre, not the top-left corner (the reference's shear shifted by k H/2 px); the borders
+of the geometric ops are zero-padded bilinear (grid_sample) rather than Pillow's edge
+clamp with a hard cut; solarize's threshold 255 (1 - m) inverts at most one grey level more than the
+reference's 256 - int(256 m); equalize is the textbook histogram map, not Pillow's
+integer-step LUT (up to 61 grey levels apart on a 32x32 image). autocontrast, posterize
+and the operation set (the default list, without --all-ops' color, contrast, brightness
+and sharpness) match.
 """
 
 from __future__ import annotations
