@@ -165,3 +165,48 @@ def assert_usage_error(result: CliResult, *fragments: str) -> None:
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, result.stderr
+
+
+# ------------------------------------------------------------ training on a toy problem
+
+def blobs(seed: int = 0, n: int = 150, modalities=("audio", "visual")):
+    """((x, y) train, (x, y) test): `n` samples each of 3 classes, per modality a (5,)
+    feature = the class's mean (drawn N(0, 1.5^2) once) + N(0, 1.5^2) noise."""
+    g = torch.Generator().manual_seed(seed)
+    means = {m: torch.randn(3, 5, generator=g) * 1.5 for m in modalities}
+
+    def draw():
+        y = torch.arange(n) % 3
+        return {m: mu[y] + 1.5 * torch.randn(n, 5, generator=g) for m, mu in means.items()}, y
+
+    return draw(), draw()
+
+
+def train_epochs(method, train, epochs: int, lr: float, batch_size: int = 50) -> list[float]:
+    """AdamW on `train` (blobs) in order, `start_epoch` before each epoch, every loss
+    asserted finite; the losses. Leaves the method in eval mode."""
+    x, y = train
+    optimiser = torch.optim.AdamW(method.parameters(), lr=lr)
+    losses = []
+    for epoch in range(epochs):
+        method.train()
+        method.start_epoch(epoch, epochs)
+        for start in range(0, len(y), batch_size):
+            rows = slice(start, start + batch_size)
+            batch = make_batch({m: v[rows] for m, v in x.items()}, y[rows])
+            batch.index = torch.arange(start, start + len(y[rows]))  # ids within the split
+            out = method.training_loss(batch)
+            assert torch.isfinite(out["loss"])
+            optimiser.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            optimiser.step()
+            losses.append(out["loss"].item())
+    method.eval()
+    return losses
+
+
+def accuracy_on(method, test, present=None) -> float:
+    """Top-1 accuracy of `method` on `test` (blobs), `present` masks optional."""
+    x, y = test
+    with torch.no_grad():
+        return (method(make_batch(x, y, present)).argmax(1) == y).float().mean().item()

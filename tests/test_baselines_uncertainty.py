@@ -17,7 +17,14 @@ from baselines.pdf import (
 )
 from baselines.qmf import QMF, QMFParams, energy_confidence, fuse, ranking_loss
 from baselines.tmc import TMC, TMCParams, combine, combine_evidence, evidential_loss, opinion
-from tests.helpers import identity_context, linear_context, make_batch
+from tests.helpers import (
+    accuracy_on,
+    blobs,
+    identity_context,
+    linear_context,
+    make_batch,
+    train_epochs,
+)
 
 METHODS = {"tmc": TMC, "qmf": QMF, "pdf": PDF, "ogm_ge": OGMGE}
 
@@ -297,38 +304,14 @@ def test_absent_modality_does_not_influence_the_prediction(name):
     assert torch.isfinite(loss)
 
 
-def _blobs(n, generator, means):
-    y = torch.arange(n) % 3
-    return {m: mu[y] + 1.5 * torch.randn(n, 5, generator=generator)
-            for m, mu in means.items()}, y
-
-
 @pytest.mark.parametrize("name", list(METHODS))
 def test_training_smoke_beats_chance(name):
-    g = torch.Generator().manual_seed(0)
-    means = {m: torch.randn(3, 5, generator=g) * 1.5 for m in ("audio", "visual")}
-    x_train, y_train = _blobs(150, g, means)
-    x_test, y_test = _blobs(150, g, means)
+    train, test = blobs()
     torch.manual_seed(0)
     method = METHODS[name](linear_context(num_classes=3))
-    optimiser = torch.optim.AdamW(method.parameters(), lr=0.02)
-    epochs, losses = 30, []
-    for epoch in range(epochs):
-        method.train()
-        method.start_epoch(epoch, epochs)
-        for start in range(0, 150, 50):
-            sl = slice(start, start + 50)
-            batch = make_batch({m: x[sl] for m, x in x_train.items()}, y_train[sl])
-            batch.index = torch.arange(start, start + 50)
-            out = method.training_loss(batch)
-            assert torch.isfinite(out["loss"])
-            optimiser.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            optimiser.step()
-            losses.append(out["loss"].item())
-    method.eval()
-    with torch.no_grad():
-        accuracy = (method(make_batch(x_test, y_test)).argmax(1) == y_test).float().mean().item()
+    epochs = 30
+    train_epochs(method, train, epochs, lr=0.02)
+    accuracy = accuracy_on(method, test)
     assert accuracy > 0.6, accuracy  # chance is 1/3
     if name == "qmf":
         assert method.loss_count.sum().item() == 2 * 150 * epochs

@@ -24,7 +24,14 @@ from baselines.etmc import ETMC, ETMCParams
 from baselines.tmc import combine_evidence, evidential_loss
 from rambench.methods import methods
 from rambench.params import apply_overrides
-from tests.helpers import identity_context, linear_context, make_batch
+from tests.helpers import (
+    accuracy_on,
+    blobs,
+    identity_context,
+    linear_context,
+    make_batch,
+    train_epochs,
+)
 
 MODS = ("audio", "visual")
 RTOL = 1e-5  # float32 arithmetic over O(10-30) operations; see the module docstring
@@ -299,33 +306,9 @@ def test_absent_rows_get_no_gradient_and_non_finite_absent_inputs_are_harmless()
 # ---------------------------------------------------------------- training smoke
 
 
-def _blobs(n: int, generator: torch.Generator, means: dict[str, torch.Tensor]):
-    y = torch.arange(n) % 3
-    return {m: mu[y] + 1.5 * torch.randn(n, 5, generator=generator)
-            for m, mu in means.items()}, y
-
-
 def test_training_smoke_beats_chance():
-    g = torch.Generator().manual_seed(0)
-    means = {m: torch.randn(3, 5, generator=g) * 1.5 for m in MODS}
-    x_train, y_train = _blobs(150, g, means)
-    x_test, y_test = _blobs(150, g, means)
+    train, test = blobs()
     torch.manual_seed(0)
     method = ETMC(linear_context(num_classes=3))
-    optimiser = torch.optim.AdamW(method.parameters(), lr=0.02)
-    epochs = 30
-    for epoch in range(epochs):
-        method.train()
-        method.start_epoch(epoch, epochs)
-        for start in range(0, 150, 50):
-            sl = slice(start, start + 50)
-            out = method.training_loss(make_batch({m: x[sl] for m, x in x_train.items()},
-                                                  y_train[sl]))
-            assert torch.isfinite(out["loss"])
-            optimiser.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            optimiser.step()
-    method.eval()
-    with torch.no_grad():
-        accuracy = (method(make_batch(x_test, y_test)).argmax(1) == y_test).float().mean().item()
-    assert accuracy > 0.6, accuracy  # chance is 1/3
+    train_epochs(method, train, epochs=30, lr=0.02)
+    assert accuracy_on(method, test) > 0.6  # chance is 1/3

@@ -14,7 +14,14 @@ import torch.nn.functional as F
 from baselines.md import MD, MDParams
 from rambench.errors import UsageError
 from rambench.params import apply_overrides
-from tests.helpers import identity_context, linear_context, make_batch
+from tests.helpers import (
+    accuracy_on,
+    blobs,
+    identity_context,
+    linear_context,
+    make_batch,
+    train_epochs,
+)
 
 MODS = ("audio", "visual")
 
@@ -286,29 +293,8 @@ def test_md_dropout_only_in_training():
 
 
 def test_md_training_smoke_beats_chance():
-    g = torch.Generator().manual_seed(0)
-    means = {m: torch.randn(3, 5, generator=g) * 1.5 for m in MODS}
-
-    def blobs(n):
-        y = torch.arange(n) % 3
-        return {m: mu[y] + 1.5 * torch.randn(n, 5, generator=g) for m, mu in means.items()}, y
-
-    x_train, y_train = blobs(150)
-    x_test, y_test = blobs(150)
+    train, test = blobs()
     torch.manual_seed(0)
     md = MD(linear_context(num_classes=3), MDParams(hidden=32))
-    optimiser = torch.optim.AdamW(md.parameters(), lr=0.01)
-    md.train()
-    for _ in range(20):
-        for start in range(0, 150, 50):
-            sl = slice(start, start + 50)
-            out = md.training_loss(make_batch({m: x[sl] for m, x in x_train.items()},
-                                              y_train[sl]))
-            assert torch.isfinite(out["loss"])
-            optimiser.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            optimiser.step()
-    md.eval()
-    with torch.no_grad():
-        accuracy = (md(make_batch(x_test, y_test)).argmax(1) == y_test).float().mean().item()
-    assert accuracy > 0.6, accuracy  # chance is 1/3
+    train_epochs(md, train, epochs=20, lr=0.01)
+    assert accuracy_on(md, test) > 0.6  # chance is 1/3

@@ -30,7 +30,14 @@ from baselines.shaspec import ShaSpec, ShaSpecParams, random_mode_keep
 from rambench.errors import UsageError
 from rambench.methods import methods
 from rambench.params import apply_overrides
-from tests.helpers import identity_context, linear_context, make_batch
+from tests.helpers import (
+    accuracy_on,
+    blobs,
+    identity_context,
+    linear_context,
+    make_batch,
+    train_epochs,
+)
 
 MODS = ("audio", "depth", "visual")  # three: the "first" and "mean" fills differ
 RTOL, ATOL = 1e-5, 1e-6  # float32 through <= 4 small Linear layers; see the docstring
@@ -465,32 +472,11 @@ EPOCHS = 9
 
 def test_shaspec_training_smoke_beats_chance_with_and_without_a_modality():
     mods = ("audio", "visual")
-    g = torch.Generator().manual_seed(0)
-    means = {m: torch.randn(3, 5, generator=g) * 1.5 for m in mods}
-
-    def blobs(n):
-        y = torch.arange(n) % 3
-        return {m: mu[y] + 1.5 * torch.randn(n, 5, generator=g) for m, mu in means.items()}, y
-
-    x_train, y_train = blobs(150)
-    x_test, y_test = blobs(150)
+    train, test = blobs(modalities=mods)
     torch.manual_seed(0)
     method = ShaSpec(linear_context(modalities=mods, num_classes=3, dim=8))
-    optimiser = torch.optim.AdamW(method.parameters(), lr=0.01)
-    for epoch in range(EPOCHS):  # 4 with every modality, then random mode
-        method.start_epoch(epoch, EPOCHS)
-        method.train()
-        for lo in range(0, 150, 75):
-            out = method.training_loss(make_batch({m: x[lo:lo + 75] for m, x in x_train.items()},
-                                                  y_train[lo:lo + 75]))
-            assert torch.isfinite(out["loss"])
-            optimiser.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            optimiser.step()
-    method.eval()
-    missing = {"audio": torch.zeros(150, dtype=torch.bool),
-               "visual": torch.ones(150, dtype=torch.bool)}
-    with torch.no_grad():
-        both = (method(make_batch(x_test, y_test)).argmax(1) == y_test).float().mean().item()
-        one = (method(make_batch(x_test, y_test, missing)).argmax(1) == y_test).float().mean()
-    assert both > 0.6 and one.item() > 0.5, (both, one)  # chance is 1/3
+    train_epochs(method, train, EPOCHS, lr=0.01, batch_size=75)  # 4 full, then random mode
+    only_visual = {"audio": torch.zeros(150, dtype=torch.bool),
+                   "visual": torch.ones(150, dtype=torch.bool)}
+    both, one = accuracy_on(method, test), accuracy_on(method, test, only_visual)
+    assert both > 0.6 and one > 0.5, (both, one)  # chance is 1/3
