@@ -26,6 +26,7 @@ import pandas as pd
 
 from rambench.bundle import read as read_bundle
 from rambench.errors import UsageError
+from rambench.identity import split_adaptation
 from rambench.metrics import (
     DEFAULT_REFERENCE,
     DuplicateCellError,
@@ -120,6 +121,12 @@ class ResultSet:
                          "out; `rambench ls studies` lists them")
         if mixed := mixed_numerics(self.records):
             notes.append(mixed)
+        adapted = sorted({r.method.label for r in self.records if r.method.adaptation})
+        if adapted:
+            pairs = "; ".join(f"{label} is {base} adapted by {adaptation}" for label in adapted
+                              for base, adaptation in [split_adaptation(label)])
+            notes.append(f"test-time adaptation: {pairs} (every cell from the trained "
+                         "weights, on its unlabelled test stream)")
         return notes
 
     # -------------------------------------------------------------- names a user gives

@@ -207,6 +207,9 @@ def test_an_adapted_method_shares_the_base_training_and_has_cells_of_its_own(tmp
     assert not {r["key"] for r in adapted} & {r["key"] for r in source}
     again = invoke_cli(*args, "--dry-run", cwd=tmp_path).stdout
     assert "4 cells, 4 done, 0 to do" in again
+    table = invoke_cli("table", "--study", "s", cwd=tmp_path)  # the pairs are named
+    assert ("test-time adaptation: late_fusion+tent[lr=0.01] is late_fusion adapted by "
+            "tent[lr=0.01]") in table.stderr
 
 
 @pytest.mark.parametrize("label, fragments", [
