@@ -134,7 +134,7 @@ class ClipFixture(Dataset):
     version = "1"
     description = "multi-frame clips, for rambench check"
 
-    def __init__(self, n: int = 8):
+    def __init__(self, n: int = 4):
         from rambench.datasets import datasets
 
         cremad = datasets.get("cremad")
