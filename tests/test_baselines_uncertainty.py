@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from scipy.special import digamma, gammaln
 
+from baselines.etmc import ETMC
 from baselines.ogm_ge import OGMGE, OGMGEParams, ogm_coefficients
 from baselines.pdf import (
     PDF,
@@ -26,7 +27,7 @@ from tests.helpers import (
     train_epochs,
 )
 
-METHODS = {"tmc": TMC, "qmf": QMF, "pdf": PDF, "ogm_ge": OGMGE}
+METHODS = {"tmc": TMC, "qmf": QMF, "pdf": PDF, "ogm_ge": OGMGE, "etmc": ETMC}
 
 
 # ---------------------------------------------------------------- TMC

@@ -25,12 +25,9 @@ from baselines.tmc import combine_evidence, evidential_loss
 from rambench.methods import methods
 from rambench.params import apply_overrides
 from tests.helpers import (
-    accuracy_on,
-    blobs,
     identity_context,
     linear_context,
     make_batch,
-    train_epochs,
 )
 
 MODS = ("audio", "visual")
@@ -161,25 +158,20 @@ def test_defaults_registration_and_annealing_follow_the_reference():
 # ---------------------------------------------------------------- missing modalities
 
 
-def test_absent_modality_does_not_influence_the_prediction():
+def test_non_finite_absent_inputs_do_not_reach_the_prediction():
+    """(The masking itself: test_baselines_uncertainty's absent-modality test, etmc case.)"""
     torch.manual_seed(0)
     method = ETMC(linear_context(num_classes=3)).eval()
     visual = torch.randn(3, 5)
     present = {"audio": torch.tensor([True, False, False]),
                "visual": torch.tensor([True, True, False])}
-    outs = [method(make_batch({"audio": torch.randn(3, 5) * 3, "visual": visual}, [0, 1, 2],
-                              present)) for _ in range(2)]
-    assert torch.allclose(outs[0][1:], outs[1][1:])  # audio absent in rows 1 and 2
-    assert not torch.allclose(outs[0][0], outs[1][0])  # ... and used where present
-    assert torch.isfinite(outs[0]).all()
+    finite = method(make_batch({"audio": torch.randn(3, 5), "visual": visual}, [0, 1, 2],
+                               present))
     nan_audio = torch.full((3, 5), float("nan"))  # absent inputs may hold anything
     nan_audio[0] = 1.0
     out = method(make_batch({"audio": nan_audio, "visual": visual}, [0, 1, 2], present))
     assert torch.isfinite(out).all()
-    assert torch.allclose(out[1:], outs[0][1:])
-    loss = method.train().training_loss(
-        make_batch({"audio": torch.randn(3, 5), "visual": visual}, [0, 1, 2], present))["loss"]
-    assert torch.isfinite(loss)
+    assert torch.allclose(out[1:], finite[1:])
 
 
 def test_pseudo_view_is_vacuous_unless_every_modality_is_present():
@@ -301,14 +293,3 @@ def test_absent_rows_get_no_gradient_and_non_finite_absent_inputs_are_harmless()
     loss.backward()
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in heads.parameters())
-
-
-# ---------------------------------------------------------------- training smoke
-
-
-def test_training_smoke_beats_chance():
-    train, test = blobs()
-    torch.manual_seed(0)
-    method = ETMC(linear_context(num_classes=3))
-    train_epochs(method, train, epochs=30, lr=0.02)
-    assert accuracy_on(method, test) > 0.6  # chance is 1/3
