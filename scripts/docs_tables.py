@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import re
 import sys
 from collections.abc import Callable
@@ -109,7 +110,6 @@ def results_table(spec: str, root: Path = ROOT) -> str:
     import rambench.report.views  # noqa: F401 - on import, serves ResultSet.table
     from rambench.errors import UsageError
     from rambench.report import VIEWS
-    from rambench.results import ResultSet
 
     bundle, *pairs = spec.split()
     options = {"view": "main"}
@@ -123,7 +123,7 @@ def results_table(spec: str, root: Path = ROOT) -> str:
         raise ValueError(f"results block {spec!r}: unknown view {options['view']!r}; views: "
                          + ", ".join(VIEWS))
     try:
-        results = ResultSet.from_bundle(root / bundle)
+        results = _bundle_results(root / bundle)
         against = options.get("against")
         if against is not None:
             results.check_method(against, "against=")
@@ -131,6 +131,21 @@ def results_table(spec: str, root: Path = ROOT) -> str:
     except UsageError as err:
         raise ValueError(f"results block {spec!r}: {err}") from None
     return table.render("md")
+
+
+def _bundle_results(path: Path):
+    """The bundle's ResultSet, read and verified once for all the blocks that show it (a
+    bundle rewritten since is read again)."""
+    stamp = tuple((path / name).stat().st_mtime_ns if (path / name).exists() else None
+                  for name in ("manifest.json", "records.jsonl.xz", "study.yaml"))
+    return _read_bundle(path.resolve(), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_bundle(path: Path, stamp: tuple):
+    from rambench.results import ResultSet
+
+    return ResultSet.from_bundle(path)
 
 
 GENERATORS: dict[str, Callable[[Path], str]] = {
