@@ -290,6 +290,7 @@ def test_labels_are_never_used():
         assert torch.equal(b.state_dict()[k], v), k
 
 
+@pytest.mark.slow  # the default suite: test_check's raml+read contract and test_tta's run
 def test_raml_read_runs_through_the_harness(tmp_path):
     (tmp_path / "grid.yaml").write_text("conditions:\n  clean: true\n")
     invoke_cli("run", "--method", "raml+read", "--grid", "grid.yaml", "--limit", "60",
