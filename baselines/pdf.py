@@ -36,8 +36,9 @@ Hyper-parameters (defaults): tcp_predictor = "reference", tcp_loss = "l1", eps =
 relative_calibration = True (applied in eval mode, i.e. at test time only, as in the
 reference), tcp_hidden = 64 (width of the "mlp" predictor only).
 
-Switches back to rambench's previous form: tcp_loss = "mse" (squared error) and
-tcp_predictor = "mlp" (Linear(d, tcp_hidden) - ReLU - Linear(tcp_hidden, 1) - sigmoid).
+Switches back to rambench's previous form: tcp_loss = "mse" (squared error),
+tcp_predictor = "mlp" (Linear(d, tcp_hidden) - ReLU - Linear(tcp_hidden, 1) - sigmoid) and
+select_by = "calibrated" (the best epoch chosen by the calibrated test-time fusion).
 
 Remaining deviations:
 - missing modalities and M > 2 (not in the reference): an absent modality is left out of
@@ -52,12 +53,12 @@ Remaining deviations:
   matrix of each predictor only (train_pdf.py lines 102-110: ConfidNet_txt.0.weight and
   ConfidNet_img.1.weight); the harness owns the optimiser and decays all parameters alike;
 - the reference's text and image encoders (BERT, ResNet-152 with 3 pooled embeddings) and
-  their freezing schedule are replaced by the benchmark's encoders;
-- model selection: the harness keeps the epoch of best validation accuracy of the eval-mode
-  forward, i.e. of the calibrated test-time fusion; the reference validates with its
-  training fusion ('pdf_train': model_forward line 179 serves model_eval, lines 120-124,
-  in the loop at lines 255-266 of train_pdf.py) and calibrates only in test_pdf.py. The
-  harness selects every method by its forward, so this is not switchable per method.
+  their freezing schedule are replaced by the benchmark's encoders.
+
+Model selection follows the reference: the best epoch is the one of best validation
+accuracy of the training fusion, without relative calibration ('pdf_train': model_forward
+line 179 serves model_eval, lines 120-124, in the loop at lines 255-266 of train_pdf.py);
+the reference calibrates only in test_pdf.py.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class PDFParams:
     tcp_hidden: int = param(64, ge=1)  # width of the "mlp" predictor
     eps: float = 1e-6  # predicted TCPs are clamped to [eps, 1 - eps]
     relative_calibration: bool = True  # rescale Co-Beliefs by min(1, RC) at test time
+    # the fusion whose validation accuracy picks the best epoch: the reference's training
+    # fusion, or the calibrated test-time fusion
+    select_by: Literal["training_fusion", "calibrated"] = "training_fusion"
 
     def __post_init__(self) -> None:
         if not 0 < self.eps < 0.5:
@@ -183,6 +187,11 @@ class PDF(Method):
     def forward(self, batch: Batch) -> Tensor:
         logits, tcp = self.unimodal(batch)
         calibrate = self.params.relative_calibration and not self.training
+        return self.fuse(logits, self.weights(logits, tcp, batch.present, calibrate))
+
+    def validation_logits(self, batch: Batch) -> Tensor:
+        logits, tcp = self.unimodal(batch)
+        calibrate = self.params.relative_calibration and self.params.select_by == "calibrated"
         return self.fuse(logits, self.weights(logits, tcp, batch.present, calibrate))
 
     def training_loss(self, batch: Batch) -> dict[str, Tensor]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,17 +40,20 @@ def predict(
     inputs: dict[str, np.ndarray] | None = None,
     missing: dict[str, np.ndarray] | None = None,
     batches: Batcher | None = None,
+    logits_of: Callable[[Batch], torch.Tensor] | None = None,
 ) -> np.ndarray:
     """Class probabilities (N, classes), float32, for every sample of `split`, optionally
     with replaced inputs (corrupted arrays) and `missing` masks (bool (N,) per modality,
     True = absent). `batches`: a Batcher of these inputs to share between methods (on a GPU
-    they are then uploaded once for all)."""
+    they are then uploaded once for all). `logits_of`: the prediction to take (default: the
+    method's forward)."""
     method.eval()
+    logits_of = logits_of or method
     out = []
     for batch in _stream(batches or Batcher(split, kinds, device, inputs), len(split),
                          batch_size, missing, device):
         with autocast(device):
-            logits = method(batch)
+            logits = logits_of(batch)
         out.append(torch.softmax(logits.float(), dim=1))
     return torch.cat(out).cpu().numpy()  # one copy back to the host
 
@@ -92,8 +95,10 @@ def predict_adapted(
 
 def accuracy(method: Method, split: Split, kinds: dict[str, str], device: torch.device,
              batch_size: int = 256) -> float:
-    """Top-1 accuracy on `split`; NaN where an output is not finite (a diverged model)."""
-    probabilities = predict(method, split, kinds, device, batch_size)
+    """Top-1 accuracy on `split` of the method's `validation_logits` (the prediction it is
+    selected by); NaN where an output is not finite (a diverged model)."""
+    probabilities = predict(method, split, kinds, device, batch_size,
+                            logits_of=method.validation_logits)
     if not np.isfinite(probabilities).all():
         return float("nan")
     return float((probabilities.argmax(1) == split.y).mean())

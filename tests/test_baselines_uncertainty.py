@@ -11,6 +11,7 @@ from baselines.etmc import ETMC
 from baselines.ogm_ge import OGMGE, OGMGEParams, ogm_coefficients
 from baselines.pdf import (
     PDF,
+    PDFParams,
     co_belief,
     distribution_uniformity,
     fusion_weights,
@@ -198,6 +199,23 @@ def test_pdf_calibration_only_at_test_time_and_tcp_regression_is_detached():
     out["tcp"].backward()
     assert all(p.grad is None for p in pdf.encoders.parameters())  # regression stops at z
     assert all(p.grad is not None for p in pdf.tcp.parameters())
+
+
+def test_pdf_selects_its_best_epoch_by_the_training_fusion_unless_told_otherwise():
+    """train_pdf.py lines 120-124 and 255-266: validation runs 'pdf_train' (no relative
+    calibration); select_by="calibrated" selects by the test-time fusion instead."""
+    torch.manual_seed(0)
+    batch = make_batch({"audio": torch.randn(8, 5), "visual": torch.randn(8, 5)}, [0, 1, 2, 0] * 2)
+    for select_by, calibrate in (("training_fusion", False), ("calibrated", True)):
+        torch.manual_seed(0)
+        pdf = PDF(linear_context(num_classes=3), PDFParams(select_by=select_by)).eval()
+        logits, tcp = pdf.unimodal(batch)
+        w_train = pdf.weights(logits, tcp, batch.present, calibrate=False)
+        w_test = pdf.weights(logits, tcp, batch.present, calibrate=True)
+        assert not torch.allclose(w_train, w_test)  # the calibration matters on this batch
+        expected = pdf.fuse(logits, w_test if calibrate else w_train)
+        assert torch.allclose(pdf.validation_logits(batch), expected)
+        assert torch.allclose(pdf(batch), pdf.fuse(logits, w_test))  # tested as calibrated
 
 
 # ---------------------------------------------------------------- OGM-GE

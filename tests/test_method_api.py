@@ -21,6 +21,7 @@ from rambench.check import ClipFixture, probe
 from rambench.config import resolve_methods
 from rambench.datasets import Dataset, ModalitySpec, Split, datasets, to_batch
 from rambench.errors import UsageError
+from rambench.evaluate import accuracy, predict
 from rambench.methods import InputSpec, Method, MethodContext, optimiser_groups
 from rambench.params import apply_overrides, param
 from rambench.train import TrainConfig, _optimiser, build_method, modality_kinds
@@ -272,3 +273,21 @@ def test_fixed_length_tuples_optionals_and_python_values():
 def test_bad_tuples_and_optionals_are_usage_errors(key, text, message):
     with pytest.raises(UsageError, match=message):
         apply_overrides(TupleParams, "m", {key: text})
+
+
+class SelectedByIndex(Method):
+    """Tests with class 0; is selected by a prediction that is right on every sample."""
+
+    def forward(self, batch):
+        return F.one_hot(torch.zeros_like(batch.index), 3).float()
+
+    def validation_logits(self, batch):
+        return F.one_hot(batch.index % 3, 3).float()
+
+
+def test_the_best_epoch_is_chosen_by_validation_logits_and_the_test_by_forward():
+    ctx = MethodContext(("audio",), 3, 4, lambda m: nn.Linear(5, 4))
+    split = Split({"audio": np.zeros((7, 5), np.float32)}, np.arange(7) % 3)
+    method, cpu = SelectedByIndex(ctx), torch.device("cpu")
+    assert accuracy(method, split, {"audio": "audio"}, cpu) == 1.0
+    assert predict(method, split, {"audio": "audio"}, cpu).argmax(1).tolist() == [0] * 7

@@ -511,6 +511,8 @@ REFERENCE_DEFAULTS = {
         "eps": 1e-6,
         # src/models/latefusion_pdf.py:66-74 ('pdf_test'), used by test_pdf.py:180
         "relative_calibration": True,
+        # train_pdf.py:120-124, 255-266: model_eval validates with 'pdf_train' (no calibration)
+        "select_by": "training_fusion",
     },
     # GeWu-Lab/OGM-GE_CVPR2022@343dc1d95c9bda88f105c0da8d24f185e0e98b54
     OGMGEParams: {

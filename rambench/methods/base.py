@@ -182,6 +182,12 @@ class Method(nn.Module):
         """Class logits (B, num_classes) for a batch."""
         raise NotImplementedError
 
+    def validation_logits(self, batch: Batch) -> Tensor:
+        """The logits the harness keeps the best epoch by (validation accuracy, eval mode);
+        default: `forward`. A method whose authors select with another prediction than
+        the one they test with (e.g. before a test-time calibration) overrides this."""
+        return self(batch)
+
     def start_epoch(self, epoch: int, total_epochs: int) -> None:
         """Hook for schedules inside a loss (e.g. an annealed KL weight); default: nothing."""
 
