@@ -3,6 +3,7 @@ and the `Record` of an evaluated cell."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import datetime
@@ -16,6 +17,7 @@ from corruptions import registry
 from rambench.batch import Batch
 from rambench.datasets import Batcher, Dataset, Split
 from rambench.device import autocast
+from rambench.feature_cache import FeatureCache
 from rambench.methods import Method
 from rambench.provenance import (
     code_version,
@@ -41,33 +43,40 @@ def predict(
     missing: dict[str, np.ndarray] | None = None,
     batches: Batcher | None = None,
     logits_of: Callable[[Batch], torch.Tensor] | None = None,
+    features: FeatureCache | None = None,
 ) -> np.ndarray:
     """Class probabilities (N, classes), float32, for every sample of `split`, optionally
     with replaced inputs (corrupted arrays) and `missing` masks (bool (N,) per modality,
     True = absent). `batches`: a Batcher of these inputs to share between methods (on a GPU
     they are then uploaded once for all). `logits_of`: the prediction to take (default: the
-    method's forward)."""
+    method's forward). `features`: encoder outputs of clean inputs to reuse (and store)."""
     method.eval()
     logits_of = logits_of or method
+    batches = batches or Batcher(split, kinds, device, inputs)
+    clean = {m: a for m, a in batches.arrays.items()
+             if a is split.inputs.get(m) and m not in (missing or {})}
     out = []
-    for batch in _stream(batches or Batcher(split, kinds, device, inputs), len(split),
-                         batch_size, missing, device):
-        with autocast(device):
-            logits = logits_of(batch)
-        out.append(torch.softmax(logits.float(), dim=1))
+    with features.attached(method) if features is not None else contextlib.nullcontext():
+        for start, batch in _stream(batches, len(split), batch_size, missing, device):
+            if features is not None:
+                features.offer(batch.inputs, clean, (start, start + len(batch)))
+            with autocast(device):
+                logits = logits_of(batch)
+            out.append(torch.softmax(logits.float(), dim=1))
     return torch.cat(out).cpu().numpy()  # one copy back to the host
 
 
 def _stream(batches: Batcher, n: int, batch_size: int, missing: dict[str, np.ndarray] | None,
-            device: torch.device) -> Iterator[Batch]:
-    """The batches of samples 0..n-1 in order, with their `missing` masks applied."""
+            device: torch.device) -> Iterator[tuple[int, Batch]]:
+    """The batches of samples 0..n-1 in order, with their `missing` masks applied, each with
+    its first row."""
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
         batch = batches(idx)
         if missing:
             batch = batch.with_missing({m: torch.from_numpy(v[idx]).to(device)
                                         for m, v in missing.items()})
-        yield batch
+        yield start, batch
 
 
 def predict_adapted(
@@ -85,8 +94,8 @@ def predict_adapted(
     itself is left as it was, so every cell starts from the trained model."""
     adapter = adaptation.cls(copy.deepcopy(method), adaptation.params)
     out = []
-    for batch in _stream(batches or Batcher(split, kinds, device), len(split),
-                         adaptation.params.batch_size, missing, device):
+    for _, batch in _stream(batches or Batcher(split, kinds, device), len(split),
+                            adaptation.params.batch_size, missing, device):
         with autocast(device):
             logits = adapter.adapt(dataclasses.replace(batch, y=None))
         out.append(torch.softmax(logits.detach().float(), dim=1))

@@ -21,6 +21,7 @@ from rambench.datasets import Batcher
 from rambench.device import torch_threads
 from rambench.errors import TrainingError
 from rambench.evaluate import cell_record, predict, predict_adapted
+from rambench.feature_cache import FeatureCache, reuse_enabled
 from rambench.plan import Cell, Job, Plan
 from rambench.progress import Progress
 from rambench.schema import Record
@@ -128,6 +129,7 @@ def _run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None,
         if cell.job.key in models:
             by_data.setdefault(cell.data_key, []).append(cell)
     written = []
+    features = FeatureCache() if reuse_enabled() else None  # per unit: its models, one split
     for data_key, cells in by_data.items():
         start = time.perf_counter()
         inputs = build_test_inputs(dataset, test, cells[0].condition, unit.seed, data_key,
@@ -140,7 +142,7 @@ def _run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None,
             if cell.job.method.adaptation is None:
                 probabilities = predict(method, test, kinds, device,
                                         spec.train.eval_batch_size, missing=inputs.missing,
-                                        batches=batches)
+                                        batches=batches, features=features)
             else:
                 probabilities = predict_adapted(method, cell.job.method.adaptation, test,
                                                 kinds, device, inputs.missing, batches)
