@@ -1,15 +1,21 @@
-"""A study in one process against the same study on a pool of local workers, and where the
-time of a `rambench run` goes.
+"""A study in one process against the same study on a pool of local workers, the evaluation
+with and without feature reuse, and where the time of a `rambench run` goes.
 
-    python benchmarks/study.py                       # raml + late_fusion, quick grid, seed 0
+    python benchmarks/study.py                       # raml + late_fusion, full grid, seed 0
     python benchmarks/study.py --grid smoke --limit 256
 
-Both runs are made here, one after the other, in fresh study folders with an empty
+The two whole runs are made here, one after the other, in fresh study folders with an empty
 corrupted-data cache (so both corrupt their test sets), and their exports are compared
 (they must be identical: the workers use the in-process run's torch thread count unless
 --threads says otherwise). The ratio in-process / workers is the speed-up of
-`--executor local --workers N`. The profile (cProfile over the in-process run) splits the
-wall time into training, corrupting test inputs, predicting and writing records.
+`--executor local --workers N`.
+
+Then the in-process run's trained models are evaluated twice more under cProfile, in fresh
+studies with empty caches, with feature reuse on and off (`RAMBENCH_FEATURE_REUSE=0`):
+their exports must be identical, the ratio of their evaluation phases (corrupting test
+inputs, predicting, writing records) is what reuse saves, and the whole study's ratio
+adds the in-process run's training time to both. The profile splits each run's wall time
+into phases.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import csv
+import os
 import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +44,7 @@ PHASES = {  # profile entry -> phase (cumulative time of that function)
     "store.py:.*\\(write\\)": "writing records",
 }
 VALIDATION = "evaluate.py:.*\\(accuracy\\)"  # predictions inside training, not test cells
+EVALUATION = ("corrupting test inputs", "predicting test cells", "writing records")
 
 
 def rambench(*args: str, cwd: Path) -> float:
@@ -43,6 +52,12 @@ def rambench(*args: str, cwd: Path) -> float:
     subprocess.run([sys.executable, "-m", "rambench.cli", *args], cwd=cwd, check=True,
                    stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def share_checkpoints(folder: Path, source: str, target: str) -> None:
+    """Study `target` loads the models study `source` trained instead of training them."""
+    shutil.copytree(folder / "results" / source / "checkpoints",
+                    folder / "results" / target / "checkpoints", dirs_exist_ok=True)
 
 
 def export(folder: Path, study: str) -> list[dict]:
@@ -55,8 +70,6 @@ def export(folder: Path, study: str) -> list[dict]:
 
 def profile(args: list[str], folder: Path) -> dict[str, float]:
     """Seconds per phase (cumulative time of its function) of an in-process run."""
-    import os
-
     from rambench.cli import cli
 
     os.chdir(folder)
@@ -87,7 +100,7 @@ def profile(args: list[str], folder: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", action="append", default=None)
-    parser.add_argument("--grid", default="quick")
+    parser.add_argument("--grid", default="full")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--limit", type=int, default=None)
@@ -100,15 +113,20 @@ def main() -> None:
     common += ["--epochs", str(args.epochs)] if args.epochs else []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        caches = [folder / "cache-a", folder / "cache-b"]
-        one = rambench("run", *common, "--study", "inprocess", "--cache-dir", str(caches[0]),
-                       cwd=folder)
+        one = rambench("run", *common, "--study", "inprocess", "--cache-dir",
+                       str(folder / "cache-a"), cwd=folder)
         pool = rambench("run", *common, "--study", "workers", "--executor", "local",
-                        "--workers", str(args.workers), "--cache-dir", str(caches[1]),
+                        "--workers", str(args.workers), "--cache-dir", str(folder / "cache-b"),
                         cwd=folder)
         same = export(folder, "inprocess") == export(folder, "workers")
-        phases = profile(["run", *common, "--study", "profiled", "--cache-dir",
-                          str(folder / "cache-c")], folder)
+        runs = {}
+        for study, reuse in (("reused", "1"), ("computed", "0")):
+            share_checkpoints(folder, "inprocess", study)
+            os.environ["RAMBENCH_FEATURE_REUSE"] = reuse
+            runs[study] = profile(["run", *common, "--study", study, "--cache-dir",
+                                   str(folder / f"cache-{study}")], folder)
+        del os.environ["RAMBENCH_FEATURE_REUSE"]
+        same_reuse = export(folder, "reused") == export(folder, "computed")
     print(f"study: {', '.join(methods)} on the {args.grid} grid, seed 0, "
           f"{args.threads} torch thread(s) per process")
     print("| run | wall s | ratio |")
@@ -117,12 +135,20 @@ def main() -> None:
     print(f"| --executor local --workers {args.workers} | {pool:.1f} | {one / pool:.2f} |")
     print(f"identical exports: {same}")
     print()
-    print("| phase (in-process run, cProfile) | s | share |")
-    print("|---|---:|---:|")
-    for phase, seconds in phases.items():
-        print(f"| {phase} | {seconds:.1f} | {100 * seconds / phases['total']:.0f} % |")
-    if not same:
-        sys.exit("the two runs' exports differ")
+    evaluation = {study: sum(phases[p] for p in EVALUATION) for study, phases in runs.items()}
+    print("| evaluating the trained models (cProfile) | reuse off s | reuse on s | ratio |")
+    print("|---|---:|---:|---:|")
+    for phase in (*EVALUATION, "other (planning, loading, tables)"):
+        off, on = runs["computed"][phase], runs["reused"][phase]
+        print(f"| {phase} | {off:.1f} | {on:.1f} | {off / on:.2f} |")
+    off, on = evaluation["computed"], evaluation["reused"]
+    print(f"| evaluation phase | {off:.1f} | {on:.1f} | {off / on:.2f} |")
+    whole_off = one + off - on  # the in-process run (reuse on) with reuse's saving added back
+    print(f"| whole study (the in-process run) | {whole_off:.1f} | {one:.1f} | "
+          f"{whole_off / one:.2f} |")
+    print(f"identical exports: {same_reuse}")
+    if not (same and same_reuse):
+        sys.exit("the runs' exports differ")
 
 
 if __name__ == "__main__":

@@ -476,8 +476,9 @@ REFERENCE_DEFAULTS = {
         "hidden": 1000,
         # train_test.py:111  model = MMDynamic(dim_list, hidden_dim, num_class, dropout=0.5)
         "dropout": 0.5,
-        # model.py:66  MMLoss = MMLoss+torch.mean(FeatureInfo[view])  (weight 1)
-        "sparsity_weight": 1.0,
+        # ours: model.py:66  MMLoss = MMLoss+torch.mean(FeatureInfo[view])  has weight 1,
+        # which closes every gate on jointly learned features (baselines/md.py, deviations)
+        "sparsity_weight": 0.1,
         # model.py:69  confidence_loss = torch.mean(F.mse_loss(TCPConfidence[view].view(-1),
         #   p_target)+criterion(TCPLogit[view], label))  (both terms weight 1)
         "confidence_weight": 1.0,
