@@ -20,7 +20,7 @@ from rambench.cache import CorruptionCache, default_cache_dir
 from rambench.config import resolve
 from rambench.errors import UsageError
 from rambench.plan import Plan, carry_over, make_plan
-from rambench.progress import Progress, log_path
+from rambench.progress import Progress, duration, log_path
 from rambench.report import views  # noqa: F401 - on import, serves ResultSet.table
 from rambench.results import ResultSet  # the public type of a loaded study
 from rambench.store import Store, check_writable
@@ -45,14 +45,15 @@ class RunSummary:
     cache: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)  # jobs not trained, cells not finite
     log: str | None = None  # this run's log file (None when there was nothing to run)
+    estimated_seconds: float | None = None  # what the plan expected (`Plan.estimate_seconds`)
 
     def lines(self) -> list[str]:
         """The end of a run, for people: what was done, where it is, what to do next."""
-        from rambench.progress import duration
-
         stale = f", {sum(1 for _ in self.stale_methods)} stale method(s) re-run" \
             if self.stale_methods and not self.reused_stale else ""
-        lines = [f"done in {duration(self.seconds)}: {self.computed} cells computed, "
+        expected = "" if self.estimated_seconds is None else \
+            f" (estimated {duration(self.estimated_seconds)})"
+        lines = [f"done in {duration(self.seconds)}{expected}: {self.computed} cells computed, "
                  f"{self.reused} reused{stale}, {len(self.failures)} failed job(s)",
                  f"results: {self.root}" + (f"   log: {self.log}" if self.log else "")]
         if self.failures:
@@ -139,10 +140,12 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
     cache.check()
     log = log_path(plan.store.root) if plan.todo else None
     reporter = Progress(len(plan.todo), len(plan.jobs_to_train()), log, quiet=not progress)
+    estimate = plan.estimate_seconds() if plan.todo else None
     if plan.todo:
         reporter.line(f"run of study {plan.store.study!r}: {len(plan.todo)} of "
                       f"{len(plan.cells)} cells to compute, {len(plan.jobs_to_train())} "
-                      "training job(s)")
+                      "training job(s)" + ("" if estimate is None else
+                                           f", estimated {duration(sum(estimate))}"))
     trackers = open_trackers(track, plan.store.root, plan.store.study) if plan.todo else []
     try:
         outcome = execute(plan, cache=cache, progress=reporter, force=force,
@@ -161,7 +164,8 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
         seconds=round(time.perf_counter() - start, 3),
         cache={"root": str(cache.root) if cache.root else None, "reused": cache.hits,
                "built": cache.misses},
-        failures=outcome.failures, log=str(log) if log else None)
+        failures=outcome.failures, log=str(log) if log else None,
+        estimated_seconds=None if estimate is None else round(sum(estimate), 3))
     if log is not None:
         with open(log, "a", encoding="utf-8") as f:
             f.write("\n".join(summary.lines()) + "\n")

@@ -168,33 +168,42 @@ class Plan:
         return (f"{head}: re-running {'them' if n > 1 else 'it'}; --reuse-stale keeps the "
                 "old results")
 
-    def estimate(self) -> str | None:
-        """The expected wall time of the work to do, from the timings stored with this
-        study's records (per method label where it has trained before, else the mean over
-        methods); None without stored timings."""
+    def estimate_seconds(self) -> tuple[float, float] | None:
+        """(training, evaluating) seconds the work to do should take, from the timings
+        stored with this study's records: per epoch of each method label (the mean over
+        methods for one that has not trained here) times the epochs each job may run, and
+        per cell evaluated; None without stored timings."""
         from statistics import fmean
 
-        from rambench.progress import duration
-
-        training: dict[str, dict[str, float]] = {}
+        per_epoch: dict[str, dict[str, float]] = {}
         evaluating = []
         for record in self.store.index().by_key.values():
             summary = record.provenance.get("training") or {}
-            if summary.get("seconds") is not None:
-                training.setdefault(record.method.label, {})[
-                    record.provenance.get("job_key", record.key)] = float(summary["seconds"])
+            if summary.get("seconds") is not None and summary.get("epochs_run"):
+                per_epoch.setdefault(record.method.label, {})[
+                    record.provenance.get("job_key", record.key)] = \
+                    float(summary["seconds"]) / int(summary["epochs_run"])
             if record.provenance.get("eval_seconds") is not None:
                 evaluating.append(float(record.provenance["eval_seconds"]))
-        if not training or not evaluating:
+        if not per_epoch or not evaluating:
             return None
-        per_method = {m: fmean(t.values()) for m, t in training.items()}
-        fallback = fmean(per_method.values())
-        jobs = self.jobs_to_train()
-        train_s = sum(per_method.get(j.method.label, fallback) for j in jobs)
-        eval_s = fmean(evaluating) * len(self.todo)
-        return (f"estimated time: {duration(train_s + eval_s)} (training {len(jobs)} job(s) "
-                f"~{duration(train_s)}, evaluating {len(self.todo)} cells ~{duration(eval_s)}; "
-                "from this study's stored timings)")
+        rates = {m: fmean(t.values()) for m, t in per_epoch.items()}
+        fallback = fmean(rates.values())
+        train_s = sum(rates.get(j.method.label, fallback) * int(j.train_config["epochs"])
+                      for j in self.jobs_to_train())
+        return train_s, fmean(evaluating) * len(self.todo)
+
+    def estimate(self) -> str | None:
+        """The expected wall time of the work to do (`estimate_seconds`), in words."""
+        from rambench.progress import duration
+
+        if (seconds := self.estimate_seconds()) is None:
+            return None
+        train_s, eval_s = seconds
+        jobs = len(self.jobs_to_train())
+        return (f"estimated time: {duration(train_s + eval_s)} (training {jobs} job(s) "
+                f"~{duration(train_s)} at most, evaluating {len(self.todo)} cells "
+                f"~{duration(eval_s)}; from this study's stored timings per epoch and cell)")
 
     def describe(self, cells: bool = False) -> str:
         """What a dry run prints: counts, the estimate, and per method the cells to do by

@@ -299,6 +299,15 @@ def test_a_redirected_run_logs_progress_lines_and_ends_with_a_summary(cli, tmp_p
     estimate = cli("run", "--method", "late_fusion", "--method", "tmc", "--grid", "smoke",
                    "--epochs", "1", "--study", "logged", "--dry-run").stdout
     assert re.search(r"estimated time: \d+s \(training 1 job\(s\)", estimate), estimate
+    # training is estimated per epoch: late fusion's stored rate times the epochs planned
+    from rambench.api import plan_study
+
+    training = next(json.loads(p.read_text()) for p in (tmp_path / "results/logged/records")
+                    .glob("*.json"))["provenance"]["training"]
+    plan = plan_study("late_fusion", grid="smoke", epochs=4, study="logged",
+                      out=tmp_path / "results")
+    assert len(plan.todo) == 13 and plan.estimate_seconds()[0] == pytest.approx(
+        4 * training["seconds"] / training["epochs_run"], rel=1e-12)
 
 
 def test_ls_grids_name_prints_the_preset_and_history_reads_training_curves(cli, tmp_path):
