@@ -9,9 +9,11 @@ clips from the embedded dataset) with the same seeds; each is warmed up once on 
 sample first (caches such as frost photos or filter responses are built outside the
 timing), both with freed memory kept in the process (`corruptions.allocator`, which the
 torch backend sets on the CPU), then timed in turns, best of `--repeats`. Prints
-per-corruption milliseconds per sample and the speed-up, then the aggregate speed-up
-(total reference time / total torch time) per modality. Both are measured in the same
-run, in turns, so the ratio holds on a noisy shared machine. `--load N` starts
+per-corruption milliseconds per sample, the speed-up (marked `<1` where torch is slower)
+and the spread of each backend's repeats (slowest / fastest), then per modality the
+geometric mean of the speed-ups (every corruption counts the same) and the ratio of the
+summed times (dominated by the slowest reference corruptions). Both backends are measured
+in the same run, in turns, so the ratios hold on a noisy shared machine. `--load N` starts
 N CPU-bound processes (NumPy matrix products on one thread each) for the duration: the
 speed-up of a backend on a machine that other work keeps busy.
 """
@@ -51,17 +53,17 @@ def speech(seconds: float, n: int) -> np.ndarray:
     return np.stack([np.tile(clips[i], reps)[: int(seconds * 16000)] for i in range(n)])
 
 
-def timed(fns: dict, sync, repeats: int) -> dict:
-    """Best of `repeats` wall times of each function (the least disturbed by other load),
-    the functions taking turns, so that a slow spell of a shared machine hits both."""
-    best = dict.fromkeys(fns, float("inf"))
+def timed(fns: dict, sync, repeats: int) -> dict[str, list[float]]:
+    """`repeats` wall times of each function, the functions taking turns, so that a slow
+    spell of a shared machine hits both; the best of them is the least disturbed."""
+    times: dict[str, list[float]] = {key: [] for key in fns}
     for _ in range(repeats):
         for key, fn in fns.items():
             start = time.perf_counter()
             fn()
             sync()
-            best[key] = min(best[key], time.perf_counter() - start)
-    return best
+            times[key].append(time.perf_counter() - start)
+    return times
 
 
 def bench(kind: str, data: np.ndarray, severity: int, device: str, names: list[str],
@@ -78,15 +80,23 @@ def bench(kind: str, data: np.ndarray, severity: int, device: str, names: list[s
                                         sample_rate=sample_rate)[0]
             run(data[:1], seeds[:1])  # warm-up: one-time caches, kernels
             runs[backend] = run
-        times = {b: t / len(data) for b, t in timed(runs, sync, repeats).items()}
+        repeated = timed(runs, sync, repeats)
+        times = {b: min(t) / len(data) for b, t in repeated.items()}
+        spread = {b: max(t) / min(t) for b, t in repeated.items()}
+        ratio = times["reference"] / times["torch"]
         rows.append((name, times["reference"], times["torch"]))
         print(f"{kind:5s} {name:18s} {1e3 * times['reference']:9.2f} {1e3 * times['torch']:9.2f}"
-              f" {times['reference'] / times['torch']:8.1f}x", flush=True)
+              f" {ratio:8.1f}x {'<1' if ratio < 1 else '  '} {spread['reference']:6.2f}"
+              f" {spread['torch']:6.2f}", flush=True)
     ref_total = sum(r[1] for r in rows)
     torch_total = sum(r[2] for r in rows)
+    geomean = float(np.exp(np.mean([np.log(r[1] / r[2]) for r in rows])))
+    slower = [r[0] for r in rows if r[1] < r[2]]
+    print(f"{kind:5s} {'GEOMEAN':18s} {'':9s} {'':9s} {geomean:8.1f}x  over {len(rows)} "
+          f"corruptions; below 1x: {', '.join(slower) or 'none'}")
     print(f"{kind:5s} {'ALL (sum)':18s} {1e3 * ref_total:9.2f} {1e3 * torch_total:9.2f} "
           f"{ref_total / torch_total:8.1f}x\n", flush=True)
-    return ref_total, torch_total
+    return geomean, ref_total / torch_total
 
 
 def _busy() -> None:
@@ -133,7 +143,8 @@ def main() -> None:
           f"{args.device}; severity {args.severity}; images {args.images} x {args.size}x"
           f"{args.size}, clips {args.clips} x {args.seconds:g} s; competing processes: "
           f"{args.load}")
-    print(f"{'kind':5s} {'corruption':18s} {'ref ms':>9s} {'torch ms':>9s} {'speed-up':>9s}")
+    print(f"{'kind':5s} {'corruption':18s} {'ref ms':>9s} {'torch ms':>9s} {'speed-up':>9s}"
+          f"    {'ref':>6s} {'torch':>6s}  (spread: slowest / fastest repeat)")
     if args.only in (None, "image"):
         bench("image", photos(args.size, args.images), args.severity, args.device,
               registry.names("image"), args.repeats)
