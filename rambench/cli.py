@@ -6,6 +6,7 @@ import errno
 import re
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -332,15 +333,17 @@ def _fail_on(failures: list[str]) -> None:
         sys.exit(1)
 
 
-def _report_invalid(store, study=None) -> None:
-    """Warnings about unreadable records and, for a loaded study, its notes (stale ones)."""
+def _report_invalid(store, study=None, shown: Sequence[str] = ()) -> None:
+    """Warnings about unreadable records and, for a loaded study, its notes (stale ones)
+    but those `shown` already (in a printed table's notes)."""
     from rambench.results import recompute_command
 
     for path, why in store.invalid if store is not None else []:
         click.echo(f"warning: ignoring unreadable record {path} ({why}); "
                    f"`{recompute_command(store)}` recomputes it", err=True)
     for note in study.notes if study is not None else []:
-        click.echo(f"note: {note}", err=True)
+        if note not in shown:
+            click.echo(f"note: {note}", err=True)
 
 
 @cli.command()
@@ -569,15 +572,11 @@ def table(study, out, bundle_path, fmt, view, reference, against, score, transpo
           target) -> None:
     """Print a results table: mean ± std over seeds, best bold, ▲/▼ where a method differs
     significantly from --against."""
+    from rambench.report import views  # noqa: F401 - builds ResultSet.table's views
     from rambench.report.render import render
-    from rambench.report.views import build_table
-    from rambench.results import user_errors
 
     data, store = _open_results(study, out, bundle_path)
-    with user_errors():
-        result = build_table(view, data.tidy(), data.correctness(),
-                             data.reference_for(reference), data.against_for(against),
-                             score=score)
+    result = data.table(view, reference, data.against_for(against), score=score)
     if transpose:
         result = result.transposed()
     text = render(result, fmt, label=f"tab:{data.study}-{view}")
@@ -587,7 +586,7 @@ def table(study, out, bundle_path, fmt, view, reference, against, score, transpo
         click.echo(f"wrote {target}")
     else:
         click.echo(text)
-    _report_invalid(store, data)
+    _report_invalid(store, data, shown=result.notes)
 
 
 @cli.command()

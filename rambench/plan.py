@@ -19,7 +19,7 @@ from rambench.cache import KEY_LENGTH
 from rambench.config import MethodSpec, StudySpec
 from rambench.datasets.limited import is_limited
 from rambench.errors import UsageError
-from rambench.identity import DRAW_SALTS, corruption_code_hash, harness_id
+from rambench.identity import DRAW_SALTS, corruption_code_hash, format_value, harness_id
 from rambench.migrate import legacy_cell
 from rambench.schema import AVEvent, Condition, Record
 from rambench.store import Store
@@ -121,6 +121,13 @@ class Stale:
         old_scale = getattr(old.condition, "severity_scale", None)
         if old_scale != getattr(self.cell.condition, "severity_scale", None):
             return "severity scale changed"
+        new = self.cell.job.train_config
+        changed = [f"{name} {format_value(old.train_config.get(name))} -> "
+                   f"{format_value(new.get(name))}"
+                   for name in sorted({*old.train_config, *new})
+                   if old.train_config.get(name) != new.get(name)]
+        if changed:
+            return "trained with " + ", ".join(changed)
         return "settings changed"
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from rambench.bundle import read as read_bundle
 from rambench.errors import UsageError
-from rambench.identity import split_adaptation
+from rambench.identity import format_value, split_adaptation
 from rambench.metrics import (
     DEFAULT_REFERENCE,
     DuplicateCellError,
@@ -111,6 +111,13 @@ class ResultSet:
     def methods(self) -> list[str]:
         return sorted({r.method.label for r in self.records})
 
+    @cached_property
+    def mixed(self) -> list[str]:
+        """Warnings when the rows were not all made alike: trained with different settings,
+        or computed in different numerics environments. Every table carries them."""
+        return [note for note in (mixed_settings(self.records), mixed_numerics(self.records))
+                if note]
+
     @property
     def notes(self) -> list[str]:
         """What a reader should know: what was left out (stale results), and whether the
@@ -119,8 +126,7 @@ class ResultSet:
         if self.stale:
             notes.append(f"{self.stale} stale results (of earlier code or settings) are left "
                          "out; `rambench ls studies` lists them")
-        if mixed := mixed_numerics(self.records):
-            notes.append(mixed)
+        notes += self.mixed
         adapted = sorted({r.method.label for r in self.records if r.method.adaptation})
         if adapted:
             pairs = "; ".join(f"{label} is {base} adapted by {adaptation}" for label in adapted
@@ -160,17 +166,21 @@ class ResultSet:
     # -------------------------------------------------------------- tables
 
     def table(self, view: str = "main", reference: str | None = None,
-              against: str | None = None):
+              against: str | None = None, score: str = "accuracy"):
         """A `rambench.report.table.Table` (render it with `.render('md'|'latex'|...)`).
         `reference`: the method normalising mCE (default: the study's `reference:`, else
         late_fusion), as `rambench table`; `against`: the method the others are tested
-        against (default: none, no marks)."""
+        against (default: none, no marks); `score`: accuracy, or macro_f1. Its notes
+        start with the study's warnings about rows not made alike (`mixed`)."""
         if _TABLES is None:
             raise RuntimeError("ResultSet.table needs the report's table views: import "
                                "rambench.report.views (rambench.api does)")
         reference = self.reference_for(reference)
         with user_errors():
-            return _TABLES(view, self.tidy(), self.correctness(), reference, against)
+            table = _TABLES(view, self.tidy(), self.correctness(), reference, against,
+                            score=score)
+        table.notes = list(dict.fromkeys([*self.mixed, *table.notes]))
+        return table
 
     def __repr__(self) -> str:
         return (f"ResultSet(study={self.study!r}, records={len(self.records)}, "
@@ -187,6 +197,27 @@ def open_study(store: Store) -> ResultSet:
     with user_errors():
         results.scores()  # checks that every cell occurs once
     return results
+
+
+def mixed_settings(records: Collection[Record]) -> str | None:
+    """A warning naming each training setting whose value differs between the methods (or
+    seeds) of `records`, with the methods behind each value, else None."""
+    found: dict[str, dict[str, set[str]]] = {}  # setting -> value -> method labels
+    for r in records:
+        for name, value in r.train_config.items():
+            found.setdefault(name, {}).setdefault(format_value(value), set()).add(r.method.label)
+    differing = {name: values for name, values in found.items() if len(values) > 1}
+    if not differing:
+        return None
+
+    def who(labels: set[str]) -> str:
+        return ", ".join(sorted(labels)) if len(labels) <= 4 else f"{len(labels)} methods"
+
+    listed = "; ".join(f"{name} " + ", ".join(f"{value} ({who(labels)})"
+                                              for value, labels in sorted(values.items()))
+                       for name, values in sorted(differing.items()))
+    return (f"the rows were trained with different settings: {listed}; rerun them with the "
+            "same settings (one `rambench run` of every method) to compare like with like")
 
 
 def mixed_numerics(records: Collection[Record]) -> str | None:

@@ -370,3 +370,18 @@ def test_a_plugin_bug_during_training_names_its_line_and_logs_the_traceback(cli,
     assert f'buggy.py", line {line}, in training_loss' in verbose.stderr
     logs = "".join(p.read_text() for p in (tmp_path / "results/b/logs").glob("*.log"))
     assert f'buggy.py", line {line}, in training_loss' in logs
+
+
+def test_rows_trained_with_other_settings_are_named_in_the_run_and_in_every_table(cli):
+    base = ["--grid", "smoke", "--limit", "64", "--study", "mix"]
+    cli("run", "--method", "late_fusion", "--method", "tmc", "--epochs", "1", *base)
+    rerun = cli("run", "--method", "tmc", "--epochs", "2", *base).stderr
+    assert "(tmc: trained with epochs 1 -> 2): re-running it" in rerun
+    note = ("the rows were trained with different settings: epochs 1 (late_fusion), "
+            "2 (tmc)")
+    shown = cli("table", "--study", "mix", "--view", "leaderboard")
+    assert f"Note: {note}" in shown.stdout and note not in shown.stderr
+    latex = cli("table", "--study", "mix", "--format", "latex").stdout
+    assert "epochs 1 (late\\_fusion), 2 (tmc)" in latex
+    same = cli("run", "--method", "late_fusion", "--epochs", "2", *base)
+    assert "the rows were trained" not in cli("table", "--study", "mix").stdout, same.stderr
