@@ -187,7 +187,7 @@ def benchmark(
     use_cache: bool = True,
     force: bool = False,
     reuse_stale: bool = False,
-    progress: bool = False,
+    progress: bool = True,
     severity_scale: str | None = None,
     tune: bool = False,
     limit: int | None = None,
@@ -199,7 +199,8 @@ def benchmark(
     `out/study`, else `smoke`); cells already stored are reused. `methods`: registered
     names, variant labels such as "raml[norm=hard]", `path/file.py:Class`, Method
     subclasses, or None for the study file's list. `limit`: a debug subset, the first N
-    samples of every split (its own study).
+    samples of every split (its own study). `progress`: the run's progress lines on stderr,
+    as `rambench run` prints them (False: silent; the run's log gets them either way).
     Returns the study's results for exactly these methods, seeds and
     conditions."""
     plan = plan_study(methods, dataset, grid, seeds, out, study, set, epochs, device,
