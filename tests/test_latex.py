@@ -2,6 +2,7 @@
 Debian: texlive-latex-base)."""
 
 import shutil
+from pathlib import Path
 import subprocess
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from rambench.metrics.frame import tidy_rows
+from rambench.report import VIEWS
 from rambench.report.render import to_latex
 from rambench.report.views import build_table
 from rambench.schema import make_record
@@ -39,7 +41,8 @@ def full_grid_tidy():
 
 def compile_latex(tmp_path, body):
     source = tmp_path / "doc.tex"
-    source.write_text("\\documentclass{article}\n\\usepackage{booktabs,amssymb,graphicx}\n"
+    source.write_text("\\documentclass{article}\n"
+                      "\\usepackage{booktabs,amssymb,graphicx,longtable}\n"
                       f"\\begin{{document}}\n{body}\n\\end{{document}}\n")
     result = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error",
                              source.name], cwd=tmp_path, capture_output=True, text=True,
@@ -64,3 +67,24 @@ def test_every_view_compiles(tmp_path):
     body = "\n".join(to_latex(build_table(view, tidy), label=f"tab:{view}")
                      for view in ("main", "severity", "leaderboard"))
     assert "Overfull \\hbox" not in compile_latex(tmp_path, body + "\n\\clearpage")
+
+
+def test_every_view_of_a_real_quick_grid_fits_the_page_by_itself(tmp_path):
+    """AV-MNIST's quick grid (19 methods, 100 conditions): the 23 corruption columns are
+    split into parts, the 100 conditions break across pages, nothing is too large."""
+    import rambench.report.views  # noqa: F401 - serves ResultSet.table
+    from rambench.results import ResultSet
+
+    results = ResultSet.from_bundle(Path(__file__).parent.parent / "results/avmnist-quick")
+    tables = {view: results.table(view) for view in VIEWS if view != "calibration"}
+    body = "\n\\clearpage\n".join(to_latex(t, label=f"tab:{v}") for v, t in tables.items())
+    log = compile_latex(tmp_path, body)
+    assert "Overfull \\hbox" not in log and "too large" not in log, log[-3000:]
+    corruption, conditions = to_latex(tables["corruption"]), to_latex(tables["conditions"])
+    assert "(part 3 of 3)" in corruption and "longtable" not in corruption
+    assert "split into 3 parts of at most 8 columns" in corruption
+    assert conditions.count("\\begin{longtable}") >= 3 and "breaks across pages" in conditions
+    # the best of each condition (row) is marked once over all parts, not once per part
+    rows = len(tables["conditions"].rows)
+    assert rows <= conditions.count("\\mathbf{") <= rows + 10
+    assert "part" not in to_latex(tables["main"])

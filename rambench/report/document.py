@@ -198,10 +198,7 @@ def write_report(results: ResultSet, out_dir: Path, metric: str = "mpc",
         built[view] = table
         for fmt, ext in EXTENSIONS.items():
             path = table_dir / f"{view}.{ext}"
-            shown = table
-            if fmt == "latex" and len(table.columns) > max(8, len(table.rows)):
-                shown = table.transposed()  # e.g. 30 corruptions down the page, not across
-            path.write_text(render(shown, fmt, label=f"tab:{study}-{view}") + "\n")
+            path.write_text(render(table, fmt, label=f"tab:{study}-{view}") + "\n")
             table_paths.append(path)
     figure_paths = figures.make_figures(tidy, figure_dir, FIGURE_KINDS, corr, records)
     notes = list(dict.fromkeys([*results.notes, *left_out,

@@ -8,6 +8,7 @@ prints. The HTML comes from `templates/table.html.j2`, every value autoescaped.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -141,44 +142,101 @@ def to_markdown_table(table: Table) -> str:
     return "\n".join([*lines, "", *legend(table, "md")])
 
 
+LATEX_COLUMNS = 8  # value columns of one float (scaled down to the line if still wider)
+LATEX_ROWS = 40  # rows of one float; a longer table breaks across pages (longtable)
+LATEX_LINE_PT = 345.0  # \textwidth of an article page
+LATEX_CHAR_PT = 3.9  # a \scriptsize character, digits and signs included, at most on average
+LATEX_COLSEP_PT = 6.0  # 2 x \tabcolsep (3pt) around each column of a long table
+
+
+def latex_layout(table: Table) -> tuple[Table, list[list[str]], list[str]]:
+    """How a table fits an article page: (the table, possibly transposed; its columns in
+    parts of one tabular each; notes saying what was done). A table wider than
+    `LATEX_COLUMNS` value columns is transposed where that makes it narrow enough (unless
+    it is already transposed, best per row), else split into parts. A table longer than
+    `LATEX_ROWS` rows breaks across pages (longtable), which cannot be scaled: its parts
+    then hold the columns that fit the line."""
+    notes = []
+    if len(table.columns) > LATEX_COLUMNS >= len(table.rows) and table.best_axis == "column":
+        table = table.transposed()
+        notes.append(f"transposed to fit the page: its {len(table.rows)} columns run down "
+                     "the page")
+    per_part = LATEX_COLUMNS
+    if len(table.rows) > LATEX_ROWS:
+        header = max(len(r) for r in table.rows) * LATEX_CHAR_PT + LATEX_COLSEP_PT
+        widest = max((len(f"{n[0]}+-{n[1]}") + 2 for r in table.rows for c in table.columns
+                      if (n := _number(table, r, c)) is not None), default=4)
+        per_part = max(1, min(LATEX_COLUMNS, int((LATEX_LINE_PT - header)
+                                                 // (widest * LATEX_CHAR_PT + LATEX_COLSEP_PT))))
+    columns = table.columns
+    count = max(1, -(-len(columns) // per_part))  # parts of as even a width as can be
+    parts = [list(part) for part in np.array_split(np.array(columns, dtype=object), count)]
+    if len(parts) > 1:
+        notes.append(f"split into {len(parts)} parts of at most {per_part} columns to fit "
+                     "the page; the best is marked over the whole table")
+    if len(table.rows) > LATEX_ROWS:
+        notes.append(f"{len(table.rows)} rows: the table breaks across pages (longtable)")
+    return table, parts, notes
+
+
 def to_latex(table: Table, label: str = "tab:results") -> str:
-    """A booktabs table (needs \\usepackage{booktabs,amssymb,graphicx}); values as
-    $a \\pm b$. Wide tables span both columns of a two-column page (table*) and are scaled
-    down to the line width when still wider (never up)."""
-    rank = _ranks(table)
-    ncols = len(table.columns)
-    env = "table*" if ncols > 6 else "table"
-    lines = [r"% needs \usepackage{booktabs}, \usepackage{amssymb} and \usepackage{graphicx}",
-             rf"\begin{{{env}}}[t]", r"\centering", r"\small" if ncols <= 6 else r"\scriptsize",
-             rf"\caption{{{_latex_escape(table.title)}}}", rf"\label{{{label}}}",
-             r"\sbox0{%", rf"\begin{{tabular}}{{l{'c' * ncols}}}", r"\toprule",
-             " & ".join([_latex_escape(table.row_header.capitalize()),
-                         *(_latex_escape(c) + _arrow(table, c, "latex")
-                           for c in table.columns)]) + r" \\", r"\midrule"]
-    for row in table.rows:
-        cells = []
-        for col in table.columns:
-            number = _number(table, row, col)
-            if number is None:
-                cells.append("--")
-                continue
-            body = rf"{number[0]} \pm {number[1]}" if number[1] else number[0]
-            place = rank.loc[row, col]
-            mark = MARK_TEXT["latex"].get(table.mark.loc[row, col], "")
-            if place == 1:
-                cells.append(rf"$\mathbf{{{body}}}{mark}$")
-            elif place == 2:
-                cells.append(rf"\underline{{${body}$}}" + (f"${mark}$" if mark else ""))
-            else:
-                cells.append(f"${body}{mark}$")
-        lines.append(" & ".join([_latex_escape(row), *cells]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}}%",
-              r"\ifdim\wd0>\linewidth\resizebox{\linewidth}{!}{\usebox0}\else\usebox0\fi",
-              r"\par\smallskip",
-              r"\begin{minipage}{\linewidth}\footnotesize",
-              " \\\\\n".join(legend(table, "latex")),
-              r"\end{minipage}", rf"\end{{{env}}}"]
+    """Booktabs tables (need \\usepackage{booktabs,amssymb,graphicx}, and longtable for a
+    table of more than `LATEX_ROWS` rows) laid out to fit an article page (`latex_layout`);
+    values as $a \\pm b$. A float spans both columns of a two-column page (table*) when
+    wide and is scaled down to the line width when still wider (never up)."""
+    table, parts, layout_notes = latex_layout(table)
+    rank = _ranks(table)  # over the whole table, before it is split
+    long = len(table.rows) > LATEX_ROWS
+    packages = ["booktabs", "amssymb", "graphicx", *(["longtable"] if long else [])]
+    lines = ["% needs " + ", ".join(rf"\usepackage{{{name}}}" for name in packages)]
+    noted = dataclasses.replace(table, notes=[*table.notes, *layout_notes])
+    for i, columns in enumerate(parts, start=1):
+        title = table.title + (f" (part {i} of {len(parts)})" if len(parts) > 1 else "")
+        part_label = label if i == 1 else f"{label}-{i}"
+        header = " & ".join([_latex_escape(table.row_header.capitalize()),
+                             *(_latex_escape(c) + _arrow(table, c, "latex")
+                               for c in columns)]) + r" \\"
+        body = [" & ".join([_latex_escape(row), *(_latex_cell(table, rank, row, col)
+                                                  for col in columns)]) + r" \\"
+                for row in table.rows]
+        explained = legend(noted, "latex") if i == len(parts) else []
+        if long:
+            lines += [r"\begingroup\scriptsize\setlength{\tabcolsep}{3pt}",
+                      rf"\begin{{longtable}}{{l{'c' * len(columns)}}}",
+                      rf"\caption{{{_latex_escape(title)}}}\label{{{part_label}}} \\",
+                      r"\toprule", header, r"\midrule", r"\endfirsthead",
+                      r"\toprule", header, r"\midrule", r"\endhead",
+                      r"\bottomrule", r"\endfoot", *body, r"\end{longtable}"]
+            if explained:
+                lines += [r"\par\footnotesize", " \\\\\n".join(explained), r"\par"]
+            lines.append(r"\endgroup")
+            continue
+        env = "table*" if len(columns) > 6 else "table"
+        lines += [rf"\begin{{{env}}}[t]", r"\centering",
+                  r"\small" if len(columns) <= 6 else r"\scriptsize",
+                  rf"\caption{{{_latex_escape(title)}}}", rf"\label{{{part_label}}}",
+                  r"\sbox0{%", rf"\begin{{tabular}}{{l{'c' * len(columns)}}}", r"\toprule",
+                  header, r"\midrule", *body, r"\bottomrule", r"\end{tabular}}%",
+                  r"\ifdim\wd0>\linewidth\resizebox{\linewidth}{!}{\usebox0}\else\usebox0\fi"]
+        if explained:
+            lines += [r"\par\smallskip", r"\begin{minipage}{\linewidth}\footnotesize",
+                      " \\\\\n".join(explained), r"\end{minipage}"]
+        lines.append(rf"\end{{{env}}}")
     return "\n".join(lines)
+
+
+def _latex_cell(table: Table, rank: pd.DataFrame, row: str, col: str) -> str:
+    number = _number(table, row, col)
+    if number is None:
+        return "--"
+    body = rf"{number[0]} \pm {number[1]}" if number[1] else number[0]
+    mark = MARK_TEXT["latex"].get(table.mark.loc[row, col], "")
+    place = rank.loc[row, col]
+    if place == 1:
+        return rf"$\mathbf{{{body}}}{mark}$"
+    if place == 2:
+        return rf"\underline{{${body}$}}" + (f"${mark}$" if mark else "")
+    return f"${body}{mark}$"
 
 
 def to_csv(table: Table) -> str:
