@@ -2,8 +2,8 @@
 Debian: texlive-latex-base)."""
 
 import shutil
-from pathlib import Path
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
