@@ -142,8 +142,13 @@ class ResultSet:
         from corruptions.registry import unknown_name_message
 
         if name not in self.methods:
-            raise UsageError(f"{option}: " + unknown_name_message("method", name, self.methods)
-                             + f" (the methods in study {self.study!r})")
+            message = unknown_name_message("method", name, self.methods)
+            # a plug-in's label is file:Class, a variant's name[...]: suggest it by its name
+            labelled = [m for m in self.methods if m.startswith((f"{name}:", f"{name}["))]
+            if labelled and "did you mean" not in message:
+                message = message.replace(f"{name!r} Valid:",
+                                          f"{name!r}; did you mean {labelled[0]!r}? Valid:")
+            raise UsageError(f"{option}: {message} (the methods in study {self.study!r})")
         return name
 
     def against_for(self, name: str | None) -> str | None:

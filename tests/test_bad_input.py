@@ -2,10 +2,13 @@
 nothing written. Run in-process through the console script's own entry point
 (`rambench.cli.main`, by tests.helpers.invoke_cli), so that each case costs milliseconds."""
 
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from rambench.errors import UsageError
 from tests.helpers import invoke_cli, plugin_source
 
 PLUGINS = {
@@ -236,3 +239,17 @@ def test_bad_input_exits_2_with_one_clear_line(argv, message, folder):
     assert "Traceback" not in err and err.startswith("Error:") or "Usage:" in err
     after = sorted(p for p in folder.rglob("*") if "__pycache__" not in p.parts)
     assert after == before  # nothing written
+
+
+@pytest.mark.parametrize("given, suggested", [("gated", "gated:GatedFusion"),
+                                              ("raml", "raml[norm=hard]"),
+                                              ("late_fusoin", "late_fusion")])
+def test_a_method_missing_from_a_study_suggests_the_label_its_name_stands_for(given, suggested):
+    from rambench.results import ResultSet
+    from rambench.schema import make_record
+
+    records = [make_record(method=label, seed=0)
+               for label in ("gated:GatedFusion", "raml[norm=hard]", "late_fusion")]
+    results = ResultSet("s", Path("."), records)
+    with pytest.raises(UsageError, match=re.escape(f"did you mean {suggested!r}")):
+        results.check_method(given, "--method")
