@@ -3,6 +3,7 @@
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +126,8 @@ def test_figures_axes_and_lines(fake):
 
     bars = [c for c in ax.containers if isinstance(c, BarContainer)]
     assert len(bars) == 3 and all(c.errorbar is not None for c in bars)  # bootstrap CIs
+    assert ax.get_ylim()[0] == 0  # bars are read by their height: the axis starts at zero
+    assert figures.severity_figure(tidy, "av") is None  # the fake study has no AV events
     from rambench.report.compare import per_corruption
 
     diffs = per_corruption(corr, "tmc", "raml")
@@ -178,7 +181,7 @@ def test_cli_table_plot_report_compare(cli, tmp_path):
     cli("plot", "--study", "fake")
     plots = tmp_path / "results" / "fake" / "plots"
     for kind in FIGURE_KINDS:
-        if kind == "redundancy":  # the fake study has no unimodal references
+        if kind in ("redundancy", "av"):  # the fake study has no unimodal references, no AV
             assert not (plots / f"{kind}.png").exists()
             continue
         assert (plots / f"{kind}.png").stat().st_size > 0 and (plots / f"{kind}.pdf").exists()
@@ -381,3 +384,17 @@ def test_the_html_comes_from_the_templates_with_every_value_escaped(fake, tmp_pa
     assert evil not in fragment
     assert f"<caption>{shown}</caption>" in fragment and f"<tr><th>{shown}</th>" in fragment
     assert f"Note: {shown}</p>" in fragment
+
+
+def test_the_audio_visual_events_have_a_figure_of_their_own():
+    from rambench.results import ResultSet
+
+    tidy = ResultSet.from_bundle(Path(__file__).parent.parent / "results/avdigits-peers").tidy()
+    av = tidy[(tidy["condition_kind"] == "av") & (tidy["metric"] == "accuracy")]
+    fig = figures.severity_figure(tidy, "av")
+    titles = sorted(ax.get_title() for ax in fig.axes)
+    assert titles == sorted(e.replace("_", " ") for e in av["corruption"].unique())
+    methods = av["method"].nunique()
+    assert all(len(ax.lines) == methods for ax in fig.axes)  # one line per method
+    assert [len(x.get_xdata()) for x in fig.axes[0].lines] == [4] * methods  # 0, 1, 3, 5
+    assert fig.axes[0].get_ylabel().startswith("audio-visual")

@@ -12,4 +12,5 @@ FORMATS = ("md", "latex", "csv", "html", "json")
 # --metric name -> leaderboard column: every summary metric of `rambench.metrics.specs`
 LEADERBOARD_METRICS = {key: spec.label for key, spec in SPECS.items()}
 # figure kinds (`rambench.report.figures.make_figures`)
-FIGURE_KINDS = ("severity", "heatmap", "missing", "families", "calibration", "redundancy")
+FIGURE_KINDS = ("severity", "av", "heatmap", "missing", "families", "calibration",
+                "redundancy")

@@ -27,6 +27,8 @@ from rambench.schema import Record
 EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}
 FIGURE_CAPTIONS = {
     "severity": "Accuracy vs severity (0 = clean), per corruption; mean over seeds.",
+    "av": "Accuracy vs severity (0 = clean) of each audio-visual event, which corrupts the "
+          "frames and the audio at once; mean over seeds.",
     "heatmap": "Accuracy drop from clean (percentage points) per method and corruption, "
                "mean over severities and seeds.",
     "missing": "Accuracy vs random missing rate (0 = clean); mean over seeds.",

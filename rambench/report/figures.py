@@ -93,12 +93,12 @@ def _legend(fig, axes_with_handles, methods: int) -> None:
 
 
 @_with_rc
-def severity_figure(tidy: pd.DataFrame):
-    """Accuracy (%) vs severity (0 = clean), one panel per single-modality corruption and
-    one line per method; each modality starts a new row of panels. None if the study has
-    no corruption results."""
+def severity_figure(tidy: pd.DataFrame, condition_kind: str = "corruption"):
+    """Accuracy (%) vs severity (0 = clean), one panel per single-modality corruption (or,
+    `condition_kind="av"`, per audio-visual event) and one line per method; each modality
+    starts a new row of panels. None if the study has no such results."""
     rows = metrics.scores(tidy)
-    corrupted = rows[rows["condition_kind"] == "corruption"]
+    corrupted = rows[rows["condition_kind"] == condition_kind]
     if corrupted.empty:
         return None
     clean = rows[rows["condition_kind"] == "clean"]
@@ -140,8 +140,8 @@ def severity_figure(tidy: pd.DataFrame):
         first, above = slots[r * cols], slots[r * cols - cols] if r else None
         if first is not None:
             new_block = above is None or above[0] != first[0]
-            axes[r, 0].set_ylabel(f"{kind_of[first[0]]}\naccuracy (%)" if new_block
-                                  else "accuracy (%)")
+            what = "audio-visual" if condition_kind == "av" else kind_of[first[0]]
+            axes[r, 0].set_ylabel(f"{what}\naccuracy (%)" if new_block else "accuracy (%)")
         for c in range(cols):
             below = (r + 1) * cols + c
             if slots[r * cols + c] is not None and (below >= len(slots) or slots[below] is None):
@@ -308,11 +308,8 @@ def families_figure(tidy: pd.DataFrame, corr: pd.DataFrame | None = None):
                error_kw={"elinewidth": 0.5, "ecolor": "0.2"})
     ax.set_xticks(x, [f"{kind_of.get(m, m)}\n{f}" for m, f in groups])
     ax.set_ylabel("accuracy (%)")
-    finite = fam["value"].dropna()
-    if not finite.empty:
-        ax.set_ylim(max(0.0, 100 * finite.min() - 10), min(100.0, 100 * fam["high"].max()
-                                                           + 3 if fam["high"].notna().any()
-                                                           else 100.0))
+    top = fam["high"].max() if fam["high"].notna().any() else fam["value"].max()
+    ax.set_ylim(0.0, min(100.0, 100 * top + 3) if np.isfinite(top) else 100.0)  # bars from 0
     _legend(fig, ax, len(methods))
     return fig
 
@@ -497,7 +494,9 @@ def make_figures(tidy: pd.DataFrame, out_dir: Path, kinds: Sequence[str] = FIGUR
                  corr: pd.DataFrame | None = None, records=None) -> dict[str, list[Path]]:
     """Builds and saves the figures of `kinds`; returns kind -> paths (kinds with nothing to
     draw are left out). `records` (with stored predictions) feed the calibration figure."""
-    builders = {"severity": lambda: severity_figure(tidy), "heatmap": lambda: heatmap_figure(tidy),
+    builders = {"severity": lambda: severity_figure(tidy),
+                "av": lambda: severity_figure(tidy, "av"),
+                "heatmap": lambda: heatmap_figure(tidy),
                 "missing": lambda: missing_figure(tidy),
                 "families": lambda: families_figure(tidy, corr),
                 "calibration": lambda: calibration_figure(records or []),
