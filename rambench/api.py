@@ -139,8 +139,9 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
     cache = CorruptionCache((cache_dir or default_cache_dir()) if use_cache else None)
     cache.check()
     log = log_path(plan.store.root) if plan.todo else None
-    reporter = Progress(len(plan.todo), len(plan.jobs_to_train()), log, quiet=not progress)
     estimate = plan.estimate_seconds() if plan.todo else None
+    reporter = Progress(len(plan.todo), len(plan.jobs_to_train()), log, quiet=not progress,
+                        estimate=estimate)
     if plan.todo:
         reporter.line(f"run of study {plan.store.study!r}: {len(plan.todo)} of "
                       f"{len(plan.cells)} cells to compute, {len(plan.jobs_to_train())} "

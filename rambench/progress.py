@@ -45,8 +45,12 @@ class Progress:
 
     def __init__(self, total: int, jobs: int, log_file: Path | None = None,
                  live: bool | None = None, quiet: bool = False,
-                 interval: float = INTERVAL_S, stream: TextIO | None = None):
+                 interval: float = INTERVAL_S, stream: TextIO | None = None,
+                 estimate: tuple[float, float] | None = None):
         self.total, self.jobs, self.interval = total, jobs, interval
+        self.estimate = estimate  # the plan's (training, evaluating) seconds, if it has one
+        self.finished = 0  # trainings finished
+        self._eta: tuple[float, float] | None = None  # (when, the ETA given then)
         self.stream = stream or sys.stderr
         self.live = (self.stream.isatty() if live is None else live) and not quiet
         self.quiet = quiet
@@ -72,6 +76,7 @@ class Progress:
 
     def job_finished(self, label: str, seed: int, summary, trained: bool) -> None:
         if trained:
+            self.finished += 1
             self.line(f"trained {label} seed {seed} in {duration(summary.seconds)}: best "
                       f"validation accuracy {100 * summary.best_val_accuracy:.1f}% at epoch "
                       f"{summary.best_epoch + 1}/{summary.epochs_run}")
@@ -103,12 +108,40 @@ class Progress:
             else:
                 self.line(self.status())
 
+    def eta(self) -> float | None:
+        """Seconds still to go. With the plan's estimate: the work done is the estimated
+        time of the trainings finished and the cells done, and the ETA blends what the
+        estimate leaves with what the rate so far gives, by the share done. Without one:
+        from the cells' rate, once a tenth is done. Once a tenth is done it moves by at
+        most 2x from the previous ETA (less the time since), so it never jumps."""
+        now = time.monotonic()
+        elapsed = now - self.start
+        if self.estimate is not None and sum(self.estimate) > 0:
+            train_s, eval_s = self.estimate
+            done = (train_s * self.finished / self.jobs if self.jobs else 0.0) + \
+                (eval_s * self.done / self.total if self.total else 0.0)
+            share = min(1.0, done / (train_s + eval_s))
+            expected = max(0.0, train_s + eval_s - elapsed)
+            measured = elapsed / share - elapsed if share > 0 else expected
+            eta = (1 - share) * expected + share * measured
+        else:
+            share = self.done / self.total if self.total else 1.0
+            if share < 0.1:
+                return None
+            eta = elapsed / share - elapsed
+        if share >= 0.1 and self._eta is not None:
+            before = max(0.0, self._eta[1] - (now - self._eta[0]))
+            eta = min(max(eta, before / 2), 2 * before) if before > 0 else eta
+        self._eta = (now, eta)
+        return eta
+
     def status(self) -> str:
         elapsed = time.monotonic() - self.start
         share = self.done / self.total if self.total else 1.0
-        eta = f", ETA {duration(elapsed / share - elapsed)}" if 0 < share < 1 else ""
+        eta = self.eta() if share < 1 else None
+        left = f", ETA {duration(eta)}" if eta is not None else ""
         return (f"cells {self.done}/{self.total} ({100 * share:.0f}%), "
-                f"{duration(elapsed)} elapsed{eta}; {self.current}")
+                f"{duration(elapsed)} elapsed{left}; {self.current}")
 
     def detail(self, text: str) -> None:
         """Text for the log file (e.g. the traceback of a method's error), also shown on the
