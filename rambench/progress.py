@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 INTERVAL_S = 10.0  # plain progress lines: at most this often, and at every job boundary
 
@@ -37,6 +39,26 @@ def log_path(study_root: Path) -> Path:
     return study_root / "logs" / f"run-{stamp}.log"
 
 
+def sized_terminal(stream: TextIO) -> bool:
+    """Whether `stream` is a terminal with a width: a bar needs one (a pseudo-terminal
+    without a size gets plain progress lines instead)."""
+    try:
+        return stream.isatty() and os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class _LogFileHandler(logging.Handler):
+    """The run's warnings (the "rambench" logger, WARNING and above) into its log file."""
+
+    def __init__(self, progress: Progress):
+        super().__init__(logging.WARNING)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.progress.to_log(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
 class Progress:
     """Progress of one run over `total` cells and `jobs` trainings (see the module doc).
 
@@ -52,7 +74,7 @@ class Progress:
         self.finished = 0  # trainings finished
         self._eta: tuple[float, float] | None = None  # (when, the ETA given then)
         self.stream = stream or sys.stderr
-        self.live = (self.stream.isatty() if live is None else live) and not quiet
+        self.live = (sized_terminal(self.stream) if live is None else live) and not quiet
         self.quiet = quiet
         self.done = self.trained = 0
         self.start = self.last = time.monotonic()
@@ -64,6 +86,13 @@ class Progress:
         self.log_file = log_file
         self.bar = tqdm(total=total, desc="grid", unit="cell", file=self.stream,
                         disable=not self.live, dynamic_ncols=True)
+        # warnings of the run go to its log too, and above the bar, never into its line
+        self._warnings = _LogFileHandler(self)
+        logging.getLogger("rambench").addHandler(self._warnings)
+        self._redirect = logging_redirect_tqdm([logging.getLogger("rambench")]) \
+            if self.live else None
+        if self._redirect is not None:
+            self._redirect.__enter__()
 
     # ----------------------------------------------------------------- events
     def job_started(self, label: str, seed: int, loading: bool) -> None:
@@ -102,9 +131,10 @@ class Progress:
     def _tick(self) -> None:
         now = time.monotonic()
         if now - self.last >= self.interval:
-            if self.live:
+            if self.live:  # the bar on the screen, the same line as elsewhere in the log
                 self.last = now
                 self.bar.set_postfix_str(self.current[-60:])
+                self.to_log(self.status())
             else:
                 self.line(self.status())
 
@@ -153,13 +183,18 @@ class Progress:
             self.log.flush()
         logging.getLogger("rambench").debug("%s", text.rstrip("\n"))
 
-    def line(self, text: str) -> None:
-        """A timestamped line: to the log file, and to the screen unless quiet."""
-        self.last = time.monotonic()
+    def to_log(self, text: str) -> str:
+        """`text` timestamped, written to the log file (if any); returns the stamped line."""
         stamped = f"{datetime.datetime.now():%H:%M:%S} {text}"
         if self.log is not None:
             self.log.write(stamped + "\n")
             self.log.flush()
+        return stamped
+
+    def line(self, text: str) -> None:
+        """A timestamped line: to the log file, and to the screen unless quiet."""
+        self.last = time.monotonic()
+        stamped = self.to_log(text)
         if self.quiet:
             return
         if self.live:
@@ -169,6 +204,9 @@ class Progress:
 
     def close(self) -> float:
         """Ends the bar and the log; returns the elapsed seconds."""
+        logging.getLogger("rambench").removeHandler(self._warnings)
+        if self._redirect is not None:
+            self._redirect.__exit__(None, None, None)
         self.bar.close()
         if self.log is not None:
             self.log.close()

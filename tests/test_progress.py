@@ -51,3 +51,38 @@ def test_without_an_estimate_the_eta_waits_for_a_tenth_and_then_never_jumps(cloc
     clock.now += 1
     p.cell_done("b")  # 2 of 10 in 11 s: the rate says 44 s; 89 s were left, so >= 44.5
     assert p.eta() == pytest.approx(44.5)
+
+
+def test_warnings_and_progress_lines_reach_the_log_even_under_a_bar(tmp_path, clock):
+    import logging
+
+    log = tmp_path / "run.log"
+    p = Progress(10, 1, log, live=True, stream=io.StringIO(), interval=5)
+    logging.getLogger("rambench.checkpoints").warning("m (seed 0) trained to chance")
+    clock.now += 6
+    p.cell_done("m seed 0 clean")
+    p.close()
+    logging.getLogger("rambench.checkpoints").warning("after the run")
+    text = log.read_text()
+    assert "warning: m (seed 0) trained to chance" in text
+    assert "cells 1/10 (10%)" in text  # the bar's state, as a plain line in the log
+    assert "after the run" not in text  # the handler leaves with the run
+
+
+def test_a_terminal_without_a_size_gets_plain_lines():
+    import fcntl
+    import os
+    import struct
+    import termios
+
+    from rambench.progress import sized_terminal
+
+    leader, follower = os.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+        assert terminal.isatty() and not sized_terminal(terminal)
+        assert not Progress(1, 0, stream=terminal).live
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        assert sized_terminal(terminal)
+    os.close(leader)
+    assert not sized_terminal(io.StringIO())
