@@ -8,7 +8,10 @@
 #      (torch.compile, as `rambench run --compile`) against it,
 #   3. a CREMA-D-shaped study (a few hundred clips of real files, prepared, trained for
 #      EPOCHS epochs and evaluated on the quick grid) against the model compute alone
-#      (target: the study within 1.5x of it: the GPU kept busy).
+#      (target: the study within 1.5x of it: the GPU kept busy),
+#   4. that study's evaluation again from its checkpoints, with feature reuse on and off
+#      (RAMBENCH_FEATURE_REUSE), each with an empty corrupted-data cache: the ratio, and
+#      whether the two exports are identical.
 # Usage: bash benchmarks/gpu_check.sh [OUT_DIR]     (DEVICE=cpu EPOCHS=1 ACTORS=6 for a dry run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,4 +54,27 @@ n_val = len(datasets.get("cremad")().split("val"))
 compute = epochs * (n_train / rates["training"] + n_val / rates["evaluation"]) + len(records) * n_test / rates["evaluation"]
 wall = end - start
 print(f"| CREMA-D-shaped study ({len(records)} cells, {n_train} training clips, {epochs} epochs) | wall {wall:.0f} s | model compute alone {compute:.0f} s | ratio {wall / compute:.2f} (target <= 1.5) |")
+PY
+
+for reuse in 1 0; do  # 4. the evaluation alone, feature reuse on and off
+  study="reuse$reuse"
+  rm -rf "$OUT/results/$study" && mkdir -p "$OUT/results/$study"
+  cp -r "$OUT/results/gpu/checkpoints" "$OUT/results/$study/"
+  begin=$(date +%s.%N)
+  RAMBENCH_FEATURE_REUSE=$reuse rambench run --dataset cremad --method raml --grid quick \
+    --epochs "$EPOCHS" --device "$DEVICE" --out "$OUT/results" --study "$study" \
+    --cache-dir "$OUT/cache-$study" > /dev/null 2> "$OUT/$study.log"
+  echo "$begin $(date +%s.%N)" > "$OUT/$study.seconds"
+  rambench export --study "$study" --out "$OUT/results" --to "$OUT/$study.csv" > /dev/null
+done
+python - "$OUT" <<'PY'
+import csv, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+seconds = {r: (lambda a, b: float(b) - float(a))(*(out / f"reuse{r}.seconds").read_text().split())
+           for r in (0, 1)}
+rows = {r: [{k: v for k, v in row.items() if k != "study"}
+            for row in csv.DictReader(open(out / f"reuse{r}.csv"))] for r in (0, 1)}
+print(f"| evaluation of the study, feature reuse off / on | {seconds[0]:.0f} s / {seconds[1]:.0f} s | "
+      f"ratio {seconds[0] / seconds[1]:.2f} | identical exports: {rows[0] == rows[1]} |")
 PY
