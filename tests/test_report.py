@@ -233,6 +233,12 @@ def test_24_methods_get_distinct_looks_and_keep_them_in_every_figure():
     pairs = {(s["color"], s["marker"]) for s in looks.values()}
     assert len(pairs) == 24 and looks["raml"]["color"] == "#D55E00"
     assert style.method_styles(iter(names)) == looks  # any iterable, read once
+    # no other method wears a colour within reach of raml's vermillion (#D55E00): the
+    # red-green-blue distance to Okabe-Ito's orange (#E69F00) is 67, to the next 152
+    vermillion = np.array([0xD5, 0x5E, 0x00])
+    others = {s["color"] for name, s in looks.items() if name != "raml"}
+    assert min(np.linalg.norm(np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)]) - vermillion)
+               for c in others) > 100
 
 
 def test_calibration_and_redundancy_figures(fake):

@@ -251,7 +251,7 @@ def missing_figure(tidy: pd.DataFrame):
     ax.set_xlabel("missing rate (0 = clean)")
     ax.set_ylabel("accuracy (%)")
     ax.set_xlim(left=0)
-    ax.legend(loc="lower left", ncol=2 if len(methods) > 4 else 1)
+    _legend(fig, ax, len(methods))
     return fig
 
 
@@ -342,7 +342,7 @@ def compare_figure(diffs: pd.DataFrame, method: str, against: str):
     ax.set_ylim(-0.7, len(diffs) - 0.3)
     ax.set_xlabel(f"accuracy difference, {method} − {against} (pp)")
     if diffs["test_modality"].nunique() > 1:
-        ax.legend(loc="lower right")
+        _legend(fig, ax, 2)  # above the axes, never over an error bar
     return fig
 
 

@@ -22,8 +22,9 @@ OKABE_ITO = {  # name -> hex; vermillion is kept for raml
     "reddish purple": "#CC79A7", "sky blue": "#56B4E9", "black": "#000000",
     "yellow": "#F0E442", "vermillion": "#D55E00",
 }
-CYCLE = [OKABE_ITO[c] for c in ("blue", "orange", "bluish green", "reddish purple", "sky blue",
-                                "black", "yellow")]
+# orange is left out: beside raml's vermillion it reads as the same colour
+CYCLE = [OKABE_ITO[c] for c in ("blue", "bluish green", "reddish purple", "sky blue", "black",
+                                "yellow")]
 MARKERS = ["o", "s", "^", "v", "D", "P", "X", "h", "<", ">"]
 MODALITY_COLOURS = {"image": OKABE_ITO["blue"], "audio": OKABE_ITO["orange"]}  # by kind
 HEATMAP_CMAP = "magma_r"  # perceptually uniform, readable in grey and by colour-blind readers
@@ -63,8 +64,8 @@ LINESTYLES = ["-", "--", ":", "-."]
 
 def method_styles(methods: Iterable[str]) -> dict[str, dict]:
     """Colour, marker, line style and width for each method (raml fixed; the others by their
-    place among the sorted names). Up to 70 methods get distinct (colour, marker) pairs;
-    the line style changes with every round of the seven colours. Figures pass all of a
+    place among the sorted names). Up to 30 methods get distinct (colour, marker) pairs;
+    the line style changes with every round of the six colours. Figures pass all of a
     study's methods, so a method looks the same in each."""
     methods = set(methods)
     styles = {}
