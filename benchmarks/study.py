@@ -21,8 +21,10 @@ into phases.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import csv
+import io
 import os
 import pstats
 import shutil
@@ -77,7 +79,8 @@ def profile(args: list[str], folder: Path) -> dict[str, float]:
     start = time.perf_counter()
     profiler.enable()
     try:
-        cli.main(args, standalone_mode=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # the run's table: not for here
+            cli.main(args, standalone_mode=False)
     finally:
         profiler.disable()
     total = time.perf_counter() - start

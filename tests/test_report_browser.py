@@ -23,6 +23,7 @@ window.addEventListener('error',e=>window.__errors.push(String(e.message||e.type
 window.addEventListener('load',()=>{const imgs=[...document.images];
 const page=document.documentElement;
 document.body.setAttribute('data-check',JSON.stringify({images:imgs.length,
+alts:imgs.map(i=>i.alt),
 broken:imgs.filter(i=>!i.complete||i.naturalWidth===0).map(i=>i.alt),
 pageWidth:page.clientWidth,scrollWidth:page.scrollWidth,
 tables:[...document.querySelectorAll('table')].filter(t=>!t.closest('.scroll')&&
@@ -52,6 +53,17 @@ def test_report_opens_with_every_figure_and_no_page_overflow(tmp_path, width):
     assert check["errors"] == []
     assert check["scrollWidth"] <= check["pageWidth"]  # wide tables scroll in their box
     assert check["tables"] == 0
+
+
+def test_a_real_studys_report_shows_the_audio_visual_events(tmp_path):
+    """avdigits' quick grid (results/avdigits-peers): its AV events get a figure."""
+    from pathlib import Path
+
+    bundle = Path(__file__).parent.parent / "results/avdigits-peers"
+    out = write_report(ResultSet.from_bundle(bundle), tmp_path / "report")
+    check = render_in_chromium(out["html"])
+    assert "av figure" in check["alts"] and check["broken"] == [] and check["errors"] == []
+    assert check["scrollWidth"] <= check["pageWidth"] and check["tables"] == 0
 
 
 def test_the_probe_sees_a_broken_figure_and_an_overflowing_table(tmp_path):
