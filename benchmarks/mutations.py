@@ -328,6 +328,36 @@ MUTATIONS: list[Mutation] = [
         ("tests/test_tta.py::test_every_cell_starts_from_the_trained_model",),
         "the trained model itself is adapted: each cell starts where the previous one ended",
     ),
+    Mutation(
+        "pdf_selected_by_the_calibrated_fusion", "baselines/pdf.py",
+        'select_by: Literal["training_fusion", "calibrated"] = "training_fusion"',
+        'select_by: Literal["training_fusion", "calibrated"] = "calibrated"',
+        ("tests/test_method_guards.py::test_baseline_defaults_are_the_references[PDFParams]",),
+        "PDF picks its best epoch by the calibrated fusion (the reference validates 'pdf_train')",
+    ),
+    Mutation(
+        "selection_by_forward", "rambench/evaluate.py",
+        "                            logits_of=method.validation_logits)",
+        "                            logits_of=None)",
+        ("tests/test_method_api.py::"
+         "test_the_best_epoch_is_chosen_by_validation_logits_and_the_test_by_forward",),
+        "training selects by forward, ignoring a method's validation_logits",
+    ),
+    Mutation(
+        "reused_feature_shared_with_the_caller", "rambench/feature_cache.py",
+        "return hit.clone()", "return hit",
+        ("tests/test_feature_cache.py::"
+         "test_a_clean_modality_is_encoded_once_and_reused_bit_for_bit",),
+        "a reused feature is the stored tensor itself: a caller's in-place change corrupts it",
+    ),
+    Mutation(
+        "reused_features_of_a_corrupted_input", "rambench/feature_cache.py",
+        "self._offered = {m: ((self._id(source), rows), inputs[m]) for m, source in clean.items()}",
+        "self._offered = {m: ((rows,), inputs[m]) for m in inputs}",
+        ("tests/test_feature_cache.py::"
+         "test_a_study_exports_the_same_values_with_and_without_reuse",),
+        "every input is offered under its rows alone: a corrupted batch gets the clean features",
+    ),
 ]
 
 
