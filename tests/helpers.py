@@ -148,6 +148,17 @@ def invoke_cli(*args: str, cwd: Path, check: bool = True) -> CliResult:
                                     result.exception), check)
 
 
+def export_rows(folder: Path, study: str, ignore: tuple[str, ...] = ("study",)) -> list[dict]:
+    """The rows of `rambench export` of a study under folder/results, without the columns
+    `ignore` (by default its name, so that two studies of the same cells compare equal)."""
+    import csv
+
+    target = folder / f"{study}.csv"
+    invoke_cli("export", "--study", study, "--to", str(target), cwd=folder)
+    with open(target) as f:
+        return [{k: v for k, v in row.items() if k not in ignore} for row in csv.DictReader(f)]
+
+
 def share_checkpoints(folder: Path, source: str, target: str) -> None:
     """Give study `target` (under folder/results) the checkpoints that study `source` trained:
     a run of the same jobs there loads them instead of training the same models again."""

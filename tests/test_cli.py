@@ -1,7 +1,6 @@
 """The CLI as a user calls it, in a fresh folder: `rambench.cli:main` (what the console script
 runs) in this process, and the installed console script where a test kills the process."""
 
-import csv
 import json
 import re
 import signal
@@ -14,6 +13,7 @@ import pytest
 from tests.helpers import (
     RAMBENCH,
     assert_usage_error,
+    export_rows,
     invoke_cli,
     plugin_source,
     share_checkpoints,
@@ -123,11 +123,6 @@ def smoke_study(tmp_path_factory):
     return folder, invoke_cli(*SMOKE, "--study", "straight", cwd=folder).stdout
 
 
-def export_rows(folder, study):
-    target = folder / f"{study}.csv"
-    invoke_cli("export", "--study", study, "--to", str(target), cwd=folder)
-    with open(target) as f:
-        return [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
 
 
 def test_smoke_run_prints_table_resumes_and_exports(smoke_study):

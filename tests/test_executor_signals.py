@@ -5,7 +5,6 @@ again in a new worker (a second death leaves it to the next run). Real processes
 signals: every run here is a `rambench` process of its own, and each study is finished by
 a re-run to exactly the export of an uninterrupted in-process run."""
 
-import csv
 import os
 import re
 import signal
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scripts.reliability import workers  # the driver's worker processes, from /proc
-from tests.helpers import RAMBENCH, invoke_cli
+from tests.helpers import RAMBENCH, export_rows, invoke_cli
 
 # Each test runs real processes for 10-20 s: slow checks (RAMBENCH_SLOW=1). CI runs the same
 # scenarios end to end in `scripts/reliability.py` (SIGTERM to a local driver, kill -9 of a
@@ -30,14 +29,6 @@ LOCAL = [*RUN, "--executor", "local", "--workers", "2"]
 RESUME = "finished cells are stored; run the same command to resume"
 
 
-def export(folder: Path, study: str) -> list[dict]:
-    """Its export's rows, but the study's name and the commit of the code (a commit made
-    while the tests run is not a difference of results)."""
-    target = folder / f"{study}.csv"
-    invoke_cli("export", "--study", study, "--to", str(target), cwd=folder)
-    with open(target) as f:
-        return [{k: v for k, v in row.items() if k not in ("study", "code_version")}
-                for row in csv.DictReader(f)]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +36,7 @@ def reference(tmp_path_factory) -> list[dict]:
     """The export of an uninterrupted in-process run."""
     folder = tmp_path_factory.mktemp("signals-reference")
     invoke_cli(*RUN, "--study", "ref", cwd=folder)
-    return export(folder, "ref")
+    return export_rows(folder, "ref", ("study", "code_version"))
 
 
 # ------------------------------------------------------------------ processes, from /proc
@@ -120,7 +111,7 @@ def test_a_signalled_driver_stops_its_workers_at_once_and_a_rerun_completes(
     # stopped at once: neither job in progress got as far as its checkpoint
     assert not list(root.glob("checkpoints/*.pt"))
     invoke_cli(*LOCAL, "--study", "sig", cwd=tmp_path)
-    assert export(tmp_path, "sig") == reference
+    assert export_rows(tmp_path, "sig", ("study", "code_version")) == reference
 
 
 def test_a_killed_worker_costs_only_its_job_in_progress_which_runs_again(
@@ -145,7 +136,7 @@ def test_a_killed_worker_costs_only_its_job_in_progress_which_runs_again(
     assert len(list(root.glob("records/*.json"))) == 26  # both jobs: nothing left to do
     rerun = invoke_cli(*LOCAL, "--study", "kill", cwd=tmp_path)
     assert "26 already done, 0 to run" in rerun.stderr
-    assert export(tmp_path, "kill") == reference
+    assert export_rows(tmp_path, "kill", ("study", "code_version")) == reference
 
 
 def test_a_job_whose_worker_dies_twice_is_left_for_the_resume(tmp_path, reference):
@@ -172,4 +163,4 @@ def test_a_job_whose_worker_dies_twice_is_left_for_the_resume(tmp_path, referenc
             "signal 9 (SIGKILL)); run the same command to resume") in err
     assert len(list(root.glob("records/*.json"))) == 13  # the other job's cells
     invoke_cli(*LOCAL, "--study", "twice", cwd=tmp_path)
-    assert export(tmp_path, "twice") == reference
+    assert export_rows(tmp_path, "twice", ("study", "code_version")) == reference

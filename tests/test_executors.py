@@ -4,7 +4,6 @@ in-process run leaves (same thread count: the order of floating-point sums depen
 `rambench` runs in this process, except the runs that are killed and the two concurrent
 runs, which need processes of their own."""
 
-import csv
 import json
 import os
 import signal
@@ -13,17 +12,12 @@ import time
 
 import pytest
 
-from tests.helpers import RAMBENCH, invoke_cli
+from tests.helpers import RAMBENCH, export_rows, invoke_cli
 
 RUN = ["run", "--method", "late_fusion", "--method", "tmc", "--grid", "smoke", "--limit", "64",
        "--epochs", "2", "--threads", "1"]
 
 
-def export(folder, study):
-    target = folder / f"{study}.csv"
-    invoke_cli("export", "--study", study, "--to", str(target), cwd=folder)
-    with open(target) as f:
-        return [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
 
 
 def stored(folder, study):
@@ -37,14 +31,14 @@ def stored(folder, study):
 def reference(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reference")
     invoke_cli(*RUN, "--study", "ref", cwd=folder)
-    return export(folder, "ref"), stored(folder, "ref")
+    return export_rows(folder, "ref"), stored(folder, "ref")
 
 
 def test_local_workers_leave_the_in_process_export(cli, tmp_path, reference):
     # one worker: before threads were the study's, it took every core (2 threads in CI)
     out = cli(*RUN, "--study", "pool", "--executor", "local", "--workers", "1").stderr
     assert "dispatching 2 training job(s) to LocalPool" in out
-    assert export(tmp_path, "pool") == reference[0]
+    assert export_rows(tmp_path, "pool") == reference[0]
     assert stored(tmp_path, "pool") == reference[1]
     numerics = {json.loads(p.read_text())["provenance"]["numerics"]
                 for p in (tmp_path / "results/pool/records").glob("*.json")}
@@ -68,7 +62,7 @@ def test_a_slurm_array_killed_part_way_is_finished_by_a_rerun(cli, tmp_path, ref
     assert 0 < done_before < 26
     cli(*command[1:])
     assert stored(tmp_path, "array") == reference[1]  # nothing lost, nothing twice
-    assert export(tmp_path, "array") == reference[0]
+    assert export_rows(tmp_path, "array") == reference[0]
     logs = list((tmp_path / "results/array/slurm").glob("*_log.out"))
     assert len(logs) >= 2  # submitit's per-task logs, kept with the study
 
@@ -79,7 +73,7 @@ def test_two_concurrent_runs_on_one_study_train_each_job_once(tmp_path, referenc
             for _ in range(2)]
     errors = [run.communicate(timeout=600)[1] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], errors
-    assert export(tmp_path, "both") == reference[0]
+    assert export_rows(tmp_path, "both") == reference[0]
     assert stored(tmp_path, "both") == reference[1]
     logs = "".join(p.read_text() for p in (tmp_path / "results/both/logs").glob("*.log"))
     for method in ("late_fusion", "tmc"):

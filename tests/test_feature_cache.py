@@ -1,7 +1,6 @@
 """Feature reuse in evaluation: a clean modality's encoder outputs are computed once per model
 and reused by every cell that feeds them, with outputs bit for bit those computed without."""
 
-import csv
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from rambench.datasets import Split
 from rambench.evaluate import predict
 from rambench.feature_cache import FeatureCache
 from rambench.methods import Method, MethodContext
-from tests.helpers import invoke_cli, share_checkpoints
+from tests.helpers import export_rows, invoke_cli, share_checkpoints
 
 MODS = ("audio", "visual")
 KINDS = {m: "audio" for m in MODS}
@@ -113,11 +112,6 @@ RUN = ["run", "--method", "late_fusion", "--method", "raml", "--grid", "smoke", 
        "--epochs", "1", "--threads", "1"]
 
 
-def export(folder, study):
-    target = folder / f"{study}.csv"
-    invoke_cli("export", "--study", study, "--to", str(target), cwd=folder)
-    with open(target) as f:
-        return [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
 
 
 def test_a_study_exports_the_same_values_with_and_without_reuse(tmp_path, monkeypatch):
@@ -136,7 +130,7 @@ def test_a_study_exports_the_same_values_with_and_without_reuse(tmp_path, monkey
     caches.clear()
     invoke_cli(*RUN, "--study", "computed", cwd=tmp_path)
     assert caches == []
-    reused, computed = export(tmp_path, "reused"), export(tmp_path, "computed")
+    reused, computed = export_rows(tmp_path, "reused"), export_rows(tmp_path, "computed")
     assert len(reused) > 100 and reused == computed
 
 
