@@ -108,8 +108,16 @@ def test_past_its_budget_the_cache_computes_without_storing():
     assert cache.hits == 0 and cache.bytes == 0 and cache.misses == 2 * 2 * 2 * 3
 
 
-RUN = ["run", "--method", "late_fusion", "--method", "raml", "--grid", "smoke", "--limit", "64",
-       "--epochs", "1", "--threads", "1"]
+RUN = ["run", "--method", "late_fusion", "--method", "raml", "--grid", "grid.yaml", "--limit",
+       "64", "--epochs", "1", "--threads", "1"]
+GRID = """\
+conditions:
+  clean: true
+  corruptions: {visual: [gaussian_noise], audio: [gaussian_noise]}
+  severities: [1, 5]
+  missing_modalities: all
+  missing_rates: [0.5]
+"""
 
 
 
@@ -123,6 +131,7 @@ def test_a_study_exports_the_same_values_with_and_without_reuse(tmp_path, monkey
             caches.append(self)
 
     monkeypatch.setattr(execute, "FeatureCache", Counted)
+    (tmp_path / "grid.yaml").write_text(GRID)
     invoke_cli(*RUN, "--study", "reused", cwd=tmp_path)
     assert sum(c.hits for c in caches) > 0
     share_checkpoints(tmp_path, "reused", "computed")
@@ -131,7 +140,7 @@ def test_a_study_exports_the_same_values_with_and_without_reuse(tmp_path, monkey
     invoke_cli(*RUN, "--study", "computed", cwd=tmp_path)
     assert caches == []
     reused, computed = export_rows(tmp_path, "reused"), export_rows(tmp_path, "computed")
-    assert len(reused) > 100 and reused == computed
+    assert len(reused) > 50 and reused == computed
 
 
 @pytest.mark.parametrize("value, enabled", [("0", False), ("off", False), ("1", True)])

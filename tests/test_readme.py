@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -58,8 +60,11 @@ def test_the_backend_table_is_the_one_the_specs_generate():
     assert implementation_table() in (DOCS / "conditions.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_every_generated_table_is_current():
-    """`python scripts/docs_tables.py` rewrites a block this finds stale."""
+    """`python scripts/docs_tables.py` rewrites a block this finds stale. Slow (it reads
+    every bundle and recomputes every table's significance marks): `.ci/run` runs the same
+    check as `python scripts/docs_tables.py --check`."""
     from scripts import docs_tables as tables
 
     found = tables.blocks(ROOT)
