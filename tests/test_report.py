@@ -404,3 +404,30 @@ def test_the_audio_visual_events_have_a_figure_of_their_own():
     assert all(len(ax.lines) == methods for ax in fig.axes)  # one line per method
     assert [len(x.get_xdata()) for x in fig.axes[0].lines] == [4] * methods  # 0, 1, 3, 5
     assert fig.axes[0].get_ylabel().startswith("audio-visual")
+
+
+def test_every_figure_has_a_paper_width_and_the_same_type_sizes(fake):
+    """One look for all figures: a one- or two-column width, and every axis label, tick
+    label and legend entry at the size `style.RC` gives it (text inside the data, such as
+    a heatmap's cell values, may be smaller)."""
+    from rambench.report import style
+
+    tidy, corr = fake["tidy"], fake["corr"]
+    built = {"severity": figures.severity_figure(tidy), "heatmap": figures.heatmap_figure(tidy),
+             "missing": figures.missing_figure(tidy),
+             "families": figures.families_figure(tidy, corr),
+             "calibration": figures.calibration_figure(fake["records"])}
+    sizes = {"label": style.RC["axes.labelsize"], "tick": style.RC["xtick.labelsize"],
+             "legend": style.RC["legend.fontsize"], "title": style.RC["axes.titlesize"]}
+    for kind, fig in built.items():
+        assert fig.get_figwidth() in (style.SINGLE_COLUMN, style.DOUBLE_COLUMN), kind
+        for ax in fig.axes:
+            for label in (ax.xaxis.label, ax.yaxis.label):
+                if label.get_text():
+                    assert label.get_fontsize() == sizes["label"], (kind, label.get_text())
+            ticks = [t for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+            assert all(t.get_fontsize() == sizes["tick"] for t in ticks), kind
+            if ax.get_title():
+                assert ax.title.get_fontsize() == sizes["title"], kind
+        for legend in fig.legends:
+            assert all(t.get_fontsize() == sizes["legend"] for t in legend.get_texts()), kind
