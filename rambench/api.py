@@ -140,11 +140,11 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
     cache.check()
     log = log_path(plan.store.root) if plan.todo else None
     estimate = plan.estimate_seconds() if plan.todo else None
-    reporter = Progress(len(plan.todo), len(plan.jobs_to_train()), log, quiet=not progress,
-                        estimate=estimate)
+    jobs = len(plan.jobs_to_train())
+    reporter = Progress(len(plan.todo), jobs, log, quiet=not progress, estimate=estimate)
     if plan.todo:
         reporter.line(f"run of study {plan.store.study!r}: {len(plan.todo)} of "
-                      f"{len(plan.cells)} cells to compute, {len(plan.jobs_to_train())} "
+                      f"{len(plan.cells)} cells to compute, {jobs} "
                       "training job(s)" + ("" if estimate is None else
                                            f", estimated {duration(sum(estimate))}"))
     trackers = open_trackers(track, plan.store.root, plan.store.study) if plan.todo else []

@@ -184,6 +184,11 @@ class ResultSet:
         with user_errors():
             table = _TABLES(view, self.tidy(), self.correctness(), reference, against,
                             score=score)
+        return self.with_warnings(table)
+
+    def with_warnings(self, table):
+        """`table` with the study's warnings about rows not made alike (`mixed`) leading
+        its notes (each note once)."""
         table.notes = list(dict.fromkeys([*self.mixed, *table.notes]))
         return table
 

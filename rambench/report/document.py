@@ -196,8 +196,7 @@ def write_report(results: ResultSet, out_dir: Path, metric: str = "mpc",
         except metrics.MissingReferenceError as err:  # e.g. no unimodal references
             left_out.append(f"{view} table left out: {err}")
             continue
-        table.notes = list(dict.fromkeys([*results.mixed, *table.notes]))
-        built[view] = table
+        built[view] = table = results.with_warnings(table)
         for fmt, ext in EXTENSIONS.items():
             path = table_dir / f"{view}.{ext}"
             path.write_text(render(table, fmt, label=f"tab:{study}-{view}") + "\n")
