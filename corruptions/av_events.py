@@ -75,6 +75,7 @@ from PIL import Image
 from scipy import ndimage, signal
 from scipy.io import wavfile
 
+from corruptions import scales
 from corruptions.spec import SEVERITIES, Draws, Fidelity, Spec, TorchImpl, check_images
 
 BACKEND = "rambench-av/1"  # bump when an event's output changes for the same seed
@@ -557,10 +558,28 @@ class Event:
     shared: Callable | None = None
     image_units: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     audio_units: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # image parameter -> its twin in the image grid, whose constants depend on the image
+    # size (`corruptions.scales`): taken from the twin's table at the images' scale;
+    # `image_params` holds the ImageNet (224 px) values
+    image_scaled: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def has_bed(self) -> bool:
         return self.bed_kind is not None
+
+    @property
+    def scaled(self) -> bool:
+        return bool(self.image_scaled)
+
+    def image_at(self, severity: int, scale: str | None) -> Mapping[str, Any]:
+        """The image parameters of a severity at a resolved severity scale (None: the
+        ImageNet values)."""
+        params = self.image_params[severity - 1]
+        if not self.image_scaled or scale is None:
+            return params
+        return MappingProxyType({**params, **{
+            key: scales.constants(twin, severity, scale)[0]
+            for key, twin in self.image_scaled.items()}})
 
 
 SNR_LADDER = (20, 15, 10, 5, 0)
@@ -602,7 +621,7 @@ EVENTS: dict[str, Event] = {e.name: e for e in (
     Event(
         name="crowd",
         description="dark head-and-shoulders silhouettes occluding the bottom of the frame; "
-                    "babble of other clips of the same split (the pool)",
+                    "babble of clips of other classes from the same split (the pool)",
         image_params=_params({"people": (1, 2, 3, 4, 5),
                               "height": (0.35, 0.42, 0.5, 0.55, 0.6),
                               "width": (0.3, 0.32, 0.34, 0.36, 0.38)}),
@@ -677,6 +696,7 @@ EVENTS: dict[str, Event] = {e.name: e for e in (
         audio_params=_params({"codec_rate_hz": (8000, 6000, 4000, 3000, 2000),
                               "bits": (8, 7, 6, 5, 4)}),
         image=_compression_image, audio=_compression_audio,
+        image_scaled=MappingProxyType({"jpeg_quality": "jpeg_compression"}),
         image_units=MappingProxyType({"jpeg_quality": "PIL quality"}),
         audio_units=MappingProxyType({"codec_rate_hz": "resampled to and back",
                                       "bits": "mu-law bits"}),
@@ -767,27 +787,42 @@ class _Pool:
     entries: tuple[np.ndarray, ...]  # non-silent pool clips, ordered by content digest
     digests: tuple[bytes, ...]
     indices: tuple[int, ...]  # their positions in the pool as passed
+    labels: tuple[Any, ...] | None = None  # their classes, if given
+    # content digest -> the classes of the pool clips with that content (labels given)
+    classes: Mapping[bytes, frozenset] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, pool: Sequence[np.ndarray]) -> _Pool:
-        rows = []
+    def build(cls, pool: Sequence[np.ndarray], labels: Sequence[Any] | None = None) -> _Pool:
+        if labels is not None and len(labels) != len(pool):
+            raise ValueError(f"{len(labels)} pool labels for {len(pool)} pool clips")
+        rows, classes = [], {}
         for i, a in enumerate(pool):
             a = np.asarray(a, dtype=np.float64)
             if a.ndim != 1:
                 raise ValueError(f"pool entry {i} must be 1-D audio, got shape {a.shape}")
+            digest = _digest(pool[i])
+            if labels is not None:
+                classes.setdefault(digest, set()).add(labels[i])
             if a.size and _rms(a) > 0 and np.all(np.isfinite(a)):
-                rows.append((_digest(pool[i]), i, a))
+                rows.append((digest, i, a))
         rows.sort(key=lambda r: (r[0], r[1]))
         return cls(tuple(r[2] for r in rows), tuple(r[0] for r in rows),
-                   tuple(r[1] for r in rows))
+                   tuple(r[1] for r in rows),
+                   None if labels is None else tuple(labels[r[1]] for r in rows),
+                   {d: frozenset(c) for d, c in classes.items()})
 
 
 def _babble(pool: _Pool, own: bytes, talkers: int, length: int, rng: np.random.Generator
             ) -> tuple[np.ndarray, dict]:
-    eligible = [j for j, d in enumerate(pool.digests) if d != own]
+    """Babble of `talkers` pool clips other than the sample's own (content `own`) and,
+    where the pool has labels, of no class the sample's clip has in the pool."""
+    own_classes = pool.classes.get(own, frozenset())
+    eligible = [j for j, d in enumerate(pool.digests) if d != own and
+                (pool.labels is None or pool.labels[j] not in own_classes)]
     if not eligible:
         raise ValueError("crowd babble needs at least one non-silent pool clip other than "
-                         "the sample itself")
+                         "the sample itself" + (" and of another class" if own_classes
+                                                else ""))
     chosen = rng.choice(eligible, size=min(talkers, len(eligible)), replace=False)
     babble = np.zeros(length)
     for j in chosen:
@@ -900,7 +935,8 @@ def _audio_sample(event: Event, params, x: np.ndarray, drawn: dict, sample_rate:
 
 def prepare(name: str, batch: tuple[np.ndarray | None, np.ndarray | None],
             sample_rate: int | None = None, pool: Sequence[np.ndarray] | None = None,
-            noise_dir: str | Path | None = None, **options) -> tuple[int, dict[str, Any]]:
+            noise_dir: str | Path | None = None, pool_labels: Sequence[Any] | None = None,
+            **options) -> tuple[int, dict[str, Any]]:
     """A batch's number of samples and context, or a ValueError saying what is wrong with it.
 
     batch: (images, audio): images uint8 (N, H, W, C) or clips (N, T, H, W, C), C in {1, 3},
@@ -908,17 +944,24 @@ def prepare(name: str, batch: tuple[np.ndarray | None, np.ndarray | None],
     pool: the audio the crowd babble is drawn from (1-D arrays at `sample_rate`, e.g. the
     clean audio of the whole split); entries equal to a sample's own clean audio (same
     content, bitwise) and silent entries are never used; the choice depends on the pool's
-    contents, not on its order. noise_dir: real recordings `<noise_dir>/<name>/*.wav`
-    replace the synthetic (or babble) bed of events that have one; any rate, channel
-    count or length (resampled, mixed to mono, tiled or cropped to the clip)."""
+    contents, not on its order. pool_labels: the class of each pool clip; a sample then
+    babbles only with clips of classes other than those its own clip has in the pool (so
+    that on spoken digits or emotions the crowd does not say the sample's class).
+    scale (an option): the severity scale of a side with an image-grid twin
+    (`Event.image_scaled`), `auto` from the images' size. noise_dir: real recordings
+    `<noise_dir>/<name>/*.wav` replace the synthetic (or babble) bed of events that have
+    one; any rate, channel count or length (resampled, mixed to mono, tiled or cropped to
+    the clip)."""
     event = EVENTS[name]
     images, audio = batch
     if images is None and audio is None:
         raise ValueError("nothing to corrupt: images and audio are both None")
-    n = None
+    n = scale = None
     if images is not None:
         check_images(images, MIN_IMAGE_SIZE, clips=True)
         n = len(images)
+        scale = scales.resolve_scale(options.get("scale", scales.DEFAULT_SCALE),
+                                     *images.shape[-3:-1])
     pool_state = noise = None
     if audio is not None:
         if not isinstance(audio, np.ndarray) or audio.dtype != np.float32 or audio.ndim != 2:
@@ -937,8 +980,9 @@ def prepare(name: str, batch: tuple[np.ndarray | None, np.ndarray | None],
             if pool is None:
                 raise ValueError("the crowd event needs `pool` (audio clips to babble from) "
                                  "or `noise_dir`")
-            pool_state = _Pool.build(pool)
-    return n, {"sample_rate": sample_rate, "pool": pool_state, "noise": noise}
+            pool_state = _Pool.build(pool, pool_labels)
+    return n, {"sample_rate": sample_rate, "pool": pool_state, "noise": noise,
+               "scale": scale}
 
 
 def draw(name: str, batch: tuple[np.ndarray | None, np.ndarray | None], severity: int,
@@ -948,7 +992,8 @@ def draw(name: str, batch: tuple[np.ndarray | None, np.ndarray | None], severity
     arrays (`SampleDraws`)."""
     event = EVENTS[name]
     images, audio = batch
-    p_image, p_audio = event.image_params[severity - 1], event.audio_params[severity - 1]
+    p_image = event.image_at(severity, context["scale"])
+    p_audio = event.audio_params[severity - 1]
     shape = None if images is None else _frames(images).shape[1:4]
     draws = [_draw_sample(event, p_image, p_audio, seed, shape,
                           None if audio is None else audio[i], context["sample_rate"],
@@ -973,7 +1018,8 @@ def apply(name: str, batch: tuple[np.ndarray | None, np.ndarray | None], severit
     numpy/scipy/OpenCV/PIL, sample by sample; the same shapes and dtypes."""
     event = EVENTS[name]
     images, audio = batch
-    p_image, p_audio = event.image_params[severity - 1], event.audio_params[severity - 1]
+    p_image = event.image_at(severity, context["scale"])
+    p_audio = event.audio_params[severity - 1]
     drawn = sample_draws(name, batch, severity, draws, context)
     out_images = None if images is None else np.stack(
         [_image_sample(event, p_image, f, d.image)
@@ -993,17 +1039,23 @@ def _fmt(v: Any) -> str:
 
 
 def markdown_table(name: str) -> str:
-    """The event's parameters per severity as a markdown table (docs/av-events.md)."""
+    """The event's parameters per severity as a markdown table (docs/av-events.md); a
+    parameter taken from the image grid's scales shows its value at each scale."""
     e = EVENTS[name]
     keys = [("image", k) for k in e.image_params[0]] + [("audio", k) for k in e.audio_params[0]]
     units = {**{("image", k): v for k, v in e.image_units.items()},
              **{("audio", k): v for k, v in e.audio_units.items()}}
     units.setdefault(("audio", "snr_db"), "bed SNR, dB")
+    for k in e.image_scaled:
+        units[("image", k)] = (units.get(("image", k), "") + "; at scale "
+                               + " / ".join(scales.SCALES)).lstrip("; ")
     head = ["severity"] + [f"{side}: {k}" + (f" ({units[(side, k)]})" if (side, k) in units
                                               else "") for side, k in keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in SEVERITIES:
-        values = [_fmt((e.image_params if side == "image" else e.audio_params)[s - 1][k])
+        values = [" / ".join(_fmt(e.image_at(s, scale)[k]) for scale in scales.SCALES)
+                  if side == "image" and k in e.image_scaled else
+                  _fmt((e.image_params if side == "image" else e.audio_params)[s - 1][k])
                   for side, k in keys]
         lines.append("| " + " | ".join([str(s)] + values) + " |")
     return "\n".join(lines)
@@ -1013,10 +1065,10 @@ def markdown_table(name: str) -> str:
 # the specs
 
 
-def _describe(event: Event, severity: int) -> str:
-    """A severity's parameters of both sides in words."""
+def _describe(event: Event, severity: int, scale: str | None = None) -> str:
+    """A severity's parameters of both sides in words (at a severity scale)."""
     return "; ".join(f"{side}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in p.items())
-                     for side, p in (("image", event.image_params[severity - 1]),
+                     for side, p in (("image", event.image_at(severity, scale)),
                                      ("audio", event.audio_params[severity - 1])) if p)
 
 
@@ -1038,6 +1090,9 @@ def _spec(event: Event) -> Spec:
                         backend=TORCH_BACKEND),
         randomness=RANDOMNESS, description=event.description,
         severity_table=tuple(_describe(event, s) for s in SEVERITIES),
+        scale_tables=MappingProxyType({
+            scale: tuple(_describe(event, s, scale) for s in SEVERITIES)
+            for scale in scales.SCALES} if event.scaled else {}),
         values=tuple(MappingProxyType({"image": event.image_params[s - 1],
                                        "audio": event.audio_params[s - 1]})
                      for s in SEVERITIES))

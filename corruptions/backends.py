@@ -70,7 +70,8 @@ def corrupt(
     backend: str = DEFAULT_BACKEND, device: torch.device | str = "cpu", *,
     kind: str | None = None, drawn: Mapping[str, list] | None = None,
     sample_rate: int | None = None, scale: str = DEFAULT_SCALE,
-    pool: Sequence[np.ndarray] | None = None, noise_dir: str | Path | None = None,
+    pool: Sequence[np.ndarray] | None = None, pool_labels: Sequence[Any] | None = None,
+    noise_dir: str | Path | None = None,
 ) -> tuple[Any, Drawn]:
     """Corrupt every sample of `batch` with `spec` (a spec, or the name of one of `kind`) at
     `severity`: each sample's parameters drawn from its seed (`seeds`), or applied as
@@ -84,9 +85,10 @@ def corrupt(
     (`corruptions.scales`; `auto`: from the image size); audio: float32 (N, T) with
     `sample_rate`; av (an audio-visual event, `corruptions.av_events`): (images, audio),
     images uint8 stills or clips (H, W >= 8), audio float32 (N, L) at `sample_rate`, either
-    None, with `pool` (the clips the crowd babble is drawn from) and `noise_dir` (real noise
-    recordings). A sample's output depends only on (sample, spec, severity, its seed or
-    drawn parameters, backend, context), not on the batch."""
+    None, with `pool` (the clips the crowd babble is drawn from; with `pool_labels`, never
+    from a clip of the sample's own class) and `noise_dir` (real noise recordings). A
+    sample's output depends only on (sample, spec, severity, its seed or drawn parameters,
+    backend, context), not on the batch."""
     if isinstance(spec, str):
         spec = registry.get(spec, kind)
     check_severity(severity)
@@ -97,7 +99,7 @@ def corrupt(
     if spec.kind == "image" and np.ndim(batch) == 5:  # clips: every frame an image of its own
         return _clips(batch, spec, severity, seeds, backend, device, drawn, scale)
     n, context = spec.prepare(batch, sample_rate=sample_rate, scale=scale, pool=pool,
-                              noise_dir=noise_dir)
+                              pool_labels=pool_labels, noise_dir=noise_dir)
     if seeds is not None:
         seeds = [operator.index(s) for s in seeds]
         if len(seeds) != n:

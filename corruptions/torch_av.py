@@ -268,7 +268,8 @@ def apply(name: str, batch: tuple[np.ndarray | None, np.ndarray | None], severit
     on `device`: the torch backend's apply (`corruptions.backends.corrupt` calls it)."""
     event = av.EVENTS[name]
     images, audio = batch
-    p_image, p_audio = event.image_params[severity - 1], event.audio_params[severity - 1]
+    p_image = event.image_at(severity, context["scale"])
+    p_audio = event.audio_params[severity - 1]
     drawn = av.sample_draws(name, batch, severity, draws, context)
     with torch.no_grad():
         out_images = None if images is None else apply_images(

@@ -36,7 +36,7 @@ from rambench.identity import (
 from rambench.methods import Method, methods
 from rambench.methods.adaptation import Adaptation, adaptations
 from rambench.params import apply_overrides
-from rambench.schema import Condition
+from rambench.schema import AVEvent, Condition
 from rambench.study import Overrides, Study
 from rambench.train import TrainConfig
 
@@ -127,6 +127,9 @@ class StudySpec:
         for condition in self.grid.conditions(kinds):
             scaled = [m for m, name in condition.corruptions()
                       if kinds[m] == "image" and corruption_registry.get(name, "image").scaled]
+            if isinstance(condition, AVEvent) and corruption_registry.get(
+                    condition.event, "av").scaled:
+                scaled = [condition.modalities[0]]
             if scaled:
                 condition = dataclasses.replace(condition, severity_scale=self.scale_of(scaled[0]))
             out.append(condition)

@@ -183,6 +183,11 @@ CODE_EQUIVALENTS: dict[str, str] = {
     "296b9559162691da": "ba171364b508bc10",  # av, torch
     # reconstruct filed under the imputation family (a label; its computation is unchanged)
     "effa8906dec2dcc4": "094c2240e9e0bce9",
+    # corrupt() passes the babble pool's labels through (used by audio-visual events only)
+    "9a02d4f61bb53ad3": "2597a0963cf3ccb1",  # image, reference
+    "305bc210ed49a399": "b22fb607b207618b",  # image, torch
+    "13b8b38b7aecb6a2": "319693d512d20816",  # audio, reference
+    "33e0715d04dbc6e9": "0b6ad069a136ea78",  # audio, torch
 }
 
 

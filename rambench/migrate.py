@@ -90,6 +90,27 @@ def legacy_plugin_code(cls: type, stored: str) -> str | None:
     return None
 
 
+def same_method_code(stored: str | None, method) -> bool:
+    """Whether a stored record's method code (either identity) is the code of `method` (a
+    `rambench.config.MethodSpec`)."""
+    code = method.id.code
+    if stored in (code, METHOD_CODE.get(code)):
+        return True
+    return ":" in method.id.name and legacy_plugin_code(method.cls, stored or "") is not None
+
+
+def same_harness(stored: str | None, harness: str) -> bool:
+    """Whether a stored record's harness (either identity) is `harness`."""
+    return stored in (harness, HARNESS.get(harness))
+
+
+def same_backend(stored: str, backend: str) -> bool:
+    """Whether a stored record's corruption backend text (either identity) is `backend`."""
+    head, sep, new = backend.rpartition("; code ")
+    return stored == backend or (bool(sep) and new in CORRUPTION_CODE and
+                                 stored == f"{head}; code {CORRUPTION_CODE[new]}")
+
+
 def legacy_cell(cell: Cell, stored: Record) -> Cell | None:
     """`cell` as identity 1 keyed it (its `.key`, its `.job.key`), or None where its code is
     not the code of identity 1 (then `stored`, the record at its coordinates, is not its

@@ -20,7 +20,7 @@ from rambench.config import MethodSpec, StudySpec
 from rambench.datasets.limited import is_limited
 from rambench.errors import UsageError
 from rambench.identity import DRAW_SALTS, corruption_code_hash, format_value, harness_id
-from rambench.migrate import legacy_cell
+from rambench.migrate import legacy_cell, same_backend, same_harness, same_method_code
 from rambench.schema import AVEvent, Condition, Record
 from rambench.store import Store
 
@@ -110,17 +110,22 @@ class Stale:
     @property
     def reason(self) -> str:
         old = self.stored
-        if old.method.code != self.cell.job.method.id.code:
+        if not same_method_code(old.method.code, self.cell.job.method):
             return "method code changed"
         adaptation = self.cell.job.method.id.adaptation
         if adaptation is not None and (old.method.adaptation or {}).get("code") != \
                 adaptation.code:
             return "adaptation code changed"
-        if old.provenance.get("harness") != self.cell.job.harness:
+        if not same_harness(old.provenance.get("harness"), self.cell.job.harness):
             return "harness code changed"
         old_scale = getattr(old.condition, "severity_scale", None)
         if old_scale != getattr(self.cell.condition, "severity_scale", None):
             return "severity scale changed"
+        old_backends = old.provenance.get("corruption_backends")
+        if old_backends is not None and (old_backends.keys() != self.cell.backends.keys() or
+                                         not all(same_backend(old_backends[k], v)
+                                                 for k, v in self.cell.backends.items())):
+            return "corruption code changed"
         new = self.cell.job.train_config
         changed = [f"{name} {format_value(old.train_config.get(name))} -> "
                    f"{format_value(new.get(name))}"

@@ -57,10 +57,16 @@ class Condition:
         """The condition's value on each of `AXES` (None where it has none)."""
         return {axis: getattr(self, axis, None) for axis in AXES}
 
+    # fields added after records of this kind were first stored: left out of the JSON (and
+    # so of every key) while None, so that the keys of conditions without them stay the same
+    added_fields: ClassVar[tuple[str, ...]] = ()
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if value is None and f.name in self.added_fields:
+                continue
             out[f.name] = ([list(p) if isinstance(p, tuple) else p for p in value]
                            if isinstance(value, tuple) else value)
         return out
@@ -109,6 +115,10 @@ class AVEvent(Condition):
     modalities: tuple[str, str]  # (image modality, audio modality)
     noise_dir: str | None = None  # real recordings <noise_dir>/<event>/*.wav, if given
     noise_digest: str | None = None  # hash of those files' contents: part of the key
+    # as `Corrupt.severity_scale`, for events whose image side has a twin in the image
+    # grid (compression's JPEG quality); None for the others
+    severity_scale: str | None = None
+    added_fields: ClassVar[tuple[str, ...]] = ("severity_scale",)
 
     @property
     def label(self) -> str:

@@ -80,7 +80,8 @@ def corrupt_event(
     name: str, images: np.ndarray | None, audio: np.ndarray | None, severity: int,
     seeds: list[int], sample_rate: int | None = None, pool: list[np.ndarray] | None = None,
     noise_dir: str | Path | None = None, backend: str = "reference",
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "cpu", scale: str | None = None,
+    pool_labels: list[int] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, list]]:
     """Both modalities of every sample corrupted with audio-visual event `name`
     (`corruptions.av_events`, through `corruptions.backends.corrupt`): (images, audio,
@@ -91,7 +92,8 @@ def corrupt_event(
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         (images, audio), drawn = corrupt((images, audio), name, severity, seeds, backend,
                                          device, kind="av", sample_rate=sample_rate,
-                                         pool=pool, noise_dir=noise_dir)
+                                         pool=pool, pool_labels=pool_labels,
+                                         noise_dir=noise_dir, scale=scale or DEFAULT_SCALE)
     return images, audio, drawn
 
 
@@ -186,7 +188,8 @@ def _av_inputs(dataset: Dataset, split: Split, condition: AVEvent, seed: int, da
     images, sound, drawn = corrupt_event(
         condition.event, np.asarray(split.inputs[image_m]), audio, condition.severity, seeds,
         dataset.modalities[audio_m].sample_rate, pool=list(audio),
-        noise_dir=condition.noise_dir, backend=backend, device=device)
+        pool_labels=np.asarray(split.y).tolist(), noise_dir=condition.noise_dir,
+        backend=backend, device=device, scale=condition.severity_scale)
     out = {image_m: images, audio_m: sound}
     drawn = _as_json(drawn)
     sides = {image_m: {k: v for k, v in drawn.items() if k != "audio"},

@@ -248,6 +248,34 @@ def test_crowd_babble_uses_only_other_pool_clips():
             assert sum(energy[bins[i]] for i in chosen) > 0.99 * total
 
 
+def test_crowd_babble_with_pool_labels_never_uses_the_samples_class():
+    """Pool labels: the babble draws only clips of other classes (on spoken digits the
+    crowd must not say the sample's digit); without labels, same-class clips are eligible."""
+    length = 2000
+    rng = np.random.default_rng(0)
+    pool = [(0.05 * rng.standard_normal(length)).astype(np.float32) for _ in range(12)]
+    labels = [i % 3 for i in range(12)]  # classes 0, 1, 2, four clips each
+    seen_same_class = False
+    for own in range(12):
+        for seed in range(4):
+            sample = pool[own][None].copy()
+            _, _, labelled = apply_event("crowd", None, sample, 5, [seed], SR, pool=pool,
+                                         pool_labels=labels)
+            chosen = labelled[0]["audio"]["babble_pool_indices"]
+            assert len(chosen) == 8 == len(set(chosen))  # all 8 clips of the other classes
+            assert all(labels[j] != labels[own] for j in chosen)
+            _, _, unlabelled = apply_event("crowd", None, sample, 5, [seed], SR, pool=pool)
+            seen_same_class |= any(labels[j] == labels[own] and j != own
+                                   for j in unlabelled[0]["audio"]["babble_pool_indices"])
+    assert seen_same_class
+    with pytest.raises(ValueError, match="and of another class"):
+        apply_event("crowd", None, pool[0][None], 1, [0], SR, pool=pool[:3],
+                    pool_labels=[0, 0, 0])
+    with pytest.raises(ValueError, match="2 pool labels for 3 pool clips"):
+        apply_event("crowd", None, pool[0][None], 1, [0], SR, pool=pool[:3],
+                    pool_labels=[0, 1])
+
+
 def test_crowd_without_other_clips_is_refused():
     with pytest.raises(ValueError, match="other than"):
         apply_event("crowd", None, AUDIO[:1], 1, [0], SR, pool=[AUDIO[0], AUDIO[0] * 0])
@@ -328,14 +356,50 @@ def test_mu_law_quantisation_hand_computed():
         assert len(levels) == 2**bits
 
 
-def test_compression_image_is_pil_jpeg_and_audio_is_band_limited():
+def _pil_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer))
+
+
+# the published JPEG qualities of the image grid (Hendrycks' generators) per image size
+PUBLISHED_JPEG = {32: (80, 65, 58, 50, 40), 64: (65, 58, 50, 40, 25),
+                  224: (25, 18, 15, 10, 7)}
+
+
+@pytest.mark.parametrize("size", sorted(PUBLISHED_JPEG))
+def test_compression_image_is_pil_jpeg_at_the_quality_of_the_image_scale(size):
+    """The event's JPEG side takes the image grid's quality for the image size (CIFAR-10-C
+    at 32 px, Tiny-ImageNet-C at 64 px, ImageNet-C at 224 px), as the image grid does."""
+    images = np.stack([texture(size, size, seed=i) for i in range(2)])
     for severity in SEVERITIES:
-        images, audio, _ = run("compression", severity=severity)
-        quality = av.EVENTS["compression"].image_params[severity - 1]["jpeg_quality"]
-        for i in range(N):
-            buffer = io.BytesIO()
-            Image.fromarray(IMAGES[i]).save(buffer, format="JPEG", quality=quality)
-            np.testing.assert_array_equal(images[i], np.asarray(Image.open(buffer)))
+        out, _, _ = run("compression", images=images, audio=None, severity=severity,
+                        seeds=SEEDS[:2])
+        for i in range(2):
+            np.testing.assert_array_equal(
+                out[i], _pil_jpeg(images[i], PUBLISHED_JPEG[size][severity - 1]))
+
+
+def test_an_explicit_scale_overrides_the_image_size():
+    out, _, _ = run("compression", images=IMAGES[:1], audio=None, severity=5, seeds=[1],
+                    scale="imagenet")
+    np.testing.assert_array_equal(out[0], _pil_jpeg(IMAGES[0], 7))
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * math.log10(255**2 / mse)
+
+
+def test_at_32_px_compression_severity_1_is_milder_than_the_image_grids_jpeg_severity_5():
+    images = np.stack([texture(32, 32, seed=i) for i in range(N)])
+    event, _, _ = run("compression", images=images, audio=None, severity=1)
+    grid, _ = corrupt(images, "jpeg_compression", 5, SEEDS, kind="image")
+    assert np.mean([_psnr(images[i], event[i]) for i in range(N)]) > \
+        np.mean([_psnr(images[i], grid[i]) for i in range(N)])
+
+
+def test_compression_audio_is_band_limited():
     # severity 1 codes at 8 kHz: a 6 kHz tone is removed, a 1 kHz tone kept
     t = np.arange(SR) / SR
     x = (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 6000 * t))[None]

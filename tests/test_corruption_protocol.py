@@ -171,7 +171,7 @@ def test_records_carry_the_draws_applied_and_they_give_the_tested_inputs(tmp_pat
     results = benchmark(["late_fusion"], grid=grid, out=tmp_path / "results", study="drawn",
                         epochs=1, device="cpu", cache_dir=cache, limit=24)
     dataset = Limited(datasets.get("avdigits")(), 24)
-    clean = dataset.split("test").inputs
+    clean, labels = dataset.split("test").inputs, dataset.split("test").y.tolist()
     tested = {}  # (condition, modality) -> the corrupted inputs, as cached
     for sidecar in (cache / "corrupted").rglob("*.json"):
         meta = json.loads(sidecar.read_text())
@@ -190,7 +190,8 @@ def test_records_carry_the_draws_applied_and_they_give_the_tested_inputs(tmp_pat
                 batch[side] = clean[m]
                 out, _ = corrupt(tuple(batch), condition.event, condition.severity,
                                  backend="torch", kind="av", drawn=drawn[m], sample_rate=SR,
-                                 pool=list(np.asarray(clean["audio"], dtype=np.float32)))
+                                 pool=list(np.asarray(clean["audio"], dtype=np.float32)),
+                                 pool_labels=labels)
                 assert np.array_equal(out[side], tested[key, m]), (condition.label, m)
                 checked.add((condition.label, m))
             continue

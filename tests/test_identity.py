@@ -290,16 +290,30 @@ def test_results_stored_under_identity_1_are_carried_over_not_recomputed(tmp_pat
                     "results are stale by design")
     stored = {r.coordinates: r for r in plan.store.records()}
     assert len(plan.cells) == len(stored) == 10
-    assert plan.todo == [] and plan.stale == [] and len(plan.carried) == 10
-    assert "10 stored result(s) of the same code keyed by an earlier rambench" in \
+    # the audio-visual events' code (one hash for all events) changed since identity 1
+    # (compression takes the image scale, crowd babbles with other classes): those cells
+    # are stale, by design; every other result is carried
+    av_changed = identity.corruption_code_hash("av", "torch") != \
+        identity.DRAW_SALTS[("av", "torch")]
+    av_cells = {c.coordinates for c in plan.cells if c.condition.kind == "av"}
+    assert len(av_cells) == 2
+    current = 10 - len(av_cells) * av_changed
+    assert len(plan.todo) == 10 - current and len(plan.carried) == current
+    assert {s.cell.coordinates for s in plan.stale} == (av_cells if av_changed else set())
+    assert [s.reason for s in plan.stale] == ["corruption code changed"] * len(plan.stale)
+    assert f"{current} stored result(s) of the same code keyed by an earlier rambench" in \
         plan.describe()
     result = api.run_plan(plan, use_cache=False, progress=False)
-    assert result.summary.computed == 0 and result.summary.reused == 10
-    after = {r.coordinates: r for r in plan.store.all_records()}
+    assert result.summary.computed == 10 - current and result.summary.reused == current
+    after = {r.coordinates: r for r in plan.store.records()}  # the current ones
     assert after.keys() == stored.keys()
+    assert len(plan.store.all_records()) == 10 + 10 - current  # the stale ones are kept
     assert {r.key for r in after.values()} == {c.key for c in plan.cells}
     for coordinates, record in after.items():
         old = stored[coordinates]
+        if coordinates in av_cells and av_changed:  # recomputed: wind's output is the same
+            assert record.metrics == old.metrics
+            continue
         assert record.provenance["rekeyed_from"] == old.key
         assert record.metrics == old.metrics
         assert (record.predictions.probabilities == old.predictions.probabilities).all()

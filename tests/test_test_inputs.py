@@ -127,6 +127,10 @@ def test_an_av_event_corrupts_both_modalities_with_the_split_as_babble_pool(avdi
     # another seed, other draws
     other = build_test_inputs(dataset, split, cond, 1, "3c" * 10)
     assert not np.array_equal(other.inputs["audio"], first.inputs["audio"])
+    # the babble of a sample never holds a clip of its own class
+    for i, entry in enumerate(first.drawn["audio"]["audio"]):
+        assert entry["babble_pool_indices"]
+        assert all(split.y[j] != split.y[i] for j in entry["babble_pool_indices"])
 
 
 def test_av_conditions_from_a_grid(tmp_path):
