@@ -9,6 +9,7 @@
         audio: [gaussian_noise, reverb]
       severities: [1, 2, 3, 4, 5]
       av: {events: all, severities: [1, 3, 5]}   # co-occurring audio-visual events
+                                  # (`events: avrobustbench`: AVRobustBench's 15 pairs)
       missing_modalities: all     # each listed modality dropped for every sample
       missing_rates: [0.1, 0.5, 0.9]
       mixed:                      # each modality of each sample corrupted w.p. probability
@@ -35,6 +36,7 @@ import numpy as np
 import yaml
 from scipy.io import wavfile
 
+from corruptions import avrobustbench
 from corruptions import registry as corruption_registry
 from corruptions.av_events import EVENTS as AV_EVENTS
 from corruptions.av_events import noise_files
@@ -48,6 +50,8 @@ SPLITS = tuple(sorted(set(DATASET_SPLITS) - {"train"}, reverse=True))
 CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "missing_rates",
                   "mixed", "av")
 AV_KEYS = ("events", "severities", "noise_dir")
+# `av: {events: <protocol>}`: every event of a paper's protocol
+AV_PROTOCOLS = {avrobustbench.PROTOCOL: avrobustbench.BENCHMARK}
 MIXED_KEYS = ("corruptions", "severities", "probability", "protocol")
 # mixed protocols: the corruption each modality kind gets, and the probability
 MIXED_PROTOCOLS = {"qmf": ({"image": "qmf_gaussian_noise", "audio": "gaussian_noise"}, 0.5)}
@@ -195,7 +199,12 @@ def _av_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condit
         found = ", ".join(f"{m} ({k})" for m, k in kinds.items())
         fail(source, "conditions.av", f"audio-visual events need an image and an audio "
                                        f"modality; this dataset has {found}")
-    events = _names(spec.get("events", "all"), corruption_registry.names("av"),
+    events = spec.get("events", "all")
+    if events == "all":  # rambench's events (a protocol's are asked for by its name)
+        events = corruption_registry.names("av")
+    elif isinstance(events, str) and events in AV_PROTOCOLS:  # e.g. AVRobustBench's 15
+        events = list(AV_PROTOCOLS[events])
+    events = _names(events, corruption_registry.names("av", protocols=True),
                     "audio-visual event", source, "conditions.av.events")
     severities = int_list(spec.get("severities", list(SEVERITIES)), source,
                            "conditions.av.severities", SEVERITIES, nonempty=True)
@@ -213,16 +222,30 @@ def _av_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condit
 NOISE_KEY = "conditions.av.noise_dir"
 
 
+def noise_subfolder(event: str) -> str | None:
+    """The folder under `noise_dir` that `event` reads recordings from (None: it reads
+    none): the event's name for rambench's events with a noise bed, AVRobustBench's own
+    folder names (`water_drops`, `crowd_speech`, ...) for its protocol."""
+    if event.startswith(avrobustbench.PREFIX):
+        return avrobustbench.noise_folder(event)
+    return event if AV_EVENTS[event].has_bed else None
+
+
 def _event_files(folder: Path, event: str) -> list[Path]:
     """The recordings of `event` under `folder`, listed exactly as the events read them
-    (`corruptions.av_events.noise_files`: `*.wav` in any case, regular files, sorted);
-    none where the folder is missing or holds none."""
-    if not (folder / event).is_dir():
-        return []
-    try:
-        return noise_files(folder, event)
-    except FileNotFoundError:
-        return []
+    (`corruptions.av_events.noise_files`: `*.wav` in any case, regular files, sorted), and
+    for AVRobustBench's crowd its cut-outs (`crowd_image/*.png`); none where the folder is
+    missing or holds none."""
+    sub = noise_subfolder(event)
+    found = []
+    if sub is not None and (folder / sub).is_dir():
+        try:
+            found = noise_files(folder, sub)
+        except FileNotFoundError:
+            found = []
+    if event == avrobustbench.spec_name("crowd"):
+        found += sorted((folder / avrobustbench.CROWD_IMAGES).glob("*.png"))
+    return found
 
 
 def _folder_digest(folder: Path, events: list[str], source: str = "") -> str:
@@ -236,7 +259,7 @@ def _folder_digest(folder: Path, events: list[str], source: str = "") -> str:
                 data = path.read_bytes()
             except OSError as err:
                 fail(source, NOISE_KEY, f"{event}/{path.name} cannot be read ({err})")
-            sha.update(f"{event}/{path.name}".encode())
+            sha.update(f"{path.parent.name}/{path.name}".encode())
             sha.update(data)
     return sha.hexdigest()[:16]
 
@@ -246,21 +269,22 @@ def _check_noise_dir(folder: Path, events: list[str], source: str) -> None:
     holding at least one `.wav` (any case), and each such entry is a readable WAV file with
     at least one sample, all finite. Events without a bed read no recordings."""
     for event in events:
-        if not AV_EVENTS[event].has_bed:
+        name = noise_subfolder(event)
+        if name is None:
             continue
-        sub = folder / event
+        sub = folder / name
         if not sub.is_dir():
-            fail(source, NOISE_KEY, f"no folder {event}/ in {folder}: the {event} event reads "
-                                    f"its noise from <noise_dir>/{event}/*.wav")
+            fail(source, NOISE_KEY, f"no folder {name}/ in {folder}: the {event} event reads "
+                                    f"its noise from <noise_dir>/{name}/*.wav")
         # every entry the events' listing could take, and those it would skip silently
         entries = sorted(p for p in sub.glob("*") if p.suffix.lower() == ".wav")
         if not entries:
-            fail(source, NOISE_KEY, f"{event}/ in {folder} holds no .wav file; the {event} "
+            fail(source, NOISE_KEY, f"{name}/ in {folder} holds no .wav file; the {event} "
                                     f"event needs at least one recording")
         for path in entries:
             problem = _wav_problem(path)
             if problem:
-                fail(source, NOISE_KEY, f"{event}/{path.name} {problem}")
+                fail(source, NOISE_KEY, f"{name}/{path.name} {problem}")
 
 
 def _wav_problem(path: Path) -> str | None:

@@ -168,6 +168,11 @@ CORRUPTION_FILES[("audio", "torch")] = (*CORRUPTION_FILES[("audio", "reference")
                                         "corruptions/reference_pool.py")
 CORRUPTION_FILES[("av", "torch")] = (*CORRUPTION_FILES[("av", "reference")],
                                      "corruptions/torch_av.py", "corruptions/_torch_ops.py")
+# AVRobustBench's protocol: its module, the events' beds and noise reading, and the image
+# corruptions its image sides call (both backends run the same reference code)
+CORRUPTION_FILES[("avrobustbench", "reference")] = CORRUPTION_FILES[("avrobustbench", "torch")] = (
+    "corruptions/avrobustbench.py", "corruptions/av_events.py",
+    *CORRUPTION_FILES[("image", "reference")])
 
 
 # code hash -> the hash of earlier code that computes the same, bit for bit: a refactor of
@@ -199,7 +204,8 @@ def canonical(code: str) -> str:
 
 
 def corruption_code_hash(kind: str, backend: str) -> str:
-    """A hash of the code that corrupts data of `kind` ("image", "audio", "av") on `backend`
+    """A hash of the code that corrupts data of `kind` ("image", "audio", "av", or a
+    protocol's events: "avrobustbench") on `backend`
     (`canonical`)."""
     files = CORRUPTION_FILES.get((kind, backend)) or CORRUPTION_FILES[(kind, "reference")]
     return canonical(code_hash([PACKAGE_ROOT / f for f in files]))
@@ -213,6 +219,8 @@ DRAW_SALTS = {
     ("image", "reference"): "3061f6c2b368369f", ("image", "torch"): "5653663a71fadd5a",
     ("audio", "reference"): "2136a854a16b6d9e", ("audio", "torch"): "1cce6e447aff8459",
     ("av", "reference"): "e178f015d768e1d3", ("av", "torch"): "fe84d5bea1924044",
+    ("avrobustbench", "reference"): "avrobustbench/1", ("avrobustbench", "torch"):
+        "avrobustbench/1",
     "inputs": "6d21898a19087272",
 }
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from corruptions import registry as corruption_registry
 from corruptions.backends import backend_id
 from rambench.cache import KEY_LENGTH
 from rambench.config import MethodSpec, StudySpec
@@ -257,9 +258,10 @@ def condition_backends(condition: Condition, kinds: dict[str, str], backend: str
             return DRAW_SALTS.get((kind, backend), DRAW_SALTS[(kind, "reference")])
         return corruption_code_hash(kind, backend)
 
-    if isinstance(condition, AVEvent):
+    if isinstance(condition, AVEvent):  # a protocol's events (avrobustbench) apart
+        library = corruption_registry.get(condition.event, "av").protocol or "av"
         return {condition.event: f"{backend_id(condition.event, 'av', backend, device)}; "
-                                 f"code {code('av')}"}
+                                 f"code {code(library)}"}
     return {name: f"{backend_id(name, kinds[m], backend, device)}; code {code(kinds[m])}"
             for m, name in condition.corruptions()}
 

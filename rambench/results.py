@@ -113,10 +113,12 @@ class ResultSet:
 
     @cached_property
     def mixed(self) -> list[str]:
-        """Warnings when the rows were not all made alike: trained with different settings,
-        or computed in different numerics environments. Every table carries them."""
-        return [note for note in (mixed_settings(self.records), mixed_numerics(self.records))
-                if note]
+        """Warnings when the rows were not all made alike or are not comparable with what
+        they are named after: trained with different settings, computed in different
+        numerics environments, or a paper's protocol run with synthetic stand-ins. Every
+        table carries them."""
+        return [note for note in (mixed_settings(self.records), mixed_numerics(self.records),
+                                  synthetic_stand_ins(self.records)) if note]
 
     @property
     def notes(self) -> list[str]:
@@ -207,6 +209,19 @@ def open_study(store: Store) -> ResultSet:
     with user_errors():
         results.scores()  # checks that every cell occurs once
     return results
+
+
+def synthetic_stand_ins(records: Collection[Record]) -> str | None:
+    """A warning naming the events of a paper's protocol (AVRobustBench) whose recordings or
+    cut-outs were replaced by synthetic stand-ins (no `av.noise_dir`), else None: their
+    numbers are not comparable with the paper's."""
+    events = sorted({r.condition.event for r in records if r.condition.kind == "av" and any(
+        any(side.get("synthetic", ())) for side in r.details.get("drawn", {}).values())})
+    if not events:
+        return None
+    return (f"{', '.join(events)}: synthetic stand-ins for AVRobustBench's recordings and "
+            "cut-outs (no av.noise_dir), so these numbers are NOT comparable with "
+            "AVRobustBench's; give its corruptions/audio_corruptions/ folder as av.noise_dir")
 
 
 def mixed_settings(records: Collection[Record]) -> str | None:
