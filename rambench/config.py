@@ -36,7 +36,7 @@ from rambench.identity import (
 from rambench.methods import Method, methods
 from rambench.methods.adaptation import Adaptation, adaptations
 from rambench.params import apply_overrides
-from rambench.schema import AVEvent, Condition
+from rambench.schema import AVEvent, Condition, SegmentLoss
 from rambench.study import Overrides, Study
 from rambench.train import TrainConfig
 
@@ -127,6 +127,13 @@ class StudySpec:
         for condition in self.grid.conditions(kinds):
             scaled = [m for m, name in condition.corruptions()
                       if kinds[m] == "image" and corruption_registry.get(name, "image").scaled]
+            if isinstance(condition, SegmentLoss) and kinds[condition.test_modality] == \
+                    "image" and len(self.dataset.modalities[condition.test_modality].shape) < 4:
+                raise UsageError(
+                    f"grid {self.grid.source}: conditions.missing_segments: modality "
+                    f"{condition.test_modality!r} of {self.dataset.name} holds still images "
+                    f"(no time axis): a lost segment needs audio or clips; name one of "
+                    f"{', '.join(m for m, k in kinds.items() if k == 'audio')}")
             if isinstance(condition, AVEvent) and corruption_registry.get(
                     condition.event, "av").scaled:
                 scaled = [condition.modalities[0]]

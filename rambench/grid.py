@@ -12,6 +12,9 @@
                                   # (`events: avrobustbench`: AVRobustBench's 15 pairs)
       missing_modalities: all     # each listed modality dropped for every sample
       missing_rates: [0.1, 0.5, 0.9]
+      missing: {visual: 0.3, audio: 0.7}   # a rate per modality (or a list of such maps)
+      missing_segments: {modalities: all, severities: [1, 3, 5]}   # a time segment lost
+                                  # (all: the audio modalities; clips are named)
       mixed:                      # each modality of each sample corrupted w.p. probability
         corruptions: {visual: gaussian_noise, audio: gaussian_noise}
         severities: [1, 3, 5]
@@ -43,12 +46,23 @@ from corruptions.av_events import noise_files
 from corruptions.registry import SEVERITIES, unknown_name_message
 from rambench.datasets.base import SPLITS as DATASET_SPLITS
 from rambench.errors import UsageError
-from rambench.schema import AVEvent, Clean, Condition, Corrupt, Drop, Mixed, RandomMissing
+from rambench.schema import (
+    AVEvent,
+    Clean,
+    Condition,
+    Corrupt,
+    Drop,
+    Mixed,
+    ModalityMissing,
+    RandomMissing,
+    SegmentLoss,
+)
 
 # the splits a study's conditions can be evaluated on (never the training split)
 SPLITS = tuple(sorted(set(DATASET_SPLITS) - {"train"}, reverse=True))
 CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "missing_rates",
-                  "mixed", "av")
+                  "missing", "missing_segments", "mixed", "av")
+SEGMENT_KEYS = ("modalities", "severities")
 AV_KEYS = ("events", "severities", "noise_dir")
 # `av: {events: <protocol>}`: every event of a paper's protocol
 AV_PROTOCOLS = {avrobustbench.PROTOCOL: avrobustbench.BENCHMARK}
@@ -183,11 +197,56 @@ def expand_conditions(
         fail(source, "conditions.missing_rates", "the list is empty; give rates in (0, 1), "
                                                  "e.g. [0.1, 0.5, 0.9], or leave the key out")
     out += [RandomMissing(float(r)) for r in rates]
+    if "missing" in spec:
+        out += _uneven_missing(spec["missing"], kinds, source)
+    if "missing_segments" in spec:
+        out += _segment_conditions(spec["missing_segments"], kinds, source)
     if "mixed" in spec:
         out += _mixed_conditions(spec["mixed"], kinds, source)
     if "av" in spec:
         out += _av_conditions(spec["av"], kinds, source)
     return out
+
+
+def _uneven_missing(spec: Any, kinds: dict[str, str], source: str) -> list[Condition]:
+    """`missing: {visual: 0.3, audio: 0.7}` (or a list of such maps): each modality missing
+    at its own rate (0 for one not listed), at least one kept per sample."""
+    key = "conditions.missing"
+    maps = spec if isinstance(spec, list) else [spec]
+    if not maps:
+        fail(source, key, "the list is empty; give a map modality -> rate, e.g. "
+                          "{visual: 0.3, audio: 0.7}, or leave the key out")
+    out = []
+    for rates in maps:
+        if not isinstance(rates, dict) or not rates:
+            fail(source, key, f"expected a map modality -> missing rate in [0, 1) for one or "
+                              f"more of {', '.join(kinds)}; got {rates!r}")
+        for modality, rate in rates.items():
+            if modality not in kinds:
+                fail(source, f"{key}.{modality}",
+                     unknown_name_message("modality", str(modality), kinds))
+            if not isinstance(rate, (int, float)) or isinstance(rate, bool) or \
+                    not 0 <= rate < 1:
+                fail(source, f"{key}.{modality}", f"expected a rate in [0, 1); got {rate!r}")
+        if not any(rates.values()):
+            fail(source, key, f"every rate of {rates} is 0: nothing would be missing")
+        out.append(ModalityMissing(tuple((m, float(rates.get(m, 0))) for m in kinds)))
+    _once([c.rates for c in out], source, key)
+    return out
+
+
+def _segment_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condition]:
+    """`missing_segments: {modalities: all, severities: [...]}`: a time segment of one
+    modality lost (`all`: the audio modalities; an image modality must hold clips, which
+    the study checks against the dataset)."""
+    spec = check_keys(spec if spec is not None else {}, SEGMENT_KEYS, source,
+                      "conditions.missing_segments")
+    chosen = spec.get("modalities", "all")
+    modalities = ([m for m, k in kinds.items() if k == "audio"] if chosen == "all" else
+                  _modality_list(chosen, kinds, source, "conditions.missing_segments.modalities"))
+    severities = int_list(spec.get("severities", list(SEVERITIES)), source,
+                          "conditions.missing_segments.severities", SEVERITIES, nonempty=True)
+    return [SegmentLoss(m, s) for m in modalities for s in severities]
 
 
 def _av_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condition]:

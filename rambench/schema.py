@@ -163,6 +163,43 @@ class RandomMissing(Condition):
 
 
 @dataclass(frozen=True)
+class ModalityMissing(Condition):
+    """Each modality of each sample absent at random with its own rate (uneven missing
+    rates, as MissBench), at least one modality kept per sample."""
+
+    kind: ClassVar[str] = "modality_missing"
+    missing_pattern: ClassVar[str] = "per_modality"
+    rates: tuple[tuple[str, float], ...]  # (modality, rate) in the dataset's order
+
+    @property
+    def label(self) -> str:
+        return "missing:" + ",".join(f"{m}={r:g}" for m, r in self.rates)
+
+    @property
+    def test_modality(self) -> str:
+        return "+".join(self.tested_modalities())
+
+    def tested_modalities(self) -> tuple[str, ...]:
+        return tuple(m for m, r in self.rates if r > 0)
+
+
+@dataclass(frozen=True)
+class SegmentLoss(Condition):
+    """A contiguous time segment of one modality lost (zero-filled) for every sample: a span
+    of the audio or a run of a clip's frames, its length the severity's fraction
+    (`corruptions.missing.SEGMENT_FRACTIONS`), its place drawn per sample."""
+
+    kind: ClassVar[str] = "segment_loss"
+    missing_pattern: ClassVar[str] = "segment"
+    test_modality: str
+    severity: int
+
+    @property
+    def label(self) -> str:
+        return f"segment:{self.test_modality}@{self.severity}"
+
+
+@dataclass(frozen=True)
 class Mixed(Condition):
     """Each listed modality of each sample corrupted independently with `probability`
     (the QMF/PDF noisy-modality protocol), all at one severity."""
@@ -190,9 +227,10 @@ class Mixed(Condition):
 
 
 CONDITION_TYPES: dict[str, type[Condition]] = {
-    cls.kind: cls for cls in (Clean, Corrupt, AVEvent, Drop, RandomMissing, Mixed)}
+    cls.kind: cls for cls in (Clean, Corrupt, AVEvent, Drop, RandomMissing, Mixed,
+                              ModalityMissing, SegmentLoss)}
 CONDITION_KINDS = tuple(CONDITION_TYPES)
-MISSING_KINDS = ("drop", "random_missing")
+MISSING_KINDS = ("drop", "random_missing", "modality_missing", "segment_loss")
 
 
 def condition_from_json(data: dict[str, Any]) -> Condition:
@@ -200,8 +238,9 @@ def condition_from_json(data: dict[str, Any]) -> Condition:
     kind = data.pop("kind")
     if kind not in CONDITION_TYPES:
         raise ValueError(f"unknown condition kind {kind!r}; kinds: {', '.join(CONDITION_KINDS)}")
-    if "pairs" in data:
-        data["pairs"] = tuple(tuple(p) for p in data["pairs"])
+    for key in ("pairs", "rates"):
+        if key in data:
+            data[key] = tuple(tuple(p) for p in data[key])
     if "modalities" in data:
         data["modalities"] = tuple(data["modalities"])
     return CONDITION_TYPES[kind](**data)

@@ -18,11 +18,20 @@ import numpy as np
 import torch
 
 from corruptions.backends import DEFAULT_BACKEND, backend_id, corrupt
-from corruptions.missing import random_missing_mask
+from corruptions.missing import lose_segments, random_missing_mask, uneven_missing_mask
 from corruptions.scales import DEFAULT_SCALE
 from rambench.cache import CorruptionCache
 from rambench.datasets import Dataset, Split
-from rambench.schema import AVEvent, Condition, Corrupt, Drop, Mixed, RandomMissing
+from rambench.schema import (
+    AVEvent,
+    Condition,
+    Corrupt,
+    Drop,
+    Mixed,
+    ModalityMissing,
+    RandomMissing,
+    SegmentLoss,
+)
 
 
 def sample_seeds(seed: int, data_key: str, n: int, stream: int = 0) -> np.ndarray:
@@ -157,6 +166,17 @@ def build_test_inputs(
             for s in sample_seeds(seed, draws, n)
         ])
         missing = {m: masks[:, j] for j, m in enumerate(modalities)}
+    elif isinstance(condition, ModalityMissing):
+        modalities = [m for m, _ in condition.rates]
+        rates = tuple(r for _, r in condition.rates)
+        masks = np.stack([uneven_missing_mask(rates, int(s))
+                          for s in sample_seeds(seed, draws, n)])
+        missing = {m: masks[:, j] for j, m in enumerate(modalities)}
+    elif isinstance(condition, SegmentLoss):
+        modality = condition.test_modality
+        inputs[modality], spans = lose_segments(split.inputs[modality], condition.severity,
+                                                stream_seeds(0))
+        drawn[modality] = {"segment": spans}
     elif isinstance(condition, Mixed):
         for stream, (modality, name) in enumerate(condition.pairs, start=1):
             inputs[modality], drawn[modality] = corrupted(modality, name, stream,

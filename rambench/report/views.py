@@ -45,6 +45,10 @@ def condition_label(row: pd.Series) -> str:
         return f"missing {row['test_modality']}"
     if kind == "random_missing":
         return f"missing rate {row['missing_rate']:g}"
+    if kind == "modality_missing":
+        return "missing " + row["condition"].removeprefix("missing:").replace(",", ", ")
+    if kind == "segment_loss":
+        return f"{row['test_modality']} segment lost s{row['severity']}"
     if kind == "mixed":
         return f"mixed {row['corruption']} s{row['severity']}"
     if kind == "av":
@@ -52,7 +56,8 @@ def condition_label(row: pd.Series) -> str:
     return f"{row['test_modality']} {row['corruption']} s{row['severity']}"
 
 
-KIND_ORDER = {"clean": 0, "corruption": 1, "av": 2, "drop": 3, "random_missing": 4, "mixed": 5}
+KIND_ORDER = {"clean": 0, "corruption": 1, "av": 2, "drop": 3, "random_missing": 4,
+              "modality_missing": 5, "segment_loss": 6, "mixed": 7}
 
 
 def _ordered_conditions(acc: pd.DataFrame) -> pd.DataFrame:
@@ -193,20 +198,34 @@ def missing_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
     columns = []
     missing = metrics.SPECS["missing"]
     for kind, column, name in (("drop", "test_modality", "no {}"),
-                               ("random_missing", "missing_rate", "rate {:g}")):
+                               ("random_missing", "missing_rate", "rate {:g}"),
+                               ("modality_missing", "condition", "{}"),
+                               ("segment_loss", "condition", "{}")):
         per = missing.per_seed(tidy, scope=[column], select=_is(kind))
         tests = SpecTests(corr, missing, [column], _is(kind))
         values = sorted(per[column].unique(), key=_image_first(tidy) if kind == "drop"
                         else None)
         for value in values:
-            label = modality_label(tidy, value) if kind == "drop" else value
+            label = (modality_label(tidy, value) if kind == "drop" else
+                     _missing_label(value) if column == "condition" else value)
             columns.append(Column(name.format(label), per[per[column] == value],
                                   test=tests.test(value)))
     if (tidy["condition_kind"] == "random_missing").any():
         columns.append(spec_column("AUC", "missing_auc", tidy, corr))
-    return columns_table("Accuracy (%) with a dropped modality and at random missing rates; "
-                         "AUC: normalised area under accuracy vs missing rate", columns,
-                         reference, against)
+    return columns_table("Accuracy (%) with a dropped modality, at random missing rates (one "
+                         "for all modalities, or one per modality) and with a lost time "
+                         "segment; AUC: normalised area under accuracy vs missing rate",
+                         columns, reference, against)
+
+
+def _missing_label(condition: str) -> str:
+    """A column name for a per-modality rate or a lost segment, from its condition label
+    ('missing:visual=0.3,audio=0.7' -> 'visual 0.3, audio 0.7'; 'segment:audio@3' ->
+    'audio segment s3')."""
+    if condition.startswith("segment:"):
+        modality, severity = condition.removeprefix("segment:").split("@")
+        return f"{modality} segment s{severity}"
+    return ", ".join(p.replace("=", " ") for p in condition.removeprefix("missing:").split(","))
 
 
 def leaderboard_table(tidy: pd.DataFrame, corr: pd.DataFrame | None = None,
