@@ -7,9 +7,16 @@ import json
 import math
 
 from corruptions import registry
-from rambench.calibrate import Ladder, ladder_grid, reference_method, render
+from rambench.calibrate import (
+    MISSING_RATES,
+    Ladder,
+    ladder_grid,
+    multimodal_grid,
+    reference_method,
+    render,
+)
 from rambench.datasets import datasets
-from rambench.schema import Clean, Corrupt
+from rambench.schema import AVEvent, Clean, Corrupt, RandomMissing, SegmentLoss
 from rambench.store import Store
 
 
@@ -31,6 +38,32 @@ def test_collapse_flat_and_non_monotone_ladders_are_flagged():
     flags = ladder(0.9, [0.8, 0.5, 0.56, 0.4, 0.3]).flags
     assert flags == ["not monotone (s2 50.0% < s3 56.0%)"]
     assert ladder(0.9, [0.8, 0.5, 0.54, 0.4, 0.3]).flags == []  # within seed noise
+
+
+def test_a_published_non_monotone_ladder_is_reported_not_failed():
+    rise = [0.8, 0.5, 0.56, 0.4, 0.3]
+    spatter = Ladder("visual", "spatter", "visual_only", 0.9, rise, 0.1, 400).check()
+    assert spatter.flags == ["published, non-monotone (s2 50.0% < s3 56.0%)"]
+    assert not spatter.failed
+    assert ladder(0.9, rise).failed  # fog is not published so
+    flat = Ladder("visual", "spatter", "visual_only", 0.9, [0.9, 0.89, 0.89, 0.88, 0.83],
+                  0.1, 400).check()
+    assert flat.failed  # only non-monotonicity is excused
+
+
+def test_the_ladders_cover_events_missing_rates_and_lost_segments():
+    kinds = {"visual": "image", "audio": "audio"}
+    audio = ladder_grid("audio", "audio").grid.conditions(kinds)
+    assert [c.severity for c in audio if isinstance(c, SegmentLoss)] == [1, 2, 3, 4, 5]
+    assert not any(isinstance(c, SegmentLoss)
+                   for c in ladder_grid("visual", "image").grid.conditions(kinds))
+    study = multimodal_grid()
+    conditions = study.grid.conditions(kinds)
+    assert study.split == "val"
+    assert {(c.event, c.severity) for c in conditions if isinstance(c, AVEvent)} == {
+        (e, s) for e in registry.names("av") for s in range(1, 6)}
+    assert [c.missing_rate for c in conditions if isinstance(c, RandomMissing)] == \
+        list(MISSING_RATES)
 
 
 def test_the_ladders_cover_every_corruption_held_out_ones_included():
