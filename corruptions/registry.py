@@ -26,7 +26,7 @@ __all__ = ["BUILTIN", "HELD_OUT", "SEVERITIES", "Fidelity", "Spec", "TorchImpl",
 
 # the modules that define the built-in specs (each a `SPECS` tuple), in listing order
 BUILTIN = ("corruptions.image", "corruptions.audio", "corruptions.protocols",
-           "corruptions.av_events", "corruptions.avrobustbench")
+           "corruptions.av_events", "corruptions.avrobustbench", "corruptions.read")
 KIND_NAMES = {"image": "image corruption", "audio": "audio corruption", "av": "AV event"}
 
 # Corruptions held out of the test grids, for choosing a method's settings on the validation

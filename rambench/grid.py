@@ -39,7 +39,7 @@ import numpy as np
 import yaml
 from scipy.io import wavfile
 
-from corruptions import avrobustbench
+from corruptions import avrobustbench, read
 from corruptions import registry as corruption_registry
 from corruptions.av_events import EVENTS as AV_EVENTS
 from corruptions.av_events import noise_files
@@ -65,7 +65,7 @@ CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "m
 SEGMENT_KEYS = ("modalities", "severities")
 AV_KEYS = ("events", "severities", "noise_dir")
 # `av: {events: <protocol>}`: every event of a paper's protocol
-AV_PROTOCOLS = {avrobustbench.PROTOCOL: avrobustbench.BENCHMARK}
+AV_PROTOCOLS = {avrobustbench.PROTOCOL: avrobustbench.BENCHMARK, read.PROTOCOL: read.BENCHMARK}
 MIXED_KEYS = ("corruptions", "severities", "probability", "protocol")
 # mixed protocols: the corruption each modality kind gets, and the probability
 MIXED_PROTOCOLS = {"qmf": ({"image": "qmf_gaussian_noise", "audio": "gaussian_noise"}, 0.5)}
@@ -287,6 +287,8 @@ def noise_subfolder(event: str) -> str | None:
     folder names (`water_drops`, `crowd_speech`, ...) for its protocol."""
     if event.startswith(avrobustbench.PREFIX):
         return avrobustbench.noise_folder(event)
+    if event.startswith(read.PREFIX):
+        return None  # files directly in noise_dir
     return event if AV_EVENTS[event].has_bed else None
 
 
@@ -304,6 +306,9 @@ def _event_files(folder: Path, event: str) -> list[Path]:
             found = []
     if event == avrobustbench.spec_name("crowd"):
         found += sorted((folder / avrobustbench.CROWD_IMAGES).glob("*.png"))
+    if event.startswith(read.PREFIX) and (file := read.noise_file(event)) and \
+            (folder / file).is_file():
+        found.append(folder / file)
     return found
 
 
@@ -328,6 +333,15 @@ def _check_noise_dir(folder: Path, events: list[str], source: str) -> None:
     holding at least one `.wav` (any case), and each such entry is a readable WAV file with
     at least one sample, all finite. Events without a bed read no recordings."""
     for event in events:
+        if event.startswith(read.PREFIX):  # READ's weather_audios/<name>.wav
+            if (file := read.noise_file(event)) is None:
+                continue
+            if not (folder / file).is_file():
+                fail(source, NOISE_KEY, f"no {file} in {folder}: {event} reads READ's "
+                                        f"recording <noise_dir>/{file} (its weather_audios/)")
+            if problem := _wav_problem(folder / file):
+                fail(source, NOISE_KEY, f"{file} {problem}")
+            continue
         name = noise_subfolder(event)
         if name is None:
             continue

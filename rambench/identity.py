@@ -168,11 +168,12 @@ CORRUPTION_FILES[("audio", "torch")] = (*CORRUPTION_FILES[("audio", "reference")
                                         "corruptions/reference_pool.py")
 CORRUPTION_FILES[("av", "torch")] = (*CORRUPTION_FILES[("av", "reference")],
                                      "corruptions/torch_av.py", "corruptions/_torch_ops.py")
-# AVRobustBench's protocol: its module, the events' beds and noise reading, and the image
-# corruptions its image sides call (both backends run the same reference code)
-CORRUPTION_FILES[("avrobustbench", "reference")] = CORRUPTION_FILES[("avrobustbench", "torch")] = (
-    "corruptions/avrobustbench.py", "corruptions/av_events.py",
-    *CORRUPTION_FILES[("image", "reference")])
+# the protocols of AVRobustBench and READ: their module, the events' beds and noise reading,
+# and the image corruptions their image sides call (both backends run the reference code)
+for _protocol in ("avrobustbench", "read"):
+    CORRUPTION_FILES[(_protocol, "reference")] = CORRUPTION_FILES[(_protocol, "torch")] = (
+        f"corruptions/{_protocol}.py", "corruptions/av_events.py",
+        *CORRUPTION_FILES[("image", "reference")])
 
 
 # code hash -> the hash of earlier code that computes the same, bit for bit: a refactor of
@@ -220,7 +221,7 @@ DRAW_SALTS = {
     ("audio", "reference"): "2136a854a16b6d9e", ("audio", "torch"): "1cce6e447aff8459",
     ("av", "reference"): "e178f015d768e1d3", ("av", "torch"): "fe84d5bea1924044",
     ("avrobustbench", "reference"): "avrobustbench/1", ("avrobustbench", "torch"):
-        "avrobustbench/1",
+        "avrobustbench/1", ("read", "reference"): "read/1", ("read", "torch"): "read/1",
     "inputs": "6d21898a19087272",
 }
 

@@ -1,0 +1,112 @@
+"""READ's Kinetics50-C / VGGSound-C corruptions (corruptions/read.py) against its generators
+(XLearning-SCU/2024-ICLR-READ@2f11912:make_corruptions/make_c_{video,audio}.py), and the
+sample-rate guard: a 48 kHz stereo recording leaves every clip's length and rate as they are."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from scipy import signal
+from scipy.io import wavfile
+
+from corruptions import image as image_corruptions
+from corruptions import read
+from corruptions.backends import corrupt
+from rambench.errors import UsageError
+from rambench.grid import expand_conditions
+from rambench.study import parse
+
+SR = 16_000
+KINDS = {"visual": "image", "audio": "audio"}
+
+
+def frames(n=2, size=40):
+    rng = np.random.default_rng(0)
+    return rng.integers(30, 220, (n, size, size, 3), dtype=np.uint8)
+
+
+def clips(n=2, length=SR):
+    t = np.arange(length) / SR
+    return np.stack([0.05 * np.sin(2 * np.pi * (300 + 50 * i) * t) for i in range(n)]
+                    ).astype(np.float32)
+
+
+def run(name, images, audio, severity=5, seeds=(3, 4), **kw):
+    (out_images, out_audio), _ = corrupt((images, audio), name, severity, list(seeds),
+                                         kind="av", sample_rate=SR, **kw)
+    return out_images, out_audio
+
+
+def test_the_protocol_lists_reads_15_video_and_6_audio_corruptions():
+    assert [n.removeprefix("read_video_") for n in read.BENCHMARK[:15]] == list(read.VIDEO)
+    assert [n.removeprefix("read_audio_") for n in read.BENCHMARK[15:]] == [
+        "gaussian_noise", "traffic", "crowd", "rain", "thunder", "wind"]
+    conditions = parse({"conditions": {"clean": False, "av": {"events": "read",
+                                                              "severities": [5]}}},
+                       "r", "r.yaml").grid.conditions(KINDS)
+    assert len(conditions) == 21 and {c.severity for c in conditions} == {5}
+
+
+def test_a_video_corruption_is_imagenet_c_then_jpeg_85_and_leaves_the_audio():
+    images, audio = frames(), clips()
+    out, sound = run("read_video_brightness", images, audio)  # deterministic
+    for i in range(2):
+        expected = read.jpeg85(image_corruptions.reference("brightness", images[i], 5, 0,
+                                                           scale="imagenet"))
+        np.testing.assert_array_equal(out[i], expected)
+    np.testing.assert_array_equal(sound, audio)
+    name = "read_video_gaussian_noise"  # random: each frame its own seed from the clip's
+    out, _ = run(name, images, None, seeds=[9, 9])
+    seed = int(np.random.SeedSequence([9, zlib.crc32(name.encode())]).generate_state(1)[0])
+    expected = read.jpeg85(image_corruptions.reference("gaussian_noise", images[0], 5, seed,
+                                                       scale="imagenet"))
+    np.testing.assert_array_equal(out[0], expected)
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+def test_gaussian_audio_is_absolute_and_clipped_as_16_bit_pcm(severity):
+    images, audio = frames(), clips()
+    out, sound = run("read_audio_gaussian_noise", images, audio, severity=severity)
+    np.testing.assert_array_equal(out, images)
+    name = "read_audio_gaussian_noise"
+    for i, seed in enumerate((3, 4)):
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        expected = np.clip(audio[i] + rng.normal(0, read.GAUSSIAN_SIGMA[severity - 1], SR),
+                           -1, 1 - 2**-15).astype(np.float32)
+        np.testing.assert_array_equal(sound[i], expected)
+
+
+def test_a_48k_stereo_recording_leaves_every_clips_length_and_rate(tmp_path):
+    """READ's mixing turned its clips into 48 kHz stereo; here the recording is mixed to
+    mono at the clip's rate, raised by +8 dB at severity 5, from its first sample."""
+    n48 = 48_000 // 2  # 0.5 s: tiled to the 1 s clip
+    tone = 0.01 * np.sin(2 * np.pi * 500 * np.arange(n48) / 48_000)
+    wavfile.write(tmp_path / "rain.wav", 48_000, np.stack([tone, tone], 1
+                                                          ).astype(np.float32))
+    audio = clips()
+    for severity in (1, 5):
+        _, sound = run("read_audio_rain", None, audio, severity=severity, noise_dir=tmp_path)
+        assert sound.shape == audio.shape and sound.dtype == np.float32
+        added = sound.astype(np.float64) - audio
+        gain = 10 ** ((1, 2, 4, 6, 8)[severity - 1] / 20)
+        mono = signal.resample_poly(tone.astype(np.float32).astype(np.float64), 1, 3)
+        expected = gain * np.tile(mono, 2)  # 8000 samples at 16 kHz, from the first, twice
+        # float32 rounding of the clip and of the output (values below 0.1)
+        np.testing.assert_allclose(added[0], expected, rtol=0, atol=2e-8)
+    with pytest.raises(FileNotFoundError, match="weather_audios"):
+        run("read_audio_thunder", None, audio, noise_dir=tmp_path)
+
+
+def test_the_grid_checks_reads_recordings(tmp_path):
+    with pytest.raises(UsageError, match=r"no traffic.wav in"):
+        expand_conditions({"av": {"events": ["read_audio_traffic"],
+                                  "noise_dir": str(tmp_path)}}, KINDS, "g")
+    wavfile.write(tmp_path / "traffic.wav", 8000, np.full(80, 0.1, np.float32))
+    first = expand_conditions({"av": {"events": ["read_audio_traffic"],
+                                      "noise_dir": str(tmp_path)}}, KINDS, "g")[1]
+    wavfile.write(tmp_path / "traffic.wav", 8000, np.full(80, 0.2, np.float32))
+    second = expand_conditions({"av": {"events": ["read_audio_traffic"],
+                                       "noise_dir": str(tmp_path)}}, KINDS, "g")[1]
+    assert first.noise_digest != second.noise_digest
