@@ -136,4 +136,29 @@ def avmnist(root: Path) -> None:
                       seconds=0.6, rate=8000)
 
 
+def ks50(root: Path) -> list[str]:
+    """READ's layout: its class list, its JSON lists with data_path/ paths, frame_<k>
+    folders. Returns the mids in index order."""
+    import json
+
+    mids = ["pumping_fist", "petting_cat", "diving_cliff"]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "class_labels_indices_ks50.csv").write_text(
+        "index,mid\n" + "".join(f"{i},{m}\n" for i, m in enumerate(mids)))
+    for split, n in (("train", 12), ("test", 6)):
+        entries = []
+        for i in range(n):
+            label, clip = i % 3, f"{split}-{i:02d}_x"
+            write_wav(root / "audio_val256_k=50" / f"{clip}.wav", label, rate=16000)
+            for k in range(10):
+                folder = root / "image_mulframe_val256_k=50" / f"frame_{k}"
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(frame(label, k)).save(folder / f"{clip}.jpg")
+            entries.append({"video_id": clip, "wav": f"data_path/audio_val256_k=50/{clip}.wav",
+                            "video_path": "data_path/image_mulframe_val256_k=50/",
+                            "labels": mids[label]})
+        (root / f"ks50_{split}_refer.json").write_text(json.dumps({"data": entries}))
+    return mids
+
+
 LAYOUTS = {"cremad": cremad, "ks": ks, "ave": ave, "avmnist": avmnist}

@@ -110,3 +110,32 @@ def test_the_grid_checks_reads_recordings(tmp_path):
     second = expand_conditions({"av": {"events": ["read_audio_traffic"],
                                        "noise_dir": str(tmp_path)}}, KINDS, "g")[1]
     assert first.noise_digest != second.noise_digest
+
+
+def test_reads_data_layout_prepares_with_its_lists_and_frame_folders(tmp_path):
+    """ks50 reads READ's layout: its class list by index, its JSON lists (paths under
+    data_path/), each clip's frames from frame_0..frame_9 in time order."""
+    from rambench.datasets import datasets
+    from tests import real_layouts
+    from tests.helpers import invoke_cli
+
+    mids = real_layouts.ks50(tmp_path / "raw")
+    out = invoke_cli("prepare", "ks50", "--root", "raw", "--size", "32", "--data-dir", "data",
+                     cwd=tmp_path).stdout
+    assert "18 clips prepared" in out or "clips prepared in" in out
+    dataset = datasets.get("ks50")(tmp_path / "data" / "ks50")
+    assert dataset.class_names == tuple(mids)
+    sizes = {s: len(dataset.split(s)) for s in ("train", "val", "test")}
+    assert sizes["test"] == 6 and sizes["train"] + sizes["val"] == 12 and sizes["val"] >= 1
+    test = dataset.split("test")
+    assert list(test.y) == [i % 3 for i in range(6)]
+    visual = np.asarray(test.inputs["visual"])
+    assert visual.shape[1:] == (3, 32, 32, 3)
+    # frame k of a label-l clip has the bar of label l: the frames are the listed clip's
+    for i, label in enumerate(test.y):
+        bar = visual[i, :, :, : (label + 1) * 32 // 8 - 1, label % 3]
+        assert bar.mean() > 150, (i, label)
+    adapter = datasets.get("ks50").adapter
+    clip = next(c for c in adapter.scan(tmp_path / "raw")[1] if c.split == "test")
+    files = adapter.visual(clip, datasets.get("ks50").settings(size=32, frames=10))
+    assert len(files) == 10

@@ -40,6 +40,13 @@ def frames_from_folder(folder: Path, count: int, size: int, channels: int = 3,
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return frames_from_files(files, count, size, channels, candidates)
+
+
+def frames_from_files(files: list[Path], count: int, size: int, channels: int = 3,
+                      candidates: int = 1) -> np.ndarray:
+    """(count * candidates, size, size, channels) uint8 from `files` (a clip's frames in
+    time order), at `segment_positions`."""
     out = []
     for i in segment_positions(len(files), count, candidates):
         with Image.open(files[i]) as image:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import re
 import zlib
 from pathlib import Path
@@ -261,13 +262,84 @@ class AVMNIST(Adapter):
         raise self.missing(root, f"mnist/{stem}[.gz]")
 
 
+class ReadLayout(Adapter):
+    """The data layout of READ's benchmarks (XLearning-SCU/2024-ICLR-READ: its
+    `json_csv_files/` lists and the frames and audio of its data download): Kinetics50 and
+    VGGSound, the clean clips its Kinetics50-C / VGGSound-C are made from (`--grid read`
+    corrupts them as READ's generators do). The lists give each clip's `video_id`, its
+    `wav`, its `video_path` (a folder of `frame_0` ... `frame_9` sub-folders holding
+    `<video_id>.jpg`) and its class (`labels`, a `mid` of the class list); paths are read as
+    listed, under ROOT, or under ROOT without their first folder (READ writes them under
+    `data_path/`). Without a validation list, a fixed 1/10 of train (by a hash of the id)."""
+
+    version = "1"
+
+    def __init__(self, name: str, classes_csv: str, prefix: str):
+        self.name, self.classes_csv, self.prefix = name, classes_csv, prefix
+        self.layout = f"""\
+  ROOT/{classes_csv}                 index,mid[,display_name]: the classes
+  ROOT/{prefix}_train_refer.json, ROOT/{prefix}_test_refer.json   (optional {prefix}_val_refer.json)
+                                     {{"data": [{{"video_id", "wav", "video_path", "labels"}}]}}
+  ROOT/<wav>                         16 kHz audio, as listed (a leading data_path/ is dropped)
+  ROOT/<video_path>/frame_<k>/<video_id>.jpg   the clip's frames, k = 0..9"""
+
+    def _path(self, root: Path, listed: str) -> Path:
+        path = Path(listed)
+        tail = Path(*path.parts[1:]) if len(path.parts) > 1 else path
+        for candidate in (path, root / path, root / tail):
+            if candidate.exists():
+                return candidate
+        return root / tail  # reported if unreadable
+
+    def scan(self, root: Path):
+        if not (root / self.classes_csv).exists():
+            raise self.missing(root, self.classes_csv)
+        with open(root / self.classes_csv, newline="") as f:
+            rows = [row for row in csv.DictReader(f)]
+        mids = [row["mid"] for row in sorted(rows, key=lambda r: int(r["index"]))]
+        clips = []
+        for split in ("train", "val", "test"):
+            path = root / f"{self.prefix}_{split}_refer.json"
+            if not path.exists():
+                if split == "val":
+                    continue
+                raise self.missing(root, path.name)
+            for entry in json.loads(path.read_text())["data"]:
+                clip_id, label = entry["video_id"], entry["labels"]
+                if label not in mids:
+                    raise self.missing(root, f"class {label!r} of {path.name} in "
+                                             f"{self.classes_csv}")
+                s = split
+                if split == "train" and not (root / f"{self.prefix}_val_refer.json").exists() \
+                        and _held_out(clip_id):
+                    s = "val"
+                clips.append(Clip(clip_id, mids.index(label), s,
+                                  audio=self._path(root, entry["wav"]),
+                                  frames=self._path(root, entry["video_path"])))
+        return tuple(mids), clips
+
+    def visual(self, clip: Clip, s: PrepareSettings, candidates: int = 1) -> np.ndarray:
+        from rambench.datasets import media
+
+        folders = sorted((d for d in clip.frames.glob("frame_*") if d.name[6:].isdigit()),
+                         key=lambda d: int(d.name[6:]))
+        files = [d / f"{clip.id}.jpg" for d in folders if (d / f"{clip.id}.jpg").exists()]
+        if not files:
+            raise ValueError(f"no frame_<k>/{clip.id}.jpg under {clip.frames}")
+        return media.frames_from_files(files, s.frames, s.size, s.channels, candidates)
+
+
 DESCRIPTIONS = {
     "cremad": "CREMA-D: 7,442 clips of 91 actors, 6 emotions (frames + speech)",
     "ks": "Kinetics-Sounds: 31 action classes with characteristic sounds",
     "ave": "AVE: 4,143 ten-second videos, 28 audio-visual event classes",
     "avmnist": "AV-MNIST: MNIST digits paired with spoken digits (FSDD)",
+    "ks50": "Kinetics50: READ's 50 Kinetics-400 classes (its data layout; Kinetics50-C)",
+    "vggsound": "VGGSound: 309 classes of READ's copy (its data layout; VGGSound-C)",
 }
 
-for _adapter in (CremaD(), KineticsSounds(), AVE(), AVMNIST()):
+for _adapter in (CremaD(), KineticsSounds(), AVE(), AVMNIST(),
+                 ReadLayout("ks50", "class_labels_indices_ks50.csv", "ks50"),
+                 ReadLayout("vggsound", "class_labels_indices_vgg.csv", "vgg")):
     assert load_defaults(_adapter.name)  # every adapter has its YAML defaults
     datasets.register(_adapter.name)(prepared_dataset(_adapter, DESCRIPTIONS[_adapter.name]))
