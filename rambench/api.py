@@ -139,7 +139,7 @@ def run_plan(plan: Plan, cache_dir: str | Path | None = None, use_cache: bool = 
     cache = CorruptionCache((cache_dir or default_cache_dir()) if use_cache else None)
     cache.check()
     log = log_path(plan.store.root) if plan.todo else None
-    estimate = plan.estimate_seconds() if plan.todo else None
+    estimate = plan.estimate_seconds(getattr(executor, "workers", 1)) if plan.todo else None
     jobs = len(plan.jobs_to_train())
     reporter = Progress(len(plan.todo), jobs, log, quiet=not progress, estimate=estimate)
     if plan.todo:

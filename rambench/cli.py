@@ -247,6 +247,9 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
                       reuse_stale, severity_scale, tune, not as_json, limit, dry_run,
                       threads)
     _report_invalid(plan.store)
+    # the local pool's workers share the work (one per device where devices are named)
+    parallel = (len(devices.split(",")) if devices else workers or 2) \
+        if executor_name == "local" else 1
     if dry_run:
         if as_json:
             _echo_json({"study": study, "root": str(plan.store.root),
@@ -255,9 +258,9 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
                                   "seed": c.job.seed, "condition": c.condition.label}
                                  for c in plan.todo],
                         "jobs_to_train": len(plan.jobs_to_train()),
-                        "estimate": plan.estimate(), "stale": plan.stale_summary()})
+                        "estimate": plan.estimate(parallel), "stale": plan.stale_summary()})
         else:
-            click.echo(plan.describe(cells=VERBOSE))
+            click.echo(plan.describe(cells=VERBOSE, parallel=parallel))
         return
     if plan.todo:
         _writable(plan.store.root, "results", "--out")

@@ -181,11 +181,12 @@ class Plan:
         return (f"{head}: re-running {'them' if n > 1 else 'it'}; --reuse-stale keeps the "
                 "old results")
 
-    def estimate_seconds(self) -> tuple[float, float] | None:
+    def estimate_seconds(self, parallel: int = 1) -> tuple[float, float] | None:
         """(training, evaluating) seconds the work to do should take, from the timings
         stored with this study's records: per epoch of each method label (the mean over
         methods for one that has not trained here) times the epochs each job may run, and
-        per cell evaluated; None without stored timings."""
+        per cell evaluated; with `parallel` workers, the work of the jobs spread evenly over
+        as many of them as there are jobs to run; None without stored timings."""
         from statistics import fmean
 
         per_epoch: dict[str, dict[str, float]] = {}
@@ -204,27 +205,30 @@ class Plan:
         fallback = fmean(rates.values())
         train_s = sum(rates.get(j.method.label, fallback) * int(j.train_config["epochs"])
                       for j in self.jobs_to_train())
-        return train_s, fmean(evaluating) * len(self.todo)
+        share = max(1, min(parallel, len({c.job for c in self.todo})))
+        return train_s / share, fmean(evaluating) * len(self.todo) / share
 
-    def estimate(self) -> str | None:
+    def estimate(self, parallel: int = 1) -> str | None:
         """The expected wall time of the work to do (`estimate_seconds`), in words."""
         from rambench.progress import duration
 
-        if (seconds := self.estimate_seconds()) is None:
+        if (seconds := self.estimate_seconds(parallel)) is None:
             return None
         train_s, eval_s = seconds
         jobs = len(self.jobs_to_train())
+        spread = f", {parallel} workers in parallel" if parallel > 1 else ""
         return (f"estimated time: {duration(train_s + eval_s)} (training {jobs} job(s) "
                 f"~{duration(train_s)} at most, evaluating {len(self.todo)} cells "
-                f"~{duration(eval_s)}; from this study's stored timings per epoch and cell)")
+                f"~{duration(eval_s)}; from this study's stored timings per epoch and "
+                f"cell{spread})")
 
-    def describe(self, cells: bool = False) -> str:
-        """What a dry run prints: counts, the estimate, and per method the cells to do by
-        condition kind; `cells`: also one line per cell to do."""
+    def describe(self, cells: bool = False, parallel: int = 1) -> str:
+        """What a dry run prints: counts, the estimate (with `parallel` workers), and per
+        method the cells to do by condition kind; `cells`: also one line per cell to do."""
         jobs = self.jobs_to_train()
         lines = [f"study {self.store.study!r} in {self.store.root}: {len(self.cells)} cells, "
                  f"{self.done} done, {len(self.todo)} to do ({len(jobs)} training jobs)"]
-        if self.todo and (estimate := self.estimate()):
+        if self.todo and (estimate := self.estimate(parallel)):
             lines.append(estimate)
         if self.carried:
             lines.append(f"{len(self.carried)} stored result(s) of the same code keyed by an "

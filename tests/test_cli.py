@@ -303,6 +303,18 @@ def test_a_redirected_run_logs_progress_lines_and_ends_with_a_summary(cli, tmp_p
                       out=tmp_path / "results")
     assert len(plan.todo) == 13 and plan.estimate_seconds()[0] == pytest.approx(
         4 * training["seconds"] / training["epochs_run"], rel=1e-12)
+    # workers share the jobs: two jobs (two seeds) over 2 workers take half the time, one
+    # job cannot be split
+    assert plan.estimate_seconds(parallel=2) == plan.estimate_seconds()
+    two = plan_study("late_fusion", grid="smoke", epochs=4, seeds=[0, 1], study="logged",
+                     out=tmp_path / "results")
+    serial, spread = two.estimate_seconds(), two.estimate_seconds(parallel=2)
+    assert spread == pytest.approx((serial[0] / 2, serial[1] / 2), rel=1e-12)
+    assert two.estimate_seconds(parallel=8) == pytest.approx(spread, rel=1e-12)
+    dry = cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "4",
+              "--seeds", "0,1", "--study", "logged", "--dry-run", "--executor", "local",
+              "--workers", "2").stdout
+    assert "2 workers in parallel" in dry
 
 
 def test_ls_grids_name_prints_the_preset_and_history_reads_training_curves(cli, tmp_path):
