@@ -187,9 +187,11 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
               help="log training curves, configs and cell metrics to an experiment tracker "
                    "(under STUDY/tracking; repeatable; needs rambench[track])")
 @click.option("--executor", "executor_name", type=Choice(EXECUTORS),
-              default="inprocess", show_default=True,
+              default="auto", show_default=True,
               help="where the work runs: this process, a pool of local worker processes, or "
-                   "a SLURM job array (submitit); one task per training job")
+                   "a SLURM job array (submitit); one task per training job. auto: a local "
+                   "pool of one worker per `threads` cores on a CPU (one per GPU with "
+                   "several), this process for a single job")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="--executor local: worker processes (each gets its share of the cores) "
                    "[default: 2]")
@@ -232,10 +234,13 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
     settings changed since its results were stored is re-run (the old results stay on
     disk, marked stale; --reuse-stale keeps them instead).
     """
+    from rambench import executors
     from rambench.api import plan_study, run_plan
     from rambench.report.render import to_markdown
     from rambench.report.views import accuracy_table
 
+    if executor_name == "auto" and (workers or devices):
+        executor_name = "local"  # --workers / --devices ask for the local pool
     _executor_options(executor_name, {"--workers": workers, "--devices": devices}, {
         "--slurm-partition": slurm_partition, "--slurm-time": slurm_minutes,
         "--slurm-gpus": slurm_gpus, "--slurm-cpus": slurm_cpus, "--slurm-array": slurm_array,
@@ -248,8 +253,11 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
                       threads)
     _report_invalid(plan.store)
     # the local pool's workers share the work (one per device where devices are named)
+    chosen = None
+    if executor_name == "auto":
+        chosen, how = executors.auto_executor(plan)
     parallel = (len(devices.split(",")) if devices else workers or 2) \
-        if executor_name == "local" else 1
+        if executor_name == "local" else getattr(chosen, "workers", 1)
     if dry_run:
         if as_json:
             _echo_json({"study": study, "root": str(plan.store.root),
@@ -277,9 +285,9 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
                    "given on top", err=True)
     click.echo(f"study {study!r}: {len(plan.cells)} cells, {plan.done} already done, "
                f"{len(plan.todo)} to run", err=True)
-    from rambench import executors
-
-    executor = None
+    executor = chosen
+    if executor_name == "auto" and plan.todo:
+        click.echo(f"runs in {how}", err=True)
     if executor_name == "local":
         listed = [d.strip() for d in (devices or "").split(",") if d.strip()]
         executor = executors.LocalPool(workers or 2, [d if ":" in d or d == "cpu" else f"cuda:{d}"
@@ -793,7 +801,8 @@ def bundle_(study, out, target, per_sample, as_json) -> None:
               help="override the study's epochs (a quick check: values listed, not judged)")
 @click.option("--seeds", default=None,
               help="comma-separated seeds: only these of the bundle's [default: all]")
-@click.option("--executor", "executor_name", type=Choice(EXECUTORS),
+@click.option("--executor", "executor_name",
+              type=Choice([e for e in EXECUTORS if e != "auto"]),
               default="inprocess", show_default=True,
               help="where the work runs (as in rambench run; SLURM with its defaults)")
 @click.option("--workers", type=click.IntRange(min=1), default=None,

@@ -44,7 +44,7 @@ from rambench.progress import Progress
 from rambench.schema import Record
 from rambench.tracking import Tracker
 
-EXECUTORS = ("inprocess", "local", "slurm")
+EXECUTORS = ("auto", "inprocess", "local", "slurm")
 DEVICE_ENV = "RAMBENCH_WORKER_DEVICE"  # a local worker's own device (its GPU)
 
 log = logging.getLogger(__name__)
@@ -296,6 +296,34 @@ class Remote:
             total.records += records
             total.failures += result.failures
         return total
+
+
+def auto_executor(plan) -> tuple[Remote | None, str]:
+    """What `--executor auto` runs a plan with, and why, in words. On a CPU: one worker per
+    `threads` cores (single-thread workers on a 2-core machine, which measured 1.6x faster
+    than one process with both threads, benchmarks/study.py), never more workers than
+    training jobs, and in this process where that is one. On GPUs: one worker per visible
+    device where there are several (and several jobs), else this process. The numbers do
+    not depend on it: every process trains and evaluates with the study's threads."""
+    import torch
+
+    jobs = len({c.job for c in plan.todo})
+    device = torch.device(plan.spec.device)
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count > 1 and jobs > 1:
+            devices = [f"cuda:{i}" for i in range(min(count, jobs))]
+            return LocalPool(len(devices), devices), (
+                f"a local pool of {len(devices)} workers, one per GPU (auto)")
+        return None, "this process (auto: one GPU)"
+    threads = plan.spec.study.threads
+    workers = min(usable_cpus() // threads, jobs)
+    if workers >= 2:
+        return LocalPool(workers), (f"a local pool of {workers} workers with {threads} "
+                                    f"thread(s) each (auto: {usable_cpus()} cores, {jobs} "
+                                    "jobs)")
+    why = "one training job" if jobs <= 1 else f"{usable_cpus()} core(s)"
+    return None, f"this process (auto: {why})"
 
 
 class LocalPool(Remote):
