@@ -78,3 +78,26 @@ def test_two_concurrent_runs_on_one_study_train_each_job_once(tmp_path, referenc
     logs = "".join(p.read_text() for p in (tmp_path / "results/both/logs").glob("*.log"))
     for method in ("late_fusion", "tmc"):
         assert logs.count(f"trained {method} seed 0 in") == 1, logs
+
+
+def test_auto_picks_single_thread_workers_per_core_and_one_process_for_one_job(tmp_path):
+    """--executor auto: min(cores // threads, jobs) local workers where that is 2 or more,
+    else this process; the dry run and the first line say which."""
+    from corruptions.reference_pool import usable_cpus
+    from rambench import executors
+    from rambench.api import plan_study
+
+    cores = usable_cpus()
+    for seeds, threads in (([0, 1, 2], 1), ([0], 1), ([0, 1], 2)):
+        plan = plan_study("late_fusion", grid="smoke", seeds=seeds, out=tmp_path,
+                          study=f"auto{len(seeds)}{threads}", threads=threads, limit=16)
+        chosen, how = executors.auto_executor(plan)
+        expected = min(cores // threads, len(seeds))
+        if expected >= 2:
+            assert isinstance(chosen, executors.LocalPool) and chosen.workers == expected
+            assert how.startswith(f"a local pool of {expected} workers with {threads} thread")
+        else:
+            assert chosen is None and how.startswith("this process (auto: ")
+    one = invoke_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "1",
+                     "--limit", "16", "--study", "one", "--out", str(tmp_path), cwd=tmp_path)
+    assert "runs in this process (auto: one training job)" in one.stderr
