@@ -187,11 +187,11 @@ def train(method, dataset, seed, epochs, device, assignments, out, study, as_jso
               help="log training curves, configs and cell metrics to an experiment tracker "
                    "(under STUDY/tracking; repeatable; needs rambench[track])")
 @click.option("--executor", "executor_name", type=Choice(EXECUTORS),
-              default="auto", show_default=True,
+              default="auto", show_default=True, envvar="RAMBENCH_EXECUTOR",
               help="where the work runs: this process, a pool of local worker processes, or "
                    "a SLURM job array (submitit); one task per training job. auto: a local "
                    "pool of one worker per `threads` cores on a CPU (one per GPU with "
-                   "several), this process for a single job")
+                   "several), this process for a single job [env: RAMBENCH_EXECUTOR]")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="--executor local: worker processes (each gets its share of the cores) "
                    "[default: 2]")

@@ -254,7 +254,9 @@ class Remote:
                              "name it (registered name, or path/file.py:Class) instead")
         study_file = str(study.save().resolve())  # the tasks plan from it
         jobs = {c.job.key: c.job for c in plan.todo}
-        cache_dir = str(cache.root) if cache is not None and cache.root else None
+        # the cache's folder, which CorruptionCache(cache_dir) opens again (its `root` is
+        # that folder's corrupted/)
+        cache_dir = str(cache.root.parent) if cache is not None and cache.root else None
         tasks = [Task(study_file, (key,), cache_dir, plan.forced, plan.reused_stale)
                  for key in jobs]
         if progress is not None:

@@ -19,6 +19,9 @@ os.environ["OMP_NUM_THREADS"] = str(THREADS)
 def _isolated_corruption_cache(tmp_path_factory):
     """Every test (and every `rambench` it runs) uses a fresh corrupted-data cache."""
     os.environ["RAMBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("corruption-cache"))
+    # `rambench run` runs in-process unless a test asks for workers (--executor auto, the
+    # users' default, spawns them where a study has several jobs: tested on its own)
+    os.environ["RAMBENCH_EXECUTOR"] = "inprocess"
 
 
 @pytest.fixture

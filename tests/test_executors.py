@@ -34,9 +34,15 @@ def reference(tmp_path_factory):
     return export_rows(folder, "ref"), stored(folder, "ref")
 
 
-def test_local_workers_leave_the_in_process_export(cli, tmp_path, reference):
+def test_local_workers_leave_the_in_process_export(cli, tmp_path, reference, monkeypatch):
     # one worker: before threads were the study's, it took every core (2 threads in CI)
+    monkeypatch.setenv("RAMBENCH_CACHE_DIR", str(tmp_path / "cache"))
     out = cli(*RUN, "--study", "pool", "--executor", "local", "--workers", "1").stderr
+    # the workers store the corrupted test sets in the driver's cache, where an in-process
+    # run finds them (not in a cache of their own)
+    assert not (tmp_path / "cache/corrupted/corrupted").exists()
+    again = cli(*RUN, "--study", "pool2").stderr
+    assert "corrupted-data cache" in again and " 0 built" in again
     assert "dispatching 2 training job(s) to LocalPool" in out
     assert export_rows(tmp_path, "pool") == reference[0]
     assert stored(tmp_path, "pool") == reference[1]
@@ -98,6 +104,7 @@ def test_auto_picks_single_thread_workers_per_core_and_one_process_for_one_job(t
             assert how.startswith(f"a local pool of {expected} workers with {threads} thread")
         else:
             assert chosen is None and how.startswith("this process (auto: ")
-    one = invoke_cli("run", "--method", "late_fusion", "--grid", "smoke", "--epochs", "1",
+    one = invoke_cli("run", "--executor", "auto", "--method", "late_fusion", "--grid", "smoke",
+                     "--epochs", "1",
                      "--limit", "16", "--study", "one", "--out", str(tmp_path), cwd=tmp_path)
     assert "runs in this process (auto: one training job)" in one.stderr
