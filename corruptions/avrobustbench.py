@@ -348,22 +348,17 @@ def _streams(name: str, seed: int) -> dict[str, np.random.Generator]:
                                                          strict=True)}
 
 
-def prepare(name: str, batch, sample_rate: int | None = None,
-            noise_dir: str | Path | None = None, pool: Sequence[np.ndarray] | None = None,
-            pool_labels: Sequence[Any] | None = None, **options) -> tuple[int, dict[str, Any]]:
-    """As `corruptions.av_events.prepare` (the same batch layout), with AVRobustBench's
-    recordings from `noise_dir/<folder>/*.wav` and cut-outs from `noise_dir/crowd_image/`;
-    without `noise_dir`, the synthetic stand-ins (crowd babble: from `pool`)."""
+def check_batch(batch, sample_rate: int | None, min_image_size: int = MIN_IMAGE_SIZE) -> int:
+    """The number of samples of an (images, audio) batch, or a ValueError saying what is
+    wrong: images uint8 stills or clips (at least `min_image_size` px), audio float32
+    (N, L) with a positive `sample_rate`, as many of each; either may be None."""
     images, audio = batch
     if images is None and audio is None:
         raise ValueError("nothing to corrupt: images and audio are both None")
     n = None
     if images is not None:
-        check_images(images, MIN_IMAGE_SIZE, clips=True)
+        check_images(images, min_image_size, clips=True)
         n = len(images)
-    c = corruption(name)
-    context: dict[str, Any] = {"sample_rate": sample_rate, "files": None, "occluders": None,
-                               "pool": None}
     if audio is not None:
         if not isinstance(audio, np.ndarray) or audio.dtype != np.float32 or audio.ndim != 2:
             raise ValueError("audio must be float32 (N, L)")
@@ -372,6 +367,20 @@ def prepare(name: str, batch, sample_rate: int | None = None,
         n = len(audio)
         if sample_rate is None or int(sample_rate) <= 0:
             raise ValueError(f"a positive sample_rate is needed, got {sample_rate!r}")
+    return n
+
+
+def prepare(name: str, batch, sample_rate: int | None = None,
+            noise_dir: str | Path | None = None, pool: Sequence[np.ndarray] | None = None,
+            pool_labels: Sequence[Any] | None = None, **options) -> tuple[int, dict[str, Any]]:
+    """As `corruptions.av_events.prepare` (the same batch layout), with AVRobustBench's
+    recordings from `noise_dir/<folder>/*.wav` and cut-outs from `noise_dir/crowd_image/`;
+    without `noise_dir`, the synthetic stand-ins (crowd babble: from `pool`)."""
+    n = check_batch(batch, sample_rate)
+    c = corruption(name)
+    context: dict[str, Any] = {"sample_rate": sample_rate, "files": None, "occluders": None,
+                               "pool": None}
+    if batch[1] is not None:
         if c.folder is not None and noise_dir is not None:
             context["files"] = av.noise_files(noise_dir, c.folder)
         elif c.folder is not None and c.stand_in == "crowd":
@@ -425,7 +434,7 @@ def _image_frames(c: Corruption, frames: np.ndarray, severity: int, rng, occlude
     return out
 
 
-def _audio(c: Corruption, name: str, x: np.ndarray, severity: int, sr: int, streams,
+def _audio(c: Corruption, x: np.ndarray, severity: int, sr: int, streams,
            record, context) -> np.ndarray:
     clean = x.astype(np.float64)
     if not len(clean):
@@ -471,7 +480,7 @@ def apply(name: str, batch, severity: int, draws: Draws, context: Mapping[str, A
         out_images = np.stack(out).reshape(images.shape)
     if audio is not None:
         out_audio = np.stack([
-            _audio(c, name, x, severity, context["sample_rate"],
+            _audio(c, x, severity, context["sample_rate"],
                    _streams(name, record["seed"]), record, context)
             for x, record in zip(audio, records, strict=True)])
     return out_images, out_audio

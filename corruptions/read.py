@@ -40,7 +40,8 @@ from PIL import Image
 
 from corruptions import av_events as av
 from corruptions import image as image_corruptions
-from corruptions.spec import SEVERITIES, Draws, Fidelity, Spec, TorchImpl, check_images
+from corruptions.avrobustbench import check_batch
+from corruptions.spec import SEVERITIES, Draws, Fidelity, Spec, TorchImpl
 
 PROTOCOL = "read"
 PREFIX = "read_"
@@ -103,22 +104,9 @@ def prepare(name: str, batch, sample_rate: int | None = None,
             noise_dir: str | Path | None = None, **options) -> tuple[int, dict[str, Any]]:
     """As `corruptions.av_events.prepare`'s batch; a file-based audio corruption needs
     `noise_dir` holding `<corruption>.wav` (READ's `weather_audios/`)."""
-    images, audio = batch
-    if images is None and audio is None:
-        raise ValueError("nothing to corrupt: images and audio are both None")
-    n = None
-    if images is not None:
-        check_images(images, MIN_IMAGE_SIZE, clips=True)
-        n = len(images)
+    n = check_batch(batch, sample_rate, MIN_IMAGE_SIZE)
     path = None
-    if audio is not None:
-        if not isinstance(audio, np.ndarray) or audio.dtype != np.float32 or audio.ndim != 2:
-            raise ValueError("audio must be float32 (N, L)")
-        if n is not None and len(audio) != n:
-            raise ValueError(f"{n} images for {len(audio)} audio clips")
-        n = len(audio)
-        if sample_rate is None or int(sample_rate) <= 0:
-            raise ValueError(f"a positive sample_rate is needed, got {sample_rate!r}")
+    if batch[1] is not None:
         if (file := noise_file(name)) is not None:
             if noise_dir is None or not (Path(noise_dir) / file).is_file():
                 raise FileNotFoundError(f"{name} reads READ's recording {file}: give its "

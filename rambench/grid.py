@@ -282,14 +282,14 @@ NOISE_KEY = "conditions.av.noise_dir"
 
 
 def noise_subfolder(event: str) -> str | None:
-    """The folder under `noise_dir` that `event` reads recordings from (None: it reads
-    none): the event's name for rambench's events with a noise bed, AVRobustBench's own
+    """The folder under `noise_dir` that holds `event`'s recordings (None: READ's files lie
+    in `noise_dir` itself): the event's name for rambench's events, AVRobustBench's own
     folder names (`water_drops`, `crowd_speech`, ...) for its protocol."""
     if event.startswith(avrobustbench.PREFIX):
         return avrobustbench.noise_folder(event)
     if event.startswith(read.PREFIX):
         return None  # files directly in noise_dir
-    return event if AV_EVENTS[event].has_bed else None
+    return event  # (a bed-less event's files are hashed too, as stored keys were)
 
 
 def _event_files(folder: Path, event: str) -> list[Path]:
@@ -343,7 +343,7 @@ def _check_noise_dir(folder: Path, events: list[str], source: str) -> None:
                 fail(source, NOISE_KEY, f"{file} {problem}")
             continue
         name = noise_subfolder(event)
-        if name is None:
+        if name is None or (event in AV_EVENTS and not AV_EVENTS[event].has_bed):
             continue
         sub = folder / name
         if not sub.is_dir():

@@ -172,8 +172,8 @@ CORRUPTION_FILES[("av", "torch")] = (*CORRUPTION_FILES[("av", "reference")],
 # and the image corruptions their image sides call (both backends run the reference code)
 for _protocol in ("avrobustbench", "read"):
     CORRUPTION_FILES[(_protocol, "reference")] = CORRUPTION_FILES[(_protocol, "torch")] = (
-        f"corruptions/{_protocol}.py", "corruptions/av_events.py",
-        *CORRUPTION_FILES[("image", "reference")])
+        *dict.fromkeys((f"corruptions/{_protocol}.py", "corruptions/avrobustbench.py")),
+        "corruptions/av_events.py", *CORRUPTION_FILES[("image", "reference")])
 
 
 # code hash -> the hash of earlier code that computes the same, bit for bit: a refactor of

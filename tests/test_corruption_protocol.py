@@ -45,20 +45,35 @@ def test_one_registry_lists_image_audio_and_av_specs():
         registry.get("rian", "av")
 
 
+def _read_recordings(folder):
+    """A folder of READ's five recordings (its weather_audios/), 48 kHz stereo as READ's."""
+    from scipy.io import wavfile
+
+    rng = np.random.default_rng(0)
+    for name in ("traffic", "crowd", "rain", "thunder", "wind"):
+        wavfile.write(folder / f"{name}.wav", 48_000,
+                      (0.05 * rng.standard_normal((4800, 2))).astype(np.float32))
+    return folder
+
+
 @pytest.mark.parametrize("spec", registry.all_corruptions(), ids=lambda s: f"{s.kind}:{s.name}")
-def test_every_spec_has_draw_and_apply_and_applying_its_draw_again_gives_its_output(spec):
+def test_every_spec_has_draw_and_apply_and_applying_its_draw_again_gives_its_output(spec,
+                                                                                    tmp_path):
     """Draw then apply, on either backend: the params are JSON, one value per sample (none
     where the spec draws nothing), and applied again as a record keeps them they give the
     same batch, bit for bit."""
     assert callable(spec.draw) and callable(spec.apply) and callable(spec.prepare)
     assert spec.torch is not None and spec.backend
     batch = {"image": IMAGES, "audio": AUDIO, "av": (CLIPS, AUDIO)}[spec.kind]
-    n, context = spec.prepare(batch, sample_rate=SR, scale="auto", pool=POOL)
+    extra = {"noise_dir": _read_recordings(tmp_path)} if spec.protocol == "read" else {}
+    n, context = spec.prepare(batch, sample_rate=SR, scale="auto", pool=POOL, **extra)
     draws = spec.draw(batch, 3, SEEDS, context)
     assert isinstance(draws, Draws) and all(len(v) == n for v in draws.params.values())
     assert bool(draws.params) == spec.random
-    if spec.kind == "av":
+    if spec.kind == "av" and spec.protocol is None:  # rambench's events keep their arrays
         assert set(draws.params) >= {"seed", "image", "audio"} and draws.derived is not None
+    elif spec.kind == "av":  # a protocol's events: the seeds, and the assets they drew
+        assert spec.randomness.startswith("seed") and draws.params["seed"] == SEEDS
     elif spec.random:
         assert spec.randomness.startswith("seed") and draws.params == {"seed": SEEDS}
     out = spec.apply(batch, 3, draws, context)
@@ -70,10 +85,11 @@ def test_every_spec_has_draw_and_apply_and_applying_its_draw_again_gives_its_out
                   fn(torch.from_numpy(AUDIO), 3, SEEDS, SR).numpy())
         assert np.array_equal(corrupt(batch, spec, 3, SEEDS, "torch", sample_rate=SR)[0], direct)
     for backend in BACKENDS:
-        first, drawn = corrupt(batch, spec, 3, SEEDS, backend, sample_rate=SR, pool=POOL)
+        first, drawn = corrupt(batch, spec, 3, SEEDS, backend, sample_rate=SR, pool=POOL,
+                               **extra)
         recorded = json.loads(json.dumps(drawn))
         again, applied = corrupt(batch, spec, 3, backend=backend, drawn=recorded,
-                                 sample_rate=SR, pool=POOL)
+                                 sample_rate=SR, pool=POOL, **extra)
         assert applied == recorded
         if spec.kind == "av":
             for a, b in zip(first, again, strict=True):
