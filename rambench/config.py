@@ -291,12 +291,18 @@ def resolve(study: Study) -> StudySpec:
 
 def _check_babble_pool(study: Study, ds: Dataset) -> None:
     """The crowd event babbles the split's other clips: a split of one clip has none."""
+    from corruptions import avrobustbench
     from corruptions.av_events import EVENTS
     from rambench.schema import AVEvent
 
+    def babbles(event: str) -> bool:  # crowd, and AVRobustBench's crowd without recordings
+        if event.startswith(avrobustbench.PREFIX):
+            return avrobustbench.corruption(event).stand_in == "crowd"
+        return event in EVENTS and EVENTS[event].bed_kind == "pool"
+
     kinds = {m: spec.kind for m, spec in ds.modalities.items()}
     crowd = [c for c in study.grid.conditions(kinds) if isinstance(c, AVEvent)
-             and EVENTS[c.event].bed_kind == "pool" and c.noise_dir is None]
+             and babbles(c.event) and c.noise_dir is None]
     if crowd and len(ds.split(study.split)) < 2:
         raise UsageError(f"the {crowd[0].event} event babbles the other clips of the "
                          f"{study.split} split, and --limit {study.limit} leaves one: give "

@@ -274,6 +274,11 @@ def _av_conditions(spec: Any, kinds: dict[str, str], source: str) -> list[Condit
             fail(source, "conditions.av.noise_dir", f"no such folder: {folder}")
         _check_noise_dir(folder, events, source)
         noise_dir, digest = str(folder), _folder_digest(folder, events, source)
+    elif unheard := [e for e in events if e.startswith(read.PREFIX) and read.noise_file(e)]:
+        fail(source, "conditions.av.events",
+             f"{', '.join(unheard)} mix READ's recordings (<name>.wav of its weather_audios/ "
+             f"folder), which have no stand-in: give that folder as av.noise_dir, or leave "
+             f"them out")
     return [AVEvent(e, s, (image[0], audio[0]), noise_dir, digest)
             for e in events for s in severities]
 

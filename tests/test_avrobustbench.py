@@ -295,3 +295,16 @@ def test_the_grid_names_the_whole_benchmark_and_checks_its_folders(tmp_path):
     second = expand_conditions({"av": {"events": ["avrb_spatter", "avrb_gaussian"],
                                        "noise_dir": str(tmp_path)}}, KINDS, "g")[1]
     assert first.noise_digest != second.noise_digest  # other recordings, another key
+
+
+def test_a_study_with_synthetic_stand_ins_says_it_is_not_comparable(tmp_path):
+    from rambench.api import benchmark
+    from rambench.study import parse
+
+    grid = parse({"conditions": {"clean": True, "av": {
+        "events": ["avrb_rain", "avrb_gaussian"], "severities": [1]}}}, "avrb", "avrb.yaml")
+    results = benchmark(["late_fusion"], grid=grid, out=tmp_path, study="avrb", epochs=1,
+                        device="cpu", limit=24, progress=False)
+    notes = [n for n in results.mixed if "NOT comparable" in n]
+    assert len(notes) == 1 and notes[0].startswith("avrb_rain: synthetic stand-ins")
+    assert "avrb_gaussian" not in notes[0]  # it needs no asset

@@ -16,7 +16,6 @@ from corruptions import read
 from corruptions.backends import corrupt
 from rambench.errors import UsageError
 from rambench.grid import expand_conditions
-from rambench.study import parse
 
 SR = 16_000
 KINDS = {"visual": "image", "audio": "audio"}
@@ -43,10 +42,11 @@ def test_the_protocol_lists_reads_15_video_and_6_audio_corruptions():
     assert [n.removeprefix("read_video_") for n in read.BENCHMARK[:15]] == list(read.VIDEO)
     assert [n.removeprefix("read_audio_") for n in read.BENCHMARK[15:]] == [
         "gaussian_noise", "traffic", "crowd", "rain", "thunder", "wind"]
-    conditions = parse({"conditions": {"clean": False, "av": {"events": "read",
-                                                              "severities": [5]}}},
-                       "r", "r.yaml").grid.conditions(KINDS)
-    assert len(conditions) == 21 and {c.severity for c in conditions} == {5}
+    from rambench.study import read as read_study
+
+    preset = read_study("read").grid.conditions(KINDS)[1:]  # after clean
+    assert [c.event for c in preset] == [*read.BENCHMARK[:15], "read_audio_gaussian_noise"]
+    assert {c.severity for c in preset} == {5}
 
 
 def test_a_video_corruption_is_imagenet_c_then_jpeg_85_and_leaves_the_audio():
@@ -100,6 +100,15 @@ def test_a_48k_stereo_recording_leaves_every_clips_length_and_rate(tmp_path):
 
 
 def test_the_grid_checks_reads_recordings(tmp_path):
+    with pytest.raises(UsageError, match=r"read_audio_traffic, read_audio_crowd, "
+                                         r"read_audio_rain, read_audio_thunder, "
+                                         r"read_audio_wind mix READ's recordings"):
+        expand_conditions({"av": {"events": "read"}}, KINDS, "g")
+    for name in ("traffic", "crowd", "rain", "thunder", "wind"):
+        wavfile.write(tmp_path / f"{name}.wav", 8000, np.full(80, 0.1, np.float32))
+    assert len(expand_conditions({"clean": False, "av": {
+        "events": "read", "severities": [5], "noise_dir": str(tmp_path)}}, KINDS, "g")) == 21
+    (tmp_path / "traffic.wav").unlink()
     with pytest.raises(UsageError, match=r"no traffic.wav in"):
         expand_conditions({"av": {"events": ["read_audio_traffic"],
                                   "noise_dir": str(tmp_path)}}, KINDS, "g")
