@@ -302,9 +302,9 @@ def test_a_study_with_synthetic_stand_ins_says_it_is_not_comparable(tmp_path):
     from rambench.study import parse
 
     grid = parse({"conditions": {"clean": True, "av": {
-        "events": ["avrb_rain", "avrb_gaussian"], "severities": [1]}}}, "avrb", "avrb.yaml")
+        "events": ["avrb_concert", "avrb_gaussian"], "severities": [1]}}}, "avrb", "avrb.yaml")
     results = benchmark(["late_fusion"], grid=grid, out=tmp_path, study="avrb", epochs=1,
                         device="cpu", limit=24, progress=False)
     notes = [n for n in results.mixed if "NOT comparable" in n]
-    assert len(notes) == 1 and notes[0].startswith("avrb_rain: synthetic stand-ins")
+    assert len(notes) == 1 and notes[0].startswith("avrb_concert: synthetic stand-ins")
     assert "avrb_gaussian" not in notes[0]  # it needs no asset
