@@ -14,8 +14,8 @@ start to the clip's length and overlaid, lines 26-44).
 Each corruption is an "av" spec of protocol "read" whose other side is left as it is
 (`read_<video corruption>`: the frames; `read_<audio corruption>`: the audio), so that it
 travels with AV conditions' `noise_dir` (READ's `weather_audios/`, hashed into the key). A
-grid asks for the whole protocol with `av: {events: read, severities: [5]}`
-(`--grid read`).
+grid asks for the whole protocol with `av: {events: read, severities: [5], noise_dir: ...}`;
+the preset (`--grid read`) runs the 16 that need no recording.
 
 The sample-rate guard: READ's mixing (pydub's `overlay`) converts the clip to the noise
 file's rate and channel count, and the released noise files are 48 kHz stereo, so READ's
