@@ -23,7 +23,7 @@ from rambench.errors import UsageError
 from rambench.identity import DRAW_SALTS, corruption_code_hash, format_value, harness_id
 from rambench.migrate import legacy_cell, same_backend, same_harness, same_method_code
 from rambench.schema import AVEvent, Condition, Record
-from rambench.store import Store
+from rambench.store import STUDY_NAME, Store
 
 
 def content_key(payload: Any) -> str:
@@ -181,26 +181,57 @@ class Plan:
         return (f"{head}: re-running {'them' if n > 1 else 'it'}; --reuse-stale keeps the "
                 "old results")
 
+    def _timings(self) -> tuple[dict[str, dict[str, float]], list[float], str] | None:
+        """Stored timings to estimate from: per method label its seconds per epoch (per
+        job), the evaluation seconds of each cell, and where they come from: this study's
+        records, else those of the other studies under the same results root on the same
+        dataset (earlier runs on this machine); None where there are none."""
+        def gather(records):
+            per_epoch: dict[str, dict[str, float]] = {}
+            evaluating = []
+            for record in records:
+                summary = record.provenance.get("training") or {}
+                if summary.get("seconds") is not None and summary.get("epochs_run"):
+                    per_epoch.setdefault(record.method.label, {})[
+                        record.provenance.get("job_key", record.key)] = \
+                        float(summary["seconds"]) / int(summary["epochs_run"])
+                if record.provenance.get("eval_seconds") is not None:
+                    evaluating.append(float(record.provenance["eval_seconds"]))
+            return per_epoch, evaluating
+
+        per_epoch, evaluating = gather(self.store.index().by_key.values())
+        if per_epoch and evaluating:
+            return per_epoch, evaluating, "this study's stored timings"
+        dataset = self.spec.dataset.name
+        found: dict[str, list[Record]] = {}  # other study -> records of it on this dataset
+        for folder in sorted(self.store.root.parent.glob("*/records")):
+            name = folder.parent.name
+            if folder.parent == self.store.root or not STUDY_NAME.fullmatch(name) or \
+                    _study_dataset(folder.parent) != dataset:
+                continue
+            other = Store(self.store.root.parent, name)
+            # a sample is enough for the rates (every record carries its job's training)
+            sample = [other.read(path) for path in sorted(folder.glob("*.json"))[:TIMED]]
+            if records := [r for r in sample if r is not None and r.dataset == dataset]:
+                found[name] = records
+        per_epoch, evaluating = gather(r for records in found.values() for r in records)
+        if per_epoch and evaluating:
+            names = ", ".join(list(found)[:3]) + (
+                f" and {len(found) - 3} more" if len(found) > 3 else "")
+            return per_epoch, evaluating, f"the stored timings of {names} on {dataset}"
+        return None
+
     def estimate_seconds(self, parallel: int = 1) -> tuple[float, float] | None:
-        """(training, evaluating) seconds the work to do should take, from the timings
-        stored with this study's records: per epoch of each method label (the mean over
-        methods for one that has not trained here) times the epochs each job may run, and
-        per cell evaluated; with `parallel` workers, the work of the jobs spread evenly over
-        as many of them as there are jobs to run; None without stored timings."""
+        """(training, evaluating) seconds the work to do should take, from stored timings
+        (`_timings`): per epoch of each method label (the mean over methods for one without
+        timings) times the epochs each job may run, and per cell evaluated; with `parallel`
+        workers, the work of the jobs spread evenly over as many of them as there are jobs
+        to run; None without stored timings."""
         from statistics import fmean
 
-        per_epoch: dict[str, dict[str, float]] = {}
-        evaluating = []
-        for record in self.store.index().by_key.values():
-            summary = record.provenance.get("training") or {}
-            if summary.get("seconds") is not None and summary.get("epochs_run"):
-                per_epoch.setdefault(record.method.label, {})[
-                    record.provenance.get("job_key", record.key)] = \
-                    float(summary["seconds"]) / int(summary["epochs_run"])
-            if record.provenance.get("eval_seconds") is not None:
-                evaluating.append(float(record.provenance["eval_seconds"]))
-        if not per_epoch or not evaluating:
+        if (timings := self._timings()) is None:
             return None
+        per_epoch, evaluating, _ = timings
         rates = {m: fmean(t.values()) for m, t in per_epoch.items()}
         fallback = fmean(rates.values())
         train_s = sum(rates.get(j.method.label, fallback) * int(j.train_config["epochs"])
@@ -219,7 +250,7 @@ class Plan:
         spread = f", {parallel} workers in parallel" if parallel > 1 else ""
         return (f"estimated time: {duration(train_s + eval_s)} (training {jobs} job(s) "
                 f"~{duration(train_s)} at most, evaluating {len(self.todo)} cells "
-                f"~{duration(eval_s)}; from this study's stored timings per epoch and "
+                f"~{duration(eval_s)}; from {self._timings()[2]} per epoch and "
                 f"cell{spread})")
 
     def describe(self, cells: bool = False, parallel: int = 1) -> str:
@@ -251,6 +282,20 @@ class Plan:
         elif self.todo:
             lines.append("  (rambench -v run ... --dry-run lists every cell)")
         return "\n".join(lines)
+
+
+TIMED = 400  # records read per other study for a time estimate
+
+
+def _study_dataset(folder) -> str | None:
+    """The dataset of the study saved in `folder` (its study.yaml), or None."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((folder / "study.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return data.get("dataset", "avdigits") if isinstance(data, dict) else None
 
 
 def condition_backends(condition: Condition, kinds: dict[str, str], backend: str,

@@ -315,6 +315,14 @@ def test_a_redirected_run_logs_progress_lines_and_ends_with_a_summary(cli, tmp_p
               "--seeds", "0,1", "--study", "logged", "--dry-run", "--executor", "local",
               "--workers", "2").stdout
     assert "2 workers in parallel" in dry
+    # a new study on the same dataset estimates from the studies stored beside it
+    fresh = plan_study("tmc", grid="smoke", epochs=4, study="fresh", out=tmp_path / "results")
+    assert fresh.estimate_seconds()[0] == pytest.approx(
+        4 * training["seconds"] / training["epochs_run"], rel=1e-12)  # late fusion's rate
+    assert "from the stored timings of logged on avdigits" in fresh.estimate()
+    other = plan_study("tmc", dataset="avmnist", grid="smoke", study="fresh",
+                       out=tmp_path / "results")
+    assert other.estimate() is None  # no timings on that dataset
 
 
 def test_ls_grids_name_prints_the_preset_and_history_reads_training_curves(cli, tmp_path):
