@@ -865,8 +865,13 @@ def reproduce(bundle_path, out, limit, epochs, seeds, executor_name, workers, ca
 @click.option("--data-dir", default=None, metavar="DIR",
               help="where prepared data goes (default: $RAMBENCH_DATA_DIR, else "
                    "~/.cache/rambench/datasets)")
+@click.option("--corrupted", "lists", type=click.Path(file_okay=False), default=None,
+              metavar="DIR",
+              help="also decode the corrupted test sets another benchmark's generators wrote, "
+                   "listed under DIR (READ's video|audio/<corruption>/severity_<s>.json; "
+                   "ks50, vggsound): a grid's `provided: all` evaluates them")
 def prepare(name, root, frames, size, candidates, sample_rate, seconds, peak, skip_bad,
-            data_dir) -> None:
+            data_dir, lists) -> None:
     """Decode a real dataset once into a memory-mapped, checksummed cache."""
     import dataclasses
 
@@ -893,6 +898,13 @@ def prepare(name, root, frames, size, candidates, sample_rate, seconds, peak, sk
     else:
         click.echo(f"{name}: {report.clips} clips prepared in {report.folder}"
                    + (f" ({report.excluded} unreadable, left out)" if report.excluded else ""))
+    if lists is not None:
+        from rambench.datasets.prepared import prepare_provided
+
+        names = prepare_provided(cls.adapter, root, lists,
+                                 Path(data_dir) if data_dir else None)
+        click.echo(f"{name}: {len(names)} provided test sets ({', '.join(names)}); a grid's "
+                   "`provided: all` evaluates them")
 
 
 @cli.group()

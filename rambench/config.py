@@ -36,7 +36,7 @@ from rambench.identity import (
 from rambench.methods import Method, methods
 from rambench.methods.adaptation import Adaptation, adaptations
 from rambench.params import apply_overrides
-from rambench.schema import AVEvent, Condition, SegmentLoss
+from rambench.schema import AVEvent, Condition, Provided, SegmentLoss
 from rambench.study import Overrides, Study
 from rambench.train import TrainConfig
 
@@ -124,7 +124,12 @@ class StudySpec:
         """The grid's conditions, each image corruption with its resolved severity scale."""
         kinds = {m: s.kind for m, s in self.dataset.modalities.items()}
         out = []
-        for condition in self.grid.conditions(kinds):
+        provided = self.dataset.provided()
+        for condition in self.grid.conditions(kinds, provided):
+            if isinstance(condition, Provided) and self.split != "test":
+                raise UsageError(f"grid {self.grid.source}: conditions.provided: the provided "
+                                 f"test sets replace the test split's inputs; the study is on "
+                                 f"the {self.split} split")
             scaled = [m for m, name in condition.corruptions()
                       if kinds[m] == "image" and corruption_registry.get(name, "image").scaled]
             if isinstance(condition, SegmentLoss) and kinds[condition.test_modality] == \
@@ -301,7 +306,7 @@ def _check_babble_pool(study: Study, ds: Dataset) -> None:
         return event in EVENTS and EVENTS[event].bed_kind == "pool"
 
     kinds = {m: spec.kind for m, spec in ds.modalities.items()}
-    crowd = [c for c in study.grid.conditions(kinds) if isinstance(c, AVEvent)
+    crowd = [c for c in study.grid.conditions(kinds, ds.provided()) if isinstance(c, AVEvent)
              and babbles(c.event) and c.noise_dir is None]
     if crowd and len(ds.split(study.split)) < 2:
         raise UsageError(f"the {crowd[0].event} event babbles the other clips of the "

@@ -54,6 +54,7 @@ from rambench.schema import (
     Drop,
     Mixed,
     ModalityMissing,
+    Provided,
     RandomMissing,
     SegmentLoss,
 )
@@ -61,7 +62,7 @@ from rambench.schema import (
 # the splits a study's conditions can be evaluated on (never the training split)
 SPLITS = tuple(sorted(set(DATASET_SPLITS) - {"train"}, reverse=True))
 CONDITION_KEYS = ("clean", "corruptions", "severities", "missing_modalities", "missing_rates",
-                  "missing", "missing_segments", "mixed", "av")
+                  "missing", "missing_segments", "mixed", "av", "provided")
 SEGMENT_KEYS = ("modalities", "severities")
 AV_KEYS = ("events", "severities", "noise_dir")
 # `av: {events: <protocol>}`: every event of a paper's protocol
@@ -85,9 +86,12 @@ class Grid:
         text = yaml.safe_dump(self.conditions_spec, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def conditions(self, modality_kinds: dict[str, str]) -> list[Condition]:
-        """The test conditions for a dataset with these modalities (name -> kind)."""
-        return expand_conditions(self.conditions_spec or {}, modality_kinds, self.source)
+    def conditions(self, modality_kinds: dict[str, str],
+                   provided: dict[str, dict[str, Any]] | None = None) -> list[Condition]:
+        """The test conditions for a dataset with these modalities (name -> kind) and these
+        provided test sets (`Dataset.provided`)."""
+        return expand_conditions(self.conditions_spec or {}, modality_kinds, self.source,
+                                 provided)
 
 
 def fail(source: str, key: str, message: str):
@@ -163,7 +167,8 @@ def _corruption_names(value: Any, kind: str, source: str, key: str) -> list[str]
 
 
 def expand_conditions(
-    spec: Any, kinds: dict[str, str], source: str
+    spec: Any, kinds: dict[str, str], source: str,
+    provided: dict[str, dict[str, Any]] | None = None,
 ) -> list[Condition]:
     spec = check_keys(spec, CONDITION_KEYS, source, "conditions")
     out: list[Condition] = []
@@ -205,7 +210,23 @@ def expand_conditions(
         out += _mixed_conditions(spec["mixed"], kinds, source)
     if "av" in spec:
         out += _av_conditions(spec["av"], kinds, source)
+    if "provided" in spec:
+        out += _provided_conditions(spec["provided"], provided or {}, source)
     return out
+
+
+def _provided_conditions(spec: Any, provided: dict[str, dict[str, Any]], source: str
+                         ) -> list[Condition]:
+    """`provided: all` or names: the dataset's provided test sets (`Dataset.provided`)."""
+    if not provided:
+        fail(source, "conditions.provided", "this dataset has no provided test sets; "
+                                            "`rambench prepare NAME --root PATH --corrupted "
+                                            "LISTS` decodes another benchmark's")
+    return [Provided(name, info["modality"], info["corruption"], int(info["severity"]),
+                     info["digest"])
+            for name in _names(spec, sorted(provided), "provided test set", source,
+                               "conditions.provided")
+            for info in [provided[name]]]
 
 
 def _uneven_missing(spec: Any, kinds: dict[str, str], source: str) -> list[Condition]:

@@ -200,6 +200,24 @@ class SegmentLoss(Condition):
 
 
 @dataclass(frozen=True)
+class Provided(Condition):
+    """A corrupted test set another benchmark's generators wrote (READ's Kinetics50-C
+    frames, say), prepared beside the dataset (`rambench prepare ... --corrupted`): one
+    modality's test inputs replaced by it."""
+
+    kind: ClassVar[str] = "provided"
+    name: str  # e.g. video-fog-5
+    test_modality: str
+    corruption: str
+    severity: int
+    digest: str  # of the prepared array: other files, another key
+
+    @property
+    def label(self) -> str:
+        return f"provided:{self.name}"
+
+
+@dataclass(frozen=True)
 class Mixed(Condition):
     """Each listed modality of each sample corrupted independently with `probability`
     (the QMF/PDF noisy-modality protocol), all at one severity."""
@@ -228,7 +246,7 @@ class Mixed(Condition):
 
 CONDITION_TYPES: dict[str, type[Condition]] = {
     cls.kind: cls for cls in (Clean, Corrupt, AVEvent, Drop, RandomMissing, Mixed,
-                              ModalityMissing, SegmentLoss)}
+                              ModalityMissing, SegmentLoss, Provided)}
 CONDITION_KINDS = tuple(CONDITION_TYPES)
 MISSING_KINDS = ("drop", "random_missing", "modality_missing", "segment_loss")
 

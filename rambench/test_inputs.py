@@ -29,6 +29,7 @@ from rambench.schema import (
     Drop,
     Mixed,
     ModalityMissing,
+    Provided,
     RandomMissing,
     SegmentLoss,
 )
@@ -172,6 +173,8 @@ def build_test_inputs(
         masks = np.stack([uneven_missing_mask(rates, int(s))
                           for s in sample_seeds(seed, draws, n)])
         missing = {m: masks[:, j] for j, m in enumerate(modalities)}
+    elif isinstance(condition, Provided):
+        inputs[condition.test_modality] = dataset.provided_inputs(condition.name)
     elif isinstance(condition, SegmentLoss):
         modality = condition.test_modality
         inputs[modality], spans = lose_segments(split.inputs[modality], condition.severity,

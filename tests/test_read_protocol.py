@@ -148,3 +148,67 @@ def test_reads_data_layout_prepares_with_its_lists_and_frame_folders(tmp_path):
     clip = next(c for c in adapter.scan(tmp_path / "raw")[1] if c.split == "test")
     files = adapter.visual(clip, datasets.get("ks50").settings(size=32, frames=10))
     assert len(files) == 10
+
+
+def test_sets_reads_generators_wrote_are_prepared_and_evaluated(tmp_path, monkeypatch):
+    """READ's -C folders, listed by its video|audio/<corruption>/severity_<s>.json: each
+    decoded row for row with the test split (`--corrupted`), then a grid's `provided: all`
+    evaluates them with the dataset's trained model."""
+    import json as jsonlib
+
+    from PIL import Image
+
+    from rambench.datasets import datasets
+    from tests import real_layouts
+    from tests.helpers import invoke_cli
+
+    raw = tmp_path / "raw"
+    real_layouts.ks50(raw)
+    test = jsonlib.loads((raw / "ks50_test_refer.json").read_text())["data"]
+    dark = raw / "image_mulframe_val256_k-C" / "fog" / "severity_5"
+    video, audio = [], []
+    for i, entry in enumerate(test):  # clip i's corrupted frames are flat at 7 + 20 i
+        for k in range(10):
+            folder = dark / f"frame_{k}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((48, 48, 3), 7 + 20 * i, np.uint8)).save(
+                folder / f"{entry['video_id']}.jpg")
+        wav = raw / "audio-C" / "rain" / "severity_5" / f"{entry['video_id']}.wav"
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        wavfile.write(wav, 16_000, np.zeros(16_000, np.float32))
+        video.append({**entry, "video_path": "data_path/image_mulframe_val256_k-C/fog/"
+                                             "severity_5/"})
+        audio.append({**entry, "wav": f"data_path/audio-C/rain/severity_5/"
+                                      f"{entry['video_id']}.wav"})
+    lists = tmp_path / "json"
+    for side, corruption, entries in (("video", "fog", video), ("audio", "rain", audio)):
+        (lists / side / corruption).mkdir(parents=True)
+        (lists / side / corruption / "severity_5.json").write_text(
+            jsonlib.dumps({"data": entries[::-1]}))  # any order: matched by id
+    out = invoke_cli("prepare", "ks50", "--root", "raw", "--size", "32", "--data-dir", "data",
+                     "--corrupted", str(lists), cwd=tmp_path).stdout
+    assert "2 provided test sets (audio-rain-5, video-fog-5)" in out
+    dataset = datasets.get("ks50")(tmp_path / "data" / "ks50")
+    provided = dataset.provided()
+    assert {k: (v["modality"], v["corruption"], v["severity"]) for k, v in provided.items()} \
+        == {"video-fog-5": ("visual", "fog", 5), "audio-rain-5": ("audio", "rain", 5)}
+    frames = dataset.provided_inputs("video-fog-5")
+    clean = dataset.split("test")
+    assert frames.shape == np.asarray(clean.inputs["visual"]).shape
+    order = [sorted(e["video_id"] for e in test).index(e["video_id"]) for e in test]
+    for i, row in zip(order, range(len(test)), strict=True):  # row of clip i: its frames
+        assert np.abs(frames[i].astype(int) - (7 + 20 * row)).max() <= 2  # JPEG-decoded
+    np.testing.assert_array_equal(dataset.provided_inputs("audio-rain-5"), 0)
+    # a study evaluates them beside the clean test set
+    monkeypatch.setenv("RAMBENCH_DATA_DIR", str(tmp_path / "data"))
+    grid = tmp_path / "g.yaml"
+    grid.write_text("dataset: ks50\nconditions:\n  clean: true\n  provided: all\n")
+    invoke_cli("run", "--method", "late_fusion", "--grid", str(grid), "--study", "p",
+               "--out", str(tmp_path), "--epochs", "1", cwd=tmp_path)
+    rows = invoke_cli("table", "--study", "p", "--out", str(tmp_path), "--view",
+                      "conditions", cwd=tmp_path).stdout
+    assert "provided video-fog-5" in rows and "provided audio-rain-5" in rows
+    bad = invoke_cli("run", "--method", "late_fusion", "--grid", str(grid), "--dataset",
+                     "avdigits", "--out", str(tmp_path), "--study", "q", cwd=tmp_path,
+                     check=False)
+    assert bad.exit_code == 2 and "this dataset has no provided test sets" in bad.stderr

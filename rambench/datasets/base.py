@@ -58,6 +58,15 @@ class Dataset(ABC):
     def split(self, name: str) -> Split:
         """The split `name` (one of SPLITS)."""
 
+    def provided(self) -> dict[str, dict[str, Any]]:
+        """Corrupted test sets another benchmark's generators wrote, prepared beside the
+        data (name -> modality, corruption, severity, digest of the array); none here."""
+        return {}
+
+    def provided_inputs(self, name: str) -> np.ndarray:
+        """A provided test set's inputs, row for row the test split's."""
+        raise KeyError(f"{self.name} has no provided test set {name!r}")
+
 
 datasets: Registry[type[Dataset]] = Registry(
     "dataset", ["rambench.datasets.avdigits", "rambench.datasets.real"])

@@ -31,5 +31,12 @@ class Limited(Dataset):
                      None if full.groups is None else full.groups[:k], dict(full.info))
 
 
+    def provided(self):
+        return self.base.provided()
+
+    def provided_inputs(self, name: str):
+        return self.base.provided_inputs(name)[:self.n]
+
+
 def is_limited(dataset_version: str) -> bool:
     return LIMIT_TAG in dataset_version

@@ -96,6 +96,13 @@ class Adapter(ABC):
             return media.read_audio(clip.audio, s.sample_rate, s.seconds)
         return media.audio_from_video(clip.video, s.sample_rate, s.seconds)
 
+    def corrupted_lists(self, root: Path, lists: Path
+                        ) -> dict[str, tuple[str, str, int, Path, dict[str, Clip]]]:
+        """Corrupted test sets another benchmark's generators wrote, listed under `lists`:
+        name -> (modality, corruption, severity, list file, clip id -> its clip)."""
+        raise UsageError(f"{self.name}: no corrupted test sets of another benchmark are "
+                         "read for this dataset (--corrupted)")
+
     def missing(self, root: Path, what: str) -> UsageError:
         return UsageError(f"{self.name}: {what} not found under {root}. Expected layout:\n"
                           f"{self.layout}")
@@ -232,6 +239,71 @@ def prepare(adapter: Adapter, root: str | Path, settings: PrepareSettings,
     return PrepareReport(final, n - len(bad), len(bad), False)
 
 
+PROVIDED = "provided"  # the sub-folder of a prepared dataset holding provided test sets
+
+
+def prepare_provided(adapter: Adapter, root: str | Path, lists: str | Path,
+                     out: Path | None = None, progress: bool = True) -> list[str]:
+    """Decode corrupted test sets that another benchmark's generators wrote (READ's
+    `-C` folders, listed by its JSON lists under `lists`, `adapter.corrupted_lists`) into
+    `<prepared dataset>/provided/<name>/`: the corrupted modality of every test clip of
+    the prepared dataset, row for row, decoded with its settings. Returns the names."""
+    final = (out or data_dir()) / adapter.name
+    if not (final / "manifest.json").exists():
+        raise UsageError(f"{adapter.name}: prepare the clean dataset first (rambench prepare "
+                         f"{adapter.name} --root PATH); its test split orders the provided sets")
+    manifest = json.loads((final / "manifest.json").read_text())
+    settings = PrepareSettings(**manifest["settings"])
+    start, stop = manifest["splits"]["test"]
+    test_ids = manifest["clips"][start:stop]
+    names = []
+    for name, (modality, corruption, severity, path, clips) in \
+            adapter.corrupted_lists(Path(root), Path(lists)).items():
+        missing = [c for c in test_ids if c not in clips]
+        if missing:
+            raise UsageError(f"{adapter.name}: {path} lists {len(test_ids) - len(missing)} of "
+                             f"the {len(test_ids)} test clips (missing e.g. {missing[0]!r})")
+        plan = {"list": sha256_file(path), "dataset": manifest["version"],
+                "modality": modality}
+        folder = final / PROVIDED / name
+        if (folder / "manifest.json").exists() and \
+                _read_json(folder / "manifest.json").get("plan") == plan:
+            names.append(name)
+            continue
+        work = folder.with_name(name + ".partial")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        rows = []
+        for clip_id in tqdm(test_ids, desc=f"prepare {adapter.name} {name}", unit="clip",
+                            disable=None if progress else True):
+            clip = clips[clip_id]
+            try:
+                if modality == "visual":
+                    rows.append(adapter.visual(clip, settings, 1).reshape(
+                        (settings.size, settings.size, settings.channels) if settings.frames == 1
+                        else (settings.frames, settings.size, settings.size, settings.channels)))
+                else:
+                    wave = adapter.audio(clip, settings)
+                    if settings.peak is not None:
+                        wave = wave * (settings.peak / max(float(np.abs(wave).max(initial=0)),
+                                                           1e-12))
+                    rows.append(np.clip(np.round(wave * 32767), -32768, 32767
+                                        ).astype(np.int16))
+            except Exception as err:  # noqa: BLE001 - any decoding failure names the file
+                raise UsageError(f"{adapter.name} {name}: {_source(clip)}: "
+                                 f"{type(err).__name__}: {err}") from None
+        array_path = work / f"{modality}.npy"
+        np.save(array_path, np.stack(rows))
+        (work / "manifest.json").write_text(json.dumps({
+            "plan": plan, "modality": modality, "corruption": corruption,
+            "severity": severity, "source": str(path), "clips": len(rows),
+            "sha256": sha256_file(array_path)}, indent=1))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(work, folder)
+        names.append(name)
+    return names
+
+
 def _flush(*arrays) -> None:
     for array in arrays:
         if array is not None:
@@ -323,6 +395,34 @@ class PreparedDataset(Dataset):
                                   encoders["audio"], s.sample_rate,
                                   tuple(sorted(cls.defaults.get("spectrogram", {}).items()))),
         }
+
+    def provided(self) -> dict[str, dict[str, Any]]:
+        """The corrupted test sets prepared beside this dataset (`prepare_provided`): name
+        -> modality, corruption, severity and a digest of its array (part of every key)."""
+        out = {}
+        for path in sorted((self.folder / PROVIDED).glob("*/manifest.json")):
+            info = _read_json(path)
+            if info.get("plan", {}).get("dataset") == self.version:  # of this preparation
+                out[path.parent.name] = {k: info[k] for k in ("modality", "corruption",
+                                                               "severity")}
+                out[path.parent.name]["digest"] = info["sha256"][:16]
+        return out
+
+    def provided_inputs(self, name: str) -> np.ndarray:
+        """A provided test set's array, row for row the test split's clips (audio as
+        float32 in [-1, 1], as `split` gives it)."""
+        info = self.provided()[name]
+        path = self.folder / PROVIDED / name / f"{info['modality']}.npy"
+        if sha256_file(path)[:16] != info["digest"]:
+            raise UsageError(f"dataset {self.name!r}: the provided test set {path} is damaged "
+                             "(checksum mismatch); prepare it again (rambench prepare "
+                             f"{self.name} --root PATH --corrupted LISTS)")
+        array = np.load(path, mmap_mode="r")
+        start, stop = self.manifest["splits"]["test"]
+        valid = np.asarray(self._arrays["valid"][start:stop])
+        array = array[valid] if not valid.all() else array
+        return np.asarray(array, dtype=np.float32) / 32767 if info["modality"] == "audio" \
+            else array
 
     def split(self, name: str) -> Split:
         start, stop = self.manifest["splits"][name]

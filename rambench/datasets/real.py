@@ -318,6 +318,29 @@ class ReadLayout(Adapter):
                                   frames=self._path(root, entry["video_path"])))
         return tuple(mids), clips
 
+    def corrupted_lists(self, root: Path, lists: Path):
+        """READ's lists of the sets its generators wrote (its data_process scripts):
+        `lists/video/<corruption>/severity_<s>.json` (corrupted frames, clean audio) and
+        `lists/audio/<corruption>/severity_<s>.json` (corrupted audio, clean frames), named
+        `video-<corruption>-<s>` and `audio-<corruption>-<s>`."""
+        found = {}
+        for path in sorted(lists.glob("*/*/severity_*.json")):
+            side, corruption = path.parent.parent.name, path.parent.name
+            if side not in ("video", "audio") or not path.stem[9:].isdigit():
+                continue
+            clips = {}
+            for entry in json.loads(path.read_text())["data"]:
+                clips[entry["video_id"]] = Clip(
+                    entry["video_id"], 0, "test", audio=self._path(root, entry["wav"]),
+                    frames=self._path(root, entry["video_path"]))
+            found[f"{side}-{corruption}-{path.stem[9:]}"] = (
+                "visual" if side == "video" else "audio", corruption, int(path.stem[9:]),
+                path, clips)
+        if not found:
+            raise UsageError(f"{self.name}: no READ lists (video|audio/<corruption>/"
+                             f"severity_<s>.json) under {lists}")
+        return found
+
     def visual(self, clip: Clip, s: PrepareSettings, candidates: int = 1) -> np.ndarray:
         from rambench.datasets import media
 

@@ -49,6 +49,8 @@ def condition_label(row: pd.Series) -> str:
         return "missing " + row["condition"].removeprefix("missing:").replace(",", ", ")
     if kind == "segment_loss":
         return f"{row['test_modality']} segment lost s{row['severity']}"
+    if kind == "provided":
+        return f"provided {row['condition'].removeprefix('provided:')}"
     if kind == "mixed":
         return f"mixed {row['corruption']} s{row['severity']}"
     if kind == "av":
@@ -57,7 +59,7 @@ def condition_label(row: pd.Series) -> str:
 
 
 KIND_ORDER = {"clean": 0, "corruption": 1, "av": 2, "drop": 3, "random_missing": 4,
-              "modality_missing": 5, "segment_loss": 6, "mixed": 7}
+              "modality_missing": 5, "segment_loss": 6, "mixed": 7, "provided": 8}
 
 
 def _ordered_conditions(acc: pd.DataFrame) -> pd.DataFrame:
