@@ -422,14 +422,14 @@ def _occluder(path: str) -> np.ndarray:
     return rgba
 
 
-def _image_frames(c: Corruption, frames: np.ndarray, severity: int, rng, occluder):
+def _image_frames(image: Callable, frames: np.ndarray, severity: int, rng) -> np.ndarray:
+    """A clip's frames, each corrupted by `image` with its own stream drawn from `rng`."""
     out = np.empty_like(frames)
     for t, frame in enumerate(frames):
         frame_rng = np.random.default_rng(rng.integers(2**63))
         gray = frame.shape[-1] == 1
         rgb = np.repeat(frame, 3, axis=-1) if gray else frame
-        y = (c.image(rgb, severity, frame_rng, occluder) if c.image is crowd_image
-             else c.image(np.ascontiguousarray(rgb), severity, frame_rng))
+        y = image(np.ascontiguousarray(rgb), severity, frame_rng)
         out[t] = np.rint(y.mean(axis=-1, keepdims=True)) if gray else y
     return out
 
@@ -449,10 +449,9 @@ def _audio(c: Corruption, x: np.ndarray, severity: int, sr: int, streams,
             pool = context["pool"]
             talkers = av.EVENTS["crowd"].audio_params[severity - 1]["talkers"]
             noise, _ = av._babble(pool, av._digest(x), talkers, len(clean), streams["audio"])
-        else:
+        else:  # a stand-in event's synthetic bed
             event = av.EVENTS[c.stand_in]
-            bed = event.bed if event.bed is not None else av._white_bed
-            noise = bed(len(clean), event.audio_params[severity - 1], streams["audio"], sr)
+            noise = event.bed(len(clean), event.audio_params[severity - 1], streams["audio"], sr)
         y = add_noise(clean, np.asarray(noise, dtype=np.float64), ENV_SNR_DB[severity - 1])
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
@@ -469,14 +468,15 @@ def apply(name: str, batch, severity: int, draws: Draws, context: Mapping[str, A
         clips = images if images.ndim == 5 else images[:, None]
         out = []
         for clip, record in zip(clips, records, strict=True):
-            occluder = None
-            if c.image is crowd_image:
-                occluder = (_occluder(str(next(p for p in context["occluders"]
-                                               if p.name == record["occluder"])))
-                            if record.get("occluder") else
-                            silhouette(clip.shape[1], max(clip.shape[2] // 2, 1)))
-            out.append(_image_frames(c, clip, severity, _streams(name, record["seed"])["image"],
-                                     occluder))
+            image = c.image
+            if image is crowd_image:  # with the recorded cut-out, or the stand-in
+                image = functools.partial(crowd_image, occluder=(
+                    _occluder(str(next(p for p in context["occluders"]
+                                       if p.name == record["occluder"])))
+                    if record.get("occluder") else
+                    silhouette(clip.shape[1], max(clip.shape[2] // 2, 1))))
+            out.append(_image_frames(image, clip, severity,
+                                     _streams(name, record["seed"])["image"]))
         out_images = np.stack(out).reshape(images.shape)
     if audio is not None:
         out_audio = np.stack([

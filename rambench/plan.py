@@ -227,30 +227,35 @@ class Plan:
         timings) times the epochs each job may run, and per cell evaluated; with `parallel`
         workers, the work of the jobs spread evenly over as many of them as there are jobs
         to run; None without stored timings."""
+        estimate = self._estimate(parallel)
+        return None if estimate is None else estimate[:2]
+
+    def _estimate(self, parallel: int) -> tuple[float, float, str] | None:
+        """`estimate_seconds` and where its timings come from."""
         from statistics import fmean
 
         if (timings := self._timings()) is None:
             return None
-        per_epoch, evaluating, _ = timings
+        per_epoch, evaluating, source = timings
         rates = {m: fmean(t.values()) for m, t in per_epoch.items()}
         fallback = fmean(rates.values())
         train_s = sum(rates.get(j.method.label, fallback) * int(j.train_config["epochs"])
                       for j in self.jobs_to_train())
         share = max(1, min(parallel, len({c.job for c in self.todo})))
-        return train_s / share, fmean(evaluating) * len(self.todo) / share
+        return train_s / share, fmean(evaluating) * len(self.todo) / share, source
 
     def estimate(self, parallel: int = 1) -> str | None:
         """The expected wall time of the work to do (`estimate_seconds`), in words."""
         from rambench.progress import duration
 
-        if (seconds := self.estimate_seconds(parallel)) is None:
+        if (estimate := self._estimate(parallel)) is None:
             return None
-        train_s, eval_s = seconds
+        train_s, eval_s, source = estimate
         jobs = len(self.jobs_to_train())
         spread = f", {parallel} workers in parallel" if parallel > 1 else ""
         return (f"estimated time: {duration(train_s + eval_s)} (training {jobs} job(s) "
                 f"~{duration(train_s)} at most, evaluating {len(self.todo)} cells "
-                f"~{duration(eval_s)}; from {self._timings()[2]} per epoch and "
+                f"~{duration(eval_s)}; from {source} per epoch and "
                 f"cell{spread})")
 
     def describe(self, cells: bool = False, parallel: int = 1) -> str:

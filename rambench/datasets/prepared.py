@@ -15,6 +15,7 @@ the class names, each split's row range, the excluded files and every array's SH
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -304,6 +305,12 @@ def prepare_provided(adapter: Adapter, root: str | Path, lists: str | Path,
     return names
 
 
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    """A file's SHA-256 (16 hex digits), once per version of the file and process."""
+    return sha256_file(Path(path))[:16]
+
+
 def _flush(*arrays) -> None:
     for array in arrays:
         if array is not None:
@@ -413,7 +420,8 @@ class PreparedDataset(Dataset):
         float32 in [-1, 1], as `split` gives it)."""
         info = self.provided()[name]
         path = self.folder / PROVIDED / name / f"{info['modality']}.npy"
-        if sha256_file(path)[:16] != info["digest"]:
+        st = path.stat()
+        if _digest(str(path), st.st_mtime_ns, st.st_size) != info["digest"]:
             raise UsageError(f"dataset {self.name!r}: the provided test set {path} is damaged "
                              "(checksum mismatch); prepare it again (rambench prepare "
                              f"{self.name} --root PATH --corrupted LISTS)")
