@@ -25,6 +25,26 @@ EncoderFactory = Callable[[ModalitySpec, int], nn.Module]
 encoders: Registry[EncoderFactory] = Registry("encoder")
 
 
+class MaxPool2x2(nn.MaxPool2d):
+    """`nn.MaxPool2d(2)`, computed without indices where no gradient is taken.
+
+    The maximum of each 2x2 window is the elementwise maximum of the map's four strided
+    quarters: the same values bit for bit (a maximum rounds nothing), about 10x faster on a
+    CPU than `max_pool2d`, which also finds the winning index. Where a gradient is needed,
+    `max_pool2d` itself runs, so training (which routes the gradient to the first maximum
+    of a window) is unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (torch.is_grad_enabled() and x.requires_grad) or min(x.shape[-2:]) < 2:
+            return super().forward(x)
+        x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]  # floor, as max_pool2d
+        rows = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])
+        return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+
 def conv_block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
     layers: list[nn.Module] = [
         nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
@@ -32,7 +52,7 @@ def conv_block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
         nn.ReLU(inplace=True),
     ]
     if pool:
-        layers.append(nn.MaxPool2d(2))
+        layers.append(MaxPool2x2())
     return nn.Sequential(*layers)
 
 
