@@ -35,10 +35,15 @@ class Batch:
         """A copy where `missing[m]` (bool (B,)) marks samples whose modality m is dropped."""
         inputs, present = dict(self.inputs), dict(self.present)
         for m, drop in missing.items():
-            keep = (~drop).to(inputs[m].dtype).view(-1, *([1] * (inputs[m].dim() - 1)))
-            inputs[m] = inputs[m] * keep
+            inputs[m] = zero_filled(inputs[m], drop)
             present[m] = present[m] & ~drop
         return Batch(inputs, present, self.y, self.index)
+
+
+def zero_filled(x: Tensor, drop: Tensor) -> Tensor:
+    """`x` (B, ...) with the rows where `drop` (bool (B,)) is True multiplied by 0: how an
+    absent input is zero-filled."""
+    return x * (~drop).to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
 
 
 def mask_absent(features: Mapping[str, Tensor],

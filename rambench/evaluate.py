@@ -53,30 +53,32 @@ def predict(
     method.eval()
     logits_of = logits_of or method
     batches = batches or Batcher(split, kinds, device, inputs)
-    clean = {m: a for m, a in batches.arrays.items()
-             if a is split.inputs.get(m) and m not in (missing or {})}
+    clean = {m: a for m, a in batches.arrays.items() if a is split.inputs.get(m)}
     out = []
     with features.attached(method) if features is not None else contextlib.nullcontext():
-        for start, batch in _stream(batches, len(split), batch_size, missing, device):
+        for start, batch in _stream(batches, len(split), batch_size):
+            drop = _drops(missing, start, len(batch), device)
+            masked = batch.with_missing(drop) if drop else batch
             if features is not None:
-                features.offer(batch.inputs, clean, (start, start + len(batch)))
+                features.offer(masked.inputs, clean, (start, start + len(batch)),
+                               batch.inputs, drop)
             with autocast(device):
-                logits = logits_of(batch)
+                logits = logits_of(masked)
             out.append(torch.softmax(logits.float(), dim=1))
     return torch.cat(out).cpu().numpy()  # one copy back to the host
 
 
-def _stream(batches: Batcher, n: int, batch_size: int, missing: dict[str, np.ndarray] | None,
-            device: torch.device) -> Iterator[tuple[int, Batch]]:
-    """The batches of samples 0..n-1 in order, with their `missing` masks applied, each with
-    its first row."""
+def _stream(batches: Batcher, n: int, batch_size: int) -> Iterator[tuple[int, Batch]]:
+    """The batches of samples 0..n-1 in order, each with its first row."""
     for start in range(0, n, batch_size):
-        idx = np.arange(start, min(start + batch_size, n))
-        batch = batches(idx)
-        if missing:
-            batch = batch.with_missing({m: torch.from_numpy(v[idx]).to(device)
-                                        for m, v in missing.items()})
-        yield start, batch
+        yield start, batches(np.arange(start, min(start + batch_size, n)))
+
+
+def _drops(missing: dict[str, np.ndarray] | None, start: int, size: int,
+           device: torch.device) -> dict[str, torch.Tensor]:
+    """The rows of `missing` (modality -> bool (N,), True = absent) in [start, start+size)."""
+    return {m: torch.from_numpy(v[start:start + size]).to(device)
+            for m, v in (missing or {}).items()}
 
 
 def predict_adapted(
@@ -94,8 +96,9 @@ def predict_adapted(
     itself is left as it was, so every cell starts from the trained model."""
     adapter = adaptation.cls(copy.deepcopy(method), adaptation.params)
     out = []
-    for _, batch in _stream(batches or Batcher(split, kinds, device), len(split),
-                            adaptation.params.batch_size, missing, device):
+    for start, batch in _stream(batches or Batcher(split, kinds, device), len(split),
+                                adaptation.params.batch_size):
+        batch = batch.with_missing(_drops(missing, start, len(batch), device))
         with autocast(device):
             logits = adapter.adapt(dataclasses.replace(batch, y=None))
         out.append(torch.softmax(logits.detach().float(), dim=1))

@@ -4,15 +4,24 @@ A cell that corrupts the audio feeds the same images as the clean cell, and a ce
 drops the audio feeds the same images too: a trained model's image encoder then gives the
 same features, batch for batch. While a model predicts (`rambench.evaluate.predict`), the
 cache stands in front of the `forward` and `tokens` of each of its `encoders`: a call on a
-batch of a modality's *clean* test inputs (the split's own array, no missing mask, the
-evaluation's batch rows) returns the stored output of the first such call. Any other call
-(a corrupted or masked input, an encoder called on something else than the batch's input
-tensor) computes as usual. The outputs are bit for bit the ones computed without the
-cache: the same module on the same input tensor values of the same shape.
+batch of a modality's *clean* test inputs (the split's own array, the evaluation's batch
+rows) returns the stored output of the first such call. Any other call (a corrupted input,
+an encoder called on something else than the batch's input tensor) computes as usual.
 
-Reuse assumes an encoder is a deterministic function of its input in eval mode; a method
-whose encoders are not (e.g. dropout at test time) sets `reuse_features = False`.
-`RAMBENCH_FEATURE_REUSE=0` turns reuse off (to measure what it saves).
+A batch with missing samples feeds its modality zero-filled in those rows
+(`rambench.batch.zero_filled`). Its output is assembled row by row from two stored
+outputs of the same batch rows: the clean one, and the one of the batch with every row
+zero-filled (which a cell that drops the modality computes anyway).
+
+The outputs are bit for bit the ones computed without the cache. A stored output is the
+same module's on the same input values of the same shape. An assembled one also needs a
+sample's features to depend on that sample alone: the same operations on the same values
+at the same row of a batch of the same shape, whatever the other rows hold. This holds for
+per-sample encoders in eval mode (convolutions, linear layers, batch norm with running
+statistics, attention within a sample). A method whose encoders are not deterministic
+functions of each sample in eval mode (dropout at test time, statistics over the batch)
+sets `reuse_features = False`. `RAMBENCH_FEATURE_REUSE=0` turns reuse off (to measure what
+it saves).
 """
 
 from __future__ import annotations
@@ -20,10 +29,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor, nn
+
+from rambench.batch import zero_filled
 
 DEFAULT_BUDGET_MB = 512  # stored features per unit of work (host or device memory)
 
@@ -34,26 +47,41 @@ def reuse_enabled() -> bool:
         "0", "false", "no", "off")
 
 
+@dataclass(frozen=True)
+class _Offer:
+    key: tuple  # (source array, batch rows)
+    tensor: Tensor  # what the batch feeds the encoder
+    clean: Tensor  # the batch's clean inputs (`tensor` itself where nothing is missing)
+    drop: Tensor | None  # bool (B,): the rows zero-filled in `tensor`; None: none is
+
+
 class FeatureCache:
-    """Per-model encoder outputs of clean test batches, up to `budget_mb` MiB in all (past
-    that, outputs are computed and not stored)."""
+    """Per-model encoder outputs of clean test batches (and of those batches zero-filled),
+    up to `budget_mb` MiB in all (past that, outputs are computed and not stored)."""
 
     def __init__(self, budget_mb: float = DEFAULT_BUDGET_MB):
         self.budget = int(budget_mb * 2**20)
         self.bytes = self.hits = self.misses = 0
+        self.refused = False  # an output was not stored for lack of room
         self._entries: dict[tuple, Tensor] = {}
         self._held: dict[int, Any] = {}  # keeps every keyed object alive, so ids stay unique
-        self._offered: dict[str, tuple[tuple, Tensor]] = {}
+        self._offered: dict[str, _Offer] = {}
 
     def _id(self, obj: Any) -> int:
         self._held.setdefault(id(obj), obj)
         return id(obj)
 
     def offer(self, inputs: Mapping[str, Tensor], clean: Mapping[str, np.ndarray],
-              rows: tuple[int, int]) -> None:
+              rows: tuple[int, int], unmasked: Mapping[str, Tensor] | None = None,
+              drop: Mapping[str, Tensor] | None = None) -> None:
         """The batch about to be predicted: `inputs` (modality -> tensor), of which the
-        modalities in `clean` come unchanged from these source arrays, rows [start, stop)."""
-        self._offered = {m: ((self._id(source), rows), inputs[m]) for m, source in clean.items()}
+        modalities in `clean` come from these source arrays, rows [start, stop), unchanged
+        or, for a modality in `drop` (bool (B,)), `unmasked[m]` zero-filled where True."""
+        drop = drop or {}
+        self._offered = {
+            m: _Offer((self._id(source), rows), inputs[m],
+                      (unmasked or inputs)[m] if m in drop else inputs[m], drop.get(m))
+            for m, source in clean.items()}
 
     @contextmanager
     def attached(self, method: nn.Module) -> Iterator[None]:
@@ -79,21 +107,37 @@ class FeatureCache:
     def _wrap(self, encoder: nn.Module, modality: str, name: str,
               compute: Callable[..., Tensor]) -> Callable[..., Tensor]:
         def cached(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-            offered = self._offered.get(modality)
-            if args or kwargs or offered is None or offered[1] is not x:
+            offer = self._offered.get(modality)
+            if args or kwargs or offer is None or offer.tensor is not x:
                 return compute(x, *args, **kwargs)
-            key = (self._id(encoder), name, *offered[0])
-            hit = self._entries.get(key)
-            if hit is not None:
-                self.hits += 1
-                return hit.clone()  # a caller may change its features in place
-            self.misses += 1
-            out = compute(x)
-            if isinstance(out, Tensor):
-                size = out.element_size() * out.nelement()
-                if self.bytes + size <= self.budget:
-                    self._entries[key] = out.detach().clone()
-                    self.bytes += size
-            return out
+            key = (self._id(encoder), name, *offer.key)
+            if offer.drop is None:
+                out, stored = self._stored(key, lambda: compute(x))
+                return out.clone() if stored else out  # a caller may edit it in place
+            filled = (*key, "zero-filled")
+            if self.refused and not (key in self._entries and filled in self._entries):
+                self.misses += 1
+                return compute(x)  # the two outputs would not both be kept
+            clean, _ = self._stored(key, lambda: compute(offer.clean))
+            zeros, _ = self._stored(filled, lambda: compute(
+                zero_filled(offer.clean, torch.ones_like(offer.drop))))
+            return torch.where(offer.drop.view(-1, *([1] * (clean.dim() - 1))), zeros, clean)
 
         return cached
+
+    def _stored(self, key: tuple, compute: Callable[[], Tensor]) -> tuple[Tensor, bool]:
+        """The stored output under `key` (and True), else `compute()`, stored (a copy) if
+        the budget holds it (and False)."""
+        hit = self._entries.get(key)
+        if hit is not None:
+            self.hits += 1
+            return hit, True
+        self.misses += 1
+        out = compute()
+        size = out.element_size() * out.nelement() if isinstance(out, Tensor) else None
+        if size is not None and self.bytes + size <= self.budget:
+            self._entries[key] = out.detach().clone()
+            self.bytes += size
+        else:
+            self.refused = True
+        return out, False

@@ -85,17 +85,30 @@ def test_a_clean_modality_is_encoded_once_and_reused_bit_for_bit():
     assert "forward" not in vars(method.encoders["audio"])  # the encoders are restored
 
 
-def test_a_masked_modality_is_computed_and_a_method_can_decline():
+def test_a_masked_modality_is_assembled_from_its_clean_and_zero_filled_outputs():
+    """Rows of a masked batch come from the clean batch's output or from the output of the
+    batch with every row zero-filled: both computed once, then every mask is reused."""
+    split, cache, method = split_of(10), FeatureCache(), model()
+    masks = [np.arange(10) % 2 == 0, np.arange(10) < 3, np.ones(10, dtype=bool)]
+    expected = [predict(method, split, KINDS, CPU, 4, missing={"visual": mask})
+                for mask in masks]
+    predict(method, split, KINDS, CPU, 4, features=cache)  # the clean cell: 12 stored
+    rows = method.encoders["visual"].rows
+    got = predict(method, split, KINDS, CPU, 4, missing={"visual": masks[0]}, features=cache)
+    assert np.array_equal(got, expected[0])
+    # audio and clean images reused (6 + 6), zero-filled images computed once (6)
+    assert (cache.hits, cache.misses) == (12, 12 + 6)
+    assert method.encoders["visual"].rows == rows + 2 * 10
+    for mask, want in zip(masks[1:], expected[1:], strict=True):
+        assert np.array_equal(predict(method, split, KINDS, CPU, 4, missing={"visual": mask},
+                                      features=cache), want)
+    assert method.encoders["visual"].rows == rows + 2 * 10  # nothing more computed
+    assert cache.misses == 18 and cache.hits == 12 + 2 * 18
+
+
+def test_a_method_can_decline_reuse():
     split, cache = split_of(10), FeatureCache()
-    method = model()
-    predict(method, split, KINDS, CPU, 4, features=cache)
-    missing = {"visual": np.arange(10) % 2 == 0}
-    expected = predict(method, split, KINDS, CPU, 4, missing=missing)
-    hits = cache.hits
-    assert np.array_equal(predict(method, split, KINDS, CPU, 4, missing=missing,
-                                  features=cache), expected)
-    assert cache.hits - hits == 2 * 3  # the audio only: the masked images are computed
-    stochastic, cache = model(Stochastic), FeatureCache()
+    stochastic = model(Stochastic)
     for _ in range(2):
         predict(stochastic, split, KINDS, CPU, 4, features=cache)
     assert cache.hits == cache.misses == 0
@@ -106,6 +119,13 @@ def test_past_its_budget_the_cache_computes_without_storing():
     for _ in range(2):
         predict(method, split, KINDS, CPU, 4, features=cache)
     assert cache.hits == 0 and cache.bytes == 0 and cache.misses == 2 * 2 * 2 * 3
+    missing = {"visual": np.arange(10) % 2 == 0}
+    rows = method.encoders["visual"].rows
+    assert np.array_equal(
+        predict(method, split, KINDS, CPU, 4, missing=missing, features=cache),
+        predict(method, split, KINDS, CPU, 4, missing=missing))
+    # a masked batch is computed as it is, once: not as a clean and a zero-filled batch
+    assert method.encoders["visual"].rows == rows + 2 * (2 * 10)
 
 
 RUN = ["run", "--method", "late_fusion", "--method", "raml", "--grid", "grid.yaml", "--limit",
