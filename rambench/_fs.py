@@ -34,16 +34,18 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()  # what open() would give: a group-shared folder stays shared
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes | memoryview, sync: bool = True) -> None:
     """Write `path` so that a reader sees the old file or the whole new one, never a part
-    (temp file, fsync, rename), with the permissions of the user's umask."""
+    (temp file, fsync unless `sync` is False, rename), with the permissions of the user's
+    umask."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:

@@ -6,6 +6,12 @@ an entry can only ever be reused for the identical data. Entries are plain `.npy
 loaded memory-mapped, each with a JSON sidecar holding its SHA-256; the sidecar is written
 last, so an entry without one (an interrupted write) does not exist. A checksum mismatch
 drops the entry, which is then rebuilt.
+
+Entries are written behind the run: `put` hands the array to a writer thread and returns,
+and until it is on disk `entry` gives it from memory. The arrays waiting hold memory of the
+process's budget (`rambench.memory`); past it, `put` waits for the writer. `flush` waits
+for every write. Its files are not synced to the disk (a cache is no record): after a crash,
+a torn array fails its checksum and a torn sidecar does not parse, and the entry is rebuilt.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from rambench._fs import atomic_write_bytes, sha256_file, user_cache_dir
+from rambench.memory import MemoryBudget
 
 ENV_VAR = "RAMBENCH_CACHE_DIR"
 KEY_LENGTH = 20  # hex digits of every content key (`rambench.plan.content_key`), data keys too
@@ -48,10 +57,15 @@ class CorruptionCache:
     The cache only saves time: a location that cannot be written (not a folder, read-only,
     full) gives one warning and the run goes on uncached."""
 
-    def __init__(self, root: str | Path | None):
+    def __init__(self, root: str | Path | None, memory: MemoryBudget | None = None):
         self.root = Path(root) / "corrupted" if root is not None else None
+        self.memory = memory or MemoryBudget()
         self.hits = 0
         self.misses = 0
+        # (data key, modality) -> the array and description being written, and the write
+        self._pending: dict[tuple[str, str], tuple[np.ndarray, dict[str, Any], Future]] = {}
+        self._lock = threading.Lock()
+        self._writer: ThreadPoolExecutor | None = None
 
     def check(self) -> None:
         """Disable the cache, with a warning, if its folder cannot be written."""
@@ -84,6 +98,11 @@ class CorruptionCache:
         before the cache kept it: rebuilt when put again)."""
         if self.root is None:
             return None
+        with self._lock:
+            pending = self._pending.get((data_key, modality))
+        if pending is not None and all(key in pending[1] for key in needs):
+            self.hits += 1
+            return pending[0], pending[1]
         array_path, meta_path = self._paths(data_key, modality)
         try:
             meta = json.loads(meta_path.read_text())
@@ -104,23 +123,60 @@ class CorruptionCache:
 
     def put(self, data_key: str, modality: str, array: np.ndarray,
             description: dict[str, Any]) -> None:
+        """Store `array` (not to be changed afterwards) and its description, written behind
+        the run where the memory budget holds it, else here and now."""
         if self.root is None:
+            return
+        array = np.ascontiguousarray(array)
+        if not self.memory.take(array.nbytes):
+            self.flush()  # the writes waiting give their memory back
+            if not self.memory.take(array.nbytes):
+                self._write(data_key, modality, array, description)
+                return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="rambench-cache")
+        with self._lock:
+            future = self._writer.submit(self._write_behind, data_key, modality, array,
+                                         description)
+            self._pending[(data_key, modality)] = (array, description, future)
+
+    def flush(self) -> None:
+        """Wait until every entry put is on disk (or given up: see `put`)."""
+        with self._lock:
+            futures = [future for _, _, future in self._pending.values()]
+        for future in futures:
+            future.result()
+
+    def _write_behind(self, data_key: str, modality: str, array: np.ndarray,
+                      description: dict[str, Any]) -> None:
+        try:
+            self._write(data_key, modality, array, description)
+        finally:
+            with self._lock:
+                self._pending.pop((data_key, modality), None)
+            self.memory.give(array.nbytes)
+
+    def _write(self, data_key: str, modality: str, array: np.ndarray,
+               description: dict[str, Any]) -> None:
+        root = self.root
+        if root is None:  # disabled meanwhile
             return
         array_path, meta_path = self._paths(data_key, modality)
         buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(array))
-        data = buffer.getvalue()
+        np.save(buffer, array)
+        data = buffer.getbuffer()
         meta = {"sha256": hashlib.sha256(data).hexdigest(), "shape": list(array.shape),
                 "dtype": str(array.dtype), **description}
         try:
-            atomic_write_bytes(array_path, data)
+            atomic_write_bytes(array_path, data, sync=False)
             atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True,
-                                                     default=str).encode())
+                                                     default=str).encode(), sync=False)
         except OSError as err:  # e.g. the disk filled up: the entry is simply not cached
             shutil.rmtree(array_path.parent, ignore_errors=True)
             self._disable(err)
 
     def info(self) -> CacheInfo:
+        self.flush()
         entries, size, datasets = 0, 0, {}
         if self.root is not None and self.root.exists():
             for meta_path in self.root.glob("*/*/*.json"):
@@ -141,6 +197,7 @@ class CorruptionCache:
         files under the cache folder that it did not write, which are left alone. Its files
         are the `.npy` arrays, `.json` sidecars and `.tmp` partial writes in entry folders
         (`<key[:2]>/<key>/`, a data key of hex digits); a folder is removed once empty."""
+        self.flush()
         deleted, foreign = 0, []
         if self.root is None or not self.root.is_dir():
             return deleted, foreign

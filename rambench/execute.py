@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -22,10 +23,11 @@ from rambench.device import torch_threads
 from rambench.errors import TrainingError
 from rambench.evaluate import cell_record, predict, predict_adapted
 from rambench.feature_cache import FeatureCache, reuse_enabled
+from rambench.memory import MemoryBudget
 from rambench.plan import Cell, Job, Plan
 from rambench.progress import Progress
 from rambench.schema import Record
-from rambench.test_inputs import build_test_inputs
+from rambench.test_inputs import TestInputs, build_test_inputs
 from rambench.tracking import Tracker
 
 T = TypeVar("T")
@@ -128,42 +130,87 @@ def _run_unit(plan: Plan, unit: WorkUnit, cache: CorruptionCache | None,
     for cell in unit.cells:
         if cell.job.key in models:
             by_data.setdefault(cell.data_key, []).append(cell)
-    written = []
-    features = FeatureCache() if reuse_enabled() else None  # per unit: its models, one split
-    for data_key, cells in by_data.items():
+    written: list[Record] = []
+    memory = cache.memory if cache is not None else MemoryBudget()
+    # encoder outputs, per unit (its models, one split)
+    features = FeatureCache(memory) if reuse_enabled() else None
+
+    def build(data_key: str, cells: list[Cell]) -> tuple[TestInputs, float]:
         start = time.perf_counter()
         inputs = build_test_inputs(dataset, test, cells[0].condition, unit.seed, data_key,
                                    spec.corruption_backend, device, cache, cells[0].draw_key)
-        corrupt_seconds = time.perf_counter() - start
-        batches = Batcher(test, kinds, device, inputs.inputs)  # shared by every method
-        for cell in cells:
-            method, training = models[cell.job.key]
-            t0 = time.perf_counter()
-            if cell.job.method.adaptation is None:
-                probabilities = predict(method, test, kinds, device,
-                                        spec.train.eval_batch_size, missing=inputs.missing,
-                                        batches=batches, features=features)
-            else:
-                probabilities = predict_adapted(method, cell.job.method.adaptation, test,
-                                                kinds, device, inputs.missing, batches)
-            bad = int((~np.isfinite(probabilities).all(axis=1)).sum())
-            if bad:  # never a result: the same rule as a non-finite training loss
-                failure = (f"method {cell.job.method.label} (seed {cell.job.seed}) gave "
-                           f"non-finite outputs for {bad} of {len(probabilities)} samples on "
-                           f"{cell.condition.label}; nothing was stored for this cell")
-                failures.append(failure)
-                if progress is not None:
-                    progress.line(f"failed: {failure}")
-                continue
-            record = cell_record(cell, plan.store.study, dataset, probabilities, test.y,
-                                 inputs.missing, training, spec.corruption_backend, spec.grid,
-                                 device, corrupt_seconds + time.perf_counter() - t0,
-                                 spec.split, inputs.drawn, tuple(method.used_modalities()))
-            plan.store.write(record)
-            written.append(record)
-            if on_record is not None:
-                on_record(record)
+        return inputs, time.perf_counter() - start
+
+    size = sum(np.asarray(a).nbytes for a in test.inputs.values())  # a test set at most
+    try:
+        for cells, (inputs, corrupt_seconds) in _ahead(build, by_data, memory, size):
+            batches = Batcher(test, kinds, device, inputs.inputs)  # shared by every method
+            for cell in cells:
+                outcome = _evaluate_cell(plan, cell, models[cell.job.key], inputs, batches,
+                                         features, corrupt_seconds)
+                if isinstance(outcome, str):
+                    failures.append(outcome)
+                    if progress is not None:
+                        progress.line(f"failed: {outcome}")
+                    continue
+                plan.store.write(outcome)
+                written.append(outcome)
+                if on_record is not None:
+                    on_record(outcome)
+    finally:
+        if features is not None:
+            features.release()
+        if cache is not None:
+            cache.flush()  # every corrupted test set on disk
     return UnitResult(written, failures)
+
+
+def _ahead(build: Callable[[str, list[Cell]], T], by_data: dict[str, list[Cell]],
+           memory: MemoryBudget, size: int) -> Iterator[tuple[list[Cell], T]]:
+    """`build(data_key, cells)` of each data key, in order, with its cells: the next one is
+    built in a thread while the caller uses this one, where `memory` holds `size` more
+    bytes. What is built depends only on the key, so only the time changes (a CPU run's
+    evaluation then keeps a second core busy corrupting)."""
+    items = list(by_data.items())
+    pool = ThreadPoolExecutor(1, thread_name_prefix="rambench-inputs")
+    ahead: Future | None = None
+    try:
+        for i, (data_key, cells) in enumerate(items):
+            if ahead is None:
+                built = build(data_key, cells)
+            else:
+                built, ahead = ahead.result(), None
+                memory.give(size)
+            if i + 1 < len(items) and memory.take(size):
+                ahead = pool.submit(build, *items[i + 1])
+            yield cells, built
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if ahead is not None:
+            memory.give(size)
+
+
+def _evaluate_cell(plan: Plan, cell: Cell, model: tuple, inputs, batches: Batcher,
+                   features: FeatureCache | None, corrupt_seconds: float) -> Record | str:
+    """The record of one cell, or why it has none (non-finite outputs)."""
+    spec, test, kinds = plan.spec, batches.split, batches.kinds
+    dataset, device = spec.dataset, spec.device
+    (method, training), start = model, time.perf_counter()
+    if cell.job.method.adaptation is None:
+        probabilities = predict(method, test, kinds, device, spec.train.eval_batch_size,
+                                missing=inputs.missing, batches=batches, features=features)
+    else:
+        probabilities = predict_adapted(method, cell.job.method.adaptation, test, kinds,
+                                        device, inputs.missing, batches)
+    bad = int((~np.isfinite(probabilities).all(axis=1)).sum())
+    if bad:  # never a result: the same rule as a non-finite training loss
+        return (f"method {cell.job.method.label} (seed {cell.job.seed}) gave non-finite "
+                f"outputs for {bad} of {len(probabilities)} samples on "
+                f"{cell.condition.label}; nothing was stored for this cell")
+    return cell_record(cell, plan.store.study, dataset, probabilities, test.y, inputs.missing,
+                       training, spec.corruption_backend, spec.grid, device,
+                       corrupt_seconds + time.perf_counter() - start, spec.split,
+                       inputs.drawn, tuple(method.used_modalities()))
 
 
 def execute(plan: Plan, cache: CorruptionCache | None = None,

@@ -37,8 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from rambench.batch import zero_filled
-
-DEFAULT_BUDGET_MB = 512  # stored features per unit of work (host or device memory)
+from rambench.memory import MemoryBudget
 
 
 def reuse_enabled() -> bool:
@@ -57,15 +56,23 @@ class _Offer:
 
 class FeatureCache:
     """Per-model encoder outputs of clean test batches (and of those batches zero-filled),
-    up to `budget_mb` MiB in all (past that, outputs are computed and not stored)."""
+    as many as `memory` holds (past that, outputs are computed and not stored); `release`
+    gives their memory back."""
 
-    def __init__(self, budget_mb: float = DEFAULT_BUDGET_MB):
-        self.budget = int(budget_mb * 2**20)
+    def __init__(self, memory: MemoryBudget | None = None):
+        self.memory = memory or MemoryBudget()
         self.bytes = self.hits = self.misses = 0
         self.refused = False  # an output was not stored for lack of room
         self._entries: dict[tuple, Tensor] = {}
         self._held: dict[int, Any] = {}  # keeps every keyed object alive, so ids stay unique
         self._offered: dict[str, _Offer] = {}
+
+    def release(self) -> None:
+        """Drop every stored output and give its memory back."""
+        self.memory.give(self.bytes)
+        self.bytes = 0
+        self._entries.clear()
+        self._held.clear()
 
     def _id(self, obj: Any) -> int:
         self._held.setdefault(id(obj), obj)
@@ -135,7 +142,7 @@ class FeatureCache:
         self.misses += 1
         out = compute()
         size = out.element_size() * out.nelement() if isinstance(out, Tensor) else None
-        if size is not None and self.bytes + size <= self.budget:
+        if size is not None and self.memory.take(size):
             self._entries[key] = out.detach().clone()
             self.bytes += size
         else:

@@ -108,3 +108,33 @@ def test_auto_picks_single_thread_workers_per_core_and_one_process_for_one_job(t
                      "--epochs", "1",
                      "--limit", "16", "--study", "one", "--out", str(tmp_path), cwd=tmp_path)
     assert "runs in this process (auto: one training job)" in one.stderr
+
+
+def test_the_next_test_inputs_are_built_in_a_thread_within_the_memory_budget():
+    """While the cells of one data key are evaluated, the next key's inputs are built in a
+    thread, holding their size of the memory budget; without room, everything is built in
+    order in the caller's thread."""
+    import threading
+
+    from rambench.execute import _ahead
+    from rambench.memory import MemoryBudget
+
+    by_data = {"a": ["cell a"], "b": ["cell b"], "c": ["cell c"]}
+    for mb, threaded in ((1, {"a": False, "b": True, "c": True}),
+                         (0, {"a": False, "b": False, "c": False})):
+        built: dict[str, bool] = {}
+        done = {key: threading.Event() for key in by_data}
+
+        def build(key, cells):
+            built[key] = threading.current_thread() is not threading.main_thread()
+            done[key].set()
+            return key.upper()
+
+        memory, out = MemoryBudget(mb), []
+        for cells, inputs in _ahead(build, by_data, memory, 1000):
+            out.append((cells, inputs))
+            following = chr(ord(inputs.lower()) + 1)
+            if mb and following in done:  # built meanwhile, before this key's cells end
+                assert done[following].wait(10) and memory.used == 1000
+        assert out == [(["cell a"], "A"), (["cell b"], "B"), (["cell c"], "C")]
+        assert built == threaded and memory.used == 0

@@ -11,6 +11,7 @@ from rambench import execute
 from rambench.datasets import Split
 from rambench.evaluate import predict
 from rambench.feature_cache import FeatureCache
+from rambench.memory import MemoryBudget
 from rambench.methods import Method, MethodContext
 from tests.helpers import export_rows, invoke_cli, share_checkpoints
 
@@ -115,7 +116,7 @@ def test_a_method_can_decline_reuse():
 
 
 def test_past_its_budget_the_cache_computes_without_storing():
-    split, method, cache = split_of(10), model(), FeatureCache(budget_mb=0)
+    split, method, cache = split_of(10), model(), FeatureCache(MemoryBudget(0))
     for _ in range(2):
         predict(method, split, KINDS, CPU, 4, features=cache)
     assert cache.hits == 0 and cache.bytes == 0 and cache.misses == 2 * 2 * 2 * 3
@@ -138,8 +139,6 @@ conditions:
   missing_modalities: all
   missing_rates: [0.5]
 """
-
-
 
 
 def test_a_study_exports_the_same_values_with_and_without_reuse(tmp_path, monkeypatch):

@@ -57,6 +57,7 @@ def test_cache_clear_deletes_its_entries_and_nothing_else(cli, tmp_path):
     cache = CorruptionCache(tmp_path / "cache")
     cache.put("ab" * 10, "visual", np.zeros((2, 3), np.uint8), {"dataset_version": "1"})
     cache.put("cd" * 10, "audio", np.ones(4, np.float32), {"dataset_version": "1"})
+    cache.flush()
     partial = cache.root / "ab" / ("ab" * 10) / ".visual.npy.x1.tmp"  # an interrupted write
     partial.write_bytes(b"\0")
     mine = [cache.root / "notes.txt", cache.root / "ab" / "README", cache.root / "zz" / "x.npy",

@@ -86,6 +86,7 @@ def test_cache_reuses_identical_data_and_rebuilds_a_damaged_entry(avdigits, tmp_
     cond = Corrupt("visual", "snow", 2)
     built = build_test_inputs(dataset, split, cond, 0, "ab" * 10, cache=cache).inputs["visual"]
     assert (cache.hits, cache.misses) == (0, 1)
+    cache.flush()
     reused = build_test_inputs(dataset, split, cond, 0, "ab" * 10, cache=cache).inputs["visual"]
     assert cache.hits == 1 and isinstance(reused, np.memmap)
     assert np.array_equal(built, reused)
@@ -102,10 +103,37 @@ def test_cache_reuses_identical_data_and_rebuilds_a_damaged_entry(avdigits, tmp_
     path.write_bytes(bytes(data))
     again = build_test_inputs(dataset, split, cond, 0, "ab" * 10, cache=cache).inputs["visual"]
     assert np.array_equal(again, built) and cache.misses == 3
+    cache.flush()
     # an entry without its sidecar (an interrupted write) does not exist
     path.with_suffix(".json").unlink()
     assert cache.get("ab" * 10, "visual") is None
     assert cache.clear() == (1, []) and cache.info().entries == 0
+
+
+def test_the_cache_writes_behind_the_run_within_its_memory_budget(tmp_path, monkeypatch):
+    """An entry being written is served from memory and holds its bytes of the budget until
+    it is on disk; an entry the budget cannot hold is written before `put` returns."""
+    import threading
+
+    from rambench.memory import MemoryBudget
+
+    gate, write = threading.Event(), CorruptionCache._write
+    monkeypatch.setattr(CorruptionCache, "_write",
+                        lambda self, *args: (gate.wait(10), write(self, *args)))
+    budget = MemoryBudget(1)  # 1 MiB
+    cache = CorruptionCache(tmp_path, budget)
+    small, large = np.arange(1000.0), np.zeros(2**18)  # 8 kB, 2 MiB
+    cache.put("ab" * 10, "audio", small, {"seed": 0})
+    assert budget.used == small.nbytes and not list(cache.root.rglob("*.npy"))
+    array, meta = cache.entry("ab" * 10, "audio", ("seed",))
+    assert array is small and meta == {"seed": 0} and cache.hits == 1
+    gate.set()
+    cache.flush()
+    assert budget.used == 0 and isinstance(cache.get("ab" * 10, "audio"), np.memmap)
+    gate.clear()
+    threading.Timer(0.2, gate.set).start()
+    cache.put("cd" * 10, "audio", large, {"seed": 0})  # over the budget: written here
+    assert budget.used == 0 and np.array_equal(cache.get("cd" * 10, "audio"), large)
 
 
 def test_an_av_event_corrupts_both_modalities_with_the_split_as_babble_pool(avdigits, tmp_path):
@@ -211,12 +239,14 @@ def test_a_cache_entry_without_its_draws_is_rebuilt(avdigits, tmp_path):
     cache = CorruptionCache(tmp_path)
     cond = Corrupt("visual", "gaussian_noise", 2)
     built = build_test_inputs(dataset, split, cond, 0, "5d" * 10, cache=cache)
+    cache.flush()
     (sidecar,) = cache.root.rglob("visual.json")
     meta = json.loads(sidecar.read_text())
     del meta["drawn"]
     sidecar.write_text(json.dumps(meta))
     again = build_test_inputs(dataset, split, cond, 0, "5d" * 10, cache=cache)
     assert (cache.hits, cache.misses) == (0, 2) and again.drawn == built.drawn
+    cache.flush()
     assert "drawn" in json.loads(sidecar.read_text())
     assert build_test_inputs(dataset, split, cond, 0, "5d" * 10, cache=cache).drawn == built.drawn
     assert cache.hits == 1
