@@ -1,32 +1,33 @@
-"""A study in one process against the same study on a pool of local workers, the evaluation
-with and without feature reuse, and where the time of a `rambench run` goes.
+"""What a study costs: feature reuse on and off, the default executor against one process,
+and (with --baseline) the same study at an earlier commit, all in one run on this machine.
 
-    python benchmarks/study.py                       # raml + late_fusion, full grid, seed 0
-    python benchmarks/study.py --grid smoke --limit 256
+    python benchmarks/study.py                            # raml + late_fusion, full grid
+    python benchmarks/study.py --baseline 922eb24         # ... and that commit's cost
+    python benchmarks/study.py --grid smoke --limit 256   # a quick look
 
-The two whole runs are made here, one after the other, in fresh study folders with an empty
-corrupted-data cache (so both corrupt their test sets), and their exports are compared
-(they must be identical: the workers use the in-process run's torch thread count unless
---threads says otherwise). The ratio in-process / workers is the speed-up of
-`--executor local --workers N`.
+Each run is a `rambench run` of its own, in a fresh study folder with an empty
+corrupted-data cache (so every run corrupts its test sets):
 
-Then the in-process run's trained models are evaluated twice more under cProfile, in fresh
-studies with empty caches, with feature reuse on and off (`RAMBENCH_FEATURE_REUSE=0`):
-their exports must be identical, the ratio of their evaluation phases (corrupting test
-inputs, predicting, writing records) is what reuse saves, and the whole study's ratio
-adds the in-process run's training time to both. The profile splits each run's wall time
-into phases.
+* **in-process**: `--executor inprocess`, training and evaluating;
+* **reuse off**: the same, with `RAMBENCH_FEATURE_REUSE=0`, loading the in-process run's
+  trained models (its wall time is all evaluation);
+* **default**: the executor `rambench run` picks by itself (`--executor auto`);
+* **baseline**: `--baseline REV` runs the study in one process in a git worktree of that
+  commit.
+
+A run's training time is the sum of its models' training seconds (stored in every
+record); its evaluation phase is the rest of its wall time (corrupting, predicting,
+writing, planning). The exports of this commit's runs must be identical; for the
+baseline, the table says how many of the cells both ran have the same value (a cell
+whose code changed since may differ).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import cProfile
 import csv
-import io
+import json
 import os
-import pstats
 import shutil
 import subprocess
 import sys
@@ -34,80 +35,63 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/corruptions.py would shadow the `corruptions` package: keep this folder off
-# the import path.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-PHASES = {  # profile entry -> phase (cumulative time of that function)
-    "train.py:.*\\(train\\)": "training (with its validation passes)",
-    "test_inputs.py:.*\\(build_test_inputs\\)": "corrupting test inputs",
-    "evaluate.py:.*\\(predict\\)": "predicting test cells",
-    "store.py:.*\\(write\\)": "writing records",
-}
-VALIDATION = "evaluate.py:.*\\(accuracy\\)"  # predictions inside training, not test cells
-EVALUATION = ("corrupting test inputs", "predicting test cells", "writing records")
+ROOT = Path(__file__).resolve().parent.parent
+# variables that would choose for the runs what each run sets for itself
+CHOICES = ("RAMBENCH_EXECUTOR", "RAMBENCH_FEATURE_REUSE")
 
 
-def rambench(*args: str, cwd: Path) -> float:
+def rambench(args: list[str], folder: Path, code: Path = ROOT, **env: str) -> float:
+    """Seconds `rambench ARGS` takes in `folder`, run from the source tree at `code`."""
+    environment = {k: v for k, v in os.environ.items() if k not in CHOICES}
+    environment.update(env, PYTHONPATH=str(code))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "rambench.cli", *args], cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "rambench.cli", *args], cwd=folder, check=True,
+                   env=environment, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
-def share_checkpoints(folder: Path, source: str, target: str) -> None:
-    """Study `target` loads the models study `source` trained instead of training them."""
-    shutil.copytree(folder / "results" / source / "checkpoints",
-                    folder / "results" / target / "checkpoints", dirs_exist_ok=True)
+def training_seconds(folder: Path, study: str) -> float:
+    """The training time of the models a study's records were computed with (as they were
+    trained: a study that loaded them did not spend it)."""
+    jobs = {}
+    for path in (folder / "results" / study / "records").glob("*.json"):
+        provenance = json.loads(path.read_text())["provenance"]
+        jobs[provenance["job_key"]] = provenance["training"]["seconds"]
+    return sum(jobs.values())
 
 
 def export(folder: Path, study: str) -> list[dict]:
     target = folder / f"{study}.csv"
     subprocess.run([sys.executable, "-m", "rambench.cli", "export", "--study", study, "--to",
-                    str(target)], cwd=folder, check=True, stdout=subprocess.DEVNULL)
+                    str(target)], cwd=folder, check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
     with open(target) as f:
-        return [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
+        rows = [{k: v for k, v in row.items() if k != "study"} for row in csv.DictReader(f)]
+    return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True))
 
 
-def profile(args: list[str], folder: Path) -> dict[str, float]:
-    """Seconds per phase (cumulative time of its function) of an in-process run."""
-    from rambench.cli import cli
+def values(rows: list[dict]) -> dict[tuple, str]:
+    """Each cell's value, by (method, seed, condition, metric)."""
+    return {(r["method"], r["seed"], r["condition"], r["metric"]): r["value"] for r in rows}
 
-    os.chdir(folder)
-    profiler = cProfile.Profile()
-    start = time.perf_counter()
-    profiler.enable()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the run's table: not for here
-            cli.main(args, standalone_mode=False)
-    finally:
-        profiler.disable()
-    total = time.perf_counter() - start
-    stats = pstats.Stats(profiler)
-    out = {}
-    import re
 
-    def cumulative(pattern: str) -> float:
-        return sum(value[3] for key, value in stats.stats.items()
-                   if re.search(pattern, f"{Path(key[0]).name}:{key[1]}({key[2]})"))
-
-    for pattern, phase in PHASES.items():
-        out[phase] = cumulative(pattern)
-    out["predicting test cells"] -= cumulative(VALIDATION)
-    out["other (planning, loading, tables)"] = total - sum(out.values())
-    out["total"] = total
-    return out
+def agreement(rows: list[dict], reference: list[dict]) -> str:
+    """How many of the cells both exports hold have the same value, and the others."""
+    a, b = values(rows), values(reference)
+    common = sorted(set(a) & set(b))
+    differ = sorted({key[2] for key in common if a[key] != b[key]})
+    return f"{len(common) - len(differ)} of {len(common)}" + (
+        f" (differ: {', '.join(differ)})" if differ else "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", action="append", default=None)
     parser.add_argument("--grid", default="full")
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--baseline", metavar="REV", help="also run the study at this commit")
     args = parser.parse_args()
     methods = args.method or ["raml", "late_fusion"]
     common = [arg for m in methods for arg in ("--method", m)] + [
@@ -116,41 +100,59 @@ def main() -> None:
     common += ["--epochs", str(args.epochs)] if args.epochs else []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        one = rambench("run", *common, "--study", "inprocess", "--cache-dir",
-                       str(folder / "cache-a"), cwd=folder)
-        pool = rambench("run", *common, "--study", "workers", "--executor", "local",
-                        "--workers", str(args.workers), "--cache-dir", str(folder / "cache-b"),
-                        cwd=folder)
-        same = export(folder, "inprocess") == export(folder, "workers")
-        runs = {}
-        for study, reuse in (("reused", "1"), ("computed", "0")):
-            share_checkpoints(folder, "inprocess", study)
-            os.environ["RAMBENCH_FEATURE_REUSE"] = reuse
-            runs[study] = profile(["run", *common, "--study", study, "--cache-dir",
-                                   str(folder / f"cache-{study}")], folder)
-        del os.environ["RAMBENCH_FEATURE_REUSE"]
-        same_reuse = export(folder, "reused") == export(folder, "computed")
-    print(f"study: {', '.join(methods)} on the {args.grid} grid, seed 0, "
-          f"{args.threads} torch thread(s) per process")
-    print("| run | wall s | ratio |")
-    print("|---|---:|---:|")
-    print(f"| in-process | {one:.1f} | 1.00 |")
-    print(f"| --executor local --workers {args.workers} | {pool:.1f} | {one / pool:.2f} |")
-    print(f"identical exports: {same}")
+
+        def run(study: str, *extra: str, code: Path = ROOT, **env: str) -> float:
+            return rambench(["run", *common, "--study", study, "--cache-dir",
+                             str(folder / f"cache-{study}"), *extra], folder, code, **env)
+
+        wall = {"in-process": run("in-process", "--executor", "inprocess")}
+        shutil.copytree(folder / "results" / "in-process" / "checkpoints",
+                        folder / "results" / "reuse-off" / "checkpoints")
+        wall["reuse off"] = run("reuse-off", "--executor", "inprocess",
+                                RAMBENCH_FEATURE_REUSE="0")
+        wall["default"] = run("default")
+        if args.baseline:
+            tree = folder / "baseline-tree"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree),
+                            args.baseline], check=True, capture_output=True)
+            try:
+                wall["baseline"] = run("baseline", "--executor", "inprocess", code=tree)
+            finally:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                str(tree)], check=True)
+        studies = {"in-process": "in-process", "reuse off": "reuse-off",
+                   "default": "default", "baseline": "baseline"}
+        training = {run_: training_seconds(folder, studies[run_]) for run_ in wall}
+        training["reuse off"] = 0.0  # it loaded the in-process run's models
+        exports = {run_: export(folder, studies[run_]) for run_ in wall}
+    now = exports["in-process"]
+    same = {run_: rows == now for run_, rows in exports.items() if run_ != "baseline"}
+    evaluation = {run_: wall[run_] - training[run_] for run_ in wall}
+    print(f"study: {', '.join(methods)} on the {args.grid} grid, seed 0, {args.threads} torch "
+          f"thread(s) per process, {len(now)} cells; {os.cpu_count()} CPU cores")
     print()
-    evaluation = {study: sum(phases[p] for p in EVALUATION) for study, phases in runs.items()}
-    print("| evaluating the trained models (cProfile) | reuse off s | reuse on s | ratio |")
-    print("|---|---:|---:|---:|")
-    for phase in (*EVALUATION, "other (planning, loading, tables)"):
-        off, on = runs["computed"][phase], runs["reused"][phase]
-        print(f"| {phase} | {off:.1f} | {on:.1f} | {off / on:.2f} |")
-    off, on = evaluation["computed"], evaluation["reused"]
-    print(f"| evaluation phase | {off:.1f} | {on:.1f} | {off / on:.2f} |")
-    whole_off = one + off - on  # the in-process run (reuse on) with reuse's saving added back
-    print(f"| whole study (the in-process run) | {whole_off:.1f} | {one:.1f} | "
-          f"{whole_off / one:.2f} |")
-    print(f"identical exports: {same_reuse}")
-    if not (same and same_reuse):
+    print("| run | wall s | training s | evaluation s | same values as the first |")
+    print("|---|---:|---:|---:|---|")
+    labels = {"in-process": "this commit, one process", "reuse off": "... feature reuse off "
+              "(trained models loaded)", "default": "this commit, default executor",
+              "baseline": f"{args.baseline}, one process"}
+    for run_ in wall:
+        agree = same.get(run_, False) or agreement(exports[run_], now) + " cells"
+        print(f"| {labels[run_]} | {wall[run_]:.1f} | {training[run_]:.1f} | "
+              f"{evaluation[run_]:.1f} | {agree} |")
+    print()
+    print("| speed-up | ratio |")
+    print("|---|---:|")
+    print(f"| evaluation phase, reuse on / off | "
+          f"{evaluation['reuse off'] / evaluation['in-process']:.2f} |")
+    print(f"| whole study, default executor / one process | "
+          f"{wall['in-process'] / wall['default']:.2f} |")
+    if "baseline" in wall:
+        print(f"| evaluation phase, this commit / {args.baseline} (one process each) | "
+              f"{evaluation['baseline'] / evaluation['in-process']:.2f} |")
+        print(f"| whole study, this commit (default executor) / {args.baseline} (one process) | "
+              f"{wall['baseline'] / wall['default']:.2f} |")
+    if not all(same.values()):
         sys.exit("the runs' exports differ")
 
 

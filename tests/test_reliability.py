@@ -135,7 +135,7 @@ def test_a_full_cache_disk_costs_speed_not_results(reference, tmp_path, monkeypa
 
     from rambench import api, cache
 
-    def full(path, data):
+    def full(path, data, sync=True):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     folder, _ = reference

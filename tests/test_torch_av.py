@@ -199,9 +199,11 @@ def test_the_harness_passes_the_backend_through(tmp_path):
     split = Split({m: a[:8] for m, a in test.inputs.items()}, test.y[:8])
     cond = AVEvent("rain", 5, ("visual", "audio"))
     key = "3a" * 10  # the seeds derive from it: the same for both backends
-    built = {b: build_test_inputs(dataset, split, cond, 0, key, b, "cpu",
-                                  CorruptionCache(tmp_path / b)).inputs
-             for b in ("reference", "torch")}
+    caches = {b: CorruptionCache(tmp_path / b) for b in ("reference", "torch")}
+    built = {b: build_test_inputs(dataset, split, cond, 0, key, b, "cpu", cache).inputs
+             for b, cache in caches.items()}
+    for cache in caches.values():
+        cache.flush()
     assert not np.array_equal(built["torch"]["visual"], split.inputs["visual"])
     assert_images_close(built["reference"]["visual"], built["torch"]["visual"])
     assert_audio_close(built["reference"]["audio"], built["torch"]["audio"])
