@@ -300,11 +300,17 @@ class Remote:
         return total
 
 
+# estimated seconds of work (in one process) below which a CPU run stays in this process:
+# starting a pool's workers takes a few seconds each (imports, the dataset)
+POOL_PAYS_SECONDS = 30.0
+
+
 def auto_executor(plan) -> tuple[Remote | None, str]:
     """What `--executor auto` runs a plan with, and why, in words. On a CPU: one worker per
     `threads` cores (single-thread workers on a 2-core machine, which measured 1.6x faster
     than one process with both threads, benchmarks/study.py), never more workers than
-    training jobs, and in this process where that is one. On GPUs: one worker per visible
+    training jobs, and in this process where that is one or where the plan's estimate is
+    under `POOL_PAYS_SECONDS`. On GPUs: one worker per visible
     device where there are several (and several jobs), else this process. The numbers do
     not depend on it: every process trains and evaluates with the study's threads."""
     import torch
@@ -320,6 +326,10 @@ def auto_executor(plan) -> tuple[Remote | None, str]:
         return None, "this process (auto: one GPU)"
     threads = plan.spec.study.threads
     workers = min(usable_cpus() // threads, jobs)
+    estimate = plan.estimate_seconds(1) if workers >= 2 else None
+    if estimate is not None and sum(estimate) < POOL_PAYS_SECONDS:
+        return None, (f"this process (auto: about {sum(estimate):.0f}s of work, too little "
+                      "for a pool's start-up)")
     if workers >= 2:
         return LocalPool(workers), (f"a local pool of {workers} workers with {threads} "
                                     f"thread(s) each (auto: {usable_cpus()} cores, {jobs} "

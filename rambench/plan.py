@@ -153,6 +153,8 @@ class Plan:
     # plan re-keys them
     carried: list[tuple[Record, Cell, Cell]] = field(default_factory=list)
     forced: bool = False
+    # what `_timings` found (computed once: a timing run takes seconds)
+    _timed: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def done(self) -> int:
@@ -182,10 +184,33 @@ class Plan:
                 "old results")
 
     def _timings(self) -> tuple[dict[str, dict[str, float]], list[float], str] | None:
-        """Stored timings to estimate from: per method label its seconds per epoch (per
-        job), the evaluation seconds of each cell, and where they come from: this study's
-        records, else those of the other studies under the same results root on the same
-        dataset (earlier runs on this machine); None where there are none."""
+        """Timings to estimate from: per method label its seconds per epoch (per job), the
+        evaluation seconds of each cell, and where they come from: this study's records,
+        else those of the other studies under the same results root on the same dataset
+        (earlier runs on this machine), else a short timing run on this machine
+        (`rambench.timing`; not for a `--limit` subset, a one-minute check, nor where
+        `RAMBENCH_TIMING_RUN` is 0); None where there are none."""
+        if self._timed is None:
+            self._timed = (self._stored_timings() or self._timing_run(),)
+        return self._timed[0]
+
+    def _timing_run(self) -> tuple[dict[str, dict[str, float]], list[float], str] | None:
+        import os
+        import time
+
+        from rambench.datasets.limited import Limited
+        from rambench.timing import timing_run
+
+        if not self.todo or isinstance(self.spec.dataset, Limited) or os.environ.get(
+                "RAMBENCH_TIMING_RUN", "1").strip().lower() in ("0", "false", "no", "off"):
+            return None
+        start = time.perf_counter()
+        if (timed := timing_run(self)) is None:
+            return None
+        return (*timed, f"a {time.perf_counter() - start:.0f}s timing run on this machine "
+                        "(no stored timings)")
+
+    def _stored_timings(self) -> tuple[dict[str, dict[str, float]], list[float], str] | None:
         def gather(records):
             per_epoch: dict[str, dict[str, float]] = {}
             evaluating = []
@@ -255,8 +280,7 @@ class Plan:
         spread = f", {parallel} workers in parallel" if parallel > 1 else ""
         return (f"estimated time: {duration(train_s + eval_s)} (training {jobs} job(s) "
                 f"~{duration(train_s)} at most, evaluating {len(self.todo)} cells "
-                f"~{duration(eval_s)}; from {source} per epoch and "
-                f"cell{spread})")
+                f"~{duration(eval_s)}; per epoch and cell from {source}{spread})")
 
     def describe(self, cells: bool = False, parallel: int = 1) -> str:
         """What a dry run prints: counts, the estimate (with `parallel` workers), and per

@@ -22,6 +22,9 @@ def _isolated_corruption_cache(tmp_path_factory):
     # `rambench run` runs in-process unless a test asks for workers (--executor auto, the
     # users' default, spawns them where a study has several jobs: tested on its own)
     os.environ["RAMBENCH_EXECUTOR"] = "inprocess"
+    # a study without stored timings estimates from them alone (the timing run that gives
+    # a first estimate on a new machine is tested on its own)
+    os.environ["RAMBENCH_TIMING_RUN"] = "0"
 
 
 @pytest.fixture

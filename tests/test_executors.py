@@ -108,6 +108,14 @@ def test_auto_picks_single_thread_workers_per_core_and_one_process_for_one_job(t
                      "--epochs", "1",
                      "--limit", "16", "--study", "one", "--out", str(tmp_path), cwd=tmp_path)
     assert "runs in this process (auto: one training job)" in one.stderr
+    # with that run's timings stored beside it, three such jobs are seconds of work
+    small = plan_study("late_fusion", grid="smoke", seeds=[0, 1, 2], out=tmp_path,
+                       study="small", epochs=1, limit=16)
+    estimate = small.estimate_seconds(1)
+    assert estimate is not None and sum(estimate) < executors.POOL_PAYS_SECONDS
+    if cores >= 2:
+        chosen, how = executors.auto_executor(small)
+        assert chosen is None and "too little for a pool's start-up" in how
 
 
 def test_the_next_test_inputs_are_built_in_a_thread_within_the_memory_budget():
@@ -125,7 +133,7 @@ def test_the_next_test_inputs_are_built_in_a_thread_within_the_memory_budget():
         built: dict[str, bool] = {}
         done = {key: threading.Event() for key in by_data}
 
-        def build(key, cells):
+        def build(key, cells, built=built, done=done):
             built[key] = threading.current_thread() is not threading.main_thread()
             done[key].set()
             return key.upper()
