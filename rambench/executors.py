@@ -223,6 +223,9 @@ def _stop(workers: Sequence[_Worker], politely: bool) -> None:
         worker.conn.close()
 
 
+POLL_SECONDS = 10.0  # how often a waiting executor reports the records stored meanwhile
+
+
 class Remote:
     """What the executors of other processes share: one task per training job, each
     stores its records; here they are read back for the progress and the trackers
@@ -230,6 +233,9 @@ class Remote:
 
     progress: Progress | None = None  # the run's, while `execute` runs
     labels: Mapping[str, str] = {}  # job key: "method seed N", while `execute` runs
+    # while `execute` runs: reports the records the workers stored since the last call
+    # (`map` calls it every `POLL_SECONDS` while it waits)
+    poll: Callable[[], None] = staticmethod(lambda: None)
 
     def label(self, task: Task) -> str:
         """'tmc seed 0': the task's jobs."""
@@ -264,16 +270,28 @@ class Remote:
                           f"{type(self).__name__}")
         self.progress = progress
         self.labels = {key: f"{job.method.label} seed {job.seed}" for key, job in jobs.items()}
+        waiting = {c.key for c in plan.todo}  # cells whose record has not been reported
+
+        def poll() -> None:
+            for key in [k for k in waiting if plan.store.record_path(k).exists()]:
+                if (record := plan.store.read(plan.store.record_path(key))) is not None:
+                    waiting.discard(key)
+                    step(record)
+
+        self.poll = poll
         results = self.map(run_task, tasks)
         try:
-            return self._collect(results, plan, jobs, progress, step, trackers)
+            return self._collect(results, plan, jobs, progress, step, trackers, waiting)
         finally:
             results.close()  # an interrupted run stops its workers now, not when collected
             self.progress, self.labels = None, {}
+            del self.poll
 
     def _collect(self, results: Iterator[TaskResult], plan: Plan, jobs: dict,
                  progress: Progress | None, step: Callable[[Record], None],
-                 trackers: Sequence[Tracker]) -> UnitResult:
+                 trackers: Sequence[Tracker], waiting: set[str]) -> UnitResult:
+        """The records and failures of every task's result, each record reported (`step`)
+        unless `poll` did already (its key is no longer in `waiting`)."""
         from rambench.train import TrainSummary
 
         total = UnitResult([], [])
@@ -291,7 +309,9 @@ class Remote:
                     for tracker in trackers:
                         tracker.job(job, TrainSummary(**training))
             for record in records:
-                step(record)
+                if record.key in waiting:
+                    waiting.discard(record.key)
+                    step(record)
             for failure in result.failures:
                 if progress is not None:
                     progress.line(f"failed: {failure}")
@@ -307,8 +327,8 @@ POOL_PAYS_SECONDS = 30.0
 
 def auto_executor(plan) -> tuple[Remote | None, str]:
     """What `--executor auto` runs a plan with, and why, in words. On a CPU: one worker per
-    `threads` cores (single-thread workers on a 2-core machine, which measured 1.6x faster
-    than one process with both threads, benchmarks/study.py), never more workers than
+    `threads` cores (single-thread workers on a 2-core machine, which measured 1.27x faster
+    than one process on the full grid, benchmarks/study.py), never more workers than
     training jobs, and in this process where that is one or where the plan's estimate is
     under `POOL_PAYS_SECONDS`. On GPUs: one worker per visible
     device where there are several (and several jobs), else this process. The numbers do
@@ -378,7 +398,11 @@ class LocalPool(Remote):
                 if not busy:
                     break
                 ready = set(connection.wait([w.conn for _, w in busy]
-                                            + [w.process.sentinel for _, w in busy]))
+                                            + [w.process.sentinel for _, w in busy],
+                                            timeout=POLL_SECONDS))
+                if not ready:
+                    self.poll()
+                    continue
                 for i, worker in busy:
                     if worker.conn not in ready and worker.process.sentinel not in ready:
                         continue
@@ -439,6 +463,9 @@ class Slurm(Remote):
             return
         self.jobs = self.executor.map_array(fn, tasks)
         for job, task in zip(self.jobs, tasks, strict=True):
+            while not job.done():
+                time.sleep(POLL_SECONDS)
+                self.poll()
             try:
                 yield job.result()
             except Exception as err:  # noqa: BLE001 - a task that died: report, go on

@@ -146,3 +146,33 @@ def test_the_next_test_inputs_are_built_in_a_thread_within_the_memory_budget():
                 assert done[following].wait(10) and memory.used == 1000
         assert out == [(["cell a"], "A"), (["cell b"], "B"), (["cell c"], "C")]
         assert built == threaded and memory.used == 0
+
+
+def test_a_pool_reports_each_cell_once_as_soon_as_a_worker_stores_it(tmp_path, monkeypatch):
+    """While the workers run, the driver reads the records they stored (every POLL_SECONDS)
+    and reports them: cells are reported before their job's task returns, none twice."""
+    from rambench import executors
+    from rambench.api import plan_study
+    from rambench.execute import execute
+
+    monkeypatch.setattr(executors, "POLL_SECONDS", 0.05)
+    plan = plan_study(["late_fusion", "tmc"], grid="smoke", seeds=[0], out=tmp_path,
+                      study="polled", epochs=1, limit=16)
+    events = []
+
+    class Events:
+        def job(self, job, summary):
+            events.append(("job", job.method.label))
+
+        def cell(self, record):
+            events.append(("cell", record.key))
+
+        def close(self):
+            pass
+
+    outcome = execute(plan, executor=executors.LocalPool(2), trackers=[Events()])
+    cells = [key for kind, key in events if kind == "cell"]
+    assert sorted(cells) == sorted(c.key for c in plan.todo) == sorted(
+        r.key for r in outcome.records)
+    first_job = next(i for i, (kind, _) in enumerate(events) if kind == "job")
+    assert first_job > 0  # cells of the first job to finish were reported before it returned

@@ -145,8 +145,9 @@ class Method(nn.Module):
     # The authors' code this implementation follows, "owner/repo@commit:path" ("" for none).
     reference: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
-    # Evaluation reuses `encoders`' outputs of clean inputs across cells
-    # (`rambench.feature_cache`); False where an encoder is not deterministic in eval mode.
+    # Evaluation reuses `encoders`' outputs of clean (and zero-filled) inputs across cells
+    # (`rambench.feature_cache`); False where an encoder is not a deterministic function of
+    # each sample in eval mode.
     reuse_features: ClassVar[bool] = True
 
     def __init__(self, ctx: MethodContext, params: Any = None):
