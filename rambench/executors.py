@@ -271,17 +271,24 @@ class Remote:
         self.progress = progress
         self.labels = {key: f"{job.method.label} seed {job.seed}" for key, job in jobs.items()}
         waiting = {c.key for c in plan.todo}  # cells whose record has not been reported
+        training = {job.key for job in plan.jobs_to_train()}
+
+        def report(record: Record) -> None:
+            waiting.discard(record.key)
+            if progress is not None and record.provenance.get("job_key") in training:
+                training.discard(record.provenance["job_key"])
+                progress.trained_elsewhere()  # its first cell: its training is over
+            step(record)
 
         def poll() -> None:
             for key in [k for k in waiting if plan.store.record_path(k).exists()]:
                 if (record := plan.store.read(plan.store.record_path(key))) is not None:
-                    waiting.discard(key)
-                    step(record)
+                    report(record)
 
         self.poll = poll
         results = self.map(run_task, tasks)
         try:
-            return self._collect(results, plan, jobs, progress, step, trackers, waiting)
+            return self._collect(results, plan, jobs, progress, report, trackers, waiting)
         finally:
             results.close()  # an interrupted run stops its workers now, not when collected
             self.progress, self.labels = None, {}
@@ -291,7 +298,7 @@ class Remote:
                  progress: Progress | None, step: Callable[[Record], None],
                  trackers: Sequence[Tracker], waiting: set[str]) -> UnitResult:
         """The records and failures of every task's result, each record reported (`step`)
-        unless `poll` did already (its key is no longer in `waiting`)."""
+        unless `poll` reported it already (its key is no longer in `waiting`)."""
         from rambench.train import TrainSummary
 
         total = UnitResult([], [])
@@ -310,7 +317,6 @@ class Remote:
                         tracker.job(job, TrainSummary(**training))
             for record in records:
                 if record.key in waiting:
-                    waiting.discard(record.key)
                     step(record)
             for failure in result.failures:
                 if progress is not None:

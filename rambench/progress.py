@@ -111,6 +111,10 @@ class Progress:
                       f"{summary.best_epoch + 1}/{summary.epochs_run}")
         self.current = f"evaluating seed {seed}"
 
+    def trained_elsewhere(self) -> None:
+        """A job trained in a worker process (its first cell arrived): counts for the ETA."""
+        self.finished += 1
+
     def epoch(self, label: str, seed: int, epoch: int, epochs: int,
               values: dict[str, float]) -> None:
         """After each training epoch: on the bar, or a plain line at the usual rate."""
