@@ -1,10 +1,13 @@
-"""The memory a process's caches may hold: one budget, shared by the encoder outputs kept
-for reuse (`rambench.feature_cache`) and the corrupted test sets waiting to be written to
-the on-disk cache (`rambench.cache`).
+"""The memory budget of a process's caches (`RAMBENCH_CACHE_MEMORY_MB`).
+
+One budget is shared by the encoder outputs kept for reuse (`rambench.feature_cache`), the
+corrupted test sets waiting to be written to the on-disk cache (`rambench.cache`) and the
+next condition's test inputs built ahead (`rambench.execute`).
 
 `RAMBENCH_CACHE_MEMORY_MB` sets it (default 1024 MiB). Past it, encoder outputs are
-computed and not kept, and a corrupted test set is written before the run goes on; so a
-smaller budget costs time, never a different result.
+computed and not kept, a corrupted test set is written before the run goes on, and the next
+condition's inputs are built in turn; so a smaller budget costs time, never a different
+result.
 """
 
 from __future__ import annotations
