@@ -252,6 +252,7 @@ def run(method_names, grid_spec, dataset, seeds, epochs, device, assignments, ou
                       reuse_stale, severity_scale, tune, not as_json, limit, dry_run,
                       threads)
     _report_invalid(plan.store)
+    plan.on_timing_run = lambda text: click.echo(text, err=True)
     # the local pool's workers share the work (one per device where devices are named)
     chosen = None
     if executor_name == "auto":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,9 @@ class Plan:
     forced: bool = False
     # what `_timings` found (computed once: a timing run takes seconds)
     _timed: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    # hears, in words, that a timing run starts (the CLI prints it: it takes seconds)
+    on_timing_run: Callable[[str], None] | None = field(default=None, repr=False,
+                                                        compare=False)
 
     @property
     def done(self) -> int:
@@ -204,6 +207,10 @@ class Plan:
         if not self.todo or isinstance(self.spec.dataset, Limited) or os.environ.get(
                 "RAMBENCH_TIMING_RUN", "1").strip().lower() in ("0", "false", "no", "off"):
             return None
+        if self.on_timing_run is not None:
+            methods = len({c.job.method.label for c in self.todo})
+            self.on_timing_run(f"no stored timings on {self.spec.dataset.name}: timing "
+                               f"{methods} method(s) for a few steps on this machine")
         start = time.perf_counter()
         if (timed := timing_run(self)) is None:
             return None

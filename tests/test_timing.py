@@ -55,6 +55,7 @@ def test_a_new_study_on_a_new_machine_gets_an_estimate_from_a_timing_run(tmp_pat
                      "--out", str(tmp_path), cwd=tmp_path)
     line = next(x for x in dry.stdout.splitlines() if x.startswith("estimated time: "))
     assert "timing run on this machine (no stored timings)" in line
+    assert "no stored timings on avdigits: timing 1 method(s) for a few steps" in dry.stderr
     assert not (tmp_path / "default" / "records").exists()  # nothing stored by a dry run
     monkeypatch.setenv("RAMBENCH_TIMING_RUN", "0")
     quiet = invoke_cli("run", "--method", "late_fusion", "--grid", "smoke", "--dry-run",
