@@ -43,7 +43,9 @@ CHOICES = ("RAMBENCH_EXECUTOR", "RAMBENCH_FEATURE_REUSE")
 def rambench(args: list[str], folder: Path, code: Path = ROOT, **env: str) -> float:
     """Seconds `rambench ARGS` takes in `folder`, run from the source tree at `code`."""
     environment = {k: v for k, v in os.environ.items() if k not in CHOICES}
-    environment.update(env, PYTHONPATH=str(code))
+    # a run without stored timings would first time a few steps (`rambench.timing`): not
+    # part of the study's work, nor of the baseline's
+    environment.update(env, PYTHONPATH=str(code), RAMBENCH_TIMING_RUN="0")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "rambench.cli", *args], cwd=folder, check=True,
                    env=environment, stdout=subprocess.DEVNULL)

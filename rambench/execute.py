@@ -24,11 +24,13 @@ from rambench.errors import TrainingError
 from rambench.evaluate import cell_record, predict, predict_adapted
 from rambench.feature_cache import FeatureCache, reuse_enabled
 from rambench.memory import MemoryBudget
+from rambench.methods import Method
 from rambench.plan import Cell, Job, Plan
 from rambench.progress import Progress
 from rambench.schema import Record
 from rambench.test_inputs import TestInputs, build_test_inputs
 from rambench.tracking import Tracker
+from rambench.train import TrainSummary
 
 T = TypeVar("T")
 
@@ -190,9 +192,11 @@ def _ahead(build: Callable[[str, list[Cell]], T], by_data: dict[str, list[Cell]]
             memory.give(size)
 
 
-def _evaluate_cell(plan: Plan, cell: Cell, model: tuple, inputs, batches: Batcher,
-                   features: FeatureCache | None, corrupt_seconds: float) -> Record | str:
-    """The record of one cell, or why it has none (non-finite outputs)."""
+def _evaluate_cell(plan: Plan, cell: Cell, model: tuple[Method, TrainSummary],
+                   inputs: TestInputs, batches: Batcher, features: FeatureCache | None,
+                   corrupt_seconds: float) -> Record | str:
+    """The record of one cell (`model`: its trained method and how the training went), or
+    why it has none (non-finite outputs)."""
     spec, test, kinds = plan.spec, batches.split, batches.kinds
     dataset, device = spec.dataset, spec.device
     (method, training), start = model, time.perf_counter()

@@ -26,7 +26,14 @@ def clocked(monkeypatch):
     monkeypatch.setattr(timing, "train", lambda *a, **k: SimpleNamespace(
         summary=SimpleNamespace(history=[{"seconds": 99.0}, {"seconds": EPOCH}])))
     monkeypatch.setattr(timing, "accuracy", lambda *a, **k: advance(VALIDATION))
-    monkeypatch.setattr(timing, "build_test_inputs", lambda *a, **k: advance(BUILD))
+    built = []  # how many samples each build had: a warm-up's clock does not count
+
+    def build(dataset, split, *args, **kwargs):
+        built.append(len(split))
+        advance(BUILD if len(split) == timing.INPUT_SAMPLES else 100.0)
+
+    monkeypatch.setattr(timing, "build_test_inputs", build)
+    return built
 
 
 def test_the_timing_run_scales_its_samples_to_the_splits(clocked, tmp_path):
@@ -44,6 +51,9 @@ def test_the_timing_run_scales_its_samples_to_the_splits(clocked, tmp_path):
     conditions = len({(c.data_key, c.job.seed) for c in plan.todo})
     building = BUILD / timing.INPUT_SAMPLES * sizes["test"] * conditions / len(plan.todo)
     assert len(cells) == len(plan.todo) == 2 * conditions
+    timed = len(range(0, conditions, -(-conditions // timing.CONDITIONS)))  # evenly spread
+    assert timed <= timing.CONDITIONS
+    assert clocked == [timing.WARM_UP_SAMPLES, timing.INPUT_SAMPLES] * timed
     assert cells == pytest.approx([validating * sizes["test"] + building] * len(cells),
                                   rel=1e-12)
 
