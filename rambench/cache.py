@@ -158,8 +158,7 @@ class CorruptionCache:
 
     def _write(self, data_key: str, modality: str, array: np.ndarray,
                description: dict[str, Any]) -> None:
-        root = self.root
-        if root is None:  # disabled meanwhile
+        if self.root is None:  # disabled by an earlier write's error
             return
         array_path, meta_path = self._paths(data_key, modality)
         buffer = io.BytesIO()

@@ -333,7 +333,7 @@ POOL_PAYS_SECONDS = 30.0
 
 def auto_executor(plan) -> tuple[Remote | None, str]:
     """What `--executor auto` runs a plan with, and why, in words. On a CPU: one worker per
-    `threads` cores (single-thread workers on a 2-core machine, which measured 1.27x faster
+    `threads` cores (single-thread workers on a 2-core machine, which measured 1.44x faster
     than one process on the full grid, benchmarks/study.py), never more workers than
     training jobs, and in this process where that is one or where the plan's estimate is
     under `POOL_PAYS_SECONDS`. On GPUs: one worker per visible
