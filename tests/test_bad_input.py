@@ -255,13 +255,16 @@ def test_a_method_missing_from_a_study_suggests_the_label_its_name_stands_for(gi
         results.check_method(given, "--method")
 
 
-@pytest.mark.parametrize("value", ["lots", "-5"])
-def test_a_memory_budget_that_is_not_a_size_is_a_usage_error(cli, monkeypatch, tmp_path,
-                                                              value):
-    monkeypatch.setenv("RAMBENCH_CACHE_MEMORY_MB", value)
+def test_a_memory_budget_that_is_not_a_size_is_a_usage_error(cli, monkeypatch, tmp_path):
+    from rambench.memory import MemoryBudget
+
+    monkeypatch.setenv("RAMBENCH_CACHE_MEMORY_MB", "-5")
+    with pytest.raises(UsageError, match="a number of MiB \\(0 or more\\); got '-5'"):
+        MemoryBudget()
+    monkeypatch.setenv("RAMBENCH_CACHE_MEMORY_MB", "lots")
     result = cli("run", "--method", "late_fusion", "--grid", "smoke", "--limit", "8",
                  "--epochs", "1", check=False)
     assert result.exit_code == 2 and "Traceback" not in result.stderr
-    assert f"RAMBENCH_CACHE_MEMORY_MB must be a number of MiB (0 or more); got {value!r}" \
+    assert "RAMBENCH_CACHE_MEMORY_MB must be a number of MiB (0 or more); got 'lots'" \
         in result.stderr
     assert not list(tmp_path.glob("results/*/records/*.json"))  # stopped before any work
