@@ -1,5 +1,6 @@
-"""Files written so that a reader sees the old file or the whole new one, checksums, and
-the user's cache folder: the bottom of rambench, importing nothing of it."""
+"""Files written so that a reader sees the old file or the whole new one, checksums, the
+user's cache folder and the environment's on/off switches: the bottom of rambench,
+importing nothing of it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def switched_off(env_var: str) -> bool:
+    """Whether the environment variable `env_var` is 0, false, no or off (unset: on)."""
+    return os.environ.get(env_var, "1").strip().lower() in ("0", "false", "no", "off")
 
 
 def user_cache_dir(env_var: str, *parts: str) -> Path:

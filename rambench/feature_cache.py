@@ -26,7 +26,6 @@ it saves).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,14 +35,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rambench._fs import switched_off
 from rambench.batch import zero_filled
 from rambench.memory import MemoryBudget
 
 
 def reuse_enabled() -> bool:
     """False where `RAMBENCH_FEATURE_REUSE` is 0/false/no/off."""
-    return os.environ.get("RAMBENCH_FEATURE_REUSE", "1").strip().lower() not in (
-        "0", "false", "no", "off")
+    return not switched_off("RAMBENCH_FEATURE_REUSE")
 
 
 @dataclass(frozen=True)

@@ -198,14 +198,14 @@ class Plan:
         return self._timed[0]
 
     def _timing_run(self) -> tuple[dict[str, dict[str, float]], list[float], str] | None:
-        import os
         import time
 
+        from rambench._fs import switched_off
         from rambench.datasets.limited import Limited
         from rambench.timing import timing_run
 
-        if not self.todo or isinstance(self.spec.dataset, Limited) or os.environ.get(
-                "RAMBENCH_TIMING_RUN", "1").strip().lower() in ("0", "false", "no", "off"):
+        if not self.todo or isinstance(self.spec.dataset, Limited) or \
+                switched_off("RAMBENCH_TIMING_RUN"):
             return None
         if self.on_timing_run is not None:
             methods = len({c.job.method.label for c in self.todo})
